@@ -1,0 +1,56 @@
+"""VAE loss terms: each summed over a sample's pixels (or latent dims), then averaged over the batch.
+
+Kingma & Welling (2014), "Auto-Encoding Variational Bayes": minimise the negative ELBO
+    -E_q[log p(x|z)] + KL(q(z|x) || N(0, I)).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _per_sample_sum(values: Tensor) -> Tensor:
+    return values.flatten(1).sum(dim=1)
+
+
+def reconstruction_loss(logits: Tensor, x: Tensor, likelihood: str) -> Tensor:
+    """Reconstruction term from the decoder's logits.
+
+    mse: sum of squared errors of the Gaussian mean sigmoid(logits) (fixed-variance Gaussian,
+         up to scale and constant, as in the notebook);
+    bce: Bernoulli negative log-likelihood, computed from logits for numerical stability.
+    """
+    if likelihood == "mse":
+        per_sample = _per_sample_sum((torch.sigmoid(logits) - x).square())
+    elif likelihood == "bce":
+        bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+        per_sample = _per_sample_sum(bce)
+    else:
+        raise ValueError(f"unknown likelihood {likelihood!r}")
+    return per_sample.mean()
+
+
+def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in closed form:
+    0.5 * sum_i (mu_i^2 + sigma_i^2 - log sigma_i^2 - 1), summed over latent dims, batch mean."""
+    per_sample = 0.5 * (mu.square() + logvar.exp() - logvar - 1.0).sum(dim=1)
+    return per_sample.mean()
+
+
+class VAELoss(NamedTuple):
+    total: Tensor  # recon + beta * kl: what the optimiser minimises
+    recon: Tensor
+    kl: Tensor
+
+
+def vae_loss(
+    logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, likelihood: str, beta: float
+) -> VAELoss:
+    """Total loss with the KL weighted by the warm-up's beta (beta=1 gives the negative ELBO)."""
+    recon = reconstruction_loss(logits.float(), x, likelihood)
+    kl = kl_divergence(mu.float(), logvar.float())
+    return VAELoss(recon + beta * kl, recon, kl)

@@ -1,0 +1,110 @@
+"""The VAE (encode, reparameterize, decode) and its architectures, chosen by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+IMAGE_SHAPE = (1, 28, 28)
+IMAGE_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
+
+
+class VAE(nn.Module):
+    """Gaussian encoder q(z|x) = N(mu, diag(exp(logvar))) and a decoder giving per-pixel logits.
+
+    sigmoid(logits) is the Bernoulli mean (BCE) or the Gaussian mean (MSE), as the notebook's
+    final sigmoid layer.
+    """
+
+    def __init__(self, encoder: nn.Module, features: int, decoder: nn.Module, latent_dim: int):
+        super().__init__()
+        self.encoder = encoder
+        self.to_mu = nn.Linear(features, latent_dim)
+        self.to_logvar = nn.Linear(features, latent_dim)
+        self.decoder = decoder
+        self.latent_dim = latent_dim
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.encoder(x)
+        return self.to_mu(h), self.to_logvar(h)
+
+    @staticmethod
+    def reparameterize(
+        mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """z = mu + sigma * eps with eps ~ N(0, I), so gradients flow through mu and logvar."""
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Logits of shape (N, 1, 28, 28)."""
+        return self.decoder(z)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        mu, logvar = self.encode(x)
+        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Deterministic reconstruction with z = mu, as pixel intensities in [0, 1]."""
+        return torch.sigmoid(self.decode(self.encode(x)[0]))
+
+
+def seed_vae(latent_dim: int) -> VAE:
+    """The reference notebook's network, layer for layer (Keras 'same' padding)."""
+    encoder = nn.Sequential(
+        nn.Conv2d(1, 128, 5, padding=2),
+        nn.ReLU(),
+        nn.Conv2d(128, 64, 3, stride=2, padding=1),
+        nn.ReLU(),  # 28 -> 14
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(64 * 14 * 14, 32),
+        nn.ReLU(),
+    )
+    decoder = nn.Sequential(
+        nn.Linear(latent_dim, 64 * 14 * 14),
+        nn.ReLU(),
+        nn.Unflatten(1, (64, 14, 14)),
+        nn.ConvTranspose2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1),
+        nn.ReLU(),  # -> 28
+        nn.ConvTranspose2d(64, 128, 5, padding=2),
+        nn.ReLU(),
+        nn.ConvTranspose2d(128, 1, 5, padding=2),
+    )
+    return VAE(encoder, 32, decoder, latent_dim)
+
+
+def mlp_vae(latent_dim: int) -> VAE:
+    """A fully connected VAE (784-512-256-z): about 100x fewer FLOPs than `seed`, for CPU sweeps."""
+    encoder = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(IMAGE_PIXELS, 512),
+        nn.ReLU(),
+        nn.Linear(512, 256),
+        nn.ReLU(),
+    )
+    decoder = nn.Sequential(
+        nn.Linear(latent_dim, 256),
+        nn.ReLU(),
+        nn.Linear(256, 512),
+        nn.ReLU(),
+        nn.Linear(512, IMAGE_PIXELS),
+        nn.Unflatten(1, IMAGE_SHAPE),
+    )
+    return VAE(encoder, 256, decoder, latent_dim)
+
+
+ARCHITECTURES: dict[str, Callable[[int], VAE]] = {"seed": seed_vae, "mlp": mlp_vae}
+
+
+def build_model(arch: str, latent_dim: int) -> VAE:
+    return ARCHITECTURES[arch](latent_dim)

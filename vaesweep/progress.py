@@ -1,0 +1,150 @@
+"""Live progress of a study: a rich view in a terminal, plain lines anywhere else."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from optuna.trial import FrozenTrial
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import (
+    Progress as RichProgress,
+)
+from rich.table import Table
+
+TABLE_ROWS = 12
+
+
+def _format_params(params: Mapping[str, Any]) -> str:
+    return " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def _format_values(trial: FrozenTrial) -> str:
+    if trial.values is None:
+        return ""
+    return ", ".join(f"{v:.4g}" for v in trial.values)
+
+
+def _epoch_summary(record: Mapping[str, float]) -> str:
+    return (
+        f"loss={record['train_loss']:.2f} recon={record['train_recon']:.2f} "
+        f"kl={record['train_kl']:.2f} beta={record['beta']:.2f} val_elbo={record['val_elbo']:.2f}"
+    )
+
+
+class Progress:
+    """Plain lines, at most one per epoch: for pipes, log files and CI."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(highlight=False)
+        self.epochs = 0
+
+    def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
+        self.console.print(
+            f"study {study}: {finished}/{target} trials finished; objective: {', '.join(objectives)}"
+        )
+
+    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
+        self.epochs = epochs
+        self.console.print(f"trial {number} started: {_format_params(params)}")
+
+    def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
+        epoch = int(record["epoch"]) + 1
+        self.console.print(f"trial {number} epoch {epoch}/{self.epochs} {_epoch_summary(record)}")
+
+    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+        mark = " (best so far)" if trial.number in best else ""
+        reason = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason") or ""
+        values = _format_values(trial)
+        detail = f" value {values}" if values else f": {reason}" if reason else ""
+        self.console.print(f"trial {trial.number} {trial.state.name.lower()}{detail}{mark}")
+
+    def stop(self) -> None:
+        pass
+
+
+class LiveProgress(Progress):
+    """Overall progress with ETA, the current trial's epochs, and a table of finished trials."""
+
+    def __init__(self, console: Console | None = None):
+        super().__init__(console)
+        self.trials = RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.epochs_bar = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[summary]}"),
+            console=self.console,
+        )
+        self.rows: list[tuple[FrozenTrial, bool]] = []
+        self.objectives: Sequence[str] = ()
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4)
+
+    def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
+        self.objectives = objectives
+        self.trials_task = self.trials.add_task(f"study {study}", total=target, completed=finished)
+        self.epoch_task = self.epochs_bar.add_task("waiting", total=1, summary="")
+        self.live.start()
+
+    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
+        self.epochs_bar.reset(
+            self.epoch_task,
+            total=epochs,
+            description=f"trial {number} ({_format_params(params)})",
+            summary="",
+        )
+
+    def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
+        self.epochs_bar.update(self.epoch_task, advance=1, summary=_epoch_summary(record))
+
+    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+        self.trials.update(self.trials_task, completed=finished)
+        self.rows = [(row, row.number in best) for row, _ in self.rows] + [
+            (trial, trial.number in best)
+        ]
+        self.live.update(self._render())
+
+    def stop(self) -> None:
+        self.live.stop()
+
+    def _render(self) -> Group:
+        table = Table(title="finished trials", expand=False)
+        for column in ("trial", "state", "parameters", ", ".join(self.objectives) or "value", "s"):
+            table.add_column(column)
+        best_rows = [row for row in self.rows if row[1]]
+        shown = self.rows[-TABLE_ROWS:]
+        shown += [row for row in best_rows if row not in shown]
+        for trial, is_best in sorted(shown, key=lambda row: row[0].number):
+            seconds = trial.duration.total_seconds() if trial.duration else 0.0
+            table.add_row(
+                f"{'★ ' if is_best else ''}{trial.number}",
+                trial.state.name.lower(),
+                _format_params(trial.params),
+                _format_values(trial),
+                f"{seconds:.0f}",
+                style="bold green" if is_best else None,
+            )
+        return Group(self.trials, self.epochs_bar, table)
+
+
+def make_progress(console: Console | None = None) -> Progress:
+    console = console or Console(highlight=False)
+    return LiveProgress(console) if console.is_terminal else Progress(console)

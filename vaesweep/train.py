@@ -1,0 +1,176 @@
+"""The training loop: KL warm-up, ReduceLROnPlateau, early stopping with best weights restored.
+
+Knows nothing of Optuna: callers observe (and may stop) training through `on_epoch`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from vaesweep.config import TrainConfig
+from vaesweep.data import Splits
+from vaesweep.errors import VaesweepError
+from vaesweep.losses import vae_loss
+from vaesweep.model import VAE, build_model
+
+EVAL_BATCH = 1000
+# The validation ELBO uses the same noise every epoch, so epochs differ by the model alone.
+VALIDATION_NOISE_SEED = 1234
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or infinite; the run cannot continue."""
+
+
+@dataclass
+class TrainResult:
+    model: VAE  # best weights restored, in eval mode
+    history: list[dict[str, float]]
+    best_epoch: int | None
+    stop_reason: str  # "max_epochs" or "early_stopping"
+    device: str = ""
+
+
+def beta_at(epoch: int, warmup_epochs: int) -> float:
+    """Linear KL warm-up: beta = epoch / warmup_epochs (0-based) until it reaches 1."""
+    return epoch / warmup_epochs if epoch < warmup_epochs else 1.0
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VaesweepError("--device cuda: no CUDA device is available (use --device cpu)")
+    if name not in ("cpu", "cuda"):
+        raise VaesweepError(f"--device must be auto, cpu or cuda; got {name!r}")
+    return torch.device(name)
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+
+
+def _train_epoch(
+    model: VAE,
+    optimizer: torch.optim.Optimizer,
+    x_all: Tensor,
+    config: TrainConfig,
+    beta: float,
+    generator: torch.Generator,
+    device: torch.device,
+) -> dict[str, float]:
+    model.train()
+    order = torch.randperm(len(x_all), generator=generator).to(device)
+    sums = torch.zeros(3, device=device)
+    for start in range(0, len(x_all), config.batch_size):
+        x = x_all[order[start : start + config.batch_size]]
+        with _autocast(config, device):
+            logits, mu, logvar = model(x)
+        loss = vae_loss(logits, x, mu, logvar, config.likelihood, beta)
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        optimizer.step()
+        sums += torch.stack([loss.total, loss.recon, loss.kl]).detach() * len(x)
+    total, recon, kl = (sums / len(x_all)).tolist()
+    return {"loss": total, "recon": recon, "kl": kl, "beta_kl": beta * kl}
+
+
+@torch.no_grad()
+def validate(
+    model: VAE, x_all: Tensor, config: TrainConfig, beta: float, device: torch.device
+) -> dict[str, float]:
+    """Validation loss at this epoch's beta, the beta=1 ELBO, and per-pixel MSE with z = mu."""
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(VALIDATION_NOISE_SEED)
+    sums = torch.zeros(3, device=device)
+    for start in range(0, len(x_all), EVAL_BATCH):
+        x = x_all[start : start + EVAL_BATCH]
+        with _autocast(config, device):
+            mu, logvar = model.encode(x)
+            z = model.reparameterize(mu, logvar, generator)
+            logits = model.decode(z)
+            recon_mu = torch.sigmoid(model.decode(mu).float())
+        loss = vae_loss(logits, x, mu, logvar, config.likelihood, beta)
+        squared_error = (recon_mu - x).square().mean()
+        sums += torch.stack([loss.recon, loss.kl, squared_error]) * len(x)
+    recon, kl, mse = (sums / len(x_all)).tolist()
+    return {
+        "loss": recon + beta * kl,
+        "recon": recon,
+        "kl": kl,
+        "beta_kl": beta * kl,
+        "elbo": recon + kl,
+        "mse": mse,
+    }
+
+
+def _lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    # Keras reduces after `patience` epochs without an improvement of more than min_delta=1e-4;
+    # torch reduces after patience + 1, hence the offset.
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode="min",
+        factor=config.lr_factor,
+        patience=config.lr_patience - 1,
+        threshold=1e-4,
+        threshold_mode="abs",
+        min_lr=config.min_lr,
+    )
+
+
+def train(
+    config: TrainConfig,
+    splits: Splits,
+    device: torch.device,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train one VAE. `on_epoch` receives each epoch's record and may raise to stop the run."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.arch, config.latent_dim).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = _lr_scheduler(optimizer, config)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_x, val_x = splits.train_x.to(device), splits.val_x.to(device)
+    monitor = f"val_{config.monitor}"
+
+    history: list[dict[str, float]] = []
+    best_value, best_state, best_epoch, waited = math.inf, None, None, 0
+    stop_reason = "max_epochs"
+    for epoch in range(config.epochs):
+        started = time.perf_counter()
+        beta = beta_at(epoch, config.warmup_epochs)
+        lr = optimizer.param_groups[0]["lr"]
+        train_stats = _train_epoch(model, optimizer, train_x, config, beta, generator, device)
+        val_stats = validate(model, val_x, config, beta, device)
+        record = {"epoch": epoch, "beta": beta, "lr": lr}
+        record |= {f"train_{key}": value for key, value in train_stats.items()}
+        record |= {f"val_{key}": value for key, value in val_stats.items()}
+        record["seconds"] = time.perf_counter() - started
+        history.append(record)
+        if not all(math.isfinite(value) for value in record.values()):
+            raise TrainingDiverged(f"loss became NaN or infinite in epoch {epoch + 1}")
+        if on_epoch is not None:
+            on_epoch(record)
+
+        scheduler.step(record[monitor])
+        if epoch >= config.early_stop_start_epoch:
+            if record[monitor] < best_value:
+                best_value, best_epoch, waited = record[monitor], epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                waited += 1
+                if waited >= config.early_stop_patience:
+                    stop_reason = "early_stopping"
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, history, best_epoch, stop_reason, device=str(device))
