@@ -1,4 +1,4 @@
-"""VAE loss terms: each summed over a sample's pixels (or latent dims), then averaged over the batch.
+"""VAE loss terms: summed over a sample's pixels (or latent dims), then averaged over the batch.
 
 Kingma & Welling (2014), "Auto-Encoding Variational Bayes": minimise the negative ELBO
     -E_q[log p(x|z)] + KL(q(z|x) || N(0, I)).

@@ -25,7 +25,9 @@ def mean_ssim(x: Tensor, x_hat: Tensor) -> float:
     """Mean SSIM (scikit-image, 7x7 window, data range 1) over image pairs."""
     a = x.reshape(len(x), *x.shape[-2:]).float().cpu().numpy()
     b = x_hat.reshape(len(x_hat), *x_hat.shape[-2:]).float().cpu().numpy()
-    return float(np.mean([structural_similarity(p, q, data_range=1.0) for p, q in zip(a, b)]))
+    return float(
+        np.mean([structural_similarity(p, q, data_range=1.0) for p, q in zip(a, b, strict=True)])
+    )
 
 
 def knn_accuracy(

@@ -56,8 +56,8 @@ def seed_vae(latent_dim: int) -> VAE:
     encoder = nn.Sequential(
         nn.Conv2d(1, 128, 5, padding=2),
         nn.ReLU(),
-        nn.Conv2d(128, 64, 3, stride=2, padding=1),
-        nn.ReLU(),  # 28 -> 14
+        nn.Conv2d(128, 64, 3, stride=2, padding=1),  # 28 -> 14
+        nn.ReLU(),
         nn.Conv2d(64, 64, 3, padding=1),
         nn.ReLU(),
         nn.Conv2d(64, 64, 3, padding=1),
@@ -74,8 +74,8 @@ def seed_vae(latent_dim: int) -> VAE:
         nn.ReLU(),
         nn.ConvTranspose2d(64, 64, 3, padding=1),
         nn.ReLU(),
-        nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1),
-        nn.ReLU(),  # -> 28
+        nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1),  # 14 -> 28
+        nn.ReLU(),
         nn.ConvTranspose2d(64, 128, 5, padding=2),
         nn.ReLU(),
         nn.ConvTranspose2d(128, 1, 5, padding=2),

@@ -35,6 +35,14 @@ def _format_values(trial: FrozenTrial) -> str:
     return ", ".join(f"{v:.4g}" for v in trial.values)
 
 
+def _outcome(trial: FrozenTrial) -> str:
+    """The objective value(s) of a completed trial, else why it stopped."""
+    reason = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason")
+    if reason:
+        return f": {reason}"
+    return f" value {_format_values(trial)}" if trial.values else ""
+
+
 def _epoch_summary(record: Mapping[str, float]) -> str:
     return (
         f"loss={record['train_loss']:.2f} recon={record['train_recon']:.2f} "
@@ -51,7 +59,8 @@ class Progress:
 
     def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
         self.console.print(
-            f"study {study}: {finished}/{target} trials finished; objective: {', '.join(objectives)}"
+            f"study {study}: {finished}/{target} trials finished; "
+            f"objective: {', '.join(objectives)}"
         )
 
     def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
@@ -64,10 +73,9 @@ class Progress:
 
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
         mark = " (best so far)" if trial.number in best else ""
-        reason = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason") or ""
-        values = _format_values(trial)
-        detail = f" value {values}" if values else f": {reason}" if reason else ""
-        self.console.print(f"trial {trial.number} {trial.state.name.lower()}{detail}{mark}")
+        self.console.print(
+            f"trial {trial.number} {trial.state.name.lower()}{_outcome(trial)}{mark}"
+        )
 
     def stop(self) -> None:
         pass

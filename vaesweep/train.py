@@ -126,6 +126,30 @@ def _lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
     )
 
 
+class EarlyStopping:
+    """Keras-style early stopping: watches from `start_epoch`, stops after `patience` epochs
+    without a new minimum, and keeps the best weights to restore."""
+
+    def __init__(self, start_epoch: int, patience: int):
+        self.start_epoch, self.patience = start_epoch, patience
+        self.best_value, self.best_epoch, self.best_state = math.inf, None, None
+        self.waited = 0
+
+    def should_stop(self, epoch: int, value: float, model: VAE) -> bool:
+        if epoch < self.start_epoch:
+            return False
+        if value < self.best_value:
+            self.best_value, self.best_epoch, self.waited = value, epoch, 0
+            self.best_state = copy.deepcopy(model.state_dict())
+            return False
+        self.waited += 1
+        return self.waited >= self.patience
+
+    def restore_best(self, model: VAE) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
 def train(
     config: TrainConfig,
     splits: Splits,
@@ -137,12 +161,12 @@ def train(
     model = build_model(config.arch, config.latent_dim).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = _lr_scheduler(optimizer, config)
+    early_stopping = EarlyStopping(config.early_stop_start_epoch, config.early_stop_patience)
     generator = torch.Generator().manual_seed(config.seed)
     train_x, val_x = splits.train_x.to(device), splits.val_x.to(device)
     monitor = f"val_{config.monitor}"
 
     history: list[dict[str, float]] = []
-    best_value, best_state, best_epoch, waited = math.inf, None, None, 0
     stop_reason = "max_epochs"
     for epoch in range(config.epochs):
         started = time.perf_counter()
@@ -159,18 +183,10 @@ def train(
             raise TrainingDiverged(f"loss became NaN or infinite in epoch {epoch + 1}")
         if on_epoch is not None:
             on_epoch(record)
-
         scheduler.step(record[monitor])
-        if epoch >= config.early_stop_start_epoch:
-            if record[monitor] < best_value:
-                best_value, best_epoch, waited = record[monitor], epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                waited += 1
-                if waited >= config.early_stop_patience:
-                    stop_reason = "early_stopping"
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        if early_stopping.should_stop(epoch, record[monitor], model):
+            stop_reason = "early_stopping"
+            break
+    early_stopping.restore_best(model)
     model.eval()
-    return TrainResult(model, history, best_epoch, stop_reason, device=str(device))
+    return TrainResult(model, history, early_stopping.best_epoch, stop_reason, str(device))

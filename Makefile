@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make run` (the main job) and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup data run test lint
+setup: data $(VENV)/.installed
+
+# Debian's real Fashion-MNIST IDX files (elsewhere vaesweep downloads them with torchvision).
+data:
+	@[ -f $(DATA) ] || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist; }
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+run: setup
+	$(BIN)/vaesweep run --study warmup --trials 30
+
+lint: setup
+	$(BIN)/ruff check vaesweep tests
+	$(BIN)/ruff format --check vaesweep tests
+
+test: lint
+	$(BIN)/pytest

@@ -1,0 +1,214 @@
+"""`vaesweep` end to end on tiny data: run, resume, extend, and every bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+from conftest import TINY_SETTINGS
+
+from vaesweep.cli import main
+from vaesweep.storage import default_storage_url
+
+
+def vaesweep(*args: str):
+    # A wide virtual terminal, so rich does not wrap table cells.
+    return CliRunner(env={"COLUMNS": "200"}).invoke(main, list(args), catch_exceptions=False)
+
+
+def run_args(results: Path, data_dir: Path, trials: int, *extra: str) -> list[str]:
+    return [
+        "run",
+        "--study",
+        "warmup",
+        "--trials",
+        str(trials),
+        "--results",
+        str(results),
+        "--data-dir",
+        str(data_dir),
+        *TINY_SETTINGS,
+        *extra,
+    ]
+
+
+def stored_trials(results: Path, name: str = "warmup") -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=default_storage_url(results))
+    return study.get_trials(deepcopy=False)
+
+
+def snapshot(results: Path) -> dict:
+    """Every stored trial and every file's hash: what a failing command must leave untouched."""
+    trials = [(t.number, t.state.name, t.values, t.params) for t in stored_trials(results)]
+    files = {
+        str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(results.rglob("*"))
+        if p.is_file() and p.name != "vaesweep.db"
+    }
+    return {"trials": trials, "files": files}
+
+
+@pytest.fixture
+def study_with_two_trials(tmp_path, tiny_data_dir):
+    results = tmp_path / "results"
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 2))
+    assert outcome.exit_code == 0, outcome.output
+    return results
+
+
+def test_run_leaves_a_folder_per_trial_and_records_point_to_it(study_with_two_trials):
+    results = study_with_two_trials
+    trials = stored_trials(results)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    for trial in trials:
+        folder = results / trial.user_attrs["folder"]
+        assert folder == results / "warmup" / f"trial-{trial.number:04d}"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert trial.values == [metrics["val_loss"]]
+        assert trial.user_attrs["metrics"] == metrics
+        assert {"test_ssim", "test_knn_accuracy", "val_mse", "test_kl"} <= set(metrics)
+        config = json.loads((folder / "config.json").read_text())
+        assert config["warmup_epochs"] == trial.params["warmup_epochs"]
+        assert config["epochs"] == 2 and config["seed"] == trial.number
+        assert (folder / "model.pt").is_file() and (folder / "history.csv").is_file()
+
+
+def test_rerun_adds_nothing_and_more_trials_adds_the_difference(
+    study_with_two_trials, tiny_data_dir
+):
+    results = study_with_two_trials
+    before = snapshot(results)
+    again = vaesweep(*run_args(results, tiny_data_dir, 2))
+    assert again.exit_code == 0 and "2/2 trials finished (0 run now" in again.output
+    assert snapshot(results) == before
+    more = vaesweep(*run_args(results, tiny_data_dir, 3))
+    assert more.exit_code == 0, more.output
+    assert [t.number for t in stored_trials(results)] == [0, 1, 2]
+    assert (results / "warmup" / "trial-0002" / "metrics.json").is_file()
+
+
+def test_plain_progress_prints_at_most_a_line_per_epoch(study_with_two_trials, tiny_data_dir):
+    outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
+    lines = outcome.output.splitlines()
+    assert [line.split()[:3] for line in lines if " epoch " in line] == [
+        ["trial", "2", "epoch"],
+        ["trial", "2", "epoch"],
+    ]  # one new trial, two epochs, one line each
+    assert any(line.startswith("trial 2 complete value") for line in lines)
+    assert lines[-1].startswith("best trial")
+
+
+UNSTABLE_STUDY = (
+    'description = "half the learning rates diverge"\nobjectives = ["val_loss"]\n'
+    '[search]\nlr = { type = "categorical", choices = [2e-3, 1e30] }\n'
+    '[fixed]\nmin_lr = 0.0\n[sampler]\nname = "random"\n'
+)
+
+
+def run_unstable(tmp_path: Path, data_dir: Path, trials: int, seed: int):
+    study_file = tmp_path / "unstable.toml"
+    study_file.write_text(UNSTABLE_STUDY)
+    results = tmp_path / "results"
+    outcome = vaesweep(
+        "run",
+        "--study",
+        str(study_file),
+        "--trials",
+        str(trials),
+        "--results",
+        str(results),
+        "--data-dir",
+        str(data_dir),
+        "--seed",
+        str(seed),
+        *TINY_SETTINGS,
+    )
+    return outcome, stored_trials(results, "unstable"), results
+
+
+def test_diverging_trials_are_recorded_and_the_study_goes_on(tmp_path, tiny_data_dir):
+    # With seed 0 the random sampler draws: diverging, fine, diverging, diverging, fine.
+    outcome, trials, results = run_unstable(tmp_path, tiny_data_dir, trials=2, seed=0)
+    assert outcome.exit_code == 0, outcome.output
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert all(t.params["lr"] == 1e30 for t in failed)
+    assert all("diverged: loss became NaN" in t.user_attrs["fail_reason"] for t in failed)
+    assert not any((results / "unstable" / f"trial-{t.number:04d}").exists() for t in failed)
+
+
+def test_five_failures_in_a_row_stop_the_study(tmp_path, tiny_data_dir):
+    # With seed 3 the random sampler draws the diverging learning rate six times running.
+    outcome, trials, _ = run_unstable(tmp_path, tiny_data_dir, trials=1, seed=3)
+    assert outcome.exit_code == 1
+    assert outcome.output.strip().splitlines()[-1].startswith("Error: 5 trials in a row failed")
+    assert [t.state.name for t in trials] == ["FAIL"] * 5
+
+
+BAD_INPUTS = {
+    "unknown study": (["--study", "nope"], "unknown study 'nope'"),
+    "zero trials": (["--trials", "0"], "--trials must be at least 1"),
+    "negative trials": (["--trials", "-3"], "--trials must be at least 1"),
+    "non-numeric trials": (["--trials", "many"], "'many' is not a valid integer"),
+    "unknown --set key": (["--set", "epoch=2"], "--set epoch: unknown setting"),
+    "bad --set value": (["--set", "epochs=-1"], "'epochs' must be a positive integer"),
+    "searched --set key": (["--set", "warmup_epochs=1"], "'warmup_epochs' is searched"),
+    "malformed --set": (["--set", "epochs"], "expected KEY=VALUE"),
+    "missing data": (["--data-dir", "{empty}"], "no Fashion-MNIST here"),
+    "corrupt data": (["--data-dir", "{corrupt}"], "train-images-idx3-ubyte.gz: cannot read"),
+    "unwritable results": (["--results", "{file}"], "is not writable"),
+    "malformed storage": (["--storage", "nonsense"], "is not a URL"),
+    "unknown storage dialect": (["--storage", "nosuchdb://x/y"], "cannot open storage"),
+    "unreachable storage": (
+        ["--storage", "postgresql://user:secret@127.0.0.1:9/db"],
+        "cannot open storage",
+    ),
+    "changed definition": (["--set", "epochs=3"], "was created with different fixed"),
+    "bad device": (["--device", "tpu"], "'tpu' is not one of"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_line_and_loses_nothing(
+    case, study_with_two_trials, tiny_data_dir, tmp_path
+):
+    results = study_with_two_trials
+    changes, message = BAD_INPUTS[case]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for source in tiny_data_dir.iterdir():
+        (corrupt / source.name).write_bytes(source.read_bytes())
+    (corrupt / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    places = {"{empty}": str(empty), "{corrupt}": str(corrupt), "{file}": str(a_file / "results")}
+    args = run_args(results, tiny_data_dir, 3)
+    for i in range(0, len(changes), 2):
+        option, value = changes[i], places.get(changes[i + 1], changes[i + 1])
+        args += [option, value]  # the last of a repeated option wins; --set appends
+        if option in ("--study", "--trials", "--results", "--data-dir"):
+            position = args.index(option)
+            args[position + 1] = value
+            del args[-2:]
+    before = snapshot(results)
+    outcome = vaesweep(*args)
+    assert outcome.exit_code != 0
+    lines = outcome.output.strip().splitlines()
+    assert len(lines) == 1, outcome.output
+    assert lines[0].startswith("Error: ") and message in lines[0]
+    assert "secret" not in lines[0]
+    assert snapshot(results) == before
+
+
+def test_studies_lists_every_study_with_its_search_space():
+    outcome = vaesweep("studies")
+    assert outcome.exit_code == 0
+    for name in ("warmup", "latent", "lr", "likelihood", "joint"):
+        assert name in outcome.output
+    assert "warmup_epochs: int [0, 6]" in outcome.output

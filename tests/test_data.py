@@ -1,0 +1,114 @@
+import gzip
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_TEST, TINY_TRAIN, write_dataset, write_idx
+
+from vaesweep import data as data_module
+from vaesweep.data import load_fashion_mnist, locate, make_splits, read_idx
+from vaesweep.errors import VaesweepError
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_reads_tiny_idx_files(tmp_path, gz):
+    folder = write_dataset(tmp_path / "d", gz=gz)
+    data = load_fashion_mnist(folder)
+    assert data.train_x.shape == (TINY_TRAIN, 1, 28, 28) and data.test_x.shape == (
+        TINY_TEST,
+        1,
+        28,
+        28,
+    )
+    assert data.train_x.dtype == torch.float32 and data.train_y.dtype == torch.int64
+    assert 0.0 <= data.train_x.min() and data.train_x.max() <= 1.0
+    # The bright bar written at 230 comes back as 230/255.
+    assert data.train_x.max().item() == pytest.approx(230 / 255)
+
+
+def test_torchvision_layout_is_found(tmp_path):
+    write_dataset(tmp_path / "root" / "FashionMNIST" / "raw", gz=False)
+    assert len(load_fashion_mnist(tmp_path / "root").train_x) == TINY_TRAIN
+
+
+def test_truncated_file_is_named(tmp_path):
+    folder = write_dataset(tmp_path / "d", gz=False)
+    path = folder / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(VaesweepError, match="train-images-idx3-ubyte: .* truncated"):
+        load_fashion_mnist(folder)
+
+
+def test_corrupt_gzip_is_named(tmp_path):
+    folder = write_dataset(tmp_path / "d")
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:30])
+    with pytest.raises(VaesweepError, match="t10k-labels-idx1-ubyte.gz: cannot read"):
+        load_fashion_mnist(folder)
+
+
+def test_wrong_magic_is_rejected(tmp_path):
+    path = tmp_path / "labels.gz"
+    write_idx(path, np.zeros((3, 4), dtype=np.uint8))  # a 2-D file where labels are 1-D
+    with pytest.raises(VaesweepError, match="not a 1-D IDX file"):
+        read_idx(path, ndim=1)
+
+
+def test_label_count_must_match_images(tmp_path):
+    folder = write_dataset(tmp_path / "d")
+    write_idx(folder / "train-labels-idx1-ubyte.gz", np.zeros(TINY_TRAIN - 1, dtype=np.uint8))
+    with pytest.raises(VaesweepError, match=f"{TINY_TRAIN - 1} labels for {TINY_TRAIN} images"):
+        load_fashion_mnist(folder)
+
+
+def test_explicit_folder_without_data_says_what_it_expected(tmp_path):
+    with pytest.raises(VaesweepError, match="no Fashion-MNIST here .*train-images-idx3-ubyte"):
+        locate(tmp_path)
+
+
+def test_environment_variable_is_used(tmp_path, monkeypatch):
+    folder = write_dataset(tmp_path / "env")
+    monkeypatch.setenv("VAESWEEP_DATA", str(folder))
+    assert locate()["train_images"].parent == folder
+
+
+def test_search_order_debian_then_cache_then_message(tmp_path, monkeypatch):
+    monkeypatch.delenv("VAESWEEP_DATA", raising=False)
+    monkeypatch.setattr(data_module, "DEBIAN_DIR", tmp_path / "debian")
+    monkeypatch.setenv("VAESWEEP_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(VaesweepError, match="apt-get install dataset-fashion-mnist"):
+        locate(allow_download=False)
+    write_dataset(tmp_path / "cache")
+    assert locate(allow_download=False)["test_images"].parent == tmp_path / "cache"
+    write_dataset(tmp_path / "debian")
+    assert locate(allow_download=False)["test_images"].parent == tmp_path / "debian"
+
+
+def test_splits_hold_out_validation_from_training(tiny_data):
+    splits = make_splits(tiny_data, val_size=100, train_subset=0)
+    assert len(splits.train_x) == TINY_TRAIN - 100 and len(splits.val_x) == 100
+    assert torch.equal(splits.val_x, tiny_data.train_x[-100:])
+    assert len(splits.test_x) == TINY_TEST
+    subset = make_splits(tiny_data, val_size=100, train_subset=50)
+    assert torch.equal(subset.train_x, tiny_data.train_x[:50])
+    assert torch.equal(subset.val_x, splits.val_x)  # same validation images whatever the subset
+
+
+def test_impossible_splits_are_explained(tiny_data):
+    with pytest.raises(VaesweepError, match="'train_subset' \\(1000\\) exceeds the 500"):
+        make_splits(tiny_data, val_size=100, train_subset=1000)
+    with pytest.raises(VaesweepError, match="leaves no training images"):
+        make_splits(tiny_data, val_size=TINY_TRAIN, train_subset=0)
+
+
+def test_real_fashion_mnist(real_data):
+    assert real_data.train_x.shape == (60_000, 1, 28, 28)
+    assert real_data.test_x.shape == (10_000, 1, 28, 28)
+    assert torch.bincount(real_data.train_y).tolist() == [6000] * 10
+    assert torch.bincount(real_data.test_y).tolist() == [1000] * 10
+    assert real_data.train_x.min() == 0.0 and real_data.train_x.max() == 1.0
+
+
+def test_real_files_are_gzipped_idx(real_data):
+    with gzip.open(real_data.source / "t10k-labels-idx1-ubyte.gz") as handle:
+        assert int.from_bytes(handle.read(4), "big") == 0x801

@@ -1,0 +1,104 @@
+import json
+
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from vaesweep.artifacts import load_model, save_trial, trial_folder
+from vaesweep.config import TrainConfig
+from vaesweep.data import make_splits
+from vaesweep.errors import VaesweepError
+from vaesweep.metrics import evaluate, knn_accuracy, mean_ssim, pixel_mse, reconstruct
+from vaesweep.model import build_model
+from vaesweep.train import train
+
+CPU = torch.device("cpu")
+
+
+def test_pixel_mse():
+    x = torch.zeros(2, 1, 28, 28)
+    assert pixel_mse(x, x + 0.5) == pytest.approx(0.25)
+
+
+def test_ssim_is_one_for_identical_images_and_matches_scikit_image():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 28, 28, generator=generator)
+    y = (x + 0.2 * torch.rand(3, 1, 28, 28, generator=generator)).clamp(0, 1)
+    assert mean_ssim(x, x) == pytest.approx(1.0)
+    expected = (
+        sum(
+            structural_similarity(x[i, 0].numpy(), y[i, 0].numpy(), data_range=1.0)
+            for i in range(3)
+        )
+        / 3
+    )
+    assert mean_ssim(x, y) == pytest.approx(expected)
+
+
+def test_knn_accuracy_on_separated_and_shuffled_clusters():
+    centres = torch.arange(10, dtype=torch.float32).repeat_interleave(20)
+    z = torch.stack([centres * 10, torch.zeros_like(centres)], dim=1)
+    y = torch.arange(10).repeat_interleave(20)
+    assert knn_accuracy(z, y, z + 0.1, y) == 1.0
+    assert (
+        knn_accuracy(z, y, z, y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))])
+        < 0.3
+    )
+
+
+def test_evaluate_gives_every_metric_for_validation_and_test(tiny_data):
+    config = TrainConfig(arch="mlp", lr=2e-3, epochs=3, warmup_epochs=0, val_size=100)
+    splits = make_splits(tiny_data, 100)
+    result = train(config, splits, CPU)
+    metrics = evaluate(result.model, splits, config, CPU)
+    for part in ("val", "test"):
+        assert metrics[f"{part}_loss"] == pytest.approx(
+            metrics[f"{part}_recon"] + metrics[f"{part}_kl"], rel=1e-5
+        )
+        assert 0 < metrics[f"{part}_ssim"] <= 1
+        assert 0 <= metrics[f"{part}_knn_accuracy"] <= 1
+        assert metrics[f"{part}_kl"] > 0
+    # The synthetic classes are easy: the latent means must separate them well beyond chance.
+    assert metrics["test_knn_accuracy"] > 0.5
+    assert metrics["test_mse"] == pytest.approx(
+        pixel_mse(splits.test_x, reconstruct(result.model, splits.test_x, CPU))
+    )
+
+
+def test_trial_folder_rebuilds_the_model_alone(tmp_path):
+    config = TrainConfig(arch="mlp", latent_dim=3)
+    model = build_model("mlp", 3).eval()
+    folder = trial_folder(tmp_path, "s", 7)
+    save_trial(
+        folder, config, [{"epoch": 0, "val_elbo": 1.0}], {"number": 7}, model, {"val_ssim": 0.5}
+    )
+    assert folder.name == "trial-0007"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.json",
+        "history.csv",
+        "metrics.json",
+        "model.pt",
+        "trial.json",
+    ]
+    assert not list(tmp_path.glob("s/.*"))  # no staging folder left behind
+    rebuilt, loaded_config = load_model(folder)
+    assert loaded_config == config
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.equal(rebuilt.reconstruct(x), model.reconstruct(x))
+    assert json.loads((folder / "metrics.json").read_text()) == {"val_ssim": 0.5}
+
+
+def test_rewriting_a_trial_folder_keeps_the_old_one_aside(tmp_path):
+    folder = trial_folder(tmp_path, "s", 0)
+    save_trial(folder, TrainConfig(), [], {"n": 1})
+    save_trial(folder, TrainConfig(), [], {"n": 2})
+    assert json.loads((folder / "trial.json").read_text()) == {"n": 2}
+    assert len(list(folder.parent.glob("trial-0000.replaced-*"))) == 1
+
+
+def test_unreadable_weights_give_a_clear_error(tmp_path):
+    folder = trial_folder(tmp_path, "s", 0)
+    save_trial(folder, TrainConfig(arch="mlp"), [], {}, build_model("mlp", 2))
+    (folder / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(VaesweepError, match="model.pt: cannot load weights"):
+        load_model(folder)

@@ -1,0 +1,145 @@
+import optuna
+import pytest
+
+from vaesweep.errors import VaesweepError
+from vaesweep.studies import available_studies, load_study, parse_study
+
+SHIPPED = ["joint", "latent", "likelihood", "lr", "warmup"]
+
+
+def minimal(**changes):
+    raw = {
+        "description": "test study",
+        "objectives": ["val_loss"],
+        "search": {"warmup_epochs": {"type": "int", "low": 0, "high": 4}},
+        "fixed": {"arch": "mlp", "epochs": 3},
+    }
+    raw.update(changes)
+    return raw
+
+
+def test_shipped_studies_load_and_cover_the_four_dimensions():
+    assert available_studies() == SHIPPED
+    searched = {name: {p.name for p in load_study(name).search} for name in SHIPPED}
+    assert searched["warmup"] == {"warmup_epochs"}
+    assert searched["latent"] == {"latent_dim"}
+    assert searched["lr"] == {"lr"}
+    assert searched["likelihood"] == {"likelihood"}
+    assert searched["joint"] == {"latent_dim", "warmup_epochs", "lr", "likelihood"}
+
+
+def test_studies_varying_the_likelihood_score_on_likelihood_free_metrics():
+    for name in ("likelihood", "joint"):
+        assert set(load_study(name).objectives) <= {"val_mse", "val_ssim", "val_knn_accuracy"}
+
+
+def test_unknown_study_lists_the_available_ones():
+    with pytest.raises(VaesweepError, match="unknown study 'nope' .*warmup"):
+        load_study("nope")
+
+
+def test_study_from_a_path(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'description = "mine"\nobjectives = ["val_ssim"]\n'
+        '[search]\nlr = { type = "float", low = 1e-4, high = 1e-2, log = true }\n'
+    )
+    spec = load_study(str(path))
+    assert spec.name == "mine" and spec.directions == ["maximize"]
+
+
+def test_malformed_toml_is_reported_with_the_path(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("description = \n")
+    with pytest.raises(VaesweepError, match="broken.toml: not valid TOML"):
+        load_study(str(path))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"colour": "red"}, "unknown key 'colour'"),
+        ({"objectives": ["test_ssim"]}, "unknown objective 'test_ssim'.*test metrics"),
+        ({"objectives": []}, "'objectives' must be a non-empty list"),
+        (
+            {"search": {"warmup_epochs": {"type": "int", "low": 5, "high": 2}}},
+            "'low' .* below 'high'",
+        ),
+        ({"search": {"lr": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}}, "log range"),
+        (
+            {"search": {"lr": {"type": "float", "low": 1e-4, "hi": 1.0}}},
+            "search.lr: unknown key 'hi'",
+        ),
+        (
+            {"search": {"depth": {"type": "int", "low": 1, "high": 3}}},
+            "search.depth is not a training",
+        ),
+        (
+            {"search": {"latent_dim": {"type": "int", "low": 0, "high": 3}}},
+            "'latent_dim' must be a positive",
+        ),
+        (
+            {"search": {"likelihood": {"type": "categorical", "choices": ["mse", "gauss"]}}},
+            "likelihood",
+        ),
+        (
+            {"search": {"val_size": {"type": "int", "low": 10, "high": 20}}},
+            "val_size cannot be searched",
+        ),
+        ({"fixed": {"epochs": 3, "warmup_epochs": 1}}, "both searched and fixed"),
+        ({"fixed": {"epoch": 3}}, "unknown setting 'epoch'"),
+        ({"sampler": {"name": "cmaes"}}, "sampler.name must be one of"),
+        ({"pruner": {"name": "median", "metric": "val_ssim"}}, "pruner.metric must be one of"),
+        (
+            {"pruner": {"name": "median", "metric": "val_elbo", "warmup": 3}},
+            "unknown option 'warmup'",
+        ),
+    ],
+)
+def test_invalid_study_files_name_the_key(changes, message):
+    with pytest.raises(VaesweepError, match=message):
+        parse_study(minimal(**changes), "t", "t.toml")
+
+
+def test_likelihood_scaled_objective_rejected_when_likelihood_varies():
+    raw = minimal(search={"likelihood": {"type": "categorical", "choices": ["mse", "bce"]}})
+    with pytest.raises(VaesweepError, match="val_loss' is on the likelihood's scale"):
+        parse_study(raw, "t", "t.toml")
+
+
+def test_multi_objective_study_cannot_prune():
+    raw = minimal(
+        objectives=["val_ssim", "val_knn_accuracy"],
+        pruner={"name": "median", "metric": "val_mse"},
+    )
+    with pytest.raises(VaesweepError, match="cannot prune multi-objective"):
+        parse_study(raw, "t", "t.toml")
+
+
+def test_overrides_are_validated_like_the_file():
+    spec = parse_study(minimal(), "t", "t.toml")
+    assert spec.with_overrides({"epochs": 7}).fixed["epochs"] == 7
+    with pytest.raises(VaesweepError, match="'warmup_epochs' is searched"):
+        spec.with_overrides({"warmup_epochs": 2})
+    with pytest.raises(VaesweepError, match="--set colour: unknown setting"):
+        spec.with_overrides({"colour": 2})
+    with pytest.raises(VaesweepError, match="'epochs' must be a positive integer"):
+        spec.with_overrides({"epochs": -1})
+
+
+def test_suggested_parameters_become_a_config():
+    spec = parse_study(minimal(), "t", "t.toml")
+    study = optuna.create_study()
+    trial = study.ask()
+    params = spec.suggest(trial)
+    config = spec.config_for(params, seed=11)
+    assert 0 <= config.warmup_epochs <= 4
+    assert (config.arch, config.epochs, config.seed) == ("mlp", 3, 11)
+
+
+def test_definition_changes_with_fixed_settings_but_not_description():
+    spec = parse_study(minimal(), "t", "t.toml")
+    assert (
+        spec.definition() == parse_study(minimal(description="other"), "t", "t.toml").definition()
+    )
+    assert spec.definition() != spec.with_overrides({"epochs": 4}).definition()
