@@ -149,6 +149,42 @@ def test_five_failures_in_a_row_stop_the_study(tmp_path, tiny_data_dir):
     assert [t.state.name for t in trials] == ["FAIL"] * 5
 
 
+def test_pruned_trials_keep_weights_metrics_and_reason(tmp_path, tiny_data_dir):
+    study_file = tmp_path / "prunable.toml"
+    study_file.write_text(
+        'description = "a learning rate too small to learn"\nobjectives = ["val_loss"]\n'
+        '[search]\nlr = { type = "categorical", choices = [2e-3, 1e-7] }\n'
+        '[fixed]\nmin_lr = 0.0\nwarmup_epochs = 0\n[sampler]\nname = "random"\n'
+        '[pruner]\nname = "median"\nmetric = "val_elbo"\nn_startup_trials = 1\n'
+    )
+    results = tmp_path / "results"
+    # With seed 2 the random sampler draws 2e-3 three times, then 1e-7.
+    outcome = vaesweep(
+        "run",
+        "--study",
+        str(study_file),
+        "--trials",
+        "4",
+        "--results",
+        str(results),
+        "--data-dir",
+        str(tiny_data_dir),
+        "--seed",
+        "2",
+        *TINY_SETTINGS,
+    )
+    assert outcome.exit_code == 0, outcome.output
+    trials = stored_trials(results, "prunable")
+    assert len(trials) == 4 and trials[0].state.name == "COMPLETE"
+    assert trials[3].params["lr"] == 1e-7 and trials[3].state.name == "PRUNED"
+    for pruned in (t for t in trials if t.state.name == "PRUNED"):
+        assert "worse than the median" in pruned.user_attrs["prune_reason"]
+        folder = results / pruned.user_attrs["folder"]
+        assert {"model.pt", "metrics.json", "history.csv"} <= {p.name for p in folder.iterdir()}
+        assert json.loads((folder / "trial.json").read_text())["state"] == "PRUNED"
+        assert pruned.user_attrs["metrics"] == json.loads((folder / "metrics.json").read_text())
+
+
 BAD_INPUTS = {
     "unknown study": (["--study", "nope"], "unknown study 'nope'"),
     "zero trials": (["--trials", "0"], "--trials must be at least 1"),

@@ -90,15 +90,16 @@ def test_trial_folder_rebuilds_the_model_alone(tmp_path):
 
 def test_rewriting_a_trial_folder_keeps_the_old_one_aside(tmp_path):
     folder = trial_folder(tmp_path, "s", 0)
-    save_trial(folder, TrainConfig(), [], {"n": 1})
-    save_trial(folder, TrainConfig(), [], {"n": 2})
+    model = build_model("mlp", 2)
+    save_trial(folder, TrainConfig(arch="mlp"), [], {"n": 1}, model, {})
+    save_trial(folder, TrainConfig(arch="mlp"), [], {"n": 2}, model, {})
     assert json.loads((folder / "trial.json").read_text()) == {"n": 2}
     assert len(list(folder.parent.glob("trial-0000.replaced-*"))) == 1
 
 
 def test_unreadable_weights_give_a_clear_error(tmp_path):
     folder = trial_folder(tmp_path, "s", 0)
-    save_trial(folder, TrainConfig(arch="mlp"), [], {}, build_model("mlp", 2))
+    save_trial(folder, TrainConfig(arch="mlp"), [], {}, build_model("mlp", 2), {})
     (folder / "model.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(VaesweepError, match="model.pt: cannot load weights"):
         load_model(folder)

@@ -3,7 +3,7 @@ import torch
 
 from vaesweep.config import TrainConfig
 from vaesweep.data import make_splits
-from vaesweep.model import build_model
+from vaesweep.model import VAE, build_model
 from vaesweep.train import EarlyStopping, TrainingDiverged, _lr_scheduler, beta_at, train
 
 CPU = torch.device("cpu")
@@ -106,7 +106,8 @@ def test_on_epoch_can_stop_training(tiny_data):
 
     seen = []
 
-    def on_epoch(record):
+    def on_epoch(record, model):
+        assert isinstance(model, VAE)
         seen.append(record["epoch"])
         if record["epoch"] == 1:
             raise Stop

@@ -35,10 +35,10 @@ def save_trial(
     config: TrainConfig,
     history: list[dict[str, float]],
     info: dict[str, Any],
-    model: VAE | None = None,
-    metrics: dict[str, float] | None = None,
+    model: VAE,
+    metrics: dict[str, float],
 ) -> Path:
-    """Write a trial's folder atomically. Pruned trials have no model or metrics."""
+    """Write a trial's folder atomically."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -46,11 +46,9 @@ def save_trial(
     _write_json(staging / CONFIG_FILE, config.to_dict())
     _write_json(staging / TRIAL_FILE, info)
     pd.DataFrame(history).to_csv(staging / HISTORY_FILE, index=False)
-    if metrics is not None:
-        _write_json(staging / METRICS_FILE, metrics)
-    if model is not None:
-        state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-        torch.save({"config": config.to_dict(), "state_dict": state}, staging / WEIGHTS_FILE)
+    _write_json(staging / METRICS_FILE, metrics)
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    torch.save({"config": config.to_dict(), "state_dict": state}, staging / WEIGHTS_FILE)
     if folder.exists():  # left by a study this storage no longer knows: keep it, aside
         folder.rename(folder.with_name(f"{folder.name}.replaced-{os.getpid()}"))
     staging.rename(folder)

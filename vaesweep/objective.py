@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 import torch
 
 from vaesweep.artifacts import save_trial, trial_folder
-from vaesweep.data import FashionMNIST, make_splits
+from vaesweep.config import TrainConfig
+from vaesweep.data import FashionMNIST, Splits, make_splits
 from vaesweep.metrics import evaluate
+from vaesweep.model import VAE
 from vaesweep.progress import Progress
 from vaesweep.studies import StudySpec
 from vaesweep.train import TrainingDiverged, train
 
 FAIL_REASON = "fail_reason"
 PRUNE_REASON = "prune_reason"
+
+
+@dataclass
+class _TrialRun:
+    """What one trial needs from start to finish."""
+
+    trial: optuna.Trial
+    params: dict[str, Any]
+    config: TrainConfig
+    splits: Splits
+    folder: Path
+    started: float = field(default_factory=time.perf_counter)
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 class Objective:
@@ -44,63 +61,51 @@ class Objective:
         params = self.spec.suggest(trial)
         # Repeats of the same parameters get different seeds, so the spread shows in the results.
         config = self.spec.config_for(params, seed=self.base_seed + trial.number)
-        folder = trial_folder(self.results_dir, self.study_name, trial.number)
+        run = _TrialRun(
+            trial, params, config,
+            splits=make_splits(self.data, config.val_size, config.train_subset),
+            folder=trial_folder(self.results_dir, self.study_name, trial.number),
+        )  # fmt: skip
         trial.set_user_attr("config", config.to_dict())
         self.progress.trial_started(trial.number, params, config.epochs)
-        started = time.perf_counter()
-        history: list[dict[str, float]] = []
-
-        def on_epoch(record: dict[str, float]) -> None:
-            history.append(record)
-            self.progress.epoch_finished(trial.number, record)
-            metric = self.spec.prune_metric
-            if metric is None:
-                return
-            epoch = int(record["epoch"])
-            trial.report(record[metric], epoch)
-            # Never prune during warm-up: the model is still being shaped by a small beta.
-            if epoch >= config.warmup_epochs and trial.should_prune():
-                reason = (
-                    f"{metric} {record[metric]:.4g} at epoch {epoch + 1} is worse than the median"
-                )
-                trial.set_user_attr(PRUNE_REASON, reason)
-                info = self._info(trial.number, params, started, "PRUNED", reason=reason)
-                save_trial(folder, config, history, info)
-                trial.set_user_attr("folder", self._relative(folder))
-                raise optuna.TrialPruned(reason)
-
-        splits = make_splits(self.data, config.val_size, config.train_subset)
         try:
-            result = train(config, splits, self.device, on_epoch)
+            result = train(config, run.splits, self.device, lambda r, m: self._on_epoch(run, r, m))
         except TrainingDiverged as err:
             trial.set_user_attr(FAIL_REASON, f"diverged: {err}")
             raise
-        metrics = evaluate(result.model, splits, config, self.device)
-        info = self._info(
-            trial.number,
-            params,
-            started,
-            "COMPLETE",
-            epochs_run=len(result.history),
-            best_epoch=result.best_epoch,
-            stop_reason=result.stop_reason,
-            device=result.device,
-        )
-        save_trial(folder, config, result.history, info, model=result.model, metrics=metrics)
-        trial.set_user_attr("folder", self._relative(folder))
-        trial.set_user_attr("metrics", metrics)
+        run.history = result.history
+        metrics = self._finish(
+            run, result.model, "COMPLETE", epochs_run=len(result.history),
+            best_epoch=result.best_epoch, stop_reason=result.stop_reason,
+        )  # fmt: skip
         values = [metrics[name] for name in self.spec.objectives]
         return values[0] if len(values) == 1 else values
 
-    def _info(self, number: int, params: dict, started: float, state: str, **extra) -> dict:
-        return {
-            "study": self.study_name,
-            "number": number,
-            "state": state,
-            "params": params,
-            "seconds": round(time.perf_counter() - started, 3),
-            **extra,
-        }
+    def _on_epoch(self, run: _TrialRun, record: dict[str, float], model: VAE) -> None:
+        run.history.append(record)
+        self.progress.epoch_finished(run.trial.number, record)
+        metric = self.spec.prune_metric
+        if metric is None:
+            return
+        epoch = int(record["epoch"])
+        run.trial.report(record[metric], epoch)
+        # Never prune during warm-up: the model is still being shaped by a small beta.
+        if epoch >= run.config.warmup_epochs and run.trial.should_prune():
+            reason = f"{metric} {record[metric]:.4g} at epoch {epoch + 1} is worse than the median"
+            run.trial.set_user_attr(PRUNE_REASON, reason)
+            # A pruned trial counts as finished, so it keeps its model and metrics too.
+            self._finish(run, model, "PRUNED", epochs_run=epoch + 1, stop_reason=reason)
+            raise optuna.TrialPruned(reason)
 
-    def _relative(self, folder: Path) -> str:
-        return str(folder.relative_to(self.results_dir))
+    def _finish(self, run: _TrialRun, model: VAE, state: str, **info: Any) -> dict[str, float]:
+        """Evaluate, write the trial folder, and point the trial record to it."""
+        metrics = evaluate(model, run.splits, run.config, self.device)
+        info = {
+            "study": self.study_name, "number": run.trial.number, "state": state,
+            "params": run.params, "seconds": round(time.perf_counter() - run.started, 3),
+            "device": str(self.device), **info,
+        }  # fmt: skip
+        save_trial(run.folder, run.config, run.history, info, model=model, metrics=metrics)
+        run.trial.set_user_attr("folder", str(run.folder.relative_to(self.results_dir)))
+        run.trial.set_user_attr("metrics", metrics)
+        return metrics

@@ -35,7 +35,6 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int | None
     stop_reason: str  # "max_epochs" or "early_stopping"
-    device: str = ""
 
 
 def beta_at(epoch: int, warmup_epochs: int) -> float:
@@ -154,9 +153,9 @@ def train(
     config: TrainConfig,
     splits: Splits,
     device: torch.device,
-    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    on_epoch: Callable[[dict[str, float], VAE], None] | None = None,
 ) -> TrainResult:
-    """Train one VAE. `on_epoch` receives each epoch's record and may raise to stop the run."""
+    """Train one VAE. `on_epoch(record, model)` sees each epoch and may raise to stop the run."""
     torch.manual_seed(config.seed)
     model = build_model(config.arch, config.latent_dim).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -182,11 +181,11 @@ def train(
         if not all(math.isfinite(value) for value in record.values()):
             raise TrainingDiverged(f"loss became NaN or infinite in epoch {epoch + 1}")
         if on_epoch is not None:
-            on_epoch(record)
+            on_epoch(record, model)
         scheduler.step(record[monitor])
         if early_stopping.should_stop(epoch, record[monitor], model):
             stop_reason = "early_stopping"
             break
     early_stopping.restore_best(model)
     model.eval()
-    return TrainResult(model, history, early_stopping.best_epoch, stop_reason, str(device))
+    return TrainResult(model, history, early_stopping.best_epoch, stop_reason)
