@@ -4,10 +4,11 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from vaesweep.artifacts import load_model, save_trial, trial_folder
+from vaesweep.artifacts import load_latents, load_model, save_trial
 from vaesweep.config import TrainConfig
 from vaesweep.data import make_splits
 from vaesweep.errors import VaesweepError
+from vaesweep.layout import trial_folder
 from vaesweep.metrics import evaluate, knn_accuracy, mean_ssim, pixel_mse, reconstruct
 from vaesweep.model import build_model
 from vaesweep.train import train
@@ -50,7 +51,8 @@ def test_evaluate_gives_every_metric_for_validation_and_test(tiny_data):
     config = TrainConfig(arch="mlp", lr=2e-3, epochs=3, warmup_epochs=0, val_size=100)
     splits = make_splits(tiny_data, 100)
     result = train(config, splits, CPU)
-    metrics = evaluate(result.model, splits, config, CPU)
+    metrics, test_means = evaluate(result.model, splits, config, CPU)
+    assert test_means.shape == (len(splits.test_x), 2)
     for part in ("val", "test"):
         assert metrics[f"{part}_loss"] == pytest.approx(
             metrics[f"{part}_recon"] + metrics[f"{part}_kl"], rel=1e-5
@@ -69,13 +71,21 @@ def test_trial_folder_rebuilds_the_model_alone(tmp_path):
     config = TrainConfig(arch="mlp", latent_dim=3)
     model = build_model("mlp", 3).eval()
     folder = trial_folder(tmp_path, "s", 7)
+    means, labels = torch.randn(5, 3), torch.tensor([0, 1, 2, 3, 9])
     save_trial(
-        folder, config, [{"epoch": 0, "val_elbo": 1.0}], {"number": 7}, model, {"val_ssim": 0.5}
+        folder,
+        config,
+        [{"epoch": 0, "val_elbo": 1.0}],
+        {"number": 7},
+        model,
+        {"val_ssim": 0.5},
+        latents=(means, labels),
     )
     assert folder.name == "trial-0007"
     assert sorted(p.name for p in folder.iterdir()) == [
         "config.json",
         "history.csv",
+        "latents.npz",
         "metrics.json",
         "model.pt",
         "trial.json",
@@ -86,6 +96,8 @@ def test_trial_folder_rebuilds_the_model_alone(tmp_path):
     x = torch.rand(4, 1, 28, 28)
     assert torch.equal(rebuilt.reconstruct(x), model.reconstruct(x))
     assert json.loads((folder / "metrics.json").read_text()) == {"val_ssim": 0.5}
+    saved_means, saved_labels = load_latents(folder)
+    assert (saved_means == means.numpy()).all() and saved_labels.tolist() == [0, 1, 2, 3, 9]
 
 
 def test_rewriting_a_trial_folder_keeps_the_old_one_aside(tmp_path):

@@ -12,22 +12,22 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
+from torch import Tensor
 
 from vaesweep.config import TrainConfig
 from vaesweep.errors import VaesweepError
+from vaesweep.layout import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    LATENTS_FILE,
+    METRICS_FILE,
+    TRIAL_FILE,
+    WEIGHTS_FILE,
+)
 from vaesweep.model import VAE, build_model
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.pt"
-HISTORY_FILE = "history.csv"
-METRICS_FILE = "metrics.json"
-TRIAL_FILE = "trial.json"
-
-
-def trial_folder(results_dir: Path, study_name: str, number: int) -> Path:
-    return results_dir / study_name / f"trial-{number:04d}"
 
 
 def save_trial(
@@ -37,8 +37,9 @@ def save_trial(
     info: dict[str, Any],
     model: VAE,
     metrics: dict[str, float],
+    latents: tuple[Tensor, Tensor] | None = None,
 ) -> Path:
-    """Write a trial's folder atomically."""
+    """Write a trial's folder atomically; `latents` = (test latent means, test labels)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -49,6 +50,11 @@ def save_trial(
     _write_json(staging / METRICS_FILE, metrics)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     torch.save({"config": config.to_dict(), "state_dict": state}, staging / WEIGHTS_FILE)
+    if latents is not None:
+        means, labels = latents
+        np.savez(
+            staging / LATENTS_FILE, means=means.numpy(), labels=labels.numpy().astype(np.uint8)
+        )
     if folder.exists():  # left by a study this storage no longer knows: keep it, aside
         folder.rename(folder.with_name(f"{folder.name}.replaced-{os.getpid()}"))
     staging.rename(folder)
@@ -76,6 +82,12 @@ def load_history(folder: Path) -> pd.DataFrame:
 
 def load_metrics(folder: Path) -> dict[str, float]:
     return json.loads((folder / METRICS_FILE).read_text())
+
+
+def load_latents(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The test set's latent means and labels, as saved at evaluation."""
+    with np.load(folder / LATENTS_FILE) as saved:
+        return saved["means"], saved["labels"]
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -69,6 +69,7 @@ def main() -> None:
 def run(study, trials, storage, results, overrides, name, data_dir, device, seed) -> None:
     """Run a study until it has --trials finished trials (re-running resumes)."""
     from vaesweep.progress import make_progress
+    from vaesweep.storage import METRICS_ATTR
     from vaesweep.studies import load_study, parse_overrides
     from vaesweep.sweep import run_study
 
@@ -91,7 +92,7 @@ def run(study, trials, storage, results, overrides, name, data_dir, device, seed
         f"({summary.ran} run now, {summary.failed} failed); storage {summary.storage_url}"
     )
     for trial in summary.best:
-        metrics = trial.user_attrs.get("metrics", {})
+        metrics = trial.user_attrs.get(METRICS_ATTR, {})
         shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith("test_"))
         console.print(f"best trial {trial.number} {trial.params}: {shown}")
 
@@ -109,6 +110,47 @@ def studies() -> None:
         searches = "\n".join(f"{p.name}: {p.describe()}" for p in spec.search)
         table.add_row(name, spec.description, searches, "\n".join(spec.objectives))
     Console(highlight=False).print(table)
+
+
+@main.command()
+@click.option(
+    "--study", "study_names", multiple=True, help="A stored study (repeatable) [default: all]."
+)
+@click.option("--storage", help="Optuna storage URL [default: sqlite:///RESULTS/vaesweep.db].")
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Folder holding the trial folders.",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Report folder [default: RESULTS/report]."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Folder with the Fashion-MNIST IDX files [default: $VAESWEEP_DATA, then search].",
+)
+def report(study_names, storage, results, out, data_dir) -> None:
+    """Render figures, tables and index.html for every finished trial (redraws only changes)."""
+    from vaesweep.layout import DEFAULT_DB_NAME, REPORT_DIR_NAME
+    from vaesweep.report import render_report
+    from vaesweep.storage import default_storage_url
+
+    _quiet_optuna()
+    if storage is None and not (results / DEFAULT_DB_NAME).is_file():
+        raise VaesweepError(f"no results in {results} (no vaesweep.db); run 'vaesweep run' first")
+    out = out or results / REPORT_DIR_NAME
+    summary = render_report(
+        results, out, storage or default_storage_url(results), study_names, data_dir,
+        warn=lambda message: click.echo(message, err=True),
+    )  # fmt: skip
+    trials = sum(len(s.entries) for s in summary.studies)
+    click.echo(
+        f"report {out / 'index.html'}: {len(summary.studies)} studies, {trials} trials, "
+        f"{summary.drawn} figures drawn"
+    )
 
 
 def _quiet_optuna() -> None:

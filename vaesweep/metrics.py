@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from skimage.metrics import structural_similarity
@@ -57,25 +59,28 @@ def reconstruct(model: VAE, x: Tensor, device: torch.device) -> Tensor:
     return torch.cat(parts).float().cpu()
 
 
-def evaluate(
-    model: VAE, splits: Splits, config: TrainConfig, device: torch.device
-) -> dict[str, float]:
+class Evaluation(NamedTuple):
+    metrics: dict[str, float]
+    test_means: Tensor  # latent means of the test set, kept for the report's scatter plots
+
+
+def evaluate(model: VAE, splits: Splits, config: TrainConfig, device: torch.device) -> Evaluation:
     """Final metrics on validation and test: beta=1 loss (the negative ELBO), its recon and KL
     terms, per-pixel MSE and SSIM of z = mu reconstructions, and 5-NN accuracy of latent means
     with the classifier fitted on the training split's latent means."""
     reference_z = encode_means(model, splits.train_x, device)
     metrics: dict[str, float] = {}
+    means = {}
     for part, x, y in (("val", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y)):
         elbo = validate(model, x.to(device), config, beta=1.0, device=device)
         x_hat = reconstruct(model, x, device)
+        means[part] = encode_means(model, x, device)
         metrics |= {
             f"{part}_loss": elbo["loss"],
             f"{part}_recon": elbo["recon"],
             f"{part}_kl": elbo["kl"],
             f"{part}_mse": pixel_mse(x, x_hat),
             f"{part}_ssim": mean_ssim(x, x_hat),
-            f"{part}_knn_accuracy": knn_accuracy(
-                reference_z, splits.train_y, encode_means(model, x, device), y
-            ),
+            f"{part}_knn_accuracy": knn_accuracy(reference_z, splits.train_y, means[part], y),
         }
-    return metrics
+    return Evaluation(metrics, means["test"])

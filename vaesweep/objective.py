@@ -10,17 +10,16 @@ from typing import Any
 import optuna
 import torch
 
-from vaesweep.artifacts import save_trial, trial_folder
+from vaesweep.artifacts import save_trial
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, Splits, make_splits
+from vaesweep.layout import trial_folder
 from vaesweep.metrics import evaluate
 from vaesweep.model import VAE
 from vaesweep.progress import Progress
+from vaesweep.storage import FAIL_REASON_ATTR, FOLDER_ATTR, METRICS_ATTR, PRUNE_REASON_ATTR
 from vaesweep.studies import StudySpec
 from vaesweep.train import TrainingDiverged, train
-
-FAIL_REASON = "fail_reason"
-PRUNE_REASON = "prune_reason"
 
 
 @dataclass
@@ -71,7 +70,7 @@ class Objective:
         try:
             result = train(config, run.splits, self.device, lambda r, m: self._on_epoch(run, r, m))
         except TrainingDiverged as err:
-            trial.set_user_attr(FAIL_REASON, f"diverged: {err}")
+            trial.set_user_attr(FAIL_REASON_ATTR, f"diverged: {err}")
             raise
         run.history = result.history
         metrics = self._finish(
@@ -92,20 +91,23 @@ class Objective:
         # Never prune during warm-up: the model is still being shaped by a small beta.
         if epoch >= run.config.warmup_epochs and run.trial.should_prune():
             reason = f"{metric} {record[metric]:.4g} at epoch {epoch + 1} is worse than the median"
-            run.trial.set_user_attr(PRUNE_REASON, reason)
+            run.trial.set_user_attr(PRUNE_REASON_ATTR, reason)
             # A pruned trial counts as finished, so it keeps its model and metrics too.
             self._finish(run, model, "PRUNED", epochs_run=epoch + 1, stop_reason=reason)
             raise optuna.TrialPruned(reason)
 
     def _finish(self, run: _TrialRun, model: VAE, state: str, **info: Any) -> dict[str, float]:
         """Evaluate, write the trial folder, and point the trial record to it."""
-        metrics = evaluate(model, run.splits, run.config, self.device)
+        metrics, test_means = evaluate(model, run.splits, run.config, self.device)
         info = {
             "study": self.study_name, "number": run.trial.number, "state": state,
             "params": run.params, "seconds": round(time.perf_counter() - run.started, 3),
             "device": str(self.device), **info,
         }  # fmt: skip
-        save_trial(run.folder, run.config, run.history, info, model=model, metrics=metrics)
-        run.trial.set_user_attr("folder", str(run.folder.relative_to(self.results_dir)))
-        run.trial.set_user_attr("metrics", metrics)
+        save_trial(
+            run.folder, run.config, run.history, info, model, metrics,
+            latents=(test_means, run.splits.test_y),
+        )  # fmt: skip
+        run.trial.set_user_attr(FOLDER_ATTR, str(run.folder.relative_to(self.results_dir)))
+        run.trial.set_user_attr(METRICS_ATTR, metrics)
         return metrics

@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from vaesweep.storage import FAIL_REASON_ATTR, PRUNE_REASON_ATTR
+
 TABLE_ROWS = 12
 
 
@@ -37,7 +39,7 @@ def _format_values(trial: FrozenTrial) -> str:
 
 def _outcome(trial: FrozenTrial) -> str:
     """The objective value(s) of a completed trial, else why it stopped."""
-    reason = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason")
+    reason = trial.user_attrs.get(PRUNE_REASON_ATTR) or trial.user_attrs.get(FAIL_REASON_ATTR)
     if reason:
         return f": {reason}"
     return f" value {_format_values(trial)}" if trial.values else ""

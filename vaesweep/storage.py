@@ -5,10 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError
+from vaesweep.layout import DEFAULT_DB_NAME
 
-DEFAULT_DB_NAME = "vaesweep.db"
+# What vaesweep keeps in Optuna's records. Pruned trials count as finished: the study learned
+# what it needed from them, and they keep their folders like completed ones.
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+DEFINITION_ATTR = "vaesweep_definition"  # study: search space, fixed settings, objectives
+DESCRIPTION_ATTR = "vaesweep_description"  # study: the one-line description
+FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
+METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
+FAIL_REASON_ATTR = "fail_reason"
+PRUNE_REASON_ATTR = "prune_reason"
 
 
 def default_storage_url(results_dir: Path) -> str:
@@ -26,17 +36,25 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.RDBStorage(url)
     except ModuleNotFoundError as err:
         raise VaesweepError(
-            f"storage {_redact(url)}: its database driver is missing ({err})"
+            f"storage {redact(url)}: its database driver is missing ({err})"
         ) from None
     except Exception as err:  # SQLAlchemy's URL, connection and schema errors
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VaesweepError(f"cannot open storage {_redact(url)}: {reason}") from None
+        raise VaesweepError(f"cannot open storage {redact(url)}: {reason}") from None
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without its password, for messages."""
     scheme, _, rest = url.partition("://")
     credentials, at, host = rest.rpartition("@")
     if not at or ":" not in credentials:
         return url
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best trial, or the Pareto front of a multi-objective study; empty before any."""
+    try:
+        return study.best_trials if len(study.directions) > 1 else [study.best_trial]
+    except ValueError:
+        return []

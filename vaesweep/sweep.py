@@ -15,14 +15,19 @@ from vaesweep.data import load_fashion_mnist, make_splits
 from vaesweep.errors import VaesweepError
 from vaesweep.objective import Objective
 from vaesweep.progress import Progress
-from vaesweep.storage import default_storage_url, open_storage
+from vaesweep.storage import (
+    DEFINITION_ATTR,
+    DESCRIPTION_ATTR,
+    FAIL_REASON_ATTR,
+    FINISHED_STATES,
+    best_trials,
+    default_storage_url,
+    open_storage,
+)
 from vaesweep.studies import StudySpec
 from vaesweep.train import TrainingDiverged, resolve_device
 
-# Pruned trials count as finished: the study learned what it needed from them.
-FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 MAX_FAILURES_IN_A_ROW = 5
-DEFINITION_ATTR = "vaesweep_definition"
 
 
 @dataclass
@@ -49,14 +54,6 @@ def check_writable(results_dir: Path) -> None:
         ) from None
 
 
-def best_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """The best trial, or the Pareto front of a multi-objective study; empty before any."""
-    try:
-        return study.best_trials if len(study.directions) > 1 else [study.best_trial]
-    except ValueError:
-        return []
-
-
 def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -> None:
     """A stored study of this name must have been created from the same definition."""
     stored = study.user_attrs.get(DEFINITION_ATTR)
@@ -74,6 +71,7 @@ def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -
                 "move them away or choose another --results or --name"
             )
         study.set_user_attr(DEFINITION_ATTR, wanted)
+        study.set_user_attr(DESCRIPTION_ATTR, spec.description)
         return
     for part in ("search", "fixed", "objectives"):
         if stored.get(part) != wanted[part]:
@@ -141,7 +139,7 @@ def run_study(
         finally:
             progress.stop()
         if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-            last = study.trials[-1].user_attrs.get("fail_reason", "see the trial records")
+            last = study.trials[-1].user_attrs.get(FAIL_REASON_ATTR, "see the trial records")
             raise VaesweepError(
                 f"{failures_in_a_row} trials in a row failed (last: {last}); stopped the study"
             )

@@ -1,0 +1,153 @@
+"""`vaesweep report` end to end on a tiny study."""
+
+from __future__ import annotations
+
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from conftest import write_dataset
+from PIL import Image
+from test_cli import run_args, stored_trials, vaesweep
+
+TRIAL_FIGURES = ("latent", "manifold", "reconstructions", "uncertainty", "history")
+STUDY_FIGURES = (
+    "metrics-vs-warmup_epochs",
+    "learning-curves",
+    "optimization-history",
+    "importances",
+)
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src") and not value.startswith("#"):
+                self.targets.append(value)
+
+
+def links_of(page: Path) -> list[str]:
+    parser = Links()
+    parser.feed(page.read_text())
+    return parser.targets
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    """Three trials of the warm-up study on tiny data, reported once."""
+    root = tmp_path_factory.mktemp("report")
+    data_dir = write_dataset(root / "fashion")
+    results = root / "results"
+    assert vaesweep(*run_args(results, data_dir, 3)).exit_code == 0
+    outcome = vaesweep("report", "--results", str(results), "--data-dir", str(data_dir))
+    assert outcome.exit_code == 0, outcome.output
+    return results, data_dir, outcome
+
+
+@pytest.fixture
+def copy_of(reported, tmp_path):
+    results, data_dir, _ = reported
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    return copy, data_dir
+
+
+def test_every_figure_and_table_is_written(reported):
+    results, _, outcome = reported
+    report = results / "report"
+    assert "1 studies, 3 trials" in outcome.output
+    images = [report / "classes.png"] + [report / "warmup" / f"{n}.png" for n in STUDY_FIGURES]
+    for number in range(3):
+        images += [report / "warmup" / f"trial-{number:04d}" / f"{n}.png" for n in TRIAL_FIGURES]
+    for path in images:
+        with Image.open(path) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 300
+    markdown = (report / "warmup" / "trials.md").read_text().splitlines()
+    assert len(markdown) == 5 and all(line.startswith("|") for line in markdown)  # header, rule, 3
+
+
+def test_table_has_one_row_per_trial_with_the_stored_values(reported):
+    results, _, _ = reported
+    table = pd.read_csv(results / "report" / "warmup" / "trials.csv")
+    trials = stored_trials(results)
+    assert table["trial"].tolist() == [t.number for t in trials]
+    for trial, row in zip(trials, table.itertuples(), strict=True):
+        assert row.state == trial.state.name
+        assert row.warmup_epochs == trial.params["warmup_epochs"]
+        for name, value in trial.user_attrs["metrics"].items():
+            assert getattr(row, name) == value, name
+    best = optuna.load_study(
+        study_name="warmup", storage=f"sqlite:///{results}/vaesweep.db"
+    ).best_trial
+    assert table.loc[table["best"], "trial"].tolist() == [best.number]
+
+
+def test_every_link_in_the_page_resolves(reported):
+    results, _, _ = reported
+    page = results / "report" / "index.html"
+    targets = links_of(page)
+    assert "warmup/trials.csv" in targets and "classes.png" in targets
+    assert len([t for t in targets if t.endswith(".png")]) >= 1 + len(STUDY_FIGURES) + 3 * 5
+    for target in targets:
+        assert not target.startswith(("/", "http")), target
+        assert (page.parent / target).is_file(), target
+
+
+def test_rerun_redraws_nothing_and_a_new_trial_redraws_only_its_own(copy_of):
+    results, data_dir = copy_of
+    report = results / "report"
+    pngs = sorted(report.rglob("*.png"))
+    before = {p: p.stat().st_mtime_ns for p in pngs}
+    again = vaesweep("report", "--results", str(results), "--data-dir", str(data_dir))
+    assert again.exit_code == 0 and "0 figures drawn" in again.output
+    assert {p: p.stat().st_mtime_ns for p in pngs} == before
+
+    assert vaesweep(*run_args(results, data_dir, 4)).exit_code == 0
+    more = vaesweep("report", "--results", str(results), "--data-dir", str(data_dir))
+    assert f"{len(TRIAL_FIGURES) + len(STUDY_FIGURES)} figures drawn" in more.output
+    assert all(p.stat().st_mtime_ns == before[p] for p in pngs if "trial-" in str(p))
+    assert (report / "warmup" / "trial-0003" / "manifold.png").is_file()
+
+
+def test_missing_folder_and_unreadable_weights_mark_the_trial_and_the_rest_renders(copy_of):
+    results, data_dir = copy_of
+    shutil.rmtree(results / "report")
+    shutil.rmtree(results / "warmup" / "trial-0001")
+    (results / "warmup" / "trial-0002" / "model.pt").write_bytes(b"garbage")
+    outcome = vaesweep("report", "--results", str(results), "--data-dir", str(data_dir))
+    assert outcome.exit_code == 0, outcome.output
+    assert "trial 1: trial folder" in outcome.output and "is missing" in outcome.output
+    assert "trial 2: " in outcome.output and "cannot load weights" in outcome.output
+    report = results / "report"
+    assert (report / "warmup" / "trial-0000" / "manifold.png").is_file()
+    assert not (report / "warmup" / "trial-0001").exists()
+    table = pd.read_csv(report / "warmup" / "trials.csv")
+    assert "is missing" in table.loc[1, "note"]
+    assert "cannot load weights" in (report / "index.html").read_text()
+    for target in links_of(report / "index.html"):
+        assert (report / target).is_file(), target
+
+
+def test_error_cases_give_one_line(copy_of, tmp_path):
+    results, data_dir = copy_of
+    cases = [
+        (["--study", "nope"], "unknown study 'nope'"),
+        (["--results", str(tmp_path / "nothing")], "no results in"),
+        (["--storage", "nonsense"], "is not a URL"),
+    ]
+    empty = optuna.create_study(study_name="empty", storage=f"sqlite:///{results}/vaesweep.db")
+    assert not empty.trials
+    cases.append((["--study", "empty"], "study 'empty' has no finished trials"))
+    for args, message in cases:
+        outcome = vaesweep("report", "--results", str(results), "--data-dir", str(data_dir), *args)
+        assert outcome.exit_code != 0
+        lines = outcome.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines

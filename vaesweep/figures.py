@@ -1,0 +1,256 @@
+"""The report's figures: pure functions from tables, histories and models to matplotlib figures.
+
+Conventions: a latent grid has z2 = +3 at the top (as on a plot's y axis); latents wider than 2-D
+are shown through their first two principal components (scatter) or the two most spread-out
+dimensions with the others at 0, the prior mean (manifold grid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.decomposition import PCA
+from torchvision.utils import make_grid
+
+from vaesweep.data import CLASS_NAMES
+from vaesweep.model import VAE
+
+GRID_SIZE, GRID_LIMIT = 15, 3.0
+METRIC_LABELS = {
+    "val_loss": "val loss (β=1 −ELBO)", "val_ssim": "val SSIM", "val_mse": "val per-pixel MSE",
+    "val_knn_accuracy": "val 5-NN accuracy", "val_kl": "val KL", "val_recon": "val recon",
+}  # fmt: skip
+HISTORY_PANELS = (
+    ("loss", "total loss (recon + β·KL)"), ("recon", "reconstruction"), ("kl", "KL (unscaled)"),
+    ("beta_kl", "β·KL"),
+)  # fmt: skip
+
+
+def _figure(rows: int = 1, cols: int = 1, figsize=None, **subplots):
+    """A figure outside pyplot's registry (nothing to close, no display backend needed)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, **subplots)
+
+
+def _tile(images: torch.Tensor, nrow: int) -> np.ndarray:
+    """Images (N, 1, 28, 28) in [0, 1] as one grayscale picture, row by row."""
+    return make_grid(images, nrow=nrow, padding=0)[0].numpy()
+
+
+def metrics_vs_param(
+    table: pd.DataFrame, param: str, metrics: Sequence[str], categorical: bool, log: bool
+) -> Figure:
+    """Each metric against one searched parameter: scatter with a trend, or box + strip."""
+    fig, axes = _figure(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        data = table.dropna(subset=[metric])
+        if categorical:
+            order = sorted(data[param].unique(), key=str)
+            sns.boxplot(
+                data=data, x=param, y=metric, order=order, ax=ax, color="#dde6f2", fliersize=0
+            )
+            sns.stripplot(data=data, x=param, y=metric, order=order, hue="state", ax=ax, size=5)
+        else:
+            sns.scatterplot(data=data, x=param, y=metric, hue="state", ax=ax, s=35)
+            if data[param].nunique() > 1:
+                sns.regplot(data=data, x=param, y=metric, ax=ax, scatter=False, logx=log,
+                            color="0.3", line_kws={"lw": 1})  # fmt: skip
+            if log:
+                ax.set_xscale("log")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_title(f"{METRIC_LABELS.get(metric, metric)} vs {param}", fontsize=10)
+        if ax.get_legend():
+            ax.get_legend().set_title("state")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(histories: pd.DataFrame, param: str) -> Figure:
+    """Validation β=1 loss per epoch of every trial, and every trial's β schedule."""
+    fig, (left, right) = _figure(1, 2, figsize=(11, 4))
+    palette = "viridis" if pd.api.types.is_numeric_dtype(histories[param]) else "tab10"
+    common = dict(
+        data=histories, x="epoch", hue=param, units="trial", estimator=None, palette=palette
+    )
+    sns.lineplot(y="val_elbo", ax=left, lw=1, **common)
+    left.set(title="validation loss at β=1 (−ELBO) per epoch", ylabel="val loss (β=1)")
+    sns.lineplot(y="beta", ax=right, lw=1.5, **common)
+    right.set(title="KL weight β per epoch (warm-up)", ylabel="β")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    return fig
+
+
+def optimization_history(
+    table: pd.DataFrame, objectives: Sequence[str], directions: Sequence[str]
+) -> Figure:
+    """Objective value of each trial in order, with the best so far."""
+    fig, axes = _figure(1, len(objectives), figsize=(5.5 * len(objectives), 3.8), squeeze=False)
+    for ax, objective, direction in zip(axes[0], objectives, directions, strict=True):
+        data = table.dropna(subset=[objective]).sort_values("trial")
+        sns.scatterplot(data=data, x="trial", y=objective, hue="state", ax=ax, s=35)
+        complete = data[data["state"] == "COMPLETE"]
+        best = (
+            complete[objective].cummin()
+            if direction == "minimize"
+            else complete[objective].cummax()
+        )
+        ax.step(complete["trial"], best, where="post", color="C3", label="best so far")
+        ax.legend(fontsize=8)
+        ax.set(title=f"optimisation history ({direction})", xlabel="trial number",
+               ylabel=METRIC_LABELS.get(objective, objective))  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def param_importances(importances: dict[str, dict[str, float]]) -> Figure:
+    """Optuna's parameter importances, one panel per objective."""
+    fig, axes = _figure(1, len(importances), figsize=(5 * len(importances), 3), squeeze=False)
+    for ax, (objective, values) in zip(axes[0], importances.items(), strict=True):
+        frame = pd.DataFrame({"parameter": list(values), "importance": list(values.values())})
+        sns.barplot(data=frame, y="parameter", x="importance", ax=ax, color="C0")
+        ax.set(xlim=(0, 1), title=f"importance for {METRIC_LABELS.get(objective, objective)}")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_front(table: pd.DataFrame, objectives: Sequence[str], front: set[int]) -> Figure:
+    """The two objectives of every completed trial, Pareto-optimal ones highlighted."""
+    x, y = objectives[:2]
+    data = table[table["state"] == "COMPLETE"].assign(pareto=lambda t: t["trial"].isin(front))
+    fig, ax = _figure(figsize=(6, 4.5))
+    sns.scatterplot(
+        data=data, x=x, y=y, hue="pareto", palette={True: "C3", False: "0.6"}, ax=ax, s=45
+    )
+    for row in data[data["pareto"]].itertuples():
+        ax.annotate(str(row.trial), (getattr(row, x), getattr(row, y)), fontsize=8,
+                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
+    ax.set(title="Pareto front", xlabel=METRIC_LABELS.get(x, x), ylabel=METRIC_LABELS.get(y, y))
+    fig.tight_layout()
+    return fig
+
+
+def class_samples(images: torch.Tensor, labels: torch.Tensor, seed: int = 42) -> Figure:
+    """One random training image per class, titled with its class name."""
+    rng = np.random.default_rng(seed)
+    fig, axes = _figure(2, 5, figsize=(11, 5))
+    for label, ax in enumerate(axes.flat):
+        index = rng.choice(np.flatnonzero(labels.numpy() == label))
+        ax.imshow(images[index, 0].numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"{label}: {CLASS_NAMES[label]}")
+        ax.axis("off")
+    fig.suptitle("Fashion-MNIST: one random sample per class")
+    fig.tight_layout()
+    return fig
+
+
+def latent_scatter(means: np.ndarray, labels: np.ndarray, title: str) -> Figure:
+    """Test-set latent means coloured by class (2-D as is; wider through PCA)."""
+    if means.shape[1] > 2:
+        pca = PCA(n_components=2).fit(means)
+        points = pca.transform(means)
+        share = pca.explained_variance_ratio_.sum()
+        axis_names = ("PC 1", "PC 2")
+        title += (
+            f"\n{means.shape[1]}-D latent means: first two principal components "
+            f"({share:.0%} of variance)"
+        )
+    else:
+        points, axis_names = means, ("z1", "z2")
+    fig, ax = _figure(figsize=(7.5, 6))
+    scatter = ax.scatter(
+        points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4, alpha=0.6, vmin=-0.5, vmax=9.5
+    )
+    colorbar = fig.colorbar(scatter, ax=ax, ticks=range(10))
+    colorbar.ax.set_yticklabels(CLASS_NAMES)
+    ax.set(xlabel=axis_names[0], ylabel=axis_names[1], title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def manifold_grid(model: VAE, spread: np.ndarray, title: str) -> Figure:
+    """Decoded 15x15 grid over [-3, 3]^2 (z2 = +3 on the top row)."""
+    dims = (0, 1) if len(spread) == 2 else tuple(sorted(np.argsort(spread)[::-1][:2].tolist()))
+    values = torch.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_SIZE)
+    z = torch.zeros(GRID_SIZE, GRID_SIZE, len(spread))
+    z[..., dims[0]] = values.view(1, -1)  # columns: left to right
+    z[..., dims[1]] = values.flip(0).view(-1, 1)  # rows: top is +3
+    images = torch.sigmoid(model.decode(z.view(-1, len(spread)))).float()
+    half = GRID_LIMIT / (GRID_SIZE - 1)  # half a cell, so ticks sit on cell centres
+    extent = (-GRID_LIMIT - half, GRID_LIMIT + half, -GRID_LIMIT - half, GRID_LIMIT + half)
+    fig, ax = _figure(figsize=(7.5, 7.5))
+    ax.imshow(_tile(images, GRID_SIZE), cmap="gray", vmin=0, vmax=1, extent=extent)
+    names = [f"z{d + 1}" for d in dims]
+    if len(spread) > 2:
+        title += f"\nslice through z{dims[0] + 1}, z{dims[1] + 1} (most spread); other dims at 0"
+    ax.set(xlabel=names[0], ylabel=names[1], title=title)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def reconstructions(model: VAE, originals: torch.Tensor, title: str) -> Figure:
+    """Originals (top) and their deterministic z = mu reconstructions (bottom)."""
+    recon = model.reconstruct(originals).float()
+    fig, axes = _figure(2, 1, figsize=(12, 3.2))
+    for ax, images, label in ((axes[0], originals, "original"), (axes[1], recon, "recon (z = μ)")):
+        ax.imshow(_tile(images, len(images)), cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def uncertainty_maps(model: VAE, originals: torch.Tensor, title: str, samples: int = 64) -> Figure:
+    """Per-pixel mean and variance of repeated stochastic decodes z ~ q(z|x) of the same inputs."""
+    mu, logvar = model.encode(originals)
+    generator = torch.Generator().manual_seed(0)
+    z = model.reparameterize(mu.repeat(samples, 1), logvar.repeat(samples, 1), generator)
+    decodes = torch.sigmoid(model.decode(z)).float().view(samples, *originals.shape)
+    mean, variance = decodes.mean(0), decodes.var(0)
+    fig, axes = _figure(3, 1, figsize=(12, 4.2))
+    fig.subplots_adjust(left=0.1, right=0.88, top=0.84, bottom=0.02, hspace=0.1)
+    rows = ((originals, "original", "gray", 1.0), (mean, "mean decode", "gray", 1.0),
+            (variance, "variance", "magma", float(variance.max()) or 1.0))  # fmt: skip
+    for ax, (images, label, cmap, top) in zip(axes, rows, strict=True):
+        shown = ax.imshow(_tile(images, len(images)), cmap=cmap, vmin=0, vmax=top)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center")
+    fig.colorbar(shown, ax=axes[2], fraction=0.02, pad=0.01, label="per-pixel variance")
+    fig.suptitle(f"{title}\nuncertainty over {samples} decodes of z ~ q(z|x)")
+    return fig
+
+
+def training_history(history: pd.DataFrame, title: str) -> Figure:
+    """Train and validation loss terms per epoch, β and the learning rate."""
+    fig, axes = _figure(2, 3, figsize=(13, 6.5))
+    epochs = history["epoch"] + 1
+    for ax, (key, label) in zip(axes.flat[:4], HISTORY_PANELS, strict=True):
+        ax.plot(epochs, history[f"train_{key}"], label="train", marker=".")
+        ax.plot(epochs, history[f"val_{key}"], label="validation", marker=".")
+        ax.set(title=label, xlabel="epoch")
+        ax.legend(fontsize=8)
+    axes.flat[4].plot(epochs, history["beta"], color="C2", marker=".")
+    axes.flat[4].set(title="KL weight β (warm-up)", xlabel="epoch", ylim=(-0.05, 1.05))
+    axes.flat[5].plot(epochs, history["lr"], color="C4", marker=".")
+    axes.flat[5].set(title="learning rate", xlabel="epoch", yscale="log")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

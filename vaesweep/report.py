@@ -1,0 +1,418 @@
+"""`vaesweep report`: storage + trial folders -> figures, tables and index.html. Read-only.
+
+Re-running redraws only what changed: a manifest remembers, for every trial and study, the key
+of what was drawn (trial state, completion time, weights file), and figures whose key still
+matches are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from vaesweep.errors import VaesweepError
+from vaesweep.html_page import write_index
+from vaesweep.layout import LATENTS_FILE, WEIGHTS_FILE
+from vaesweep.storage import (
+    DEFINITION_ATTR,
+    DESCRIPTION_ATTR,
+    FINISHED_STATES,
+    FOLDER_ATTR,
+    METRICS_ATTR,
+    PRUNE_REASON_ATTR,
+    best_trials,
+    open_storage,
+)
+
+# torch, matplotlib and friends take seconds to import: they are imported only when something
+# needs drawing, so an up-to-date report re-runs in about a second.
+
+REPORT_VERSION = 1  # bump when figures change, so every report redraws once
+MANIFEST = "manifest.json"
+KEY_METRICS = ("val_ssim", "val_mse", "val_knn_accuracy", "val_kl")
+METRIC_COLUMNS = tuple(
+    f"{part}_{name}"
+    for part in ("val", "test")
+    for name in ("loss", "recon", "kl", "mse", "ssim", "knn_accuracy")
+)
+TRIAL_FIGURES = ("latent", "manifold", "reconstructions", "uncertainty", "history")
+SAMPLE_SEED, SAMPLES_SHOWN = 42, 10
+DPI = 100
+
+
+@dataclass
+class TrialEntry:
+    """One finished trial as the report sees it; `problem` says why its figures are missing."""
+
+    trial: FrozenTrial
+    folder: Path | None
+    problem: str | None = None
+    figures: dict[str, str] = field(default_factory=dict)  # name -> path relative to the report
+
+    @property
+    def key(self) -> str:
+        weights = self.folder / WEIGHTS_FILE if self.folder else None
+        stamp = weights.stat().st_mtime_ns if weights and weights.is_file() else None
+        # The stored relative folder, so a moved results folder keeps its figures.
+        relative = self.trial.user_attrs.get(FOLDER_ATTR)
+        return f"{self.trial.state.name}|{self.trial.datetime_complete}|{relative}|{stamp}"
+
+
+@dataclass
+class StudyReport:
+    name: str
+    description: str
+    objectives: list[str]
+    search: list[dict[str, Any]]
+    entries: list[TrialEntry]
+    best: set[int]
+    table: pd.DataFrame
+    figures: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReportSummary:
+    out_dir: Path
+    studies: list[StudyReport]
+    drawn: int  # figures drawn this time
+    warnings: list[str]
+
+
+def render_report(
+    results_dir: Path,
+    out_dir: Path,
+    storage_url: str,
+    study_names: tuple[str, ...] = (),
+    data_dir: Path | None = None,
+    warn: Callable[[str], None] = print,
+) -> ReportSummary:
+    storage = open_storage(storage_url)
+    available = optuna.get_all_study_names(storage)
+    for name in study_names:
+        if name not in available:
+            listed = ", ".join(available) or "none"
+            raise VaesweepError(
+                f"unknown study '{name}' in {storage_url} (studies there: {listed})"
+            )
+    if not available:
+        raise VaesweepError(f"no studies in {storage_url}; run 'vaesweep run' first")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VaesweepError(f"cannot create report folder {out_dir} ({err.strerror})") from None
+    manifest = _load_manifest(out_dir)
+    painter = _Painter(out_dir, data_dir, manifest)
+    warnings: list[str] = []
+
+    def note(message: str) -> None:
+        warnings.append(message)
+        warn(f"warning: {message}")
+
+    reports = []
+    for name in study_names or tuple(available):
+        study = optuna.load_study(study_name=name, storage=storage)
+        report = _collect(study, results_dir, note)
+        if not report.entries:
+            if study_names:
+                raise VaesweepError(f"study '{name}' has no finished trials yet")
+            note(f"study '{name}' has no finished trials yet; skipped")
+            continue
+        _write_tables(report, out_dir)
+        painter.study_figures(report, study)
+        for entry in report.entries:
+            painter.trial_figures(report.name, entry, note)
+        reports.append(report)
+        _save_manifest(out_dir, manifest)
+    classes = painter.class_samples()
+    write_index(out_dir, reports, classes, storage_url)
+    _save_manifest(out_dir, manifest)
+    return ReportSummary(out_dir, reports, painter.drawn, warnings)
+
+
+def _collect(study: optuna.Study, results_dir: Path, note: Callable[[str], None]) -> StudyReport:
+    definition = study.user_attrs.get(DEFINITION_ATTR, {})
+    objectives = definition.get("objectives") or [
+        f"objective_{i}" for i in range(len(study.directions))
+    ]
+    entries = []
+    for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
+        relative = trial.user_attrs.get(FOLDER_ATTR)
+        folder = results_dir / relative if relative else None
+        entry = TrialEntry(trial, folder)
+        if folder is None or not folder.is_dir():
+            entry.problem = f"trial folder {folder or '(none recorded)'} is missing"
+            note(f"study '{study.study_name}' trial {trial.number}: {entry.problem}")
+        entries.append(entry)
+    best = {t.number for t in best_trials(study)}
+    report = StudyReport(
+        name=study.study_name,
+        description=study.user_attrs.get(DESCRIPTION_ATTR, ""),
+        objectives=objectives,
+        search=definition.get("search", []),
+        entries=entries,
+        best=best,
+        table=pd.DataFrame(),
+    )
+    report.table = trials_table(report)
+    return report
+
+
+def trials_table(report: StudyReport) -> pd.DataFrame:
+    """One row per finished trial, the numbers exactly as stored."""
+    rows = []
+    params = [p["name"] for p in report.search] or sorted(
+        {name for e in report.entries for name in e.trial.params}
+    )
+    for entry in report.entries:
+        trial = entry.trial
+        metrics = trial.user_attrs.get(METRICS_ATTR, {})
+        row: dict[str, Any] = {
+            "trial": trial.number,
+            "state": trial.state.name,
+            "best": trial.number in report.best,
+        }
+        row |= {name: trial.params.get(name) for name in params}
+        row["duration_s"] = trial.duration.total_seconds() if trial.duration else None
+        row["epochs_run"] = _epochs_run(trial)
+        row |= {column: metrics.get(column) for column in METRIC_COLUMNS}
+        row["note"] = entry.problem or trial.user_attrs.get(PRUNE_REASON_ATTR, "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _epochs_run(trial: FrozenTrial) -> int | None:
+    if trial.intermediate_values:
+        return max(trial.intermediate_values) + 1
+    config = trial.user_attrs.get("config", {})
+    return config.get("epochs") if trial.state == TrialState.COMPLETE else None
+
+
+def _write_tables(report: StudyReport, out_dir: Path) -> None:
+    folder = out_dir / report.name
+    folder.mkdir(exist_ok=True)
+    _write_if_changed(folder / "trials.csv", report.table.to_csv(index=False))
+    shown = report.table.assign(best=report.table["best"].map({True: "★", False: ""}))
+    _write_if_changed(folder / "trials.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+class _Painter:
+    """Draws figures whose manifest key changed; keeps the rest."""
+
+    def __init__(self, out_dir: Path, data_dir: Path | None, manifest: dict[str, str]):
+        self.out_dir, self.data_dir, self.manifest = out_dir, data_dir, manifest
+        self.drawn = 0
+        self._data = None
+
+    @property
+    def data(self):
+        if self._data is None:
+            from vaesweep.data import load_fashion_mnist
+
+            self._data = load_fashion_mnist(self.data_dir)
+        return self._data
+
+    def _fresh(self, manifest_key: str, key: str, paths: list[Path]) -> bool:
+        return self.manifest.get(manifest_key) == key and all(p.is_file() for p in paths)
+
+    def _save(self, figure, path: Path) -> None:
+        partial = path.with_name(f".{path.name}.partial")
+        figure.savefig(partial, dpi=DPI, format="png")
+        os.replace(partial, path)
+        self.drawn += 1
+
+    def class_samples(self) -> str:
+        path = self.out_dir / "classes.png"
+        if not self._fresh("classes", str(REPORT_VERSION), [path]):
+            from vaesweep import figures
+
+            self._save(figures.class_samples(self.data.train_x, self.data.train_y), path)
+            self.manifest["classes"] = str(REPORT_VERSION)
+        return path.name
+
+    def study_figures(self, report: StudyReport, study: optuna.Study) -> None:
+        folder = self.out_dir / report.name
+        planned = _planned_study_figures(report)
+        report.figures = {name: f"{report.name}/{name}.png" for name in planned}
+        key = _digest([REPORT_VERSION, report.objectives, [e.key for e in report.entries]])
+        if self._fresh(f"study:{report.name}", key, [folder / f"{n}.png" for n in planned]):
+            return
+        from vaesweep import figures
+
+        directions = [d.name.lower() for d in study.directions]
+        table = report.table
+        for param in report.search:
+            name = param["name"]
+            metrics = list(dict.fromkeys([*report.objectives, *KEY_METRICS]))
+            figure = figures.metrics_vs_param(
+                table, name, [m for m in metrics if m in table],
+                categorical=param["kind"] == "categorical", log=bool(param.get("log")),
+            )  # fmt: skip
+            self._save(figure, folder / f"metrics-vs-{name}.png")
+        histories = self._histories(report)
+        if not histories.empty and report.search:
+            self._save(
+                figures.learning_curves(histories, report.search[0]["name"]),
+                folder / "learning-curves.png",
+            )
+        self._save(
+            figures.optimization_history(table, report.objectives, directions),
+            folder / "optimization-history.png",
+        )
+        importances = _importances(study, report.objectives)
+        if importances:
+            self._save(figures.param_importances(importances), folder / "importances.png")
+        else:
+            report.figures.pop("importances", None)
+            report.notes.append(
+                "parameter importances need at least two completed trials with different parameters"
+            )
+        if len(report.objectives) > 1:
+            self._save(
+                figures.pareto_front(table, report.objectives, report.best),
+                folder / "pareto-front.png",
+            )
+        self.manifest[f"study:{report.name}"] = key
+
+    def _histories(self, report: StudyReport) -> pd.DataFrame:
+        from vaesweep.artifacts import load_history
+
+        frames = []
+        for entry in report.entries:
+            if entry.problem is None:
+                history = load_history(entry.folder)
+                frames.append(
+                    history.assign(trial=entry.trial.number, **_param_columns(report, entry))
+                )
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def trial_figures(self, study: str, entry: TrialEntry, note: Callable[[str], None]) -> None:
+        if entry.problem is not None:
+            return
+        number = entry.trial.number
+        folder = self.out_dir / study / f"trial-{number:04d}"
+        entry.figures = {name: f"{study}/{folder.name}/{name}.png" for name in TRIAL_FIGURES}
+        manifest_key = f"trial:{study}:{number}"
+        key = f"{REPORT_VERSION}|{entry.key}"
+        if self._fresh(manifest_key, key, [folder / f"{n}.png" for n in TRIAL_FIGURES]):
+            return
+        from vaesweep import figures
+        from vaesweep.artifacts import load_history, load_model
+
+        try:
+            model, _ = load_model(entry.folder)
+        except VaesweepError as err:
+            entry.problem, entry.figures = str(err), {}
+            note(f"study '{study}' trial {number}: {err}")
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        title = f"{study} trial {number} ({_format_params(entry.trial.params)})"
+        means, labels = self._latents(entry.folder, model)
+        originals = self._originals()
+        self._save(
+            figures.latent_scatter(means, labels, f"{title}: test-set latent means"),
+            folder / "latent.png",
+        )
+        self._save(
+            figures.manifold_grid(model, means.std(axis=0), f"{title}: decoded latent grid"),
+            folder / "manifold.png",
+        )
+        self._save(
+            figures.reconstructions(
+                model, originals, f"{title}: test images and z = μ reconstructions"
+            ),
+            folder / "reconstructions.png",
+        )
+        self._save(figures.uncertainty_maps(model, originals, title), folder / "uncertainty.png")
+        self._save(
+            figures.training_history(load_history(entry.folder), title), folder / "history.png"
+        )
+        self.manifest[manifest_key] = key
+
+    def _latents(self, trial_folder: Path, model) -> tuple[np.ndarray, np.ndarray]:
+        """Saved test latent means; trial folders from before they were saved are re-encoded."""
+        from vaesweep.artifacts import load_latents
+        from vaesweep.metrics import encode_means
+
+        if (trial_folder / LATENTS_FILE).is_file():
+            return load_latents(trial_folder)
+        means = encode_means(model, self.data.test_x, model.to_mu.weight.device)
+        return means.numpy(), self.data.test_y.numpy()
+
+    def _originals(self):
+        rng = np.random.default_rng(SAMPLE_SEED)
+        indices = rng.choice(len(self.data.test_x), size=SAMPLES_SHOWN, replace=False)
+        return self.data.test_x[np.sort(indices)]
+
+
+def _planned_study_figures(report: StudyReport) -> list[str]:
+    names = [f"metrics-vs-{p['name']}" for p in report.search]
+    if report.search:
+        names.append("learning-curves")
+    names += ["optimization-history", "importances"]
+    if len(report.objectives) > 1:
+        names.append("pareto-front")
+    return names
+
+
+def _importances(study: optuna.Study, objectives: list[str]) -> dict[str, dict[str, float]]:
+    """Optuna's default parameter importances per objective; empty with too little to compare."""
+    result = {}
+    for index, (objective, direction) in enumerate(zip(objectives, study.directions, strict=True)):
+        # The evaluator ranks parameters for low targets, so maximised objectives are negated.
+        sign = -1.0 if direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values = optuna.importance.get_param_importances(
+                    study, target=lambda t, i=index, s=sign: s * t.values[i]
+                )
+        except (ValueError, RuntimeError):
+            return {}
+        if not values:
+            return {}
+        result[objective] = values
+    return result
+
+
+def _param_columns(report: StudyReport, entry: TrialEntry) -> dict[str, Any]:
+    return {p["name"]: entry.trial.params.get(p["name"]) for p in report.search}
+
+
+def _format_params(params: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()[:16]
+
+
+def _load_manifest(out_dir: Path) -> dict[str, str]:
+    try:
+        return json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}  # no manifest or a damaged one: draw everything
+
+
+def _save_manifest(out_dir: Path, manifest: dict[str, str]) -> None:
+    partial = out_dir / f".{MANIFEST}.partial"
+    partial.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(partial, out_dir / MANIFEST)
