@@ -141,7 +141,7 @@ def pareto_front(table: pd.DataFrame, objectives: Sequence[str], front: set[int]
 def class_samples(images: torch.Tensor, labels: torch.Tensor, seed: int = 42) -> Figure:
     """One random training image per class, titled with its class name."""
     rng = np.random.default_rng(seed)
-    fig, axes = _figure(2, 5, figsize=(11, 5))
+    fig, axes = _figure(2, 5, figsize=(11, 5.8))
     for label, ax in enumerate(axes.flat):
         index = rng.choice(np.flatnonzero(labels.numpy() == label))
         ax.imshow(images[index, 0].numpy(), cmap="gray", vmin=0, vmax=1)

@@ -15,7 +15,8 @@ STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1300px; color: #222; }
 h1, h2, h3 { font-weight: 600; } nav a { margin-right: 1rem; }
 table { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0 1rem; }
-th, td { border: 1px solid #ccc; padding: 0.2rem 0.4rem; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 0.2rem 0.4rem; text-align: right; white-space: nowrap; }
+.scroll { overflow: auto; max-height: 32rem; border: 1px solid #eee; }
 th { background: #f2f4f8; position: sticky; top: 0; }
 tr.best td { background: #e7f6e7; font-weight: 600; }
 figure { display: inline-block; margin: 0.5rem; vertical-align: top; }
@@ -42,7 +43,7 @@ def _trials_table(report: StudyReport) -> str:
         html = html.replace(
             f"<tr>\n      <td>{number}</td>", f'<tr class="best">\n      <td>{number}</td>', 1
         )
-    return html
+    return f'<div class="scroll">{html}</div>'
 
 
 def _trial_section(entry: TrialEntry, best: bool) -> str:
@@ -70,8 +71,10 @@ def _trial_section(entry: TrialEntry, best: bool) -> str:
 def _study_section(report: StudyReport) -> str:
     name = escape(report.name)
     links = " · ".join(f'<a href="{name}/trials.{ext}">trials.{ext}</a>' for ext in ("csv", "md"))
+    wide = ("metrics-vs-", "learning-curves", "optimization-history")
     figures = "".join(
-        _figure(path, name.replace("-", " "), "48%") for name, path in report.figures.items()
+        _figure(path, name.replace("-", " "), "98%" if name.startswith(wide) else "48%")
+        for name, path in report.figures.items()
     )
     notes = "".join(f'<p class="note">{escape(note)}</p>' for note in report.notes)
     trials = "".join(_trial_section(e, e.trial.number in report.best) for e in report.entries)

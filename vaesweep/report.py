@@ -38,7 +38,7 @@ from vaesweep.storage import (
 # torch, matplotlib and friends take seconds to import: they are imported only when something
 # needs drawing, so an up-to-date report re-runs in about a second.
 
-REPORT_VERSION = 1  # bump when figures change, so every report redraws once
+REPORT_VERSION = 2  # bump when figures change, so every report redraws once
 MANIFEST = "manifest.json"
 KEY_METRICS = ("val_ssim", "val_mse", "val_knn_accuracy", "val_kl")
 METRIC_COLUMNS = tuple(
