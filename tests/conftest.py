@@ -11,8 +11,9 @@ import pytest
 from vaesweep.data import DEBIAN_DIR, FILE_STEMS, load_fashion_mnist
 
 TINY_TRAIN, TINY_TEST = 600, 200
-# Settings that make a trial take about a second on tiny data.
-TINY_SETTINGS = ("--set", "epochs=2", "--set", "val_size=100", "--set", 'arch="mlp"')
+# `run` options that make a trial take about a second on tiny data. One worker, so sampler
+# draws are reproducible; a later --jobs (the parallel tests) overrides it.
+TINY_SETTINGS = ("--set", "epochs=2", "--set", "val_size=100", "--set", 'arch="mlp"', "--jobs", "1")
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -9,10 +9,11 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_SETTINGS
 
 from vaesweep.cli import main
 from vaesweep.storage import default_storage_url
+
+from conftest import TINY_SETTINGS
 
 
 def vaesweep(*args: str):
@@ -68,7 +69,7 @@ def test_run_leaves_a_folder_per_trial_and_records_point_to_it(study_with_two_tr
         folder = results / trial.user_attrs["folder"]
         assert folder == results / "warmup" / f"trial-{trial.number:04d}"
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert trial.values == [metrics["val_loss"]]
+        assert trial.values == [metrics["val_knn_accuracy"]]  # the warm-up study's objective
         assert trial.user_attrs["metrics"] == metrics
         assert {"test_ssim", "test_knn_accuracy", "val_mse", "test_kl"} <= set(metrics)
         config = json.loads((folder / "config.json").read_text())
@@ -100,6 +101,19 @@ def test_plain_progress_prints_at_most_a_line_per_epoch(study_with_two_trials, t
     ]  # one new trial, two epochs, one line each
     assert any(line.startswith("trial 2 complete value") for line in lines)
     assert lines[-1].startswith("best trial")
+
+
+def test_parallel_workers_stop_at_exactly_the_requested_count(tmp_path, tiny_data_dir):
+    results = tmp_path / "results"
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 3, "--jobs", "2"))
+    assert outcome.exit_code == 0, outcome.output
+    trials = stored_trials(results)
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 3
+    assert len(trials) == 3  # the start lock lets no worker begin a fourth
+    folders = sorted(p.name for p in (results / "warmup").iterdir())
+    assert folders == [f"trial-{t.number:04d}" for t in finished]
+    assert "3/3 trials finished" in outcome.output
 
 
 UNSTABLE_STUDY = (
@@ -205,6 +219,9 @@ BAD_INPUTS = {
     ),
     "changed definition": (["--set", "epochs=3"], "was created with different fixed"),
     "bad device": (["--device", "tpu"], "'tpu' is not one of"),
+    "zero jobs": (["--jobs", "0"], "--jobs must be between 1 and"),
+    "too many jobs": (["--jobs", "999"], "--jobs must be between 1 and"),
+    "non-numeric jobs": (["--jobs", "lots"], "--jobs must be a number or auto"),
 }
 
 

@@ -3,11 +3,12 @@ import gzip
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_TEST, TINY_TRAIN, write_dataset, write_idx
 
 from vaesweep import data as data_module
 from vaesweep.data import load_fashion_mnist, locate, make_splits, read_idx
 from vaesweep.errors import VaesweepError
+
+from conftest import TINY_TEST, TINY_TRAIN, write_dataset, write_idx
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -48,7 +48,9 @@ def test_knn_accuracy_on_separated_and_shuffled_clusters():
 
 
 def test_evaluate_gives_every_metric_for_validation_and_test(tiny_data):
-    config = TrainConfig(arch="mlp", lr=2e-3, epochs=3, warmup_epochs=0, val_size=100)
+    config = TrainConfig(
+        arch="mlp", lr=2e-3, epochs=3, warmup_epochs=0, val_size=100, precision="fp32"
+    )
     splits = make_splits(tiny_data, 100)
     result = train(config, splits, CPU)
     metrics, test_means = evaluate(result.model, splits, config, CPU)

@@ -9,8 +9,9 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from conftest import write_dataset
 from PIL import Image
+
+from conftest import write_dataset
 from test_cli import run_args, stored_trials, vaesweep
 
 TRIAL_FIGURES = ("latent", "manifold", "reconstructions", "uncertainty", "history")

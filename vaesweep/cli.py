@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 import click
@@ -66,7 +64,11 @@ def main() -> None:
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Base seed of sampler and trials."
 )
-def run(study, trials, storage, results, overrides, name, data_dir, device, seed) -> None:
+@click.option(
+    "--jobs", default="auto", show_default=True,
+    help="Worker processes sharing the study and the cores; auto: one per core, at most 4.",
+)  # fmt: skip
+def run(study, trials, storage, results, overrides, name, data_dir, device, seed, jobs) -> None:
     """Run a study until it has --trials finished trials (re-running resumes)."""
     from vaesweep.progress import make_progress
     from vaesweep.storage import METRICS_ATTR
@@ -86,6 +88,7 @@ def run(study, trials, storage, results, overrides, name, data_dir, device, seed
         data_dir=data_dir,
         device=device,
         seed=seed,
+        jobs=_jobs(jobs),
     )
     console.print(
         f"study {summary.study_name}: {summary.finished}/{summary.target} trials finished "
@@ -153,9 +156,84 @@ def report(study_names, storage, results, out, data_dir) -> None:
     )
 
 
-def _quiet_optuna() -> None:
-    """Our progress view replaces Optuna's per-trial log lines."""
-    import optuna
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list of records instead.")
+@click.option(
+    "--arch",
+    "archs",
+    multiple=True,
+    type=click.Choice(["seed", "mlp"]),
+    help="Architectures to time (repeatable) [default: all].",
+)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0.1),
+    default=3.0,
+    show_default=True,
+    help="Time spent on each throughput measurement.",
+)
+@click.option("--threads", type=click.IntRange(min=1), help="Torch threads [default: all cores].")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Folder with the Fashion-MNIST IDX files [default: $VAESWEEP_DATA, then search].",
+)
+@click.option(
+    "--trial-study",
+    default="warmup",
+    show_default=True,
+    help="Time one default trial of this study; '' skips it.",
+)
+@click.option(
+    "--precision-epochs",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Epochs of the bf16-vs-fp32 ELBO check; 0 skips it.",
+)
+def bench(
+    as_json, archs, seconds, threads, device, data_dir, trial_study, precision_epochs
+) -> None:
+    """Measure training throughput, data loading, evaluation and per-trial overhead here."""
+    import json
 
-    optuna.logging.set_verbosity(logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    import torch
+
+    from vaesweep.bench import run_bench
+    from vaesweep.bench_table import BenchTable
+    from vaesweep.train import resolve_device
+
+    _quiet_optuna()
+    if threads:
+        torch.set_num_threads(threads)
+    table = None if as_json else BenchTable(Console(highlight=False))
+    records = run_bench(
+        resolve_device(device), list(archs) or ["seed", "mlp"], seconds, data_dir,
+        trial_study or None, precision_epochs, on_record=table.add if table else lambda r: None,
+    )  # fmt: skip
+    if table:
+        table.finish()
+    else:
+        click.echo(json.dumps(records, indent=1, default=str))
+
+
+def _jobs(value: str) -> int:
+    """--jobs: a count, or auto (one single-threaded worker per core, at most 4: the fastest
+    split measured here for the shipped studies, see BENCHMARKS.md)."""
+    import os
+
+    if value == "auto":
+        return max(1, min(os.cpu_count() or 1, 4))
+    try:
+        return int(value)
+    except ValueError:
+        raise VaesweepError(f"--jobs must be a number or auto; got {value!r}") from None
+
+
+def _quiet_optuna() -> None:
+    from vaesweep.storage import quiet_optuna
+
+    quiet_optuna()

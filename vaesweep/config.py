@@ -16,7 +16,7 @@ from vaesweep.errors import VaesweepError
 from vaesweep.model import ARCHITECTURES
 
 LIKELIHOODS = ("mse", "bce")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the hardware computes it natively
 # What early stopping and the LR schedule watch: the beta-weighted validation loss the notebook
 # monitors, or the beta=1 validation ELBO, which stays comparable across epochs during warm-up.
 MONITORS = ("elbo", "loss")
@@ -41,7 +41,7 @@ class TrainConfig:
     early_stop_patience: int = 10
     early_stop_start: float = 0.5  # fraction of the warm-up before early stopping starts
     monitor: str = "elbo"
-    precision: str = "fp32"
+    precision: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:

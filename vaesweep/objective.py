@@ -76,6 +76,7 @@ class Objective:
         metrics = self._finish(
             run, result.model, "COMPLETE", epochs_run=len(result.history),
             best_epoch=result.best_epoch, stop_reason=result.stop_reason,
+            precision=result.precision,
         )  # fmt: skip
         values = [metrics[name] for name in self.spec.objectives]
         return values[0] if len(values) == 1 else values
@@ -87,7 +88,9 @@ class Objective:
         if metric is None:
             return
         epoch = int(record["epoch"])
-        run.trial.report(record[metric], epoch)
+        # Pruning metrics are losses; a maximising study's pruner wants higher-is-better values.
+        sign = -1.0 if self.spec.directions[0] == "maximize" else 1.0
+        run.trial.report(sign * record[metric], epoch)
         # Never prune during warm-up: the model is still being shaped by a small beta.
         if epoch >= run.config.warmup_epochs and run.trial.should_prune():
             reason = f"{metric} {record[metric]:.4g} at epoch {epoch + 1} is worse than the median"

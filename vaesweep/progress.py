@@ -57,7 +57,7 @@ class Progress:
 
     def __init__(self, console: Console | None = None):
         self.console = console or Console(highlight=False)
-        self.epochs = 0
+        self.epochs: dict[int, int] = {}  # running trial -> its maximum epochs
 
     def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
         self.console.print(
@@ -66,14 +66,16 @@ class Progress:
         )
 
     def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
-        self.epochs = epochs
+        self.epochs[number] = epochs
         self.console.print(f"trial {number} started: {_format_params(params)}")
 
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
         epoch = int(record["epoch"]) + 1
-        self.console.print(f"trial {number} epoch {epoch}/{self.epochs} {_epoch_summary(record)}")
+        total = self.epochs.get(number, "?")
+        self.console.print(f"trial {number} epoch {epoch}/{total} {_epoch_summary(record)}")
 
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+        self.epochs.pop(trial.number, None)
         mark = " (best so far)" if trial.number in best else ""
         self.console.print(
             f"trial {trial.number} {trial.state.name.lower()}{_outcome(trial)}{mark}"
@@ -84,7 +86,8 @@ class Progress:
 
 
 class LiveProgress(Progress):
-    """Overall progress with ETA, the current trial's epochs, and a table of finished trials."""
+    """Overall progress with ETA, each running trial's epochs (one bar per worker's trial), and a
+    table of finished trials with the best starred."""
 
     def __init__(self, console: Console | None = None):
         super().__init__(console)
@@ -111,21 +114,19 @@ class LiveProgress(Progress):
     def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
         self.objectives = objectives
         self.trials_task = self.trials.add_task(f"study {study}", total=target, completed=finished)
-        self.epoch_task = self.epochs_bar.add_task("waiting", total=1, summary="")
         self.live.start()
 
     def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
-        self.epochs_bar.reset(
-            self.epoch_task,
-            total=epochs,
-            description=f"trial {number} ({_format_params(params)})",
-            summary="",
-        )
+        description = f"trial {number} ({_format_params(params)})"
+        self.epochs[number] = self.epochs_bar.add_task(description, total=epochs, summary="")
 
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
-        self.epochs_bar.update(self.epoch_task, advance=1, summary=_epoch_summary(record))
+        if number in self.epochs:
+            self.epochs_bar.update(self.epochs[number], advance=1, summary=_epoch_summary(record))
 
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+        if trial.number in self.epochs:
+            self.epochs_bar.remove_task(self.epochs.pop(trial.number))
         self.trials.update(self.trials_task, completed=finished)
         self.rows = [(row, row.number in best) for row, _ in self.rows] + [
             (trial, trial.number in best)
@@ -148,7 +149,7 @@ class LiveProgress(Progress):
                 f"{'★ ' if is_best else ''}{trial.number}",
                 trial.state.name.lower(),
                 _format_params(trial.params),
-                _format_values(trial),
+                _format_values(trial) if trial.state.name == "COMPLETE" else _outcome(trial)[2:],
                 f"{seconds:.0f}",
                 style="bold green" if is_best else None,
             )
@@ -158,3 +159,19 @@ class LiveProgress(Progress):
 def make_progress(console: Console | None = None) -> Progress:
     console = console or Console(highlight=False)
     return LiveProgress(console) if console.is_terminal else Progress(console)
+
+
+class QueueProgress(Progress):
+    """In a worker process: sends each event to the parent, which shows them all."""
+
+    def __init__(self, events, worker: int):
+        self.events, self.worker = events, worker
+
+    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
+        self.events.put(("trial_started", self.worker, number, dict(params), epochs))
+
+    def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
+        self.events.put(("epoch_finished", self.worker, number, dict(record)))
+
+    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+        self.events.put(("trial_finished", self.worker, trial, finished, best))

@@ -19,6 +19,9 @@ FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
 METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
 FAIL_REASON_ATTR = "fail_reason"
 PRUNE_REASON_ATTR = "prune_reason"
+# A running trial records a heartbeat this often; one silent for the grace period (its worker was
+# killed) is marked failed by the next worker that looks.
+HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 60
 
 
 def default_storage_url(results_dir: Path) -> str:
@@ -32,8 +35,13 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             f"storage {url!r} is not a URL (e.g. sqlite:///path/study.db or "
             "postgresql://user:password@host/dbname)"
         )
+    # Several workers may write at once: SQLite waits for its lock instead of failing at once.
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     try:
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+        )  # fmt: skip
     except ModuleNotFoundError as err:
         raise VaesweepError(
             f"storage {redact(url)}: its database driver is missing ({err})"
@@ -58,3 +66,12 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
         return study.best_trials if len(study.directions) > 1 else [study.best_trial]
     except ValueError:
         return []
+
+
+def quiet_optuna() -> None:
+    """vaesweep's own progress replaces Optuna's per-trial log lines and experimental notes."""
+    import logging
+    import warnings
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import multiprocessing
+import os
+import queue
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.study import MaxTrialsCallback
+import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.config import TrainConfig
@@ -23,11 +28,13 @@ from vaesweep.storage import (
     best_trials,
     default_storage_url,
     open_storage,
+    quiet_optuna,
 )
 from vaesweep.studies import StudySpec
 from vaesweep.train import TrainingDiverged, resolve_device
 
 MAX_FAILURES_IN_A_ROW = 5
+WAIT_SECONDS = 2.0  # poll interval while other workers finish the last trials
 
 
 @dataclass
@@ -81,6 +88,36 @@ def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -
             )
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything a worker needs (picklable, for worker processes)."""
+
+    spec: StudySpec
+    n_trials: int
+    results_dir: Path
+    storage_url: str
+    study_name: str
+    data_dir: Path | None
+    device: str
+    seed: int
+    threads: int
+    first_trial: int  # the first trial number of this session
+
+
+@dataclass
+class WorkerOutcome:
+    ran: int = 0
+    failed: int = 0
+
+    def merge(self, other: WorkerOutcome) -> None:
+        self.ran += other.ran
+        self.failed += other.failed
+
+
+class SurplusTrial(Exception):
+    """Another worker already started the last trial the study needed."""
+
+
 def run_study(
     spec: StudySpec,
     n_trials: int,
@@ -91,67 +128,210 @@ def run_study(
     data_dir: Path | None = None,
     device: str = "auto",
     seed: int = 0,
+    jobs: int = 1,
 ) -> RunSummary:
-    """Run trials until `n_trials` are finished (completed or pruned); resumes where it stopped."""
+    """Run trials until `n_trials` are finished (completed or pruned); resumes where it stopped.
+    With `jobs` > 1, that many worker processes share the study and the cores."""
     if n_trials < 1:
         raise VaesweepError(f"--trials must be at least 1; got {n_trials}")
+    cores = os.cpu_count() or 1
+    if not 1 <= jobs <= cores:
+        raise VaesweepError(f"--jobs must be between 1 and {cores} (the cores here); got {jobs}")
     name = study_name or spec.name
     check_writable(results_dir)
     url = storage_url or default_storage_url(results_dir)
     storage = open_storage(url)
-    torch_device = resolve_device(device)
+    resolve_device(device)
     data = load_fashion_mnist(data_dir)
     defaults = TrainConfig.from_mapping(spec.fixed, spec.name)
     make_splits(data, defaults.val_size, defaults.train_subset)  # too little data: fail now
 
     study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        directions=spec.directions,
-        pruner=spec.make_pruner(),
-        load_if_exists=True,
+        storage=storage, study_name=name, directions=spec.directions, load_if_exists=True
     )
     _check_definition(study, spec, results_dir)
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
-    progress.start(name, spec.objectives, n_trials, finished)
-    ran = failed = failures_in_a_row = 0
-    if finished < n_trials:
-        # A fresh seed per session, so a resumed study does not replay its first suggestions.
-        study.sampler = spec.make_sampler(seed + len(study.trials))
-        objective = Objective(spec, name, data, results_dir, torch_device, progress, seed)
-
-        def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-            nonlocal ran, failed, failures_in_a_row
-            ran += 1
-            failures_in_a_row = failures_in_a_row + 1 if trial.state == TrialState.FAIL else 0
-            failed += trial.state == TrialState.FAIL
-            done = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
-            progress.trial_finished(trial, done, {t.number for t in best_trials(study)})
-            if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-                study.stop()
-
-        try:
-            study.optimize(
-                objective,
-                catch=(TrainingDiverged,),
-                callbacks=[MaxTrialsCallback(n_trials, states=FINISHED_STATES), after_trial],
-            )
-        finally:
-            progress.stop()
-        if failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
-            last = study.trials[-1].user_attrs.get(FAIL_REASON_ATTR, "see the trial records")
-            raise VaesweepError(
-                f"{failures_in_a_row} trials in a row failed (last: {last}); stopped the study"
-            )
-    else:
-        progress.stop()
-    return RunSummary(
-        study_name=name,
-        storage_url=url,
-        results_dir=results_dir,
-        target=n_trials,
-        finished=len(study.get_trials(deepcopy=False, states=FINISHED_STATES)),
-        ran=ran,
-        failed=failed,
-        best=best_trials(study),
+    request = RunRequest(
+        spec,
+        n_trials,
+        results_dir,
+        url,
+        name,
+        data_dir,
+        device,
+        seed,
+        max(1, cores // jobs),
+        first_trial=len(study.trials),
     )
+    progress.start(name, spec.objectives, n_trials, _counts(study)[0])
+    try:
+        if jobs == 1:
+            outcome = work(request, data, progress)
+        else:
+            outcome = _run_workers(request, jobs, progress)
+    finally:
+        progress.stop()
+    streak, reason = failing_streak(study, request.first_trial)
+    if streak >= MAX_FAILURES_IN_A_ROW:
+        raise VaesweepError(f"{streak} trials in a row failed (last: {reason}); stopped the study")
+    return RunSummary(
+        study_name=name, storage_url=url, results_dir=results_dir, target=n_trials,
+        finished=_counts(study)[0], ran=outcome.ran, failed=outcome.failed,
+        best=best_trials(study),
+    )  # fmt: skip
+
+
+def _counts(study: optuna.Study) -> tuple[int, int]:
+    """(finished, running) trials."""
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return sum(s in FINISHED_STATES for s in states), states.count(TrialState.RUNNING)
+
+
+def failing_streak(study: optuna.Study, since: int) -> tuple[int, str]:
+    """Failed trials in a row at the end of this session's trials (numbered `since` on), across
+    all workers, and the last failure's reason. Surplus trials and running ones do not count."""
+    streak, reason = 0, ""
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number, reverse=True):
+        if trial.number < since:
+            break
+        why = trial.user_attrs.get(FAIL_REASON_ATTR, "")
+        if trial.state == TrialState.RUNNING or why.startswith("surplus"):
+            continue
+        if trial.state != TrialState.FAIL:
+            break
+        streak, reason = streak + 1, reason or why or "see the trial records"
+    return streak, reason
+
+
+class _StartLock:
+    """Serialises 'count the trials, then start one' among the workers of one machine, so they
+    never start more trials than the study needs. Released once the new trial is RUNNING."""
+
+    def __init__(self, path: Path):
+        self.path, self.handle = path, None
+
+    def acquire(self) -> None:
+        self.handle = open(self.path, "a")  # noqa: SIM115 (held across calls)
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
+def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> WorkerOutcome:
+    """One worker's loop: start trials while the study needs more, then stop.
+
+    A trial starts only while finished + running trials are fewer than requested, checked under a
+    lock shared by the workers of this machine. Workers on other machines may still race for the
+    last trial; the storage numbers trials, and one that finds the study already full (counting
+    only lower-numbered trials) steps aside as a failed 'surplus' trial. So the study ends with
+    exactly the requested number of finished trials, on any storage.
+    """
+    torch.set_num_threads(request.threads)
+    spec = request.spec
+    study = optuna.load_study(
+        study_name=request.study_name, storage=open_storage(request.storage_url),
+        pruner=spec.make_pruner(),
+    )  # fmt: skip
+    # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
+    study.sampler = spec.make_sampler(request.seed + len(study.trials) + 7919 * worker)
+    objective = Objective(
+        spec, request.study_name, data, request.results_dir, resolve_device(request.device),
+        progress, request.seed,
+    )  # fmt: skip
+    lock = _StartLock(request.results_dir / f".{request.study_name}.start-lock")
+    outcome = WorkerOutcome()
+
+    def guarded(trial: optuna.Trial) -> float | list[float]:
+        lock.release()  # the trial is RUNNING now, so the next count includes it
+        started = FINISHED_STATES + (TrialState.RUNNING,)
+        ahead = [
+            t for t in study.get_trials(deepcopy=False, states=started) if t.number < trial.number
+        ]
+        if len(ahead) >= request.n_trials:
+            trial.set_user_attr(FAIL_REASON_ATTR, "surplus: the study was already full")
+            raise SurplusTrial
+        return objective(trial)
+
+    def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.user_attrs.get(FAIL_REASON_ATTR, "").startswith("surplus"):
+            return
+        outcome.ran += 1
+        outcome.failed += trial.state == TrialState.FAIL
+        best = {t.number for t in best_trials(study)}
+        progress.trial_finished(trial, _counts(study)[0], best)
+
+    while failing_streak(study, request.first_trial)[0] < MAX_FAILURES_IN_A_ROW:
+        lock.acquire()
+        try:
+            finished, running = _counts(study)
+            if finished >= request.n_trials:
+                break
+            if finished + running >= request.n_trials:
+                lock.release()
+                # The last trials run elsewhere; if their worker died, its heartbeat stops and
+                # the trial is failed after the grace period, and this worker takes over.
+                optuna.storages.fail_stale_trials(study)
+                time.sleep(WAIT_SECONDS)
+                continue
+            study.optimize(
+                guarded, n_trials=1, catch=(TrainingDiverged, SurplusTrial),
+                callbacks=[after_trial],
+            )  # fmt: skip
+        finally:
+            lock.release()
+    return outcome
+
+
+def _worker_main(request: RunRequest, worker: int, events) -> None:
+    """Entry point of a worker process: run the loop, report through the event queue."""
+    from vaesweep.progress import QueueProgress
+
+    quiet_optuna()
+    try:
+        data = load_fashion_mnist(request.data_dir)
+        outcome = work(request, data, QueueProgress(events, worker), worker)
+        events.put(("done", worker, outcome))
+    except KeyboardInterrupt:  # Ctrl-C reaches every worker; the parent reports it
+        events.put(("error", worker, "interrupted"))
+    except VaesweepError as err:
+        events.put(("error", worker, str(err)))
+    except Exception as err:  # reported by the parent as one line
+        events.put(("error", worker, f"worker {worker}: {type(err).__name__}: {err}"))
+
+
+def _run_workers(request: RunRequest, jobs: int, progress: Progress) -> WorkerOutcome:
+    """Start `jobs` worker processes; relay their events to the live progress."""
+    context = multiprocessing.get_context("spawn")  # no forking of a process that runs torch
+    events = context.Queue()
+    workers = [
+        context.Process(target=_worker_main, args=(request, w, events), daemon=True)
+        for w in range(jobs)
+    ]
+    for process in workers:
+        process.start()
+    outcome, errors, running = WorkerOutcome(), [], set(range(jobs))
+    while running:
+        try:
+            kind, worker, *payload = events.get(timeout=1.0)
+        except queue.Empty:
+            for w in list(running):
+                if workers[w].exitcode not in (None, 0):
+                    errors.append(f"worker {w} exited with code {workers[w].exitcode}")
+                    running.discard(w)
+            continue
+        if kind == "done":
+            outcome.merge(payload[0])
+            running.discard(worker)
+        elif kind == "error":
+            errors.append(payload[0])
+            running.discard(worker)
+        else:
+            getattr(progress, kind)(*payload)
+    for process in workers:
+        process.join()
+    if errors:
+        raise VaesweepError(errors[0])
+    return outcome

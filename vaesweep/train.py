@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -35,6 +36,7 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int | None
     stop_reason: str  # "max_epochs" or "early_stopping"
+    precision: str  # what "auto" resolved to
 
 
 def beta_at(epoch: int, warmup_epochs: int) -> float:
@@ -53,8 +55,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _autocast(config: TrainConfig, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+def native_bf16(device: torch.device) -> bool:
+    """Whether this device computes bf16 natively (AVX-512 BF16 / AMX on CPU, Ampere+ on CUDA)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' takes bf16 autocast where native (`vaesweep bench --check-precision` shows it
+    reaches fp32's validation ELBO), else fp32."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def memory_format(model: VAE) -> torch.memory_format:
+    return torch.channels_last if model.channels_last else torch.contiguous_format
+
+
+def autocast(precision: str, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _train_epoch(
@@ -62,6 +83,7 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     x_all: Tensor,
     config: TrainConfig,
+    precision: str,
     beta: float,
     generator: torch.Generator,
     device: torch.device,
@@ -71,7 +93,7 @@ def _train_epoch(
     sums = torch.zeros(3, device=device)
     for start in range(0, len(x_all), config.batch_size):
         x = x_all[order[start : start + config.batch_size]]
-        with _autocast(config, device):
+        with autocast(precision, device):
             logits, mu, logvar = model(x)
         loss = vae_loss(logits, x, mu, logvar, config.likelihood, beta)
         optimizer.zero_grad(set_to_none=True)
@@ -82,17 +104,25 @@ def _train_epoch(
     return {"loss": total, "recon": recon, "kl": kl, "beta_kl": beta * kl}
 
 
+class Validation(NamedTuple):
+    stats: dict[str, float]
+    means: Tensor  # latent means of every image, in order (float32, on the CPU)
+
+
 @torch.no_grad()
 def validate(
     model: VAE, x_all: Tensor, config: TrainConfig, beta: float, device: torch.device
-) -> dict[str, float]:
-    """Validation loss at this epoch's beta, the beta=1 ELBO, and per-pixel MSE with z = mu."""
+) -> Validation:
+    """One pass: loss at this epoch's beta, the beta=1 ELBO, per-pixel MSE with z = mu, and the
+    latent means. The noise is seeded, so epochs differ by the model alone."""
+    precision = resolve_precision(config.precision, device)
     model.eval()
     generator = torch.Generator(device=device).manual_seed(VALIDATION_NOISE_SEED)
     sums = torch.zeros(3, device=device)
+    means = []
     for start in range(0, len(x_all), EVAL_BATCH):
         x = x_all[start : start + EVAL_BATCH]
-        with _autocast(config, device):
+        with autocast(precision, device):
             mu, logvar = model.encode(x)
             z = model.reparameterize(mu, logvar, generator)
             logits = model.decode(z)
@@ -100,15 +130,13 @@ def validate(
         loss = vae_loss(logits, x, mu, logvar, config.likelihood, beta)
         squared_error = (recon_mu - x).square().mean()
         sums += torch.stack([loss.recon, loss.kl, squared_error]) * len(x)
+        means.append(mu.float().cpu())
     recon, kl, mse = (sums / len(x_all)).tolist()
-    return {
-        "loss": recon + beta * kl,
-        "recon": recon,
-        "kl": kl,
-        "beta_kl": beta * kl,
-        "elbo": recon + kl,
-        "mse": mse,
-    }
+    stats = {
+        "loss": recon + beta * kl, "recon": recon, "kl": kl, "beta_kl": beta * kl,
+        "elbo": recon + kl, "mse": mse,
+    }  # fmt: skip
+    return Validation(stats, torch.cat(means))
 
 
 def _lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
@@ -157,12 +185,16 @@ def train(
 ) -> TrainResult:
     """Train one VAE. `on_epoch(record, model)` sees each epoch and may raise to stop the run."""
     torch.manual_seed(config.seed)
-    model = build_model(config.arch, config.latent_dim).to(device)
+    model = build_model(config.arch, config.latent_dim)
+    layout = memory_format(model)
+    model = model.to(device, memory_format=layout)
+    precision = resolve_precision(config.precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = _lr_scheduler(optimizer, config)
     early_stopping = EarlyStopping(config.early_stop_start_epoch, config.early_stop_patience)
     generator = torch.Generator().manual_seed(config.seed)
-    train_x, val_x = splits.train_x.to(device), splits.val_x.to(device)
+    train_x = splits.train_x.to(device, memory_format=layout)
+    val_x = splits.val_x.to(device, memory_format=layout)
     monitor = f"val_{config.monitor}"
 
     history: list[dict[str, float]] = []
@@ -171,12 +203,16 @@ def train(
         started = time.perf_counter()
         beta = beta_at(epoch, config.warmup_epochs)
         lr = optimizer.param_groups[0]["lr"]
-        train_stats = _train_epoch(model, optimizer, train_x, config, beta, generator, device)
-        val_stats = validate(model, val_x, config, beta, device)
+        train_stats = _train_epoch(
+            model, optimizer, train_x, config, precision, beta, generator, device
+        )
+        train_seconds = time.perf_counter() - started
+        val_stats = validate(model, val_x, config, beta, device).stats
         record = {"epoch": epoch, "beta": beta, "lr": lr}
         record |= {f"train_{key}": value for key, value in train_stats.items()}
         record |= {f"val_{key}": value for key, value in val_stats.items()}
-        record["seconds"] = time.perf_counter() - started
+        record["train_seconds"] = train_seconds  # in training steps alone
+        record["seconds"] = time.perf_counter() - started  # with validation
         history.append(record)
         if not all(math.isfinite(value) for value in record.values()):
             raise TrainingDiverged(f"loss became NaN or infinite in epoch {epoch + 1}")
@@ -188,4 +224,4 @@ def train(
             break
     early_stopping.restore_best(model)
     model.eval()
-    return TrainResult(model, history, early_stopping.best_epoch, stop_reason)
+    return TrainResult(model, history, early_stopping.best_epoch, stop_reason, precision)

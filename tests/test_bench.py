@@ -1,0 +1,52 @@
+"""`vaesweep bench` on tiny data, and the precision it picks."""
+
+import json
+
+import torch
+
+from vaesweep.bench import training_throughput
+from vaesweep.train import native_bf16, resolve_precision
+
+from test_cli import vaesweep
+
+CPU = torch.device("cpu")
+
+
+def test_auto_precision_is_bf16_exactly_where_native():
+    assert resolve_precision("auto", CPU) == ("bf16" if native_bf16(CPU) else "fp32")
+    assert resolve_precision("fp32", CPU) == "fp32"
+
+
+def test_seed_architecture_trains_channels_last():
+    rate = training_throughput("seed", "fp32", channels_last=True, device=CPU, seconds=0.1)
+    assert rate > 0
+
+
+def test_json_records_for_scripts(tiny_data_dir):
+    outcome = vaesweep(
+        "bench", "--json", "--arch", "mlp", "--seconds", "0.2", "--data-dir", str(tiny_data_dir),
+        "--trial-study", "", "--precision-epochs", "1",
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    records = json.loads(outcome.output)
+    for record in records:
+        assert {"kind", "arch", "precision", "memory_format", "samples_per_s"} <= set(record)
+    training = [r for r in records if r["kind"] == "train"]
+    expected = {"fp32", "bf16"} if native_bf16(CPU) else {"fp32"}
+    assert {r["precision"] for r in training} == expected
+    assert all(r["arch"] == "mlp" and r["samples_per_s"] > 0 for r in training)
+    kinds = {r["kind"] for r in records}
+    assert {"data", "eval_ssim", "eval_knn"} <= kinds
+    checks = [r for r in records if r["kind"] == "precision_check"]
+    if native_bf16(CPU):
+        assert {r["precision"] for r in checks} == {"fp32", "bf16"}
+        assert all(r["relative_gap"] >= 0 and r["val_elbo"] > 0 for r in checks)
+
+
+def test_bench_table_on_screen(tiny_data_dir):
+    outcome = vaesweep(
+        "bench", "--arch", "mlp", "--seconds", "0.1", "--data-dir", str(tiny_data_dir),
+        "--trial-study", "", "--precision-epochs", "0",
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    assert "vaesweep bench" in outcome.output and "samples/s" in outcome.output

@@ -1,0 +1,213 @@
+"""`vaesweep bench`: what this machine does per second, for each architecture and precision.
+
+Every figure is measured on the machine it runs on: training throughput (architecture x precision
+x memory format), data loading, evaluation (SSIM, k-NN over the test set), the overhead of a
+default trial beyond its training steps, and whether bf16 reaches fp32's validation ELBO.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from vaesweep.config import TrainConfig
+from vaesweep.data import FashionMNIST, load_fashion_mnist, make_splits
+from vaesweep.losses import vae_loss
+from vaesweep.metrics import encode_means, knn_accuracy, mean_ssim, reconstruct
+from vaesweep.model import build_model
+from vaesweep.objective import Objective
+from vaesweep.progress import Progress
+from vaesweep.studies import load_study
+from vaesweep.train import autocast, native_bf16, train
+
+BATCH_SIZE = 128
+PRECISION_TOLERANCE = 0.01  # bf16 must reach fp32's validation ELBO within 1%
+
+
+def _record(kind: str, **fields: Any) -> dict[str, Any]:
+    base = {"kind": kind, "arch": None, "precision": None, "memory_format": None,
+            "threads": torch.get_num_threads(), "samples_per_s": None, "seconds": None}  # fmt: skip
+    return base | fields
+
+
+def training_throughput(
+    arch: str, precision: str, channels_last: bool, device: torch.device, seconds: float
+) -> float:
+    """Samples per second of full training steps (forward, loss, backward, Adam) at batch 128."""
+    torch.manual_seed(0)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_model(arch, 2).to(device, memory_format=layout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(BATCH_SIZE, 1, 28, 28, device=device).contiguous(memory_format=layout)
+
+    def step() -> None:
+        with autocast(precision, device):
+            logits, mu, logvar = model(x)
+        loss = vae_loss(logits, x, mu, logvar, "bce", beta=1.0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        optimizer.step()
+
+    for _ in range(3):  # allocator and kernel selection settle first
+        step()
+    _sync(device)
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds or steps < 3:
+        step()
+        steps += 1
+    _sync(device)
+    return steps * BATCH_SIZE / (time.perf_counter() - started)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_training(device: torch.device, archs: list[str], seconds: float) -> list[dict[str, Any]]:
+    precisions = ["fp32"] + (["bf16"] if native_bf16(device) else [])
+    records = []
+    for arch in archs:
+        convolutional = build_model(arch, 2).channels_last
+        for precision in precisions:
+            for channels_last in (False, True) if convolutional else (False,):
+                rate = training_throughput(arch, precision, channels_last, device, seconds)
+                layout = "channels_last" if channels_last else "contiguous"
+                records.append(_record("train", arch=arch, precision=precision,
+                                       memory_format=layout, samples_per_s=rate))  # fmt: skip
+    return records
+
+
+def bench_data(data_dir: Path | None) -> tuple[FashionMNIST, dict[str, Any]]:
+    started = time.perf_counter()
+    data = load_fashion_mnist(data_dir)
+    seconds = time.perf_counter() - started
+    samples = len(data.train_x) + len(data.test_x)
+    return data, _record("data", seconds=seconds, samples_per_s=samples / seconds)
+
+
+def _splits(data: FashionMNIST):
+    """The default split, or half the training images where there are fewer (test data)."""
+    return make_splits(data, val_size=min(10_000, len(data.train_x) // 2))
+
+
+def bench_evaluation(data: FashionMNIST, device: torch.device) -> list[dict[str, Any]]:
+    """SSIM of z = mu reconstructions and 5-NN accuracy of latent means, over the test set."""
+    model = build_model("mlp", 2).to(device).eval()
+    splits = _splits(data)
+    timings = {}
+    started = time.perf_counter()
+    x_hat = reconstruct(model, splits.test_x, device)
+    mean_ssim(splits.test_x, x_hat)
+    timings["eval_ssim"] = (time.perf_counter() - started, len(splits.test_x))
+    started = time.perf_counter()
+    reference = encode_means(model, splits.train_x, device)
+    knn_accuracy(
+        reference, splits.train_y, encode_means(model, splits.test_x, device), splits.test_y
+    )
+    timings["eval_knn"] = (time.perf_counter() - started, len(splits.test_x))
+    return [
+        _record(kind, arch="mlp", seconds=seconds, samples_per_s=count / seconds)
+        for kind, (seconds, count) in timings.items()
+    ]
+
+
+def bench_trial(data: FashionMNIST, device: torch.device, study: str = "warmup") -> dict[str, Any]:
+    """One trial of a shipped study at its default budget (parameters at the middle of their
+    ranges): how much of its wall time is not training steps."""
+    spec = load_study(study)
+    optuna_study = optuna.create_study(directions=spec.directions)
+    optuna_study.enqueue_trial({param.name: _middle(param) for param in spec.search})
+    collector = _EpochCollector()
+    with tempfile.TemporaryDirectory() as results:
+        objective = Objective(spec, "bench", data, Path(results), device, collector)
+        trial = optuna_study.ask()
+        started = time.perf_counter()
+        objective(trial)
+        total = time.perf_counter() - started
+    steps = sum(r["train_seconds"] for r in collector.records)
+    epochs = sum(r["seconds"] for r in collector.records)
+    return _record(
+        "trial", arch=spec.fixed.get("arch"), seconds=total, study=study,
+        params=trial.params, epochs=len(collector.records), training_steps_s=steps,
+        validation_s=epochs - steps, rest_s=total - epochs, overhead_fraction=1 - steps / total,
+    )  # fmt: skip
+
+
+def _middle(param) -> Any:
+    if param.kind == "categorical":
+        return param.choices[0]
+    if param.log:
+        middle = (param.low * param.high) ** 0.5
+    else:
+        middle = (param.low + param.high) / 2
+    return int(round(middle)) if param.kind == "int" else middle
+
+
+class _EpochCollector(Progress):
+    """Keeps the epoch records of the trial being measured; prints nothing."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, float]] = []
+
+    def trial_started(self, *args: Any) -> None:
+        pass
+
+    def epoch_finished(self, number: int, record: dict[str, float]) -> None:
+        self.records.append(dict(record))
+
+
+def check_precision(data: FashionMNIST, device: torch.device, epochs: int) -> list[dict[str, Any]]:
+    """Train the same seeded mlp in fp32 and in bf16 on a fixed budget; compare validation ELBO."""
+    splits = _splits(data)
+    elbo = {}
+    for precision in ("fp32", "bf16"):
+        config = TrainConfig(arch="mlp", likelihood="bce", lr=2e-3, epochs=epochs, warmup_epochs=0,
+                             precision=precision, early_stop_patience=epochs)  # fmt: skip
+        started = time.perf_counter()
+        result = train(config, splits, device)
+        elbo[precision] = (
+            min(r["val_elbo"] for r in result.history),
+            time.perf_counter() - started,
+        )
+    gap = abs(elbo["bf16"][0] - elbo["fp32"][0]) / elbo["fp32"][0]
+    return [
+        _record("precision_check", arch="mlp", precision=p, seconds=seconds, val_elbo=value,
+                relative_gap=gap, within_tolerance=gap <= PRECISION_TOLERANCE, epochs=epochs)
+        for p, (value, seconds) in elbo.items()
+    ]  # fmt: skip
+
+
+def run_bench(
+    device: torch.device,
+    archs: list[str],
+    seconds: float,
+    data_dir: Path | None,
+    trial_study: str | None,
+    precision_epochs: int,
+    on_record: Callable[[dict[str, Any]], None] = lambda record: None,
+) -> list[dict[str, Any]]:
+    """Every measurement in turn; `on_record` sees each as it arrives (for live output)."""
+    records: list[dict[str, Any]] = []
+
+    def add(new: list[dict[str, Any]]) -> None:
+        for record in new:
+            record["device"] = str(device)
+            records.append(record)
+            on_record(record)
+
+    add(bench_training(device, archs, seconds))
+    data, loading = bench_data(data_dir)
+    add([loading])
+    add(bench_evaluation(data, device))
+    if trial_study:
+        add([bench_trial(data, device, trial_study)])
+    if precision_epochs and native_bf16(device):
+        add(check_precision(data, device, precision_epochs))
+    return records
