@@ -10,6 +10,7 @@ from rich.table import Table
 
 from vaesweep import __version__
 from vaesweep.errors import VaesweepError
+from vaesweep.interrupts import EXIT_INTERRUPTED
 
 
 class OneLineErrors(click.Group):
@@ -20,6 +21,12 @@ class OneLineErrors(click.Group):
             return super().invoke(ctx)
         except VaesweepError as err:
             raise click.ClickException(str(err)) from None
+        except KeyboardInterrupt:
+            click.echo(
+                "Interrupted: running trials were recorded as failed and everything finished is "
+                "kept; re-run the same command to continue.", err=True,
+            )  # fmt: skip
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except click.UsageError as err:
             usage = click.ClickException(err.format_message())
             usage.exit_code = err.exit_code
@@ -70,6 +77,7 @@ def main() -> None:
 )  # fmt: skip
 def run(study, trials, storage, results, overrides, name, data_dir, device, seed, jobs) -> None:
     """Run a study until it has --trials finished trials (re-running resumes)."""
+    from vaesweep.interrupts import graceful_interrupts
     from vaesweep.progress import make_progress
     from vaesweep.storage import METRICS_ATTR
     from vaesweep.studies import load_study, parse_overrides
@@ -78,18 +86,19 @@ def run(study, trials, storage, results, overrides, name, data_dir, device, seed
     _quiet_optuna()
     spec = load_study(study).with_overrides(parse_overrides(overrides))
     console = Console(highlight=False, soft_wrap=True)
-    summary = run_study(
-        spec,
-        trials,
-        results,
-        make_progress(console),
-        storage_url=storage,
-        study_name=name,
-        data_dir=data_dir,
-        device=device,
-        seed=seed,
-        jobs=_jobs(jobs),
-    )
+    with graceful_interrupts():
+        summary = run_study(
+            spec,
+            trials,
+            results,
+            make_progress(console),
+            storage_url=storage,
+            study_name=name,
+            data_dir=data_dir,
+            device=device,
+            seed=seed,
+            jobs=_jobs(jobs),
+        )
     console.print(
         f"study {summary.study_name}: {summary.finished}/{summary.target} trials finished "
         f"({summary.ran} run now, {summary.failed} failed); storage {summary.storage_url}"

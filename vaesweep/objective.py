@@ -72,6 +72,9 @@ class Objective:
         except TrainingDiverged as err:
             trial.set_user_attr(FAIL_REASON_ATTR, f"diverged: {err}")
             raise
+        except KeyboardInterrupt as err:
+            trial.set_user_attr(FAIL_REASON_ATTR, f"interrupted ({err or 'SIGINT'})")
+            raise
         run.history = result.history
         metrics = self._finish(
             run, result.model, "COMPLETE", epochs_run=len(result.history),

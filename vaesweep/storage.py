@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
@@ -20,8 +21,10 @@ METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
 FAIL_REASON_ATTR = "fail_reason"
 PRUNE_REASON_ATTR = "prune_reason"
 # A running trial records a heartbeat this often; one silent for the grace period (its worker was
-# killed) is marked failed by the next worker that looks.
-HEARTBEAT_SECONDS, GRACE_SECONDS = 10, 60
+# killed) is marked failed by the next worker that looks. VAESWEEP_GRACE_SECONDS changes the
+# grace period (the heartbeat follows at a sixth of it), e.g. for tests or slow shared storage.
+GRACE_SECONDS = int(os.environ.get("VAESWEEP_GRACE_SECONDS", "60"))
+HEARTBEAT_SECONDS = max(1, GRACE_SECONDS // 6)
 
 
 def default_storage_url(results_dir: Path) -> str:
@@ -73,5 +76,5 @@ def quiet_optuna() -> None:
     import logging
     import warnings
 
-    optuna.logging.set_verbosity(logging.WARNING)
+    optuna.logging.set_verbosity(logging.ERROR)  # failed trials are reported with their reasons
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

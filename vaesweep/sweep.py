@@ -15,9 +15,11 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
+from vaesweep import interrupts
 from vaesweep.config import TrainConfig
 from vaesweep.data import load_fashion_mnist, make_splits
 from vaesweep.errors import VaesweepError
+from vaesweep.interrupts import graceful_interrupts
 from vaesweep.objective import Objective
 from vaesweep.progress import Progress
 from vaesweep.storage import (
@@ -291,11 +293,12 @@ def _worker_main(request: RunRequest, worker: int, events) -> None:
 
     quiet_optuna()
     try:
-        data = load_fashion_mnist(request.data_dir)
-        outcome = work(request, data, QueueProgress(events, worker), worker)
+        with graceful_interrupts(worker=True):
+            data = load_fashion_mnist(request.data_dir)
+            outcome = work(request, data, QueueProgress(events, worker), worker)
         events.put(("done", worker, outcome))
-    except KeyboardInterrupt:  # Ctrl-C reaches every worker; the parent reports it
-        events.put(("error", worker, "interrupted"))
+    except KeyboardInterrupt:  # the parent's SIGTERM: the running trial is recorded as failed
+        events.put(("interrupted", worker))
     except VaesweepError as err:
         events.put(("error", worker, str(err)))
     except Exception as err:  # reported by the parent as one line
@@ -312,7 +315,25 @@ def _run_workers(request: RunRequest, jobs: int, progress: Progress) -> WorkerOu
     ]
     for process in workers:
         process.start()
-    outcome, errors, running = WorkerOutcome(), [], set(range(jobs))
+        interrupts.children.append(process.pid)
+    try:
+        return _relay(workers, events, progress)
+    except KeyboardInterrupt:
+        # Stop every worker once; each records its running trial as failed, then exits.
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
+        for process in workers:
+            process.join(timeout=60)
+        raise
+    finally:
+        interrupts.children.clear()
+
+
+def _relay(workers: list, events, progress: Progress) -> WorkerOutcome:
+    """Pass the workers' events to the progress view until every worker has stopped."""
+    outcome, errors, running = WorkerOutcome(), [], set(range(len(workers)))
+    interrupted = False
     while running:
         try:
             kind, worker, *payload = events.get(timeout=1.0)
@@ -328,10 +349,15 @@ def _run_workers(request: RunRequest, jobs: int, progress: Progress) -> WorkerOu
         elif kind == "error":
             errors.append(payload[0])
             running.discard(worker)
+        elif kind == "interrupted":
+            interrupted = True
+            running.discard(worker)
         else:
             getattr(progress, kind)(*payload)
     for process in workers:
         process.join()
+    if interrupted:
+        raise KeyboardInterrupt("SIGTERM")
     if errors:
         raise VaesweepError(errors[0])
     return outcome
