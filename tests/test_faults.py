@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from vaesweep.storage import default_storage_url
+from vaesweep.storage import default_storage_url, open_storage
 
 from conftest import TINY_SETTINGS
 
@@ -35,17 +35,22 @@ def start(results: Path, data_dir: Path, trials: int, *extra: str) -> subprocess
 
 
 def trials_of(results: Path) -> list[optuna.trial.FrozenTrial]:
+    storage = open_storage(default_storage_url(results))  # safe while the run creates it
     try:
-        study = optuna.load_study(study_name="warmup", storage=default_storage_url(results))
+        study = optuna.load_study(study_name="warmup", storage=storage)
     except KeyError:
         return []
     return study.get_trials(deepcopy=False)
 
 
-def wait_for_running(results: Path, count: int = 1, epochs: int = 3, timeout: float = 90) -> None:
+def wait_for_running(
+    process: subprocess.Popen, results: Path, count: int = 1, epochs: int = 3, timeout: float = 90
+) -> None:
     """Until `count` trials are running and each has reported some epochs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"run ended early ({process.returncode}): {process.stdout.read()}")
         if (results / "vaesweep.db").is_file():
             running = [t for t in trials_of(results) if t.state.name == "RUNNING"]
             if len(running) >= count and all(len(t.intermediate_values) >= epochs for t in running):
@@ -76,7 +81,7 @@ def resume_and_check(results: Path, data_dir: Path, trials: int) -> list:
 def test_first_signal_records_the_trial_as_failed_and_exits_cleanly(sig, tmp_path, tiny_data_dir):
     results = tmp_path / "results"
     process = start(results, tiny_data_dir, 2)
-    wait_for_running(results)
+    wait_for_running(process, results)
     os.killpg(process.pid, sig)
     code, output = finish(process)
     assert code == 130, output
@@ -93,7 +98,7 @@ def test_first_signal_records_the_trial_as_failed_and_exits_cleanly(sig, tmp_pat
 def test_second_ctrl_c_leaves_at_once_and_nothing_is_corrupted(tmp_path, tiny_data_dir):
     results = tmp_path / "results"
     process = start(results, tiny_data_dir, 2)
-    wait_for_running(results)
+    wait_for_running(process, results)
     os.killpg(process.pid, signal.SIGINT)
     os.killpg(process.pid, signal.SIGINT)
     code, output = finish(process)
@@ -106,7 +111,7 @@ def test_second_ctrl_c_leaves_at_once_and_nothing_is_corrupted(tmp_path, tiny_da
 def test_killed_worker_leaves_a_stale_trial_that_the_next_run_fails(tmp_path, tiny_data_dir):
     results = tmp_path / "results"
     process = start(results, tiny_data_dir, 2)
-    wait_for_running(results)
+    wait_for_running(process, results)
     os.killpg(process.pid, signal.SIGKILL)
     finish(process)
     [trial] = trials_of(results)
@@ -118,7 +123,7 @@ def test_killed_worker_leaves_a_stale_trial_that_the_next_run_fails(tmp_path, ti
 def test_ctrl_c_with_two_workers_stops_both_cleanly(tmp_path, tiny_data_dir):
     results = tmp_path / "results"
     process = start(results, tiny_data_dir, 3, "--jobs", "2")
-    wait_for_running(results, count=2)
+    wait_for_running(process, results, count=2)
     os.killpg(process.pid, signal.SIGINT)
     code, output = finish(process)
     assert code == 130, output
@@ -129,3 +134,19 @@ def test_ctrl_c_with_two_workers_stops_both_cleanly(tmp_path, tiny_data_dir):
     assert all(t.user_attrs["fail_reason"] == "interrupted (SIGTERM)" for t in interrupted)
     assert not [t for t in stored if t.state.name == "RUNNING"]
     resume_and_check(results, tiny_data_dir, 3)
+
+
+def test_processes_creating_one_fresh_storage_at_once_all_succeed(tmp_path):
+    url = default_storage_url(tmp_path)
+    code = f"from vaesweep.storage import open_storage; open_storage({url!r}); print('ok')"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 6, outputs

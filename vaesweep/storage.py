@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
+import warnings
 from pathlib import Path
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError
@@ -25,6 +28,7 @@ PRUNE_REASON_ATTR = "prune_reason"
 # grace period (the heartbeat follows at a sixth of it), e.g. for tests or slow shared storage.
 GRACE_SECONDS = int(os.environ.get("VAESWEEP_GRACE_SECONDS", "60"))
 HEARTBEAT_SECONDS = max(1, GRACE_SECONDS // 6)
+SCHEMA_ATTEMPTS = 5  # processes creating a fresh storage at once: the losers retry
 
 
 def default_storage_url(results_dir: Path) -> str:
@@ -40,18 +44,27 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         )
     # Several workers may write at once: SQLite waits for its lock instead of failing at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-        )  # fmt: skip
-    except ModuleNotFoundError as err:
-        raise VaesweepError(
-            f"storage {redact(url)}: its database driver is missing ({err})"
-        ) from None
-    except Exception as err:  # SQLAlchemy's URL, connection and schema errors
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise VaesweepError(f"cannot open storage {redact(url)}: {reason}") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                )  # fmt: skip
+        except ModuleNotFoundError as err:
+            raise VaesweepError(
+                f"storage {redact(url)}: its database driver is missing ({err})"
+            ) from None
+        except sqlalchemy.exc.IntegrityError:
+            # Another process created the schema at the same moment; it is there now.
+            if attempt + 1 == SCHEMA_ATTEMPTS:
+                raise VaesweepError(f"cannot open storage {redact(url)}: schema race") from None
+            time.sleep(0.2 * (attempt + 1))
+        except Exception as err:  # SQLAlchemy's URL, connection and schema errors
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise VaesweepError(f"cannot open storage {redact(url)}: {reason}") from None
+    raise AssertionError("unreachable")
 
 
 def redact(url: str) -> str:
