@@ -4,13 +4,18 @@ BIN := $(VENV)/bin
 DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data run test lint
+.PHONY: setup data postgres run test lint
 setup: data $(VENV)/.installed
 
 # Debian's real Fashion-MNIST IDX files (elsewhere vaesweep downloads them with torchvision).
 data:
 	@[ -f $(DATA) ] || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist; }
+
+# A PostgreSQL server for the multi-worker test (it starts its own throwaway cluster on loopback).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,5 +30,5 @@ lint: setup
 	$(BIN)/ruff check vaesweep tests
 	$(BIN)/ruff format --check vaesweep tests
 
-test: lint
+test: lint postgres
 	$(BIN)/pytest

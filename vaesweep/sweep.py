@@ -65,10 +65,13 @@ def check_writable(results_dir: Path) -> None:
 
 def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -> None:
     """A stored study of this name must have been created from the same definition."""
+    # Trials first: a trial only ever exists after its study's definition was stored, so a
+    # worker starting beside another never takes that study for a foreign one.
+    has_trials = bool(study.get_trials(deepcopy=False))
     stored = study.user_attrs.get(DEFINITION_ATTR)
     wanted = spec.definition()
     if stored is None:
-        if study.trials:
+        if has_trials:
             raise VaesweepError(
                 f"study '{study.study_name}' exists in this storage but was not made by vaesweep; "
                 "choose another --name"

@@ -1,0 +1,113 @@
+"""Three workers (as on three machines) share one study through a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import optuna
+import pytest
+
+from vaesweep.storage import open_storage
+
+from conftest import TINY_SETTINGS
+
+WORKERS, TRIALS = 3, 7
+
+
+def _server_binary(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL will not run as root: drop to the `postgres` user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    initdb, pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("no PostgreSQL server here (Debian: apt-get install postgresql)")
+    root = Path(tempfile.mkdtemp(prefix="vaesweep-pg-"))
+    root.chmod(0o755)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    with socket.socket() as probe:  # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = root / "data"
+    subprocess.run(_as_postgres([initdb, "-D", str(data), "-U", "vaesweep", "--auth=trust"]),
+                   check=True, capture_output=True)  # fmt: skip
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"),
+                                 "-w", "start"]), check=True, capture_output=True)  # fmt: skip
+    try:
+        subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "vaesweep", "-d", "postgres",
+             "-c", "CREATE DATABASE vaesweep"], check=True, capture_output=True,
+        )  # fmt: skip
+        yield f"postgresql://vaesweep@127.0.0.1:{port}/vaesweep"
+    finally:
+        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_three_workers_share_one_study_and_stop_at_the_count(postgres_url, tmp_path, tiny_data_dir):
+    results = [tmp_path / f"machine-{i}" for i in range(WORKERS)]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vaesweep",
+                "run",
+                "--study",
+                "warmup",
+                "--trials",
+                str(TRIALS),
+                "--storage",
+                postgres_url,
+                "--results",
+                str(folder),
+                "--data-dir",
+                str(tiny_data_dir),
+                "--seed",
+                str(i),
+                *TINY_SETTINGS,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for i, folder in enumerate(results)
+    ]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [w.returncode for w in workers] == [0] * WORKERS, outputs
+
+    study = optuna.load_study(study_name="warmup", storage=open_storage(postgres_url))
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == TRIALS
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    # Anything else can only be a trial that stepped aside because the study was already full.
+    for trial in trials:
+        if trial not in finished:
+            assert trial.user_attrs["fail_reason"].startswith("surplus"), trial.user_attrs
+    # Every finished trial's folder is on exactly one "machine", where its record points.
+    for trial in finished:
+        homes = [f for f in results if (f / trial.user_attrs["folder"] / "model.pt").is_file()]
+        assert len(homes) == 1, trial.number
+    assert (
+        sum(len(list((f / "warmup").glob("trial-*"))) for f in results if (f / "warmup").is_dir())
+        == TRIALS
+    )
+    assert sum("trial" in out and " started" in out for out in outputs) >= 2  # the work was shared
