@@ -33,6 +33,27 @@ class OneLineErrors(click.Group):
             raise usage from None
 
 
+# Options several commands share.
+storage_option = click.option(
+    "--storage", help="Optuna storage URL [default: sqlite:///RESULTS/vaesweep.db]."
+)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Folder with the Fashion-MNIST IDX files [default: $VAESWEEP_DATA, then search].",
+)
+device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+
+
+def results_option(help: str):
+    return click.option(
+        "--results", type=click.Path(path_type=Path), default=Path("results"),
+        show_default=True, help=help,
+    )  # fmt: skip
+
+
 @click.group(cls=OneLineErrors)
 @click.version_option(__version__, prog_name="vaesweep")
 def main() -> None:
@@ -44,14 +65,8 @@ def main() -> None:
     "--study", required=True, help="A study name from studies/ or a path to a .toml file."
 )
 @click.option("--trials", type=int, required=True, help="Finished trials the study should have.")
-@click.option("--storage", help="Optuna storage URL [default: sqlite:///RESULTS/vaesweep.db].")
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Folder for trial folders (and the default SQLite storage).",
-)
+@storage_option
+@results_option("Folder for trial folders (and the default SQLite storage).")
 @click.option(
     "--set",
     "overrides",
@@ -60,14 +75,8 @@ def main() -> None:
     help="Override a fixed setting, e.g. --set epochs=2. Repeatable.",
 )
 @click.option("--name", help="Name of the stored study [default: the study's name].")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Folder with the Fashion-MNIST IDX files [default: $VAESWEEP_DATA, then search].",
-)
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
+@data_dir_option
+@device_option
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Base seed of sampler and trials."
 )
@@ -128,22 +137,12 @@ def studies() -> None:
 @click.option(
     "--study", "study_names", multiple=True, help="A stored study (repeatable) [default: all]."
 )
-@click.option("--storage", help="Optuna storage URL [default: sqlite:///RESULTS/vaesweep.db].")
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Folder holding the trial folders.",
-)
+@storage_option
+@results_option("Folder holding the trial folders.")
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Report folder [default: RESULTS/report]."
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Folder with the Fashion-MNIST IDX files [default: $VAESWEEP_DATA, then search].",
-)
+@data_dir_option
 def report(study_names, storage, results, out, data_dir) -> None:
     """Render figures, tables and index.html for every finished trial (redraws only changes)."""
     from vaesweep.layout import DEFAULT_DB_NAME, REPORT_DIR_NAME
@@ -182,14 +181,8 @@ def report(study_names, storage, results, out, data_dir) -> None:
     help="Time spent on each throughput measurement.",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="Torch threads [default: all cores].")
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Folder with the Fashion-MNIST IDX files [default: $VAESWEEP_DATA, then search].",
-)
+@device_option
+@data_dir_option
 @click.option(
     "--trial-study",
     default="warmup",

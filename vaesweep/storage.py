@@ -56,15 +56,22 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise VaesweepError(
                 f"storage {redact(url)}: its database driver is missing ({err})"
             ) from None
-        except sqlalchemy.exc.IntegrityError:
-            # Another process created the schema at the same moment; it is there now.
-            if attempt + 1 == SCHEMA_ATTEMPTS:
-                raise VaesweepError(f"cannot open storage {redact(url)}: schema race") from None
+        except sqlalchemy.exc.DBAPIError as err:
+            # Another process created the schema at the same moment (a duplicate version row, or
+            # a table that "already exists"): it is there now, so try again.
+            racing = isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err)
+            if not racing or attempt + 1 == SCHEMA_ATTEMPTS:
+                raise VaesweepError(
+                    f"cannot open storage {redact(url)}: {_first_line(err)}"
+                ) from None
             time.sleep(0.2 * (attempt + 1))
         except Exception as err:  # SQLAlchemy's URL, connection and schema errors
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise VaesweepError(f"cannot open storage {redact(url)}: {reason}") from None
+            raise VaesweepError(f"cannot open storage {redact(url)}: {_first_line(err)}") from None
     raise AssertionError("unreachable")
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def redact(url: str) -> str:
