@@ -1,10 +1,13 @@
 """Ctrl-C and SIGTERM: the first stops cleanly, a second leaves at once.
 
-The first signal raises KeyboardInterrupt wherever the program is: Optuna records the running
-trial as failed (with the reason the objective adds), and the command exits with a short message.
-A second signal exits immediately. That too is safe: the storage's transactions roll back, trial
-folders only ever appear by rename, and the abandoned trial's heartbeat goes stale, so the next run
-marks it failed.
+Outside a trial loop, the first signal raises KeyboardInterrupt where the program is. Inside one
+(`safe_points_only`), it only records the request: raising in the middle of a storage call can
+leave a database connection holding a lock that the failure record then waits on. The trainer
+and the trial loop call `stop_if_requested()` between steps, where nothing is half-written, so the
+running trial is recorded as failed with the signal's name and the command exits with a short
+message. A second signal exits at once. That too is safe: the storage's transactions roll back,
+trial folders only ever appear by rename, and the abandoned trial's heartbeat goes stale, so the
+next run marks it failed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from contextlib import contextmanager
 EXIT_INTERRUPTED = 130  # the shell's code for death by SIGINT
 # Worker processes to kill on a second signal, so none outlives the command.
 children: list[int] = []
+_requested: str | None = None  # the first signal's name, once one came
+_deferring = False
+
+
+def stop_if_requested() -> None:
+    """A safe point: raise KeyboardInterrupt here if a stop was asked for."""
+    if _requested is not None:
+        raise KeyboardInterrupt(_requested)
 
 
 def _leave_now(signum: int, frame) -> None:
@@ -30,9 +41,12 @@ def _leave_now(signum: int, frame) -> None:
 
 
 def _first(signum: int, frame) -> None:
+    global _requested
+    _requested = signal.Signals(signum).name
     signal.signal(signal.SIGINT, _leave_now)
     signal.signal(signal.SIGTERM, _leave_now)
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    if not _deferring:
+        stop_if_requested()
 
 
 @contextmanager
@@ -40,11 +54,27 @@ def graceful_interrupts(worker: bool = False) -> Iterator[None]:
     """Within this block, SIGINT and SIGTERM behave as described above (main thread only).
     A worker process ignores SIGINT (a Ctrl-C reaches the whole process group) and stops on the
     one SIGTERM its parent sends."""
+    global _requested
+    _requested = None
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     signal.signal(signal.SIGTERM, _first)
     signal.signal(signal.SIGINT, signal.SIG_IGN if worker else _first)
     try:
         yield
     finally:
+        _requested = None
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def safe_points_only() -> Iterator[None]:
+    """Within this block a first signal takes effect at the next `stop_if_requested()` only."""
+    global _deferring
+    stop_if_requested()
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+    stop_if_requested()

@@ -268,25 +268,27 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
         best = {t.number for t in best_trials(study)}
         progress.trial_finished(trial, _counts(study)[0], best)
 
-    while failing_streak(study, request.first_trial)[0] < MAX_FAILURES_IN_A_ROW:
-        lock.acquire()
-        try:
-            finished, running = _counts(study)
-            if finished >= request.n_trials:
-                break
-            if finished + running >= request.n_trials:
+    with interrupts.safe_points_only():
+        while failing_streak(study, request.first_trial)[0] < MAX_FAILURES_IN_A_ROW:
+            interrupts.stop_if_requested()
+            lock.acquire()
+            try:
+                finished, running = _counts(study)
+                if finished >= request.n_trials:
+                    break
+                if finished + running >= request.n_trials:
+                    lock.release()
+                    # The last trials run elsewhere; if their worker died, its heartbeat stops
+                    # and the trial is failed after the grace period, and this worker takes over.
+                    optuna.storages.fail_stale_trials(study)
+                    time.sleep(WAIT_SECONDS)
+                    continue
+                study.optimize(
+                    guarded, n_trials=1, catch=(TrainingDiverged, SurplusTrial),
+                    callbacks=[after_trial],
+                )  # fmt: skip
+            finally:
                 lock.release()
-                # The last trials run elsewhere; if their worker died, its heartbeat stops and
-                # the trial is failed after the grace period, and this worker takes over.
-                optuna.storages.fail_stale_trials(study)
-                time.sleep(WAIT_SECONDS)
-                continue
-            study.optimize(
-                guarded, n_trials=1, catch=(TrainingDiverged, SurplusTrial),
-                callbacks=[after_trial],
-            )  # fmt: skip
-        finally:
-            lock.release()
     return outcome
 
 
@@ -320,21 +322,28 @@ def _run_workers(request: RunRequest, jobs: int, progress: Progress) -> WorkerOu
         process.start()
         interrupts.children.append(process.pid)
     try:
-        return _relay(workers, events, progress)
+        outcome, interrupted, errors = _relay(workers, events, progress)
     except KeyboardInterrupt:
-        # Stop every worker once; each records its running trial as failed, then exits.
+        # Ask every worker to stop at its next safe point: each records its running trial as
+        # failed, then exits. Keep draining their events meanwhile: a worker exits only once
+        # everything it queued has reached this process.
         for process in workers:
             if process.is_alive():
                 process.terminate()
-        for process in workers:
-            process.join(timeout=60)
+        _relay(workers, events, progress)
         raise
     finally:
         interrupts.children.clear()
+    if interrupted:
+        raise KeyboardInterrupt("SIGTERM")
+    if errors:
+        raise VaesweepError(errors[0])
+    return outcome
 
 
-def _relay(workers: list, events, progress: Progress) -> WorkerOutcome:
-    """Pass the workers' events to the progress view until every worker has stopped."""
+def _relay(workers: list, events, progress: Progress) -> tuple[WorkerOutcome, bool, list[str]]:
+    """Pass the workers' events to the progress view until every worker has stopped; then
+    (their summed outcome, whether any was interrupted, their errors)."""
     outcome, errors, running = WorkerOutcome(), [], set(range(len(workers)))
     interrupted = False
     while running:
@@ -359,8 +368,4 @@ def _relay(workers: list, events, progress: Progress) -> WorkerOutcome:
             getattr(progress, kind)(*payload)
     for process in workers:
         process.join()
-    if interrupted:
-        raise KeyboardInterrupt("SIGTERM")
-    if errors:
-        raise VaesweepError(errors[0])
-    return outcome
+    return outcome, interrupted, errors

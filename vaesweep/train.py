@@ -18,6 +18,7 @@ from torch import Tensor
 from vaesweep.config import TrainConfig
 from vaesweep.data import Splits
 from vaesweep.errors import VaesweepError
+from vaesweep.interrupts import stop_if_requested
 from vaesweep.losses import vae_loss
 from vaesweep.model import VAE, build_model
 
@@ -92,6 +93,7 @@ def _train_epoch(
     order = torch.randperm(len(x_all), generator=generator).to(device)
     sums = torch.zeros(3, device=device)
     for start in range(0, len(x_all), config.batch_size):
+        stop_if_requested()  # Ctrl-C stops between steps, never inside a storage call
         x = x_all[order[start : start + config.batch_size]]
         with autocast(precision, device):
             logits, mu, logvar = model(x)
