@@ -3,8 +3,16 @@ import torch
 
 from vaesweep.config import TrainConfig
 from vaesweep.data import make_splits
+from vaesweep.losses import vae_loss
 from vaesweep.model import VAE, build_model
-from vaesweep.train import EarlyStopping, TrainingDiverged, _lr_scheduler, beta_at, train
+from vaesweep.train import (
+    EarlyStopping,
+    TrainingDiverged,
+    _lr_scheduler,
+    beta_at,
+    make_optimizer,
+    train,
+)
 
 CPU = torch.device("cpu")
 
@@ -115,3 +123,24 @@ def test_on_epoch_can_stop_training(tiny_data):
     with pytest.raises(Stop):
         train(tiny_config(), make_splits(tiny_data, 100), CPU, on_epoch)
     assert seen == [0, 1]
+
+
+def test_the_fused_optimizer_takes_the_same_steps_as_plain_adam():
+    torch.manual_seed(0)
+    fused_model, plain_model = build_model("seed", 2), build_model("seed", 2)
+    plain_model.load_state_dict(fused_model.state_dict())
+    initial = [p.detach().clone() for p in plain_model.parameters()]
+    fused = make_optimizer(fused_model, lr=1e-3)
+    plain = torch.optim.Adam(plain_model.parameters(), lr=1e-3, foreach=False)
+    x = torch.rand(8, 1, 28, 28)
+    for _ in range(3):
+        for model, optimizer in ((fused_model, fused), (plain_model, plain)):
+            torch.manual_seed(1)  # the same sampling noise for both
+            logits, mu, logvar = model(x)
+            optimizer.zero_grad()
+            vae_loss(logits, x, mu, logvar, "bce", 1.0).total.backward()
+            optimizer.step()
+    pairs = list(zip(fused_model.parameters(), plain_model.parameters(), strict=True))
+    for fused_param, plain_param in pairs:
+        torch.testing.assert_close(fused_param, plain_param, rtol=1e-4, atol=1e-6)
+    assert all(not torch.equal(p, q) for p, (q, _) in zip(initial, pairs, strict=True))

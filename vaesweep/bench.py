@@ -24,7 +24,7 @@ from vaesweep.model import build_model
 from vaesweep.objective import Objective
 from vaesweep.progress import Progress
 from vaesweep.studies import load_study
-from vaesweep.train import autocast, native_bf16, train
+from vaesweep.train import autocast, make_optimizer, native_bf16, train
 
 BATCH_SIZE = 128
 PRECISION_TOLERANCE = 0.01  # bf16 must reach fp32's validation ELBO within 1%
@@ -43,7 +43,7 @@ def training_throughput(
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(arch, 2).to(device, memory_format=layout)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = make_optimizer(model, lr=1e-3)
     x = torch.rand(BATCH_SIZE, 1, 28, 28, device=device).contiguous(memory_format=layout)
 
     def step() -> None:

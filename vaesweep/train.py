@@ -141,6 +141,12 @@ def validate(
     return Validation(stats, torch.cat(means))
 
 
+def make_optimizer(model: VAE, lr: float) -> torch.optim.Adam:
+    """Adam as in the notebook. The fused kernel updates every parameter in one pass; the
+    default per-tensor loop took a quarter of an mlp training step on the CPU."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
 def _lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
     # Keras reduces after `patience` epochs without an improvement of more than min_delta=1e-4;
     # torch reduces after patience + 1, hence the offset.
@@ -191,7 +197,7 @@ def train(
     layout = memory_format(model)
     model = model.to(device, memory_format=layout)
     precision = resolve_precision(config.precision, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_optimizer(model, config.lr)
     scheduler = _lr_scheduler(optimizer, config)
     early_stopping = EarlyStopping(config.early_stop_start_epoch, config.early_stop_patience)
     generator = torch.Generator().manual_seed(config.seed)
