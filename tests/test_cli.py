@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from vaesweep.cli import main
+from vaesweep.design import trial_seed
 from vaesweep.storage import default_storage_url
 
 from conftest import TINY_SETTINGS
@@ -74,7 +76,10 @@ def test_run_leaves_a_folder_per_trial_and_records_point_to_it(study_with_two_tr
         assert {"test_ssim", "test_knn_accuracy", "val_mse", "test_kl"} <= set(metrics)
         config = json.loads((folder / "config.json").read_text())
         assert config["warmup_epochs"] == trial.params["warmup_epochs"]
-        assert config["epochs"] == 2 and config["seed"] == trial.number
+        replicate = trial.user_attrs["replicate"]
+        assert trial.user_attrs["phase"] == "grid"
+        assert config["epochs"] == 2
+        assert config["seed"] == trial_seed(0, trial.params, "grid", replicate)
         assert (folder / "model.pt").is_file() and (folder / "history.csv").is_file()
 
 
@@ -100,7 +105,7 @@ def test_plain_progress_prints_at_most_a_line_per_epoch(study_with_two_trials, t
         ["trial", "2", "epoch"],
     ]  # one new trial, two epochs, one line each
     assert any(line.startswith("trial 2 complete value") for line in lines)
-    assert lines[-1].startswith("best trial")
+    assert "n = 1: no interval" in lines[-1]  # one replicate per value so far
 
 
 def test_parallel_workers_stop_at_exactly_the_requested_count(tmp_path, tiny_data_dir):
@@ -116,16 +121,34 @@ def test_parallel_workers_stop_at_exactly_the_requested_count(tmp_path, tiny_dat
     assert "3/3 trials finished" in outcome.output
 
 
+def test_a_place_gives_the_same_metrics_with_one_or_two_workers(tmp_path, tiny_data_dir):
+    by_place = {}
+    for jobs in ("1", "2"):
+        results = tmp_path / f"jobs-{jobs}"
+        outcome = vaesweep(*run_args(results, tiny_data_dir, 6, "--jobs", jobs))
+        assert outcome.exit_code == 0, outcome.output
+        by_place[jobs] = {
+            (t.params["warmup_epochs"], t.user_attrs["replicate"]): t.user_attrs["metrics"]
+            for t in stored_trials(results)
+        }
+    assert len(by_place["1"]) == 6 and (0, 1) in by_place["1"]
+    assert by_place["1"].keys() == by_place["2"].keys()
+    # One worker runs on 2 threads, each of two on 1: the same computation, summed in another
+    # order, so the metrics agree to float rounding (measured: relative 1e-7), not bit for bit.
+    for place, metrics in by_place["1"].items():
+        assert by_place["2"][place] == pytest.approx(metrics, rel=1e-5), place
+
+
 UNSTABLE_STUDY = (
-    'description = "half the learning rates diverge"\nobjectives = ["val_loss"]\n'
-    '[search]\nlr = { type = "categorical", choices = [2e-3, 1e30] }\n'
-    '[fixed]\nmin_lr = 0.0\n[sampler]\nname = "random"\n'
+    'description = "some learning rates diverge"\nobjectives = ["val_loss"]\n'
+    '[search]\nlr = {{ type = "categorical", choices = {choices} }}\n'
+    "[fixed]\nmin_lr = 0.0\n"
 )
 
 
-def run_unstable(tmp_path: Path, data_dir: Path, trials: int, seed: int):
+def run_unstable(tmp_path: Path, data_dir: Path, trials: int, choices: str):
     study_file = tmp_path / "unstable.toml"
-    study_file.write_text(UNSTABLE_STUDY)
+    study_file.write_text(UNSTABLE_STUDY.format(choices=choices))
     results = tmp_path / "results"
     outcome = vaesweep(
         "run",
@@ -137,18 +160,18 @@ def run_unstable(tmp_path: Path, data_dir: Path, trials: int, seed: int):
         str(results),
         "--data-dir",
         str(data_dir),
-        "--seed",
-        str(seed),
         *TINY_SETTINGS,
     )
     return outcome, stored_trials(results, "unstable"), results
 
 
 def test_diverging_trials_are_recorded_and_the_study_goes_on(tmp_path, tiny_data_dir):
-    # With seed 0 the random sampler draws: diverging, fine, diverging, diverging, fine.
-    outcome, trials, results = run_unstable(tmp_path, tiny_data_dir, trials=2, seed=0)
+    # The grid alternates: fine, diverging, fine. A diverged place is not tried again (its seed
+    # is fixed, so it would diverge again).
+    outcome, trials, results = run_unstable(tmp_path, tiny_data_dir, 2, "[2e-3, 1e30]")
     assert outcome.exit_code == 0, outcome.output
-    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert [t.user_attrs["replicate"] for t in trials] == [0, 0, 1]
     failed = [t for t in trials if t.state.name == "FAIL"]
     assert all(t.params["lr"] == 1e30 for t in failed)
     assert all("diverged: loss became NaN" in t.user_attrs["fail_reason"] for t in failed)
@@ -156,8 +179,7 @@ def test_diverging_trials_are_recorded_and_the_study_goes_on(tmp_path, tiny_data
 
 
 def test_five_failures_in_a_row_stop_the_study(tmp_path, tiny_data_dir):
-    # With seed 3 the random sampler draws the diverging learning rate six times running.
-    outcome, trials, _ = run_unstable(tmp_path, tiny_data_dir, trials=1, seed=3)
+    outcome, trials, _ = run_unstable(tmp_path, tiny_data_dir, 1, "[1e30, 1e31, 1e32]")
     assert outcome.exit_code == 1
     assert outcome.output.strip().splitlines()[-1].startswith("Error: 5 trials in a row failed")
     assert [t.state.name for t in trials] == ["FAIL"] * 5
@@ -167,9 +189,10 @@ def test_pruned_trials_keep_weights_metrics_and_reason(tmp_path, tiny_data_dir):
     study_file = tmp_path / "prunable.toml"
     study_file.write_text(
         'description = "a learning rate too small to learn"\nobjectives = ["val_loss"]\n'
+        "explore = 4\n"
         '[search]\nlr = { type = "categorical", choices = [2e-3, 1e-7] }\n'
         '[fixed]\nmin_lr = 0.0\nwarmup_epochs = 0\n[sampler]\nname = "random"\n'
-        '[pruner]\nname = "median"\nmetric = "val_elbo"\nn_startup_trials = 1\n'
+        '[pruner]\nname = "median"\nn_startup_trials = 1\n'
     )
     results = tmp_path / "results"
     # With seed 2 the random sampler draws 2e-3 three times, then 1e-7.
@@ -191,6 +214,14 @@ def test_pruned_trials_keep_weights_metrics_and_reason(tmp_path, tiny_data_dir):
     trials = stored_trials(results, "prunable")
     assert len(trials) == 4 and trials[0].state.name == "COMPLETE"
     assert trials[3].params["lr"] == 1e-7 and trials[3].state.name == "PRUNED"
+    for trial in trials:  # every stored value is on the objective's (val_loss) scale
+        history = pd.read_csv(results / trial.user_attrs["folder"] / "history.csv")
+        expected = (
+            trial.user_attrs["metrics"]["val_loss"]
+            if trial.state.name == "COMPLETE"
+            else history["val_elbo"].iloc[-1]  # the same beta=1 loss, at the pruning epoch
+        )
+        assert trial.value == pytest.approx(expected) and trial.value > 0
     for pruned in (t for t in trials if t.state.name == "PRUNED"):
         assert "worse than the median" in pruned.user_attrs["prune_reason"]
         folder = results / pruned.user_attrs["folder"]
@@ -264,4 +295,5 @@ def test_studies_lists_every_study_with_its_search_space():
     assert outcome.exit_code == 0
     for name in ("warmup", "latent", "lr", "likelihood", "joint"):
         assert name in outcome.output
-    assert "warmup_epochs: int [0, 6]" in outcome.output
+    assert "warmup_epochs: int [0, 4]" in outcome.output
+    assert "grid 5 × 6 replicates" in outcome.output and "--trials 30" in outcome.output

@@ -53,7 +53,9 @@ def wait_for_running(
             raise AssertionError(f"run ended early ({process.returncode}): {process.stdout.read()}")
         if (results / "vaesweep.db").is_file():
             running = [t for t in trials_of(results) if t.state.name == "RUNNING"]
-            if len(running) >= count and all(len(t.intermediate_values) >= epochs for t in running):
+            if len(running) >= count and all(
+                t.user_attrs.get("epochs_done", 0) >= epochs for t in running
+            ):
                 return
         time.sleep(0.2)
     raise AssertionError("no trial started in time")
@@ -74,6 +76,9 @@ def resume_and_check(results: Path, data_dir: Path, trials: int) -> list:
     assert all(t.state.name != "RUNNING" for t in stored)
     folders = sorted(p.name for p in (results / "warmup").glob("trial-*"))
     assert folders == [f"trial-{t.number:04d}" for t in finished]
+    # The grid (warm-up 0-4) stays balanced: its first places, each filled once.
+    places = sorted((t.user_attrs["replicate"], t.params["warmup_epochs"]) for t in finished)
+    assert places == [(k // 5, k % 5) for k in range(trials)]
     return stored
 
 

@@ -41,11 +41,12 @@ def test_unknown_study_lists_the_available_ones():
 def test_study_from_a_path(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text(
-        'description = "mine"\nobjectives = ["val_ssim"]\n'
+        'description = "mine"\nobjectives = ["val_ssim"]\nexplore = 6\nconfirm_top = 2\n'
         '[search]\nlr = { type = "float", low = 1e-4, high = 1e-2, log = true }\n'
     )
     spec = load_study(str(path))
     assert spec.name == "mine" and spec.directions == ["maximize"]
+    assert spec.design_summary() == "explore 6, then top 2 × 1 replicates; --trials 8"
 
 
 def test_malformed_toml_is_reported_with_the_path(tmp_path):
@@ -88,11 +89,16 @@ def test_malformed_toml_is_reported_with_the_path(tmp_path):
         ),
         ({"fixed": {"epochs": 3, "warmup_epochs": 1}}, "both searched and fixed"),
         ({"fixed": {"epoch": 3}}, "unknown setting 'epoch'"),
-        ({"sampler": {"name": "cmaes"}}, "sampler.name must be one of"),
-        ({"pruner": {"name": "median", "metric": "val_ssim"}}, "pruner.metric must be one of"),
+        ({"sampler": {"name": "tpe"}}, "a grid study runs every configuration"),
+        ({"explore": 4, "sampler": {"name": "cmaes"}}, "sampler.name must be one of"),
+        ({"pruner": {"name": "median", "metric": "val_elbo"}}, "pruner.metric is no longer set"),
+        ({"explore": 4, "pruner": {"name": "median", "warmup": 3}}, "unknown option 'warmup'"),
+        ({"pruner": {"name": "median"}}, "a grid study compares every configuration"),
+        ({"replicates": 0}, "'replicates' must be a positive integer"),
+        ({"confirm_top": 2}, "it needs 'explore = N' too"),
         (
-            {"pruner": {"name": "median", "metric": "val_elbo", "warmup": 3}},
-            "unknown option 'warmup'",
+            {"search": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}},
+            "search.lr is continuous: a study over it needs 'explore = N'",
         ),
     ],
 )
@@ -108,12 +114,41 @@ def test_likelihood_scaled_objective_rejected_when_likelihood_varies():
 
 
 def test_multi_objective_study_cannot_prune():
-    raw = minimal(
-        objectives=["val_ssim", "val_knn_accuracy"],
-        pruner={"name": "median", "metric": "val_mse"},
-    )
+    raw = minimal(objectives=["val_ssim", "val_knn_accuracy"], explore=4, pruner={"name": "median"})
     with pytest.raises(VaesweepError, match="cannot prune multi-objective"):
         parse_study(raw, "t", "t.toml")
+
+
+def test_a_pruner_with_a_searched_warmup_is_refused():
+    # Trials with longer warm-ups become prunable later, so pruning would favour them.
+    raw = minimal(explore=4, confirm_top=1, pruner={"name": "median"})
+    with pytest.raises(VaesweepError, match="warmup_epochs is searched.*remove \\[pruner\\]"):
+        parse_study(raw, "t", "t.toml")
+
+
+def test_a_pruner_needs_an_objective_computed_per_epoch():
+    raw = minimal(
+        objectives=["val_knn_accuracy"],
+        search={"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+        explore=4,
+        pruner={"name": "median"},
+    )
+    with pytest.raises(VaesweepError, match="'val_knn_accuracy' is not computed per epoch"):
+        parse_study(raw, "t", "t.toml")
+    raw["objectives"] = ["val_loss"]
+    assert parse_study(raw, "t", "t.toml").prune_metric == "val_elbo"
+
+
+def test_shipped_studies_answer_with_replicates_at_equal_budgets():
+    for name in SHIPPED:
+        spec = load_study(name)
+        assert spec.design.replicates >= 3, name
+        if spec.design.kind == "search":
+            assert spec.design.confirm_top >= 2, name
+    warmup = load_study("warmup")
+    assert warmup.design.kind == "grid" and warmup.pruner["name"] == "none"
+    assert warmup.design.trials_to_complete(len(warmup.grid)) <= 30
+    assert warmup.design.replicates >= 4
 
 
 def test_overrides_are_validated_like_the_file():

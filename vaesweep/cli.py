@@ -88,7 +88,7 @@ def run(study, trials, storage, results, overrides, name, data_dir, device, seed
     """Run a study until it has --trials finished trials (re-running resumes)."""
     from vaesweep.interrupts import graceful_interrupts
     from vaesweep.progress import make_progress
-    from vaesweep.storage import METRICS_ATTR
+    from vaesweep.storage import redact
     from vaesweep.studies import load_study, parse_overrides
     from vaesweep.sweep import run_study
 
@@ -110,12 +110,10 @@ def run(study, trials, storage, results, overrides, name, data_dir, device, seed
         )
     console.print(
         f"study {summary.study_name}: {summary.finished}/{summary.target} trials finished "
-        f"({summary.ran} run now, {summary.failed} failed); storage {summary.storage_url}"
+        f"({summary.ran} run now, {summary.failed} failed); storage {redact(summary.storage_url)}"
     )
-    for trial in summary.best:
-        metrics = trial.user_attrs.get(METRICS_ATTR, {})
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith("test_"))
-        console.print(f"best trial {trial.number} {trial.params}: {shown}")
+    for line in summary.answers or ["answer: none yet (no trial completed the study's protocol)"]:
+        console.print(line)
 
 
 @main.command()
@@ -124,12 +122,13 @@ def studies() -> None:
     from vaesweep.studies import available_studies, load_study
 
     table = Table(show_lines=True)
-    for column in ("study", "description", "searches", "objectives"):
+    for column in ("study", "description", "searches", "objectives", "design"):
         table.add_column(column)
     for name in available_studies():
         spec = load_study(name)
         searches = "\n".join(f"{p.name}: {p.describe()}" for p in spec.search)
-        table.add_row(name, spec.description, searches, "\n".join(spec.objectives))
+        design = spec.design_summary().replace("; ", "\n")
+        table.add_row(name, spec.description, searches, "\n".join(spec.objectives), design)
     Console(highlight=False).print(table)
 
 

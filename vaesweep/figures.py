@@ -25,6 +25,7 @@ GRID_SIZE, GRID_LIMIT = 15, 3.0
 METRIC_LABELS = {
     "val_loss": "val loss (β=1 −ELBO)", "val_ssim": "val SSIM", "val_mse": "val per-pixel MSE",
     "val_knn_accuracy": "val 5-NN accuracy", "val_kl": "val KL", "val_recon": "val recon",
+    "test_knn_accuracy": "test 5-NN accuracy",
 }  # fmt: skip
 HISTORY_PANELS = (
     ("loss", "total loss (recon + β·KL)"), ("recon", "reconstruction"), ("kl", "KL (unscaled)"),
@@ -43,30 +44,67 @@ def _tile(images: torch.Tensor, nrow: int) -> np.ndarray:
     return make_grid(images, nrow=nrow, padding=0)[0].numpy()
 
 
-def metrics_vs_param(
+def effects_plot(
+    trials: pd.DataFrame, params: Sequence[str], metrics: Sequence[str], phase: str
+) -> Figure:
+    """The answer's evidence: each configuration's replicates as dots, their mean and 95%
+    interval as a bar, one panel per metric. Only comparable trials; no line through discrete
+    values."""
+    from vaesweep.effects import configuration, effects_table, metric_label
+
+    labelled = trials.assign(configuration=configuration(trials, params))
+    table = effects_table(trials, params, metrics)
+    order = list(dict.fromkeys(table["value"]))
+    cols = min(3, len(metrics))
+    rows = -(-len(metrics) // cols)
+    width = max(4.2, 0.55 * len(order) + 1.8)
+    fig, axes = _figure(rows, cols, figsize=(width * cols, 3.6 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics, strict=False):
+        sns.stripplot(data=labelled, x="configuration", y=metric, order=order, ax=ax,
+                      color="0.45", size=4, jitter=0.15, alpha=0.8)  # fmt: skip
+        rows_of = table[table["metric"] == metric].set_index("value").reindex(order)
+        positions = np.arange(len(order))
+        half = (rows_of["ci_high"] - rows_of["ci_low"]).to_numpy() / 2
+        ax.errorbar(positions + 0.25, rows_of["mean"], yerr=half, fmt="o", color="C3",
+                    capsize=4, ms=5, label="mean ± 95% CI")  # fmt: skip
+        ax.set(xlabel=", ".join(params), ylabel=metric_label(metric), title=metric_label(metric))
+        ax.tick_params(axis="x", labelrotation=30 if len(params) > 1 else 0)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(metrics) :]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=8)
+    n = table.groupby("value")["n"].max()
+    fig.suptitle(
+        f"completed {phase} trials only: dots are replicates (n = {n.min()}–{n.max()} per "
+        "configuration), red the mean with its 95% t-interval",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def explored(
     table: pd.DataFrame, param: str, metrics: Sequence[str], categorical: bool, log: bool
 ) -> Figure:
-    """Each metric against one searched parameter: scatter with a trend, or box + strip."""
+    """What the sampler explored: each metric against one parameter. Pruned trials trained for
+    fewer epochs, so they are greyed and never enter a comparison; no trend line is drawn."""
     fig, axes = _figure(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
+    palette = {"COMPLETE": "C0", "PRUNED": "0.75"}
     for ax, metric in zip(axes[0], metrics, strict=True):
         data = table.dropna(subset=[metric])
         if categorical:
             order = sorted(data[param].unique(), key=str)
-            sns.boxplot(
-                data=data, x=param, y=metric, order=order, ax=ax, color="#dde6f2", fliersize=0
-            )
-            sns.stripplot(data=data, x=param, y=metric, order=order, hue="state", ax=ax, size=5)
+            sns.stripplot(data=data, x=param, y=metric, order=order, hue="state", ax=ax,
+                          size=5, palette=palette)  # fmt: skip
         else:
-            sns.scatterplot(data=data, x=param, y=metric, hue="state", ax=ax, s=35)
-            if data[param].nunique() > 1:
-                sns.regplot(data=data, x=param, y=metric, ax=ax, scatter=False, logx=log,
-                            color="0.3", line_kws={"lw": 1})  # fmt: skip
+            sns.scatterplot(data=data, x=param, y=metric, hue="state", ax=ax, s=35,
+                            palette=palette)  # fmt: skip
             if log:
                 ax.set_xscale("log")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(f"{METRIC_LABELS.get(metric, metric)} vs {param}", fontsize=10)
+        ax.set_title(f"explored: {METRIC_LABELS.get(metric, metric)}", fontsize=10)
         if ax.get_legend():
-            ax.get_legend().set_title("state")
+            ax.get_legend().set_title("grey: pruned, not comparable")
     fig.tight_layout()
     return fig
 

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+import math
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from vaesweep.storage import redact
 
 if TYPE_CHECKING:
-    from vaesweep.report import StudyReport, TrialEntry
+    from vaesweep.study_data import StudyData, TrialEntry
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1300px; color: #222; }
-h1, h2, h3 { font-weight: 600; } nav a { margin-right: 1rem; }
+body { font-family: system-ui, sans-serif; margin: 1.2rem auto; max-width: 1300px; color: #222; }
+h1, h2, h3 { font-weight: 600; margin: 0.6rem 0 0.3rem; } nav a { margin-right: 1rem; }
 table { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0 1rem; }
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.4rem; text-align: right; white-space: nowrap; }
-.scroll { overflow: auto; max-height: 32rem; border: 1px solid #eee; }
+.scroll { overflow: auto; max-height: 24rem; border: 1px solid #eee; }
 th { background: #f2f4f8; position: sticky; top: 0; }
 tr.best td { background: #e7f6e7; font-weight: 600; }
+tr.excluded td { color: #999; }
 figure { display: inline-block; margin: 0.5rem; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.8rem; color: #555; }
 details { margin: 0.3rem 0; } summary { cursor: pointer; }
 .note { color: #a33; }
+.answer { background: #f6f8fb; border-left: 4px solid #3a6ea5; padding: 0.4rem 0.9rem; }
+.answer p { margin: 0.35rem 0; } .fixed { font-size: 0.8rem; color: #444; }
+ul.answers li { margin: 0.25rem 0; }
 """
 FLOAT_FORMAT = "{:.4g}".format
 
@@ -36,14 +43,30 @@ def _figure(path: str, caption: str, width: str = "48%") -> str:
     )
 
 
-def _trials_table(report: StudyReport) -> str:
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "✓" if value else ""
+    if isinstance(value, float):
+        return FLOAT_FORMAT(value)
+    return escape(str(value))
+
+
+def _trials_table(report: StudyData) -> str:
+    """Best configuration's rows first, then the other comparable ones, then the trials that
+    never enter an estimate (greyed)."""
     table = report.table.assign(best=report.table["best"].map({True: "★", False: ""}))
-    html = table.to_html(index=False, float_format=FLOAT_FORMAT, na_rep="", border=0, escape=True)
-    for number in report.best:  # highlight the best rows
-        html = html.replace(
-            f"<tr>\n      <td>{number}</td>", f'<tr class="best">\n      <td>{number}</td>', 1
-        )
-    return f'<div class="scroll">{html}</div>'
+    order = table.assign(
+        _rank=(report.table["best"] == False).astype(int) + (~report.table["in_answer"]) * 2  # noqa: E712
+    ).sort_values(["_rank", "trial"], kind="stable")
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in table.columns)
+    rows = []
+    for _, row in order.drop(columns="_rank").iterrows():
+        kind = "best" if row["best"] else ("" if row["in_answer"] else "excluded")
+        cells = "".join(f"<td>{_cell(v)}</td>" for v in row.to_numpy())
+        rows.append(f'<tr class="{kind}">{cells}</tr>')
+    return f'<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
 
 
 def _trial_section(entry: TrialEntry, best: bool) -> str:
@@ -68,36 +91,67 @@ def _trial_section(entry: TrialEntry, best: bool) -> str:
     return f"<details><summary>{escape(summary)}</summary>{figures}</details>"
 
 
-def _study_section(report: StudyReport) -> str:
+def _answer_block(report: StudyData) -> str:
+    design = report.design
+    fair = report.table["in_answer"]
+    excluded = len(report.table) - int(fair.sum())
+    answers = "".join(f"<p><b>Answer:</b> {escape(a.sentence)}</p>" for a in report.answers)
+    if not answers:
+        answers = (
+            '<p class="note">No answer yet: no trial has completed the study\'s protocol '
+            f"({escape(design.answer_phase)} phase, full budget).</p>"
+        )
+    fixed = ", ".join(f"{k} = {v}" for k, v in sorted(report.fixed.items())) or "defaults"
+    return (
+        f'<div class="answer"><p><b>Question:</b> {escape(report.description)}</p>{answers}'
+        f"<p>Compared: {int(fair.sum())} completed {escape(design.answer_phase)} trials "
+        f"(design: {escape(report.design_summary)}); {excluded} other finished trials "
+        "(pruned, or exploration runs) never enter an estimate. Intervals: Student-t 95% "
+        "intervals of the mean over replicates.</p>"
+        f'<p class="fixed">Fixed settings: {escape(fixed)}</p></div>'
+    )
+
+
+def _study_section(report: StudyData) -> str:
     name = escape(report.name)
-    links = " · ".join(f'<a href="{name}/trials.{ext}">trials.{ext}</a>' for ext in ("csv", "md"))
+    links = " · ".join(
+        f'<a href="{name}/{file}">{file}</a>' for file in ("effects.csv", "trials.csv", "trials.md")
+    )
+    figures = dict(report.figures)
+    effect = figures.pop("effects", None)
+    effect_html = _figure(effect, "effect of each configuration", "98%") if effect else ""
     wide = ("metrics-vs-", "learning-curves", "optimization-history")
-    figures = "".join(
+    others = "".join(
         _figure(path, name.replace("-", " "), "98%" if name.startswith(wide) else "48%")
-        for name, path in report.figures.items()
+        for name, path in figures.items()
     )
     notes = "".join(f'<p class="note">{escape(note)}</p>' for note in report.notes)
     trials = "".join(_trial_section(e, e.trial.number in report.best) for e in report.entries)
     return (
-        f'<section id="{name}"><h2>study {name}</h2><p>{escape(report.description)}</p>'
-        f"<p>objectives: {escape(', '.join(report.objectives))} · "
-        f"{len(report.entries)} finished trials · "
-        f"best: {escape(', '.join(map(str, sorted(report.best))) or 'none')}</p>"
-        f"<h3>trials</h3><p>{links}</p>{_trials_table(report)}"
-        f"<h3>comparisons</h3>{figures}{notes}<h3>per trial</h3>{trials}</section>"
+        f'<section id="{name}"><h2>study {name}</h2>{_answer_block(report)}{effect_html}'
+        f"<h3>trials</h3><p>{len(report.entries)} finished trials · ★ the configuration with "
+        f"the best mean (see the answer for whether it is distinguishable) · greyed: not "
+        f"compared · {links}</p>{_trials_table(report)}"
+        f"<h3>more figures</h3>{others}{notes}<h3>per trial</h3>{trials}</section>"
     )
 
 
-def write_index(out_dir: Path, reports: list[StudyReport], classes: str, storage_url: str) -> Path:
+def write_index(out_dir: Path, reports: list[StudyData], classes: str, storage_url: str) -> Path:
     nav = "".join(f'<a href="#{escape(r.name)}">{escape(r.name)}</a>' for r in reports)
+    summary = "".join(
+        f'<li><a href="#{escape(r.name)}">{escape(r.name)}</a>: '
+        + escape(" ".join(a.sentence for a in r.answers) or "no answer yet")
+        + "</li>"
+        for r in reports
+    )
     body = "".join(_study_section(report) for report in reports)
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>vaesweep report</title><style>{STYLE}</style></head><body>"
-        f"<h1>vaesweep report</h1><p>storage: <code>{escape(redact(storage_url))}</code></p>"
-        f"<nav>studies: {nav}</nav>"
+        f"<h1>vaesweep report</h1><ul class=answers>{summary}</ul>"
+        f"<nav>studies: {nav}</nav>{body}"
         f"<h2>Fashion-MNIST</h2>{_figure(classes, 'one random sample per class', '70%')}"
-        f"{body}</body></html>\n"
+        f"<p>storage: <code>{escape(redact(storage_url))}</code></p></body></html>\n"
     )
     path = out_dir / "index.html"
     if not path.is_file() or path.read_text() != page:

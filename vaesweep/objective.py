@@ -13,12 +13,19 @@ import torch
 from vaesweep.artifacts import save_trial
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, Splits, make_splits
+from vaesweep.design import EXPLORE, PHASE_ATTR, REPLICATE_ATTR, trial_seed
 from vaesweep.layout import trial_folder
 from vaesweep.metrics import evaluate
 from vaesweep.model import VAE
 from vaesweep.progress import Progress
-from vaesweep.storage import FAIL_REASON_ATTR, FOLDER_ATTR, METRICS_ATTR, PRUNE_REASON_ATTR
-from vaesweep.studies import StudySpec
+from vaesweep.storage import (
+    EPOCHS_DONE_ATTR,
+    FAIL_REASON_ATTR,
+    FOLDER_ATTR,
+    METRICS_ATTR,
+    PRUNE_REASON_ATTR,
+)
+from vaesweep.studies import PER_EPOCH, StudySpec
 from vaesweep.train import TrainingDiverged, train
 
 
@@ -28,6 +35,7 @@ class _TrialRun:
 
     trial: optuna.Trial
     params: dict[str, Any]
+    phase: str
     config: TrainConfig
     splits: Splits
     folder: Path
@@ -58,10 +66,13 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         params = self.spec.suggest(trial)
-        # Repeats of the same parameters get different seeds, so the spread shows in the results.
-        config = self.spec.config_for(params, seed=self.base_seed + trial.number)
+        # The design placed this trial: its seed follows from configuration and replicate alone.
+        phase = trial.user_attrs.get(PHASE_ATTR, EXPLORE)
+        replicate = trial.user_attrs.get(REPLICATE_ATTR, 0)
+        seed = trial_seed(self.base_seed, params, phase, replicate)
+        config = self.spec.config_for(params, seed=seed)
         run = _TrialRun(
-            trial, params, config,
+            trial, params, phase, config,
             splits=make_splits(self.data, config.val_size, config.train_subset),
             folder=trial_folder(self.results_dir, self.study_name, trial.number),
         )  # fmt: skip
@@ -87,15 +98,23 @@ class Objective:
     def _on_epoch(self, run: _TrialRun, record: dict[str, float], model: VAE) -> None:
         run.history.append(record)
         self.progress.epoch_finished(run.trial.number, record)
-        metric = self.spec.prune_metric
-        if metric is None:
-            return
         epoch = int(record["epoch"])
-        # Pruning metrics are losses; a maximising study's pruner wants higher-is-better values.
-        sign = -1.0 if self.spec.directions[0] == "maximize" else 1.0
-        run.trial.report(sign * record[metric], epoch)
-        # Never prune during warm-up: the model is still being shaped by a small beta.
-        if epoch >= run.config.warmup_epochs and run.trial.should_prune():
+        run.trial.set_user_attr(EPOCHS_DONE_ATTR, epoch + 1)
+        # The objective's own per-epoch value, where it has one (dashboards draw these); a
+        # single-objective study's pruned trial keeps the last one as its value.
+        metric = PER_EPOCH.get(self.spec.objectives[0])
+        if metric is None or len(self.spec.objectives) > 1:
+            return
+        run.trial.report(record[metric], epoch)
+        # Only explorations are pruned (confirmations and grids run their full budget), never
+        # during warm-up, while the model is still being shaped by a small beta.
+        if (
+            self.spec.prune_metric is not None
+            and run.phase == EXPLORE
+            and epoch >= run.config.warmup_epochs
+            and run.trial.should_prune()
+        ):
+            metric = self.spec.prune_metric
             reason = f"{metric} {record[metric]:.4g} at epoch {epoch + 1} is worse than the median"
             run.trial.set_user_attr(PRUNE_REASON_ATTR, reason)
             # A pruned trial counts as finished, so it keeps its model and metrics too.

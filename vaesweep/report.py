@@ -12,80 +12,35 @@ import json
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError
 from vaesweep.html_page import write_index
-from vaesweep.layout import LATENTS_FILE, WEIGHTS_FILE
-from vaesweep.storage import (
-    DEFINITION_ATTR,
-    DESCRIPTION_ATTR,
-    FINISHED_STATES,
-    FOLDER_ATTR,
-    METRICS_ATTR,
-    PRUNE_REASON_ATTR,
-    best_trials,
-    open_storage,
-)
+from vaesweep.layout import LATENTS_FILE
+from vaesweep.storage import best_trials, open_storage
+from vaesweep.study_data import StudyData, TrialEntry, collect
 
 # torch, matplotlib and friends take seconds to import: they are imported only when something
 # needs drawing, so an up-to-date report re-runs in about a second.
 
-REPORT_VERSION = 2  # bump when figures change, so every report redraws once
+REPORT_VERSION = 3  # bump when figures change, so every report redraws once
 MANIFEST = "manifest.json"
-KEY_METRICS = ("val_ssim", "val_mse", "val_knn_accuracy", "val_kl")
-METRIC_COLUMNS = tuple(
-    f"{part}_{name}"
-    for part in ("val", "test")
-    for name in ("loss", "recon", "kl", "mse", "ssim", "knn_accuracy")
-)
+KEY_METRICS = ("val_ssim", "val_mse", "val_knn_accuracy", "val_kl", "test_knn_accuracy")
 TRIAL_FIGURES = ("latent", "manifold", "reconstructions", "uncertainty", "history")
 SAMPLE_SEED, SAMPLES_SHOWN = 42, 10
 DPI = 100
 
 
 @dataclass
-class TrialEntry:
-    """One finished trial as the report sees it; `problem` says why its figures are missing."""
-
-    trial: FrozenTrial
-    folder: Path | None
-    problem: str | None = None
-    figures: dict[str, str] = field(default_factory=dict)  # name -> path relative to the report
-
-    @property
-    def key(self) -> str:
-        weights = self.folder / WEIGHTS_FILE if self.folder else None
-        stamp = weights.stat().st_mtime_ns if weights and weights.is_file() else None
-        # The stored relative folder, so a moved results folder keeps its figures.
-        relative = self.trial.user_attrs.get(FOLDER_ATTR)
-        return f"{self.trial.state.name}|{self.trial.datetime_complete}|{relative}|{stamp}"
-
-
-@dataclass
-class StudyReport:
-    name: str
-    description: str
-    objectives: list[str]
-    search: list[dict[str, Any]]
-    entries: list[TrialEntry]
-    best: set[int]
-    table: pd.DataFrame
-    figures: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
 class ReportSummary:
     out_dir: Path
-    studies: list[StudyReport]
+    studies: list[StudyData]
     drawn: int  # figures drawn this time
     warnings: list[str]
 
@@ -123,7 +78,7 @@ def render_report(
     reports = []
     for name in study_names or tuple(available):
         study = optuna.load_study(study_name=name, storage=storage)
-        report = _collect(study, results_dir, note)
+        report = collect(study, results_dir, note)
         if not report.entries:
             if study_names:
                 raise VaesweepError(f"study '{name}' has no finished trials yet")
@@ -141,68 +96,11 @@ def render_report(
     return ReportSummary(out_dir, reports, painter.drawn, warnings)
 
 
-def _collect(study: optuna.Study, results_dir: Path, note: Callable[[str], None]) -> StudyReport:
-    definition = study.user_attrs.get(DEFINITION_ATTR, {})
-    objectives = definition.get("objectives") or [
-        f"objective_{i}" for i in range(len(study.directions))
-    ]
-    entries = []
-    for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
-        relative = trial.user_attrs.get(FOLDER_ATTR)
-        folder = results_dir / relative if relative else None
-        entry = TrialEntry(trial, folder)
-        if folder is None or not folder.is_dir():
-            entry.problem = f"trial folder {folder or '(none recorded)'} is missing"
-            note(f"study '{study.study_name}' trial {trial.number}: {entry.problem}")
-        entries.append(entry)
-    best = {t.number for t in best_trials(study)}
-    report = StudyReport(
-        name=study.study_name,
-        description=study.user_attrs.get(DESCRIPTION_ATTR, ""),
-        objectives=objectives,
-        search=definition.get("search", []),
-        entries=entries,
-        best=best,
-        table=pd.DataFrame(),
-    )
-    report.table = trials_table(report)
-    return report
-
-
-def trials_table(report: StudyReport) -> pd.DataFrame:
-    """One row per finished trial, the numbers exactly as stored."""
-    rows = []
-    params = [p["name"] for p in report.search] or sorted(
-        {name for e in report.entries for name in e.trial.params}
-    )
-    for entry in report.entries:
-        trial = entry.trial
-        metrics = trial.user_attrs.get(METRICS_ATTR, {})
-        row: dict[str, Any] = {
-            "trial": trial.number,
-            "state": trial.state.name,
-            "best": trial.number in report.best,
-        }
-        row |= {name: trial.params.get(name) for name in params}
-        row["duration_s"] = trial.duration.total_seconds() if trial.duration else None
-        row["epochs_run"] = _epochs_run(trial)
-        row |= {column: metrics.get(column) for column in METRIC_COLUMNS}
-        row["note"] = entry.problem or trial.user_attrs.get(PRUNE_REASON_ATTR, "")
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _epochs_run(trial: FrozenTrial) -> int | None:
-    if trial.intermediate_values:
-        return max(trial.intermediate_values) + 1
-    config = trial.user_attrs.get("config", {})
-    return config.get("epochs") if trial.state == TrialState.COMPLETE else None
-
-
-def _write_tables(report: StudyReport, out_dir: Path) -> None:
+def _write_tables(report: StudyData, out_dir: Path) -> None:
     folder = out_dir / report.name
     folder.mkdir(exist_ok=True)
     _write_if_changed(folder / "trials.csv", report.table.to_csv(index=False))
+    _write_if_changed(folder / "effects.csv", report.effects.to_csv(index=False))
     shown = report.table.assign(best=report.table["best"].map({True: "★", False: ""}))
     _write_if_changed(folder / "trials.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
 
@@ -246,7 +144,7 @@ class _Painter:
             self.manifest["classes"] = str(REPORT_VERSION)
         return path.name
 
-    def study_figures(self, report: StudyReport, study: optuna.Study) -> None:
+    def study_figures(self, report: StudyData, study: optuna.Study) -> None:
         folder = self.out_dir / report.name
         planned = _planned_study_figures(report)
         report.figures = {name: f"{report.name}/{name}.png" for name in planned}
@@ -255,42 +153,49 @@ class _Painter:
             return
         from vaesweep import figures
 
-        directions = [d.name.lower() for d in study.directions]
         table = report.table
-        for param in report.search:
-            name = param["name"]
-            metrics = list(dict.fromkeys([*report.objectives, *KEY_METRICS]))
-            figure = figures.metrics_vs_param(
-                table, name, [m for m in metrics if m in table],
-                categorical=param["kind"] == "categorical", log=bool(param.get("log")),
-            )  # fmt: skip
-            self._save(figure, folder / f"metrics-vs-{name}.png")
-        histories = self._histories(report)
-        if not histories.empty and report.search:
+        metrics = [m for m in dict.fromkeys([*report.objectives, *KEY_METRICS]) if m in table]
+        if "effects" in planned:
+            fair = table[table["in_answer"]]
             self._save(
-                figures.learning_curves(histories, report.search[0]["name"]),
+                figures.effects_plot(fair, report.params, metrics, report.design.answer_phase),
+                folder / "effects.png",
+            )
+        for param in report.search:
+            if f"metrics-vs-{param['name']}" in planned:
+                figure = figures.explored(
+                    table[table["phase"] == "explore"], param["name"], metrics,
+                    categorical=param["kind"] == "categorical", log=bool(param.get("log")),
+                )  # fmt: skip
+                self._save(figure, folder / f"metrics-vs-{param['name']}.png")
+        if "learning-curves" in planned:
+            self._save(
+                figures.learning_curves(self._histories(report), report.search[0]["name"]),
                 folder / "learning-curves.png",
             )
-        self._save(
-            figures.optimization_history(table, report.objectives, directions),
-            folder / "optimization-history.png",
-        )
-        importances = _importances(study, report.objectives)
-        if importances:
-            self._save(figures.param_importances(importances), folder / "importances.png")
-        else:
-            report.figures.pop("importances", None)
-            report.notes.append(
-                "parameter importances need at least two completed trials with different parameters"
-            )
-        if len(report.objectives) > 1:
+        if "optimization-history" in planned:
             self._save(
-                figures.pareto_front(table, report.objectives, report.best),
+                figures.optimization_history(table, report.objectives, report.directions),
+                folder / "optimization-history.png",
+            )
+        if "importances" in planned:
+            importances = _importances(study, report.objectives)
+            if importances:
+                self._save(figures.param_importances(importances), folder / "importances.png")
+            else:
+                report.figures.pop("importances")
+                report.notes.append(
+                    "parameter importances need completed trials with different parameters"
+                )
+        if "pareto-front" in planned:
+            front = {t.number for t in best_trials(study)}
+            self._save(
+                figures.pareto_front(table, report.objectives, front),
                 folder / "pareto-front.png",
             )
         self.manifest[f"study:{report.name}"] = key
 
-    def _histories(self, report: StudyReport) -> pd.DataFrame:
+    def _histories(self, report: StudyData) -> pd.DataFrame:
         from vaesweep.artifacts import load_history
 
         frames = []
@@ -361,11 +266,19 @@ class _Painter:
         return self.data.test_x[np.sort(indices)]
 
 
-def _planned_study_figures(report: StudyReport) -> list[str]:
-    names = [f"metrics-vs-{p['name']}" for p in report.search]
+def _planned_study_figures(report: StudyData) -> list[str]:
+    """The answer's effect figure first; exploration views only for sampled searches, and
+    importances only where two or more parameters are searched."""
+    names = ["effects"] if report.table["in_answer"].any() else []
+    search = report.design.kind == "search"
+    if search:
+        names += [f"metrics-vs-{p['name']}" for p in report.search]
     if report.search:
         names.append("learning-curves")
-    names += ["optimization-history", "importances"]
+    if search:
+        names.append("optimization-history")
+    if len(report.search) >= 2:
+        names.append("importances")
     if len(report.objectives) > 1:
         names.append("pareto-front")
     return names
@@ -391,7 +304,7 @@ def _importances(study: optuna.Study, objectives: list[str]) -> dict[str, dict[s
     return result
 
 
-def _param_columns(report: StudyReport, entry: TrialEntry) -> dict[str, Any]:
+def _param_columns(report: StudyData, entry: TrialEntry) -> dict[str, Any]:
     return {p["name"]: entry.trial.params.get(p["name"]) for p in report.search}
 
 

@@ -23,6 +23,7 @@ FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
 METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
 FAIL_REASON_ATTR = "fail_reason"
 PRUNE_REASON_ATTR = "prune_reason"
+EPOCHS_DONE_ATTR = "epochs_done"  # trial: epochs trained so far (updated every epoch)
 # A running trial records a heartbeat this often; one silent for the grace period (its worker was
 # killed) is marked failed by the next worker that looks. VAESWEEP_GRACE_SECONDS changes the
 # grace period (the heartbeat follows at a sixth of it), e.g. for tests or slow shared storage.

@@ -18,6 +18,7 @@ from typing import Any
 import optuna
 
 from vaesweep.config import FIELD_NAMES, TrainConfig, parse_override
+from vaesweep.design import Design, grid_values, parse_design
 from vaesweep.errors import VaesweepError
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
@@ -31,10 +32,13 @@ OBJECTIVE_DIRECTIONS = {
     "val_ssim": "maximize",
     "val_knn_accuracy": "maximize",
 }
-# Per-epoch values a pruner may compare (lower is better); both are independent of beta.
-PRUNE_METRICS = ("val_elbo", "val_mse")
+# Each objective's per-epoch value in the training history (lower is better, independent of the
+# warm-up's beta). A pruner compares these, so a pruned trial's stored value (Optuna keeps its
+# last reported one) is on its objective's scale. SSIM and 5-NN are not computed per epoch.
+PER_EPOCH = {"val_loss": "val_elbo", "val_recon": "val_recon", "val_kl": "val_kl",
+             "val_mse": "val_mse"}  # fmt: skip
 # Values on the likelihood's own scale: MSE and BCE trials cannot be compared on them.
-LIKELIHOOD_SCALED = {"val_loss", "val_recon", "val_elbo"}
+LIKELIHOOD_SCALED = {"val_loss", "val_recon"}
 
 _SAMPLER_OPTIONS = {"tpe": {"n_startup_trials"}, "random": set(), "nsga2": {"population_size"}}
 _PRUNER_OPTIONS = {
@@ -42,7 +46,9 @@ _PRUNER_OPTIONS = {
     "hyperband": {"min_resource", "reduction_factor"},
     "none": set(),
 }
+_DESIGN_KEYS = {"replicates", "explore", "confirm_top"}
 _TOP_LEVEL_KEYS = {"description", "objectives", "search", "fixed", "sampler", "pruner"}
+_TOP_LEVEL_KEYS |= _DESIGN_KEYS
 _PARAM_KEYS = {"type", "low", "high", "log", "step", "choices"}
 
 
@@ -84,6 +90,7 @@ class StudySpec:
     fixed: Mapping[str, Any]
     sampler: Mapping[str, Any] = field(default_factory=lambda: {"name": "tpe"})
     pruner: Mapping[str, Any] = field(default_factory=lambda: {"name": "none"})
+    design: Design = field(default_factory=Design)
     source: str = ""
 
     @property
@@ -92,7 +99,17 @@ class StudySpec:
 
     @property
     def prune_metric(self) -> str | None:
-        return None if self.pruner["name"] == "none" else self.pruner["metric"]
+        """The per-epoch value the pruner compares: the objective's own."""
+        return None if self.pruner["name"] == "none" else PER_EPOCH[self.objectives[0]]
+
+    @property
+    def grid(self) -> list[dict[str, Any]] | None:
+        """Every configuration of a grid design; None for a search design."""
+        return grid_values(self.search) if self.design.kind == "grid" else None
+
+    def design_summary(self) -> str:
+        grid = self.grid
+        return self.design.describe(len(grid) if grid else 0)
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         return {param.name: param.suggest(trial) for param in self.search}
@@ -117,13 +134,15 @@ class StudySpec:
         return spec
 
     def definition(self) -> dict[str, Any]:
-        """What makes two runs the same study: search space, fixed settings, objectives."""
+        """What makes two runs the same study: search space, fixed settings, objectives and
+        design (replicates, exploration and confirmation)."""
         return json.loads(
             json.dumps(
                 {
                     "search": [dataclasses.asdict(param) for param in self.search],
                     "fixed": dict(sorted(self.fixed.items())),
                     "objectives": list(self.objectives),
+                    "design": dataclasses.asdict(self.design),
                 }
             )
         )
@@ -194,8 +213,14 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
         fixed=dict(raw.get("fixed", {})),
         sampler={"name": "tpe", **raw.get("sampler", {})},
         pruner={"name": "none", **raw.get("pruner", {})},
+        design=parse_design(raw, source),
         source=source,
     )
+    if spec.design.kind == "grid" and "sampler" in raw:
+        raise VaesweepError(
+            f"{source}: a grid study runs every configuration, so it takes no [sampler]; "
+            "for a sampled search set 'explore = N' and 'confirm_top = k'"
+        )
     _validate(spec, source)
     return spec
 
@@ -284,24 +309,45 @@ def _validate(spec: StudySpec, source: str) -> None:
         raise VaesweepError(f"{source}: sampler.name must be one of {', '.join(_SAMPLER_OPTIONS)}")
     _check_options(spec.sampler, _SAMPLER_OPTIONS[sampler], f"{source}: sampler")
 
+    try:
+        _ = spec.grid  # a grid design must be discrete and of a sensible size
+    except VaesweepError as err:
+        raise VaesweepError(f"{source}: {err}") from None
+    _validate_pruner(spec, searched, source)
+
+
+def _validate_pruner(spec: StudySpec, searched: set[str], source: str) -> None:
+    """Pruning stops trials early, so only explorations may be pruned, and only where trials are
+    compared at the same epoch on the objective's own scale."""
     pruner = spec.pruner.get("name")
     if pruner not in _PRUNER_OPTIONS:
         raise VaesweepError(f"{source}: pruner.name must be one of {', '.join(_PRUNER_OPTIONS)}")
+    if "metric" in spec.pruner:
+        raise VaesweepError(
+            f"{source}: pruner.metric is no longer set: a pruner compares the objective's own "
+            f"per-epoch value ({', '.join(f'{k} -> {v}' for k, v in PER_EPOCH.items())})"
+        )
     if pruner == "none":
         _check_options(spec.pruner, set(), f"{source}: pruner")
         return
-    _check_options(spec.pruner, _PRUNER_OPTIONS[pruner] | {"metric"}, f"{source}: pruner")
-    if len(spec.objectives) > 1:
-        raise VaesweepError(
-            f'{source}: Optuna cannot prune multi-objective studies; set pruner.name = "none"'
+    _check_options(spec.pruner, _PRUNER_OPTIONS[pruner], f"{source}: pruner")
+    refusal = None
+    if spec.design.kind == "grid":
+        refusal = "a grid study compares every configuration at its full budget; remove [pruner]"
+    elif len(spec.objectives) > 1:
+        refusal = 'Optuna cannot prune multi-objective studies; set pruner.name = "none"'
+    elif spec.objectives[0] not in PER_EPOCH:
+        refusal = (
+            f"objective '{spec.objectives[0]}' is not computed per epoch, so a pruner cannot "
+            f"compare it (prunable objectives: {', '.join(PER_EPOCH)}); remove [pruner]"
         )
-    metric = spec.pruner.get("metric")
-    if metric not in PRUNE_METRICS:
-        raise VaesweepError(f"{source}: pruner.metric must be one of {', '.join(PRUNE_METRICS)}")
-    if metric in LIKELIHOOD_SCALED and "likelihood" in searched:
-        raise VaesweepError(
-            f"{source}: pruner.metric '{metric}' differs in scale between MSE and BCE; use val_mse"
+    elif "warmup_epochs" in searched:
+        refusal = (
+            "warmup_epochs is searched, and trials with longer warm-ups become prunable at later "
+            "epochs, so pruning would favour them; remove [pruner]"
         )
+    if refusal:
+        raise VaesweepError(f"{source}: {refusal}")
 
 
 def _check_options(table: Mapping[str, Any], allowed: set[str], where: str) -> None:

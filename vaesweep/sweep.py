@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from vaesweep import interrupts
 from vaesweep.config import TrainConfig
 from vaesweep.data import load_fashion_mnist, make_splits
+from vaesweep.design import EXPLORE, WAIT, holds_its_slot, next_slot, slot_of
 from vaesweep.errors import VaesweepError
 from vaesweep.interrupts import graceful_interrupts
 from vaesweep.objective import Objective
@@ -33,6 +34,7 @@ from vaesweep.storage import (
     quiet_optuna,
 )
 from vaesweep.studies import StudySpec
+from vaesweep.study_data import collect
 from vaesweep.train import TrainingDiverged, resolve_device
 
 MAX_FAILURES_IN_A_ROW = 5
@@ -48,7 +50,7 @@ class RunSummary:
     finished: int
     ran: int
     failed: int
-    best: list[FrozenTrial]
+    answers: list[str]  # one sentence per objective, from the comparable trials
 
 
 def check_writable(results_dir: Path) -> None:
@@ -84,8 +86,9 @@ def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -
             )
         study.set_user_attr(DEFINITION_ATTR, wanted)
         study.set_user_attr(DESCRIPTION_ATTR, spec.description)
+        study.set_metric_names(list(spec.objectives))  # so dashboards name the values
         return
-    for part in ("search", "fixed", "objectives"):
+    for part in ("search", "fixed", "objectives", "design"):
         if stored.get(part) != wanted[part]:
             raise VaesweepError(
                 f"study '{study.study_name}' in this storage was created with different {part} "
@@ -120,7 +123,8 @@ class WorkerOutcome:
 
 
 class SurplusTrial(Exception):
-    """Another worker already started the last trial the study needed."""
+    """Another worker already started the last trial the study needed, or its place in the
+    design."""
 
 
 def run_study(
@@ -181,7 +185,7 @@ def run_study(
     return RunSummary(
         study_name=name, storage_url=url, results_dir=results_dir, target=n_trials,
         finished=_counts(study)[0], ran=outcome.ran, failed=outcome.failed,
-        best=best_trials(study),
+        answers=[a.sentence for a in collect(study, results_dir).answers],
     )  # fmt: skip
 
 
@@ -229,10 +233,12 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     """One worker's loop: start trials while the study needs more, then stop.
 
     A trial starts only while finished + running trials are fewer than requested, checked under a
-    lock shared by the workers of this machine. Workers on other machines may still race for the
-    last trial; the storage numbers trials, and one that finds the study already full (counting
-    only lower-numbered trials) steps aside as a failed 'surplus' trial. So the study ends with
-    exactly the requested number of finished trials, on any storage.
+    lock shared by the workers of this machine; it takes the design's next free place (queued
+    with `enqueue_trial`). Workers on other machines may still race for the last trial or for
+    the same place; the storage numbers trials, and one that finds the study already full, or
+    its place held (counting only lower-numbered trials), steps aside as a failed 'surplus'
+    trial. So the study ends with exactly the requested number of finished trials, on any
+    storage, each place in the design filled once.
     """
     torch.set_num_threads(request.threads)
     spec = request.spec
@@ -247,17 +253,22 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
         progress, request.seed,
     )  # fmt: skip
     lock = _StartLock(request.results_dir / f".{request.study_name}.start-lock")
+    grid = spec.grid
     outcome = WorkerOutcome()
 
     def guarded(trial: optuna.Trial) -> float | list[float]:
         lock.release()  # the trial is RUNNING now, so the next count includes it
+        trials = study.get_trials(deepcopy=False)
         started = FINISHED_STATES + (TrialState.RUNNING,)
-        ahead = [
-            t for t in study.get_trials(deepcopy=False, states=started) if t.number < trial.number
-        ]
+        ahead = [t for t in trials if t.number < trial.number and t.state in started]
         if len(ahead) >= request.n_trials:
             trial.set_user_attr(FAIL_REASON_ATTR, "surplus: the study was already full")
             raise SurplusTrial
+        me = slot_of(next(t for t in trials if t.number == trial.number))
+        if me is not None and me[0] != EXPLORE:
+            if any(slot_of(t) == me and holds_its_slot(t) for t in ahead):
+                trial.set_user_attr(FAIL_REASON_ATTR, "surplus: its place was already taken")
+                raise SurplusTrial
         return objective(trial)
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -276,13 +287,18 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                 finished, running = _counts(study)
                 if finished >= request.n_trials:
                     break
-                if finished + running >= request.n_trials:
+                slot = WAIT
+                if finished + running < request.n_trials:
+                    trials = study.get_trials(deepcopy=False)
+                    slot = next_slot(spec.design, grid, trials, spec.directions)
+                if slot is WAIT:
                     lock.release()
                     # The last trials run elsewhere; if their worker died, its heartbeat stops
                     # and the trial is failed after the grace period, and this worker takes over.
                     optuna.storages.fail_stale_trials(study)
                     time.sleep(WAIT_SECONDS)
                     continue
+                study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
                 study.optimize(
                     guarded, n_trials=1, catch=(TrainingDiverged, SurplusTrial),
                     callbacks=[after_trial],

@@ -192,6 +192,10 @@ def train(
     on_epoch: Callable[[dict[str, float], VAE], None] | None = None,
 ) -> TrainResult:
     """Train one VAE. `on_epoch(record, model)` sees each epoch and may raise to stop the run."""
+    # Adam's second moments and late-training gradients reach denormal floats, which CPUs
+    # compute up to 100x slower: an mlp epoch grew from 2.3 s to 4.8 s by its third epoch here,
+    # and stays at 2.4 s with them flushed to zero (no effect on GPUs or on the results' scale).
+    torch.set_flush_denormal(True)
     torch.manual_seed(config.seed)
     model = build_model(config.arch, config.latent_dim)
     layout = memory_format(model)

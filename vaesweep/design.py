@@ -1,0 +1,213 @@
+"""A study's experimental design: which configuration and replicate each trial trains.
+
+Two designs, chosen by the study file:
+- grid (no `explore`): every configuration of a small discrete space, `replicates` times, in
+  replicate-major order (replicate 0 of every configuration before replicate 1 of any), so an
+  interrupted run stays balanced. Runs past the design add further replicates in the same order.
+- search (`explore = N`, `confirm_top = k`): the study's sampler explores N trials, then the k best
+  configurations among the explorations that completed their full budget are re-run with
+  `replicates` fresh seeds. The answer uses the confirmation runs only, free of the selection
+  bias of picking the best explorations.
+
+A trial's seed comes from its configuration, phase and replicate (plus --seed), never from its
+trial number or its worker, so the same design gives the same trials however it is run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+from vaesweep.errors import VaesweepError
+
+PHASE_ATTR = "phase"  # trial: grid, explore or confirm
+REPLICATE_ATTR = "replicate"  # trial: its replicate index within its configuration and phase
+GRID, EXPLORE, CONFIRM = "grid", "explore", "confirm"
+MAX_GRID = 10_000
+
+
+@dataclass(frozen=True)
+class Design:
+    replicates: int = 1
+    explore: int = 0  # 0: a grid design
+    confirm_top: int = 0
+
+    @property
+    def kind(self) -> str:
+        return GRID if self.explore == 0 else "search"
+
+    @property
+    def answer_phase(self) -> str:
+        """The phase whose full-budget trials the study's answer compares."""
+        if self.kind == GRID:
+            return GRID
+        return CONFIRM if self.confirm_top else EXPLORE
+
+    def trials_to_complete(self, grid_size: int) -> int:
+        if self.kind == GRID:
+            return grid_size * self.replicates
+        return self.explore + self.confirm_top * self.replicates
+
+    def describe(self, grid_size: int) -> str:
+        total = self.trials_to_complete(grid_size)
+        if self.kind == GRID:
+            shape = f"grid {grid_size} × {self.replicates} replicates"
+        elif self.confirm_top:
+            shape = (
+                f"explore {self.explore}, then top {self.confirm_top} × {self.replicates} "
+                "replicates"
+            )
+        else:
+            shape = f"explore {self.explore} (no confirmation: answers carry no intervals)"
+        return f"{shape}; --trials {total}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What the next trial trains: `params` None means the sampler chooses (exploration)."""
+
+    phase: str
+    replicate: int
+    params: dict[str, Any] | None = None
+
+    def user_attrs(self) -> dict[str, Any]:
+        return {PHASE_ATTR: self.phase, REPLICATE_ATTR: self.replicate}
+
+
+WAIT = Slot("wait", -1)  # exploration still running elsewhere: confirmation cannot choose yet
+
+
+def parse_design(raw: Mapping[str, Any], source: str) -> Design:
+    values = {}
+    for key in ("replicates", "explore", "confirm_top"):
+        value = raw.get(key, 0 if key != "replicates" else 1)
+        if not isinstance(value, int) or isinstance(value, bool) or value < (key == "replicates"):
+            least = "a positive" if key == "replicates" else "a non-negative"
+            raise VaesweepError(f"{source}: '{key}' must be {least} integer; got {value!r}")
+        values[key] = value
+    if values["confirm_top"] and not values["explore"]:
+        raise VaesweepError(
+            f"{source}: 'confirm_top' re-runs the best explored configurations; "
+            "it needs 'explore = N' too"
+        )
+    return Design(**values)
+
+
+def grid_values(spec_search: Sequence[Any]) -> list[dict[str, Any]]:
+    """Every configuration of a discrete space, in the file's order (int ranges ascending)."""
+    axes = []
+    for param in spec_search:
+        if param.kind == "categorical":
+            axes.append(list(param.choices))
+        elif param.kind == "int" and not param.log:
+            axes.append(list(range(int(param.low), int(param.high) + 1, int(param.step or 1))))
+        else:
+            raise VaesweepError(
+                f"search.{param.name} is continuous: a study over it needs 'explore = N' "
+                "(trials the sampler explores) and 'confirm_top = k' (configurations re-run "
+                "with 'replicates' seeds)"
+            )
+    size = 1
+    for axis in axes:
+        size *= len(axis)
+    if size > MAX_GRID:
+        raise VaesweepError(
+            f"the grid has {size} configurations (at most {MAX_GRID}); "
+            "use 'explore' and 'confirm_top' instead"
+        )
+    names = [param.name for param in spec_search]
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes)]
+
+
+def config_key(params: Mapping[str, Any]) -> str:
+    """One configuration's identity, stable across processes and runs."""
+    return json.dumps(dict(sorted(params.items())), sort_keys=True)
+
+
+def trial_seed(base_seed: int, params: Mapping[str, Any], phase: str, replicate: int) -> int:
+    digest = hashlib.sha256(f"{config_key(params)}|{phase}|{replicate}".encode()).digest()
+    return (int.from_bytes(digest[:4], "big") + base_seed) % 2**32
+
+
+def slot_of(trial: FrozenTrial) -> tuple[str, str, int] | None:
+    """(phase, configuration, replicate) of a trial that a design placed; None for others."""
+    phase = trial.user_attrs.get(PHASE_ATTR)
+    if phase is None:
+        return None
+    # A queued trial has no parameters yet, only the ones it was enqueued with.
+    params = trial.params or trial.system_attrs.get("fixed_params", {})
+    return phase, config_key(params), int(trial.user_attrs.get(REPLICATE_ATTR, 0))
+
+
+def holds_its_slot(trial: FrozenTrial) -> bool:
+    """Whether a trial fills its place in the design: finished, running or queued, or failed by
+    divergence (its seed is fixed, so a re-run would diverge again). Interrupted trials do not."""
+    if trial.state != TrialState.FAIL:
+        return True
+    return trial.user_attrs.get("fail_reason", "").startswith("diverged")
+
+
+def next_slot(
+    design: Design,
+    grid: list[dict[str, Any]] | None,
+    trials: Sequence[FrozenTrial],
+    directions: Sequence[str],
+) -> Slot:
+    """The first place in the design that no trial holds."""
+    taken = {slot_of(t) for t in trials if holds_its_slot(t)}
+    if design.kind == GRID:
+        assert grid is not None
+        for index in itertools.count():
+            replicate, params = divmod(index, len(grid))[0], grid[index % len(grid)]
+            if (GRID, config_key(params), replicate) not in taken:
+                return Slot(GRID, replicate, params)
+    explorations = [
+        t for t in trials if t.user_attrs.get(PHASE_ATTR) == EXPLORE and holds_its_slot(t)
+    ]
+    if len(explorations) < design.explore or not design.confirm_top:
+        return Slot(EXPLORE, 0)
+    if any(t.state == TrialState.RUNNING for t in explorations):
+        return WAIT
+    chosen = confirmed_configurations(explorations, design.confirm_top, directions)
+    if not chosen:
+        raise VaesweepError(
+            "no exploration trial completed its full budget, so there is nothing to confirm"
+        )
+    for replicate in itertools.count():
+        for params in chosen:
+            if (CONFIRM, config_key(params), replicate) not in taken:
+                return Slot(CONFIRM, replicate, params)
+    raise AssertionError("unreachable")
+
+
+def confirmed_configurations(
+    explorations: Sequence[FrozenTrial], top: int, directions: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The `top` best distinct configurations among completed explorations: by Pareto rank
+    (one front after another), then by the first objective."""
+    complete = [t for t in explorations if t.state == TrialState.COMPLETE]
+    signs = [1.0 if d == "minimize" else -1.0 for d in directions]
+    losses = [[s * v for s, v in zip(signs, t.values, strict=True)] for t in complete]
+
+    def dominated(a: list[float], b: list[float]) -> bool:
+        return all(y <= x for x, y in zip(a, b, strict=True)) and b != a
+
+    rank, remaining, front_index = {}, set(range(len(complete))), 0
+    while remaining:
+        front = {
+            i for i in remaining if not any(dominated(losses[i], losses[j]) for j in remaining)
+        }
+        rank |= dict.fromkeys(front, front_index)
+        remaining -= front
+        front_index += 1
+    ordered = sorted(range(len(complete)), key=lambda i: (rank[i], losses[i][0], i))
+    chosen: dict[str, dict[str, Any]] = {}
+    for i in ordered:
+        chosen.setdefault(config_key(complete[i].params), dict(complete[i].params))
+    return list(chosen.values())[:top]

@@ -1,0 +1,155 @@
+"""What a report (or the end of a run) knows of a stored study: its definition, one row per
+finished trial, and the answer computed from the trials that share the study's protocol.
+
+Read-only and light (no torch, no matplotlib), so `vaesweep run` can print the answer too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial
+
+from vaesweep import effects
+from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Design, grid_values
+from vaesweep.layout import WEIGHTS_FILE
+from vaesweep.storage import (
+    DEFINITION_ATTR,
+    DESCRIPTION_ATTR,
+    EPOCHS_DONE_ATTR,
+    FINISHED_STATES,
+    FOLDER_ATTR,
+    METRICS_ATTR,
+    PRUNE_REASON_ATTR,
+)
+from vaesweep.studies import ParamSpec
+
+METRIC_COLUMNS = tuple(
+    f"{part}_{name}"
+    for part in ("val", "test")
+    for name in ("loss", "recon", "kl", "mse", "ssim", "knn_accuracy")
+)
+
+
+@dataclass
+class TrialEntry:
+    """One finished trial as the report sees it; `problem` says why its figures are missing."""
+
+    trial: FrozenTrial
+    folder: Path | None
+    problem: str | None = None
+    figures: dict[str, str] = field(default_factory=dict)  # name -> path relative to the report
+
+    @property
+    def key(self) -> str:
+        weights = self.folder / WEIGHTS_FILE if self.folder else None
+        stamp = weights.stat().st_mtime_ns if weights and weights.is_file() else None
+        # The stored relative folder, so a moved results folder keeps its figures.
+        relative = self.trial.user_attrs.get(FOLDER_ATTR)
+        return f"{self.trial.state.name}|{self.trial.datetime_complete}|{relative}|{stamp}"
+
+
+@dataclass
+class StudyData:
+    name: str
+    description: str
+    objectives: list[str]
+    directions: list[str]
+    search: list[dict[str, Any]]
+    fixed: dict[str, Any]
+    design: Design
+    entries: list[TrialEntry]
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per finished trial
+    effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # see effects.effects_table
+    answers: list[effects.Answer] = field(default_factory=list)  # one per objective
+    figures: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def params(self) -> list[str]:
+        return [p["name"] for p in self.search] or sorted(
+            {name for e in self.entries for name in e.trial.params}
+        )
+
+    @property
+    def design_summary(self) -> str:
+        grid = (
+            grid_values([ParamSpec(**p) for p in self.search]) if self.design.explore == 0 else []
+        )
+        return self.design.describe(len(grid))
+
+    @property
+    def best(self) -> set[int]:
+        """Trials of the configuration with the best mean first objective (comparable ones)."""
+        if not self.answers or self.table.empty:
+            return set()
+        rows = self.table[self.table["in_answer"]]
+        labels = effects.configuration(rows, self.params)
+        return set(rows.loc[labels == self.answers[0].best, "trial"])
+
+
+def collect(
+    study: optuna.Study, results_dir: Path, note: Callable[[str], None] = lambda _: None
+) -> StudyData:
+    definition = study.user_attrs.get(DEFINITION_ATTR, {})
+    directions = [d.name.lower() for d in study.directions]
+    objectives = definition.get("objectives") or [f"objective_{i}" for i in range(len(directions))]
+    entries = []
+    for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
+        relative = trial.user_attrs.get(FOLDER_ATTR)
+        folder = results_dir / relative if relative else None
+        entry = TrialEntry(trial, folder)
+        if folder is None or not folder.is_dir():
+            entry.problem = f"trial folder {folder or '(none recorded)'} is missing"
+            note(f"study '{study.study_name}' trial {trial.number}: {entry.problem}")
+        entries.append(entry)
+    data = StudyData(
+        name=study.study_name,
+        description=study.user_attrs.get(DESCRIPTION_ATTR, ""),
+        objectives=objectives,
+        directions=directions,
+        search=definition.get("search", []),
+        fixed=definition.get("fixed", {}),
+        design=Design(**definition.get("design", {})),
+        entries=entries,
+    )
+    data.table = trials_table(data)
+    fair = data.table[data.table["in_answer"]] if not data.table.empty else data.table
+    metrics = list(dict.fromkeys([*objectives, *METRIC_COLUMNS]))
+    data.effects = effects.effects_table(fair, data.params, [m for m in metrics if m in fair])
+    data.answers = [
+        a
+        for objective, direction in zip(objectives, directions, strict=True)
+        if objective in fair and (a := effects.answer(fair, data.params, objective, direction))
+    ]
+    if not data.table.empty:
+        data.table["best"] = data.table["trial"].isin(data.best)
+    return data
+
+
+def trials_table(data: StudyData) -> pd.DataFrame:
+    """One row per finished trial, the numbers exactly as stored; `in_answer` marks the trials
+    that share the study's protocol (completed, in the answer's phase)."""
+    rows = []
+    for entry in data.entries:
+        trial = entry.trial
+        metrics = trial.user_attrs.get(METRICS_ATTR, {})
+        row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name, "best": False}
+        row["phase"] = trial.user_attrs.get(PHASE_ATTR)  # None: stored before designs existed
+        row["replicate"] = trial.user_attrs.get(REPLICATE_ATTR, 0)
+        row |= {name: trial.params.get(name) for name in data.params}
+        row["duration_s"] = trial.duration.total_seconds() if trial.duration else None
+        row["epochs_run"] = trial.user_attrs.get(EPOCHS_DONE_ATTR)
+        row |= {column: metrics.get(column) for column in METRIC_COLUMNS}
+        row["note"] = entry.problem or trial.user_attrs.get(PRUNE_REASON_ATTR, "")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        in_phase = table["phase"] == data.design.answer_phase
+        table.insert(3, "in_answer", (table["state"] == "COMPLETE") & in_phase)
+    return table
