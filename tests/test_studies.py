@@ -96,6 +96,7 @@ def test_malformed_toml_is_reported_with_the_path(tmp_path):
         ({"pruner": {"name": "median"}}, "a grid study compares every configuration"),
         ({"replicates": 0}, "'replicates' must be a positive integer"),
         ({"confirm_top": 2}, "it needs 'explore = N' too"),
+        ({"explore": 2, "confirm_top": 3}, "'confirm_top' \\(3\\) cannot exceed 'explore'"),
         (
             {"search": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}},
             "search.lr is continuous: a study over it needs 'explore = N'",

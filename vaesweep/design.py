@@ -96,6 +96,11 @@ def parse_design(raw: Mapping[str, Any], source: str) -> Design:
             f"{source}: 'confirm_top' re-runs the best explored configurations; "
             "it needs 'explore = N' too"
         )
+    if values["confirm_top"] > values["explore"]:
+        raise VaesweepError(
+            f"{source}: 'confirm_top' ({values['confirm_top']}) cannot exceed 'explore' "
+            f"({values['explore']}): only explored configurations can be confirmed"
+        )
     return Design(**values)
 
 

@@ -170,7 +170,9 @@ def _sentence(result: Answer, params: Sequence[str], others: list[str], testable
             f"highest mean at {where}: {numbers}; some configurations have fewer than 2 "
             "replicates, so no difference can be tested: run more trials."
         )
-    test = f"Welch t-test, Holm-corrected over {len(others)} comparisons"
+    test = "Welch t-test" + (
+        f", Holm-corrected over {len(others)} comparisons" if len(others) > 1 else ""
+    )
     if not result.better_than:
         return (
             f"no winner: the best mean, {where}: {numbers}, is not distinguishable from "
@@ -181,7 +183,8 @@ def _sentence(result: Answer, params: Sequence[str], others: list[str], testable
         verdict += f"not distinguishable from {_join(result.not_distinguishable)}; "
         verdict += f"better than {_join(result.better_than)}"
     else:
-        verdict += "better than every other"
+        every = "every other: " if len(others) > 1 else ""
+        verdict += f"better than {every}{_join(result.better_than)}"
     return f"{verdict} ({test}, p < {ALPHA})."
 
 

@@ -74,8 +74,9 @@ def effects_plot(
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8)
     n = table.groupby("value")["n"].max()
+    counts = f"{n.min()}" if n.min() == n.max() else f"{n.min()}–{n.max()}"
     fig.suptitle(
-        f"completed {phase} trials only: dots are replicates (n = {n.min()}–{n.max()} per "
+        f"completed {phase} trials only: dots are replicates (n = {counts} per "
         "configuration), red the mean with its 95% t-interval",
         fontsize=10,
     )

@@ -105,9 +105,14 @@ def _answer_block(report: StudyData) -> str:
     return (
         f'<div class="answer"><p><b>Question:</b> {escape(report.description)}</p>{answers}'
         f"<p>Compared: {int(fair.sum())} completed {escape(design.answer_phase)} trials "
-        f"(design: {escape(report.design_summary)}); {excluded} other finished trials "
-        "(pruned, or exploration runs) never enter an estimate. Intervals: Student-t 95% "
-        "intervals of the mean over replicates.</p>"
+        f"(design: {escape(report.design_summary)}); "
+        + (
+            f"{excluded} other finished trials (pruned, or explorations) are greyed and never "
+            "enter an estimate. "
+            if excluded
+            else "every finished trial is compared. "
+        )
+        + "Intervals: Student-t 95% intervals of the mean over replicates.</p>"
         f'<p class="fixed">Fixed settings: {escape(fixed)}</p></div>'
     )
 
