@@ -136,7 +136,10 @@ def test_a_place_gives_the_same_metrics_with_one_or_two_workers(tmp_path, tiny_d
     # One worker runs on 2 threads, each of two on 1: the same computation, summed in another
     # order, so the metrics agree to float rounding (measured: relative 1e-7), not bit for bit.
     for place, metrics in by_place["1"].items():
-        assert by_place["2"][place] == pytest.approx(metrics, rel=1e-5), place
+        other = by_place["2"][place]
+        assert other.keys() == metrics.keys()
+        for name, value in metrics.items():
+            assert other[name] == pytest.approx(value, rel=1e-5, abs=1e-7), (place, name)
 
 
 UNSTABLE_STUDY = (

@@ -1,10 +1,12 @@
+from pathlib import Path
+
 import optuna
 import pytest
 
 from vaesweep.errors import VaesweepError
 from vaesweep.studies import available_studies, load_study, parse_study
 
-SHIPPED = ["joint", "latent", "likelihood", "lr", "warmup"]
+SHIPPED = ["density", "joint", "latent", "likelihood", "lr", "warmup"]
 
 
 def minimal(**changes):
@@ -26,6 +28,8 @@ def test_shipped_studies_load_and_cover_the_four_dimensions():
     assert searched["lr"] == {"lr"}
     assert searched["likelihood"] == {"likelihood"}
     assert searched["joint"] == {"latent_dim", "warmup_epochs", "lr", "likelihood"}
+    density = load_study("density")
+    assert density.fixed["binarize"] and density.objectives == ("val_nll",)
 
 
 def test_studies_varying_the_likelihood_score_on_likelihood_free_metrics():
@@ -179,3 +183,10 @@ def test_definition_changes_with_fixed_settings_but_not_description():
         spec.definition() == parse_study(minimal(description="other"), "t", "t.toml").definition()
     )
     assert spec.definition() != spec.with_overrides({"epochs": 4}).definition()
+
+
+def test_the_readme_shows_the_shipped_warmup_study_as_it_is():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("A study file (`studies/warmup.toml`, as shipped):\n\n```toml\n")[1]
+    shipped = Path(load_study("warmup").source).read_text()
+    assert block.split("```")[0] == shipped

@@ -171,9 +171,17 @@ def load_fashion_mnist(data_dir: Path | None = None, allow_download: bool = True
     return FashionMNIST(**tensors, source=paths["train_images"].parent)
 
 
-def make_splits(data: FashionMNIST, val_size: int, train_subset: int = 0) -> Splits:
+BINARIZE_SEED = 2015  # the one fixed binarization of validation and test images
+
+
+def make_splits(
+    data: FashionMNIST, val_size: int, train_subset: int = 0, binarize: bool = False
+) -> Splits:
     """Hold out the last `val_size` training images for validation (the same ones for every
-    trial, so trials compare like with like); `train_subset` keeps the first N of the rest."""
+    trial, so trials compare like with like); `train_subset` keeps the first N of the rest.
+    `binarize` replaces validation and test images by one fixed Bernoulli sample of their
+    intensities (the density-estimation protocol; training images are binarized afresh each
+    batch by the trainer)."""
     n_train = len(data.train_x) - val_size
     if n_train < 1:
         raise VaesweepError(
@@ -185,11 +193,16 @@ def make_splits(data: FashionMNIST, val_size: int, train_subset: int = 0) -> Spl
             f"after holding out {val_size} for validation"
         )
     keep = train_subset or n_train
+    val_x, test_x = data.train_x[n_train:], data.test_x
+    if binarize:
+        generator = torch.Generator().manual_seed(BINARIZE_SEED)
+        val_x = torch.bernoulli(val_x, generator=generator)
+        test_x = torch.bernoulli(test_x, generator=generator)
     return Splits(
         train_x=data.train_x[:keep],
         train_y=data.train_y[:keep],
-        val_x=data.train_x[n_train:],
+        val_x=val_x,
         val_y=data.train_y[n_train:],
-        test_x=data.test_x,
+        test_x=test_x,
         test_y=data.test_y,
     )

@@ -23,7 +23,8 @@ ALPHA = 0.05
 CONFIDENCE = 0.95
 METRIC_NAMES = {
     "loss": "loss (β=1 −ELBO)", "recon": "reconstruction", "kl": "KL", "mse": "per-pixel MSE",
-    "ssim": "SSIM", "knn_accuracy": "5-NN accuracy",
+    "ssim": "SSIM", "knn_accuracy": "5-NN accuracy", "nll": "−log p(x) (nats)",
+    "active_units": "active units", "knn_notebook": "5-NN (notebook protocol)",
 }  # fmt: skip
 
 
@@ -149,13 +150,17 @@ def answer(
         raw = [welch_p(samples[best], samples[c]) for c in others]
         result.adjusted_p = dict(zip(others, holm(raw), strict=True))
         for config in others:
-            target = result.better_than if result.adjusted_p[config] < ALPHA else None
-            (target if target is not None else result.not_distinguishable).append(config)
-    result.sentence = _sentence(result, params, others, testable)
+            separated = result.adjusted_p[config] < ALPHA
+            (result.better_than if separated else result.not_distinguishable).append(config)
+    result.sentence = _sentence(result, params, len(others), testable)
     return result
 
 
-def _sentence(result: Answer, params: Sequence[str], others: list[str], testable: bool) -> str:
+def _sentence(result: Answer, params: Sequence[str], n_others: int, testable: bool) -> str:
+    def listed(configs: Sequence[str]) -> str:
+        # A configuration of several parameters is a list itself: set each apart.
+        return ", ".join(f"({c})" if len(params) > 1 else c for c in configs)
+
     name = params[0] if len(params) == 1 else "configuration"
     numbers = f"{metric_label(result.objective)} {result.mean:.4g}"
     if math.isnan(result.half_width):
@@ -163,7 +168,7 @@ def _sentence(result: Answer, params: Sequence[str], others: list[str], testable
     else:
         numbers += f" ± {result.half_width:.2g} (95% CI, n = {result.n})"
     where = f"{name} = {result.best}" if len(params) == 1 else f"({result.best})"
-    if not others:
+    if not n_others:
         return f"only {where} was compared: {numbers}."
     if not testable:
         return (
@@ -171,22 +176,18 @@ def _sentence(result: Answer, params: Sequence[str], others: list[str], testable
             "replicates, so no difference can be tested: run more trials."
         )
     test = "Welch t-test" + (
-        f", Holm-corrected over {len(others)} comparisons" if len(others) > 1 else ""
+        f", Holm-corrected over {n_others} comparisons" if n_others > 1 else ""
     )
     if not result.better_than:
         return (
             f"no winner: the best mean, {where}: {numbers}, is not distinguishable from "
-            f"{_join(result.not_distinguishable)} ({test}, all p ≥ {ALPHA})."
+            f"{listed(result.not_distinguishable)} ({test}, all p ≥ {ALPHA})."
         )
     verdict = f"best {where}: {numbers}; "
     if result.not_distinguishable:
-        verdict += f"not distinguishable from {_join(result.not_distinguishable)}; "
-        verdict += f"better than {_join(result.better_than)}"
+        verdict += f"not distinguishable from {listed(result.not_distinguishable)}; "
+        verdict += f"better than {listed(result.better_than)}"
     else:
-        every = "every other: " if len(others) > 1 else ""
-        verdict += f"better than {every}{_join(result.better_than)}"
+        every = "every other: " if n_others > 1 else ""
+        verdict += f"better than {every}{listed(result.better_than)}"
     return f"{verdict} ({test}, p < {ALPHA})."
-
-
-def _join(items: Sequence[str]) -> str:
-    return ", ".join(items)

@@ -25,7 +25,8 @@ GRID_SIZE, GRID_LIMIT = 15, 3.0
 METRIC_LABELS = {
     "val_loss": "val loss (β=1 −ELBO)", "val_ssim": "val SSIM", "val_mse": "val per-pixel MSE",
     "val_knn_accuracy": "val 5-NN accuracy", "val_kl": "val KL", "val_recon": "val recon",
-    "test_knn_accuracy": "test 5-NN accuracy",
+    "test_knn_accuracy": "test 5-NN accuracy", "val_nll": "val −log p(x) (nats)",
+    "val_active_units": "val active units",
 }  # fmt: skip
 HISTORY_PANELS = (
     ("loss", "total loss (recon + β·KL)"), ("recon", "reconstruction"), ("kl", "KL (unscaled)"),
@@ -291,5 +292,18 @@ def training_history(history: pd.DataFrame, title: str) -> Figure:
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def kl_per_dimension(kl: Sequence[float], active: int | None, title: str) -> Figure:
+    """Each latent dimension's KL to the prior on the test set: a dimension near 0 carries no
+    information about x (posterior collapse)."""
+    fig, ax = _figure(figsize=(max(4.5, 0.35 * len(kl) + 2), 3.4))
+    ax.bar([f"z{i + 1}" for i in range(len(kl))], kl, color="C0")
+    units = f"; {active} of {len(kl)} active units" if active is not None else ""
+    ax.set(ylabel="KL (nats)", title=f"{title}\ntest-set KL per latent dimension{units}")
+    ax.tick_params(axis="x", labelrotation=90 if len(kl) > 12 else 0)
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

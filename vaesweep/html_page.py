@@ -12,6 +12,7 @@ import numpy as np
 from vaesweep.storage import redact
 
 if TYPE_CHECKING:
+    from vaesweep.anchors import Anchor
     from vaesweep.study_data import StudyData, TrialEntry
 
 STYLE = """
@@ -81,7 +82,7 @@ def _trial_section(entry: TrialEntry, best: bool) -> str:
         "latent": "test-set latent means by class",
         "manifold": "decoded 15×15 latent grid over [-3, 3]²",
         "reconstructions": "originals and z = μ reconstructions", "uncertainty": "uncertainty maps",
-        "history": "training history",
+        "history": "training history", "kl-per-dim": "KL per latent dimension (test set)",
     }  # fmt: skip
     width = {"latent": "38%", "manifold": "38%", "history": "78%"}
     figures = "".join(
@@ -117,7 +118,37 @@ def _answer_block(report: StudyData) -> str:
     )
 
 
-def _study_section(report: StudyData) -> str:
+def _anchors(report: StudyData, anchors: list[Anchor]) -> str:
+    """Reference numbers for the metrics this study measured, beside its best configuration's."""
+    if not report.answers or report.effects.empty:
+        return ""
+    best = report.effects[report.effects["value"] == report.answers[0].best]
+    rows = []
+    for anchor in anchors:
+        mine = best[best["metric"] == anchor.metric]
+        if mine.empty:
+            continue
+        here = mine.iloc[0]
+        rows.append(
+            f"<tr><td>{escape(anchor.name)}</td><td>{escape(anchor.metric)}</td>"
+            f"<td>{anchor.value:.4g}</td><td>{here['mean']:.4g} "
+            f"({_cell(here['ci_low'])}–{_cell(here['ci_high'])})</td>"
+            f'<td style="text-align:left">{escape(anchor.protocol)}; '
+            f"{escape(anchor.source)}</td></tr>"
+        )
+    if not rows:
+        return ""
+    head = (
+        "<tr><th>anchor</th><th>metric</th><th>anchor's value</th>"
+        "<th>this study's best configuration (95% CI)</th><th>protocol; source</th></tr>"
+    )
+    return (
+        "<h3>anchors</h3><p>Reference results under their own protocols (which differ from "
+        f"this study's: compare with care).</p><table>{head}{''.join(rows)}</table>"
+    )
+
+
+def _study_section(report: StudyData, anchors: list[Anchor]) -> str:
     name = escape(report.name)
     links = " · ".join(
         f'<a href="{name}/{file}">{file}</a>' for file in ("effects.csv", "trials.csv", "trials.md")
@@ -134,6 +165,7 @@ def _study_section(report: StudyData) -> str:
     trials = "".join(_trial_section(e, e.trial.number in report.best) for e in report.entries)
     return (
         f'<section id="{name}"><h2>study {name}</h2>{_answer_block(report)}{effect_html}'
+        f"{_anchors(report, anchors)}"
         f"<h3>trials</h3><p>{len(report.entries)} finished trials · ★ the configuration with "
         f"the best mean (see the answer for whether it is distinguishable) · greyed: not "
         f"compared · {links}</p>{_trials_table(report)}"
@@ -141,7 +173,13 @@ def _study_section(report: StudyData) -> str:
     )
 
 
-def write_index(out_dir: Path, reports: list[StudyData], classes: str, storage_url: str) -> Path:
+def write_index(
+    out_dir: Path,
+    reports: list[StudyData],
+    classes: str,
+    storage_url: str,
+    anchors: list[Anchor],
+) -> Path:
     nav = "".join(f'<a href="#{escape(r.name)}">{escape(r.name)}</a>' for r in reports)
     summary = "".join(
         f'<li><a href="#{escape(r.name)}">{escape(r.name)}</a>: '
@@ -149,7 +187,7 @@ def write_index(out_dir: Path, reports: list[StudyData], classes: str, storage_u
         + "</li>"
         for r in reports
     )
-    body = "".join(_study_section(report) for report in reports)
+    body = "".join(_study_section(report, anchors) for report in reports)
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>vaesweep report</title><style>{STYLE}</style></head><body>"

@@ -6,6 +6,7 @@ Kingma & Welling (2014), "Auto-Encoding Variational Bayes": minimise the negativ
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -32,6 +33,22 @@ def reconstruction_loss(logits: Tensor, x: Tensor, likelihood: str) -> Tensor:
     else:
         raise ValueError(f"unknown likelihood {likelihood!r}")
     return per_sample.mean()
+
+
+# The summed squared error is, up to this constant per pixel, -log N(x; mean, sigma^2 = 1/2):
+# log N = -(x - mean)^2 / (2 sigma^2) - log(2 pi sigma^2) / 2 = -(x - mean)^2 - log(pi) / 2.
+GAUSSIAN_LOG_NORMALISER = -0.5 * math.log(math.pi)
+
+
+def log_likelihood(logits: Tensor, x: Tensor, likelihood: str) -> Tensor:
+    """log p(x|z) per sample with its full normalising constant, in nats: Bernoulli from logits
+    (bce), or the Gaussian with variance 1/2 that the summed squared error implies (mse)."""
+    if likelihood == "mse":
+        squared = _per_sample_sum((torch.sigmoid(logits) - x).square())
+        return -squared + x[0].numel() * GAUSSIAN_LOG_NORMALISER
+    if likelihood == "bce":
+        return -_per_sample_sum(F.binary_cross_entropy_with_logits(logits, x, reduction="none"))
+    raise ValueError(f"unknown likelihood {likelihood!r}")
 
 
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -56,12 +56,36 @@ class VAE(nn.Module):
         return torch.sigmoid(self.decode(self.encode(x)[0]))
 
 
+class CropTo(nn.Module):
+    """Keep the top-left `size` x `size` pixels: Keras's 'same' transposed convolution with
+    stride 2 drops the last row and column of the full output, where PyTorch's `padding=1,
+    output_padding=1` would drop the first."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x[..., : self.size, : self.size]
+
+
+def glorot_init(model: nn.Module) -> None:
+    """Keras's initialisation: Glorot-uniform weights, zero biases (fans as Keras computes
+    them; for transposed convolutions PyTorch swaps them, which the uniform bound ignores)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 def seed_vae(latent_dim: int) -> VAE:
-    """The reference notebook's network, layer for layer (Keras 'same' padding)."""
+    """The reference notebook's network, layer for layer, initialised as Keras does. Keras's
+    'same' padding of a stride-2 convolution pads only the bottom and right (28 + 1 -> 14)."""
     encoder = nn.Sequential(
         nn.Conv2d(1, 128, 5, padding=2),
         nn.ReLU(),
-        nn.Conv2d(128, 64, 3, stride=2, padding=1),  # 28 -> 14
+        nn.ZeroPad2d((0, 1, 0, 1)),
+        nn.Conv2d(128, 64, 3, stride=2),  # 28 -> 14
         nn.ReLU(),
         nn.Conv2d(64, 64, 3, padding=1),
         nn.ReLU(),
@@ -79,13 +103,16 @@ def seed_vae(latent_dim: int) -> VAE:
         nn.ReLU(),
         nn.ConvTranspose2d(64, 64, 3, padding=1),
         nn.ReLU(),
-        nn.ConvTranspose2d(64, 64, 3, stride=2, padding=1, output_padding=1),  # 14 -> 28
+        nn.ConvTranspose2d(64, 64, 3, stride=2),  # 14 -> 29
+        CropTo(28),
         nn.ReLU(),
         nn.ConvTranspose2d(64, 128, 5, padding=2),
         nn.ReLU(),
         nn.ConvTranspose2d(128, 1, 5, padding=2),
     )
-    return VAE(encoder, 32, decoder, latent_dim, channels_last=True)
+    model = VAE(encoder, 32, decoder, latent_dim, channels_last=True)
+    glorot_init(model)
+    return model
 
 
 def mlp_vae(latent_dim: int) -> VAE:

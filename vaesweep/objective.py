@@ -73,7 +73,7 @@ class Objective:
         config = self.spec.config_for(params, seed=seed)
         run = _TrialRun(
             trial, params, phase, config,
-            splits=make_splits(self.data, config.val_size, config.train_subset),
+            splits=make_splits(self.data, config.val_size, config.train_subset, config.binarize),
             folder=trial_folder(self.results_dir, self.study_name, trial.number),
         )  # fmt: skip
         trial.set_user_attr("config", config.to_dict())

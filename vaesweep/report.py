@@ -12,7 +12,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from vaesweep.anchors import PUBLISHED, Anchor, pca_floor
 from vaesweep.errors import VaesweepError
 from vaesweep.html_page import write_index
 from vaesweep.layout import LATENTS_FILE
@@ -29,10 +30,13 @@ from vaesweep.study_data import StudyData, TrialEntry, collect
 # torch, matplotlib and friends take seconds to import: they are imported only when something
 # needs drawing, so an up-to-date report re-runs in about a second.
 
-REPORT_VERSION = 3  # bump when figures change, so every report redraws once
+REPORT_VERSION = 4  # bump when figures change, so every report redraws once
 MANIFEST = "manifest.json"
-KEY_METRICS = ("val_ssim", "val_mse", "val_knn_accuracy", "val_kl", "test_knn_accuracy")
-TRIAL_FIGURES = ("latent", "manifold", "reconstructions", "uncertainty", "history")
+KEY_METRICS = (
+    "val_ssim", "val_mse", "val_knn_accuracy", "val_kl", "val_nll", "val_active_units",
+    "test_knn_accuracy",
+)  # fmt: skip
+TRIAL_FIGURES = ("latent", "manifold", "reconstructions", "uncertainty", "history", "kl-per-dim")
 SAMPLE_SEED, SAMPLES_SHOWN = 42, 10
 DPI = 100
 
@@ -91,7 +95,7 @@ def render_report(
         reports.append(report)
         _save_manifest(out_dir, manifest)
     classes = painter.class_samples()
-    write_index(out_dir, reports, classes, storage_url)
+    write_index(out_dir, reports, classes, storage_url, [*PUBLISHED, painter.pca_floor()])
     _save_manifest(out_dir, manifest)
     return ReportSummary(out_dir, reports, painter.drawn, warnings)
 
@@ -134,6 +138,17 @@ class _Painter:
         figure.savefig(partial, dpi=DPI, format="png")
         os.replace(partial, path)
         self.drawn += 1
+
+    def pca_floor(self) -> Anchor:
+        """Computed once per report version and remembered in the manifest."""
+        key = f"pca_floor:{REPORT_VERSION}"
+        if key not in self.manifest:
+            data = self.data
+            self.manifest[key] = json.dumps(
+                asdict(pca_floor(data.train_x.numpy(), data.train_y.numpy(),
+                                 data.test_x.numpy(), data.test_y.numpy()))
+            )  # fmt: skip
+        return Anchor(**json.loads(self.manifest[key]))
 
     def class_samples(self) -> str:
         path = self.out_dir / "classes.png"
@@ -218,7 +233,7 @@ class _Painter:
         if self._fresh(manifest_key, key, [folder / f"{n}.png" for n in TRIAL_FIGURES]):
             return
         from vaesweep import figures
-        from vaesweep.artifacts import load_history, load_model
+        from vaesweep.artifacts import load_history, load_metrics, load_model
 
         try:
             model, _ = load_model(entry.folder)
@@ -247,6 +262,13 @@ class _Painter:
         self._save(figures.uncertainty_maps(model, originals, title), folder / "uncertainty.png")
         self._save(
             figures.training_history(load_history(entry.folder), title), folder / "history.png"
+        )
+        metrics = load_metrics(entry.folder)
+        self._save(
+            figures.kl_per_dimension(
+                metrics.get("test_kl_per_dim", []), metrics.get("test_active_units"), title
+            ),
+            folder / "kl-per-dim.png",
         )
         self.manifest[manifest_key] = key
 

@@ -31,6 +31,7 @@ OBJECTIVE_DIRECTIONS = {
     "val_mse": "minimize",
     "val_ssim": "maximize",
     "val_knn_accuracy": "maximize",
+    "val_nll": "minimize",
 }
 # Each objective's per-epoch value in the training history (lower is better, independent of the
 # warm-up's beta). A pruner compares these, so a pruned trial's stored value (Optuna keeps its
@@ -38,7 +39,7 @@ OBJECTIVE_DIRECTIONS = {
 PER_EPOCH = {"val_loss": "val_elbo", "val_recon": "val_recon", "val_kl": "val_kl",
              "val_mse": "val_mse"}  # fmt: skip
 # Values on the likelihood's own scale: MSE and BCE trials cannot be compared on them.
-LIKELIHOOD_SCALED = {"val_loss", "val_recon"}
+LIKELIHOOD_SCALED = {"val_loss", "val_recon", "val_nll"}
 
 _SAMPLER_OPTIONS = {"tpe": {"n_startup_trials"}, "random": set(), "nsga2": {"population_size"}}
 _PRUNER_OPTIONS = {

@@ -29,10 +29,13 @@ from vaesweep.storage import (
 )
 from vaesweep.studies import ParamSpec
 
-METRIC_COLUMNS = tuple(
-    f"{part}_{name}"
-    for part in ("val", "test")
-    for name in ("loss", "recon", "kl", "mse", "ssim", "knn_accuracy")
+METRIC_COLUMNS = (
+    *(
+        f"{part}_{name}"
+        for part in ("val", "test")
+        for name in ("loss", "recon", "kl", "nll", "mse", "ssim", "knn_accuracy", "active_units")
+    ),
+    "test_knn_notebook",
 )
 
 

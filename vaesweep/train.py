@@ -88,13 +88,18 @@ def _train_epoch(
     beta: float,
     generator: torch.Generator,
     device: torch.device,
+    binarizer: torch.Generator | None = None,
 ) -> dict[str, float]:
+    """One pass over the training images; with a `binarizer`, each batch is a fresh Bernoulli
+    sample of its intensities (dynamic binarization)."""
     model.train()
     order = torch.randperm(len(x_all), generator=generator).to(device)
     sums = torch.zeros(3, device=device)
     for start in range(0, len(x_all), config.batch_size):
         stop_if_requested()  # Ctrl-C stops between steps, never inside a storage call
         x = x_all[order[start : start + config.batch_size]]
+        if binarizer is not None:
+            x = torch.bernoulli(x, generator=binarizer)
         with autocast(precision, device):
             logits, mu, logvar = model(x)
         loss = vae_loss(logits, x, mu, logvar, config.likelihood, beta)
@@ -109,18 +114,25 @@ def _train_epoch(
 class Validation(NamedTuple):
     stats: dict[str, float]
     means: Tensor  # latent means of every image, in order (float32, on the CPU)
+    kl_per_dim: Tensor  # KL to the prior of each latent dimension, averaged over the images
 
 
 @torch.no_grad()
 def validate(
-    model: VAE, x_all: Tensor, config: TrainConfig, beta: float, device: torch.device
+    model: VAE,
+    x_all: Tensor,
+    config: TrainConfig,
+    beta: float,
+    device: torch.device,
+    precision: str,
 ) -> Validation:
-    """One pass: loss at this epoch's beta, the beta=1 ELBO, per-pixel MSE with z = mu, and the
-    latent means. The noise is seeded, so epochs differ by the model alone."""
-    precision = resolve_precision(config.precision, device)
+    """One pass: loss at this epoch's beta, the beta=1 ELBO, per-pixel MSE with z = mu, the
+    latent means and the KL per dimension. The noise is seeded, so epochs differ by the model
+    alone."""
     model.eval()
     generator = torch.Generator(device=device).manual_seed(VALIDATION_NOISE_SEED)
     sums = torch.zeros(3, device=device)
+    kl_dims = torch.zeros(model.latent_dim, device=device, dtype=torch.float64)
     means = []
     for start in range(0, len(x_all), EVAL_BATCH):
         x = x_all[start : start + EVAL_BATCH]
@@ -132,19 +144,24 @@ def validate(
         loss = vae_loss(logits, x, mu, logvar, config.likelihood, beta)
         squared_error = (recon_mu - x).square().mean()
         sums += torch.stack([loss.recon, loss.kl, squared_error]) * len(x)
-        means.append(mu.float().cpu())
+        mu, logvar = mu.float(), logvar.float()
+        kl_dims += (0.5 * (mu.square() + logvar.exp() - logvar - 1.0)).sum(0).double()
+        means.append(mu.cpu())
     recon, kl, mse = (sums / len(x_all)).tolist()
     stats = {
         "loss": recon + beta * kl, "recon": recon, "kl": kl, "beta_kl": beta * kl,
         "elbo": recon + kl, "mse": mse,
     }  # fmt: skip
-    return Validation(stats, torch.cat(means))
+    return Validation(stats, torch.cat(means), (kl_dims / len(x_all)).float().cpu())
+
+
+KERAS_ADAM_EPSILON = 1e-7  # Keras's default (PyTorch's is 1e-8)
 
 
 def make_optimizer(model: VAE, lr: float) -> torch.optim.Adam:
-    """Adam as in the notebook. The fused kernel updates every parameter in one pass; the
-    default per-tensor loop took a quarter of an mlp training step on the CPU."""
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    """Adam as in the notebook (Keras's epsilon). The fused kernel updates every parameter in
+    one pass; the default per-tensor loop took a quarter of an mlp training step on the CPU."""
+    return torch.optim.Adam(model.parameters(), lr=lr, eps=KERAS_ADAM_EPSILON, fused=True)
 
 
 def _lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
@@ -205,6 +222,9 @@ def train(
     scheduler = _lr_scheduler(optimizer, config)
     early_stopping = EarlyStopping(config.early_stop_start_epoch, config.early_stop_patience)
     generator = torch.Generator().manual_seed(config.seed)
+    binarizer = None
+    if config.binarize:
+        binarizer = torch.Generator(device=device).manual_seed(config.seed + 1)
     train_x = splits.train_x.to(device, memory_format=layout)
     val_x = splits.val_x.to(device, memory_format=layout)
     monitor = f"val_{config.monitor}"
@@ -216,10 +236,10 @@ def train(
         beta = beta_at(epoch, config.warmup_epochs)
         lr = optimizer.param_groups[0]["lr"]
         train_stats = _train_epoch(
-            model, optimizer, train_x, config, precision, beta, generator, device
+            model, optimizer, train_x, config, precision, beta, generator, device, binarizer
         )
         train_seconds = time.perf_counter() - started
-        val_stats = validate(model, val_x, config, beta, device).stats
+        val_stats = validate(model, val_x, config, beta, device, precision).stats
         record = {"epoch": epoch, "beta": beta, "lr": lr}
         record |= {f"train_{key}": value for key, value in train_stats.items()}
         record |= {f"val_{key}": value for key, value in val_stats.items()}
