@@ -256,6 +256,16 @@ BAD_INPUTS = {
     "zero jobs": (["--jobs", "0"], "--jobs must be between 1 and"),
     "too many jobs": (["--jobs", "999"], "--jobs must be between 1 and"),
     "non-numeric jobs": (["--jobs", "lots"], "--jobs must be a number or auto"),
+    "name is a path": (["--name", "a/b"], "is not a plain name"),
+    "name is the parent": (["--name", ".."], "is not a plain name"),
+    "name too long": (["--name", "n" * 250], "is not a plain name"),
+    "negative seed": (["--seed", "-1"], "--seed must be between 0 and 4294967295"),
+    "seed too large": (["--seed", "4294967296"], "--seed must be between 0 and 4294967295"),
+    "in-memory storage": (["--storage", "sqlite://"], "in-memory SQLite database"),
+    "in-memory storage file": (["--storage", "sqlite:///:memory:"], "in-memory SQLite database"),
+    "infinite learning rate": (["--set", "lr=inf"], "'lr' must be a finite number"),
+    "huge latent": (["--set", "latent_dim=100000000"], "'latent_dim' must be at most 1024"),
+    "read-only storage": (["--storage", "{readonly}"], "readonly database"),
 }
 
 
@@ -274,7 +284,11 @@ def test_bad_input_gives_one_line_and_loses_nothing(
     (corrupt / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
     a_file = tmp_path / "a-file"
     a_file.write_text("")
-    places = {"{empty}": str(empty), "{corrupt}": str(corrupt), "{file}": str(a_file / "results")}
+    readonly = f"sqlite:///file:{results / 'vaesweep.db'}?mode=ro&uri=true"
+    places = {
+        "{empty}": str(empty), "{corrupt}": str(corrupt), "{file}": str(a_file / "results"),
+        "{readonly}": readonly,
+    }  # fmt: skip
     args = run_args(results, tiny_data_dir, 3)
     for i in range(0, len(changes), 2):
         option, value = changes[i], places.get(changes[i + 1], changes[i + 1])
@@ -291,6 +305,26 @@ def test_bad_input_gives_one_line_and_loses_nothing(
     assert lines[0].startswith("Error: ") and message in lines[0]
     assert "secret" not in lines[0]
     assert snapshot(results) == before
+
+
+def test_a_bad_grace_period_is_one_line(study_with_two_trials, tiny_data_dir, monkeypatch):
+    monkeypatch.setenv("VAESWEEP_GRACE_SECONDS", "abc")
+    before = snapshot(study_with_two_trials)
+    outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
+    assert outcome.exit_code == 1
+    assert outcome.output.strip().splitlines() == [
+        "Error: VAESWEEP_GRACE_SECONDS must be a whole number of seconds from 1 to 86400; got 'abc'"
+    ]
+    assert snapshot(study_with_two_trials) == before
+
+
+def test_a_run_whose_epochs_end_inside_the_warmup_warns_once(tmp_path, tiny_data_dir):
+    outcome = vaesweep(*run_args(tmp_path / "results", tiny_data_dir, 1))  # epochs 2, warm-up 0-4
+    warnings = [line for line in outcome.output.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: warmup_epochs up to 4 with epochs = 2: beta never reaches 1 in some trials, "
+        "so they never train the ELBO they report"
+    ]
 
 
 def test_studies_lists_every_study_with_its_search_space():

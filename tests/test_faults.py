@@ -82,7 +82,7 @@ def resume_and_check(results: Path, data_dir: Path, trials: int) -> list:
     return stored
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_first_signal_records_the_trial_as_failed_and_exits_cleanly(sig, tmp_path, tiny_data_dir):
     results = tmp_path / "results"
     process = start(results, tiny_data_dir, 2)
@@ -139,6 +139,41 @@ def test_ctrl_c_with_two_workers_stops_both_cleanly(tmp_path, tiny_data_dir):
     assert all(t.user_attrs["fail_reason"] == "interrupted (SIGTERM)" for t in interrupted)
     assert not [t for t in stored if t.state.name == "RUNNING"]
     resume_and_check(results, tiny_data_dir, 3)
+
+
+def test_workers_end_with_their_parent(tmp_path, tiny_data_dir):
+    results = tmp_path / "results"
+    process = start(results, tiny_data_dir, 3, "--jobs", "2")
+    wait_for_running(process, results, count=2)
+    children = subprocess.run(
+        ["pgrep", "-P", str(process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    workers = [int(pid) for pid in children if "spawn_main" in _command_line(int(pid))]
+    assert len(workers) == 2
+    os.kill(process.pid, signal.SIGKILL)  # the parent alone, as `kill -9` does
+    finish(process)
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(_alive(pid) for pid in workers)
+    stored = trials_of(results)
+    assert [t.state.name for t in stored].count("RUNNING") == 0
+    assert all(t.user_attrs["fail_reason"] == "interrupted (SIGTERM)" for t in stored)
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its parent's record remains
 
 
 def test_processes_creating_one_fresh_storage_at_once_all_succeed(tmp_path):

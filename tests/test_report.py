@@ -158,13 +158,37 @@ def test_missing_folder_and_unreadable_weights_mark_the_trial_and_the_rest_rende
         assert (report / target).is_file(), target
 
 
+def test_damaged_files_and_foreign_studies_are_marked_and_the_rest_renders(copy_of):
+    results, data_dir = copy_of
+    shutil.rmtree(results / "report")
+    (results / "warmup" / "trial-0000" / "history.csv").write_text("")
+    (results / "warmup" / "trial-0001" / "latents.npz").write_bytes(b"other bytes")
+    (results / "warmup" / "trial-0002" / "metrics.json").write_text("[1, 2]")
+    plain = optuna.create_study(study_name="plain", storage=f"sqlite:///{results}/vaesweep.db")
+    plain.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    outcome = vaesweep("report", "--results", str(results), "--data-dir", str(data_dir))
+    assert outcome.exit_code == 0, outcome.output
+    assert "Traceback" not in outcome.output
+    for number, file in ((0, "history.csv"), (1, "latents.npz"), (2, "metrics.json")):
+        assert f"trial {number}: " in outcome.output and f"{file}: cannot read" in outcome.output
+    table = pd.read_csv(results / "report" / "warmup" / "trials.csv")
+    assert "history.csv: cannot read" in table.loc[0, "note"]
+    page = results / "report" / "index.html"
+    assert '<section id="plain">' in page.read_text()
+    for target in links_of(page):
+        assert (page.parent / target).is_file(), target
+
+
 def test_error_cases_give_one_line(copy_of, tmp_path):
     results, data_dir = copy_of
+    a_file = tmp_path / "a-file"
     cases = [
         (["--study", "nope"], "unknown study 'nope'"),
         (["--results", str(tmp_path / "nothing")], "no results in"),
         (["--storage", "nonsense"], "is not a URL"),
+        (["--out", str(a_file / "report")], "is not writable"),
     ]
+    a_file.write_text("")
     empty = optuna.create_study(study_name="empty", storage=f"sqlite:///{results}/vaesweep.db")
     assert not empty.trials
     cases.append((["--study", "empty"], "study 'empty' has no finished trials"))

@@ -99,6 +99,20 @@ def test_malformed_toml_is_reported_with_the_path(tmp_path):
         ({"explore": 4, "pruner": {"name": "median", "warmup": 3}}, "unknown option 'warmup'"),
         ({"pruner": {"name": "median"}}, "a grid study compares every configuration"),
         ({"replicates": 0}, "'replicates' must be a positive integer"),
+        (
+            {"search": {"lr": {"type": "float", "low": 1e-4, "high": float("inf")}}},
+            "'high' must be a finite number",
+        ),
+        ({"objectives": [["val_ssim"]]}, "'objectives' must be a non-empty list of metric names"),
+        ({"explore": 4, "sampler": {"name": ["tpe"]}}, "sampler.name must be a name"),
+        (
+            {"explore": 4, "sampler": {"name": "nsga2", "population_size": 1}},
+            "'population_size' must be an integer of at least 2",
+        ),
+        (
+            {"search": {"lr": {"type": "categorical", "choices": [[1e-3], 1e-2]}}},
+            "each choice must be a string, number or boolean",
+        ),
         ({"confirm_top": 2}, "it needs 'explore = N' too"),
         ({"explore": 2, "confirm_top": 3}, "'confirm_top' \\(3\\) cannot exceed 'explore'"),
         (

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +64,11 @@ def save_trial(
     return folder
 
 
-def load_model(folder: Path) -> tuple[VAE, TrainConfig]:
-    """Rebuild a trained model from its weights file alone."""
-    path = folder / WEIGHTS_FILE
+def load_model(folder: str | Path) -> tuple[VAE, TrainConfig]:
+    """Rebuild a trained model (in eval mode, on the CPU) from its weights file alone. Its
+    `decode(z)` gives logits; `torch.sigmoid(model.decode(z))` or `model.reconstruct(x)` give
+    images in [0, 1]."""
+    path = Path(folder) / WEIGHTS_FILE
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         config = TrainConfig.from_mapping(saved["config"], str(path))
@@ -76,19 +81,71 @@ def load_model(folder: Path) -> tuple[VAE, TrainConfig]:
     return model.eval(), config
 
 
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Any failure to read a trial file (missing, empty, other bytes, other columns) becomes one
+    line naming the file, so a reader can mark that trial and go on."""
+    try:
+        yield
+    except Exception as err:
+        raise VaesweepError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
+
+
+HISTORY_COLUMNS = ("epoch", "beta", "lr", "train_loss", "val_loss", "val_elbo")
+
+
 def load_history(folder: Path) -> pd.DataFrame:
-    return pd.read_csv(folder / HISTORY_FILE)
+    with _reading(folder / HISTORY_FILE):
+        history = pd.read_csv(folder / HISTORY_FILE)
+        missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
+        if missing or history.empty:
+            raise ValueError(f"no rows, or no column {', '.join(missing)}")
+        return history
 
 
 def load_metrics(folder: Path) -> dict[str, float]:
-    return json.loads((folder / METRICS_FILE).read_text())
+    with _reading(folder / METRICS_FILE):
+        metrics = json.loads((folder / METRICS_FILE).read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError("not a JSON object")
+        return metrics
 
 
 def load_latents(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """The test set's latent means and labels, as saved at evaluation."""
-    with np.load(folder / LATENTS_FILE) as saved:
+    with _reading(folder / LATENTS_FILE), np.load(folder / LATENTS_FILE) as saved:
         return saved["means"], saved["labels"]
 
 
 def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def clean_debris(folder: Path, failed: set[int], older_than: float) -> list[Path]:
+    """Remove what a crash can leave in a study's folder: staging folders whose process is gone
+    (and older than `older_than` seconds, so a live writer on another machine sharing the folder
+    keeps its own), and complete folders of trials recorded as failed (the crash came between
+    the rename and the record). Returns what was removed."""
+    removed = []
+    for path in folder.glob(".trial-*.partial-*") if folder.is_dir() else ():
+        pid = path.name.rsplit("-", 1)[-1]
+        stale = time.time() - path.stat().st_mtime > older_than
+        if pid.isdigit() and stale and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    for number in sorted(failed):
+        path = folder / f"trial-{number:04d}"
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -22,15 +23,28 @@ class OneLineErrors(click.Group):
         except VaesweepError as err:
             raise click.ClickException(str(err)) from None
         except KeyboardInterrupt:
-            click.echo(
+            message = (
                 "Interrupted: running trials were recorded as failed and everything finished is "
-                "kept; re-run the same command to continue.", err=True,
-            )  # fmt: skip
+                "kept; re-run the same command to continue."
+                if ctx.invoked_subcommand == "run"
+                else "Interrupted; nothing stored was changed."
+            )
+            click.echo(message, err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except click.UsageError as err:
             usage = click.ClickException(err.format_message())
             usage.exit_code = err.exit_code
             raise usage from None
+        except (click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as err:  # a bug, or a failure nothing above foresaw: still one line
+            if os.environ.get("VAESWEEP_DEBUG"):
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise click.ClickException(
+                f"unexpected failure: {first} (finished trials are kept; re-running resumes; "
+                "set VAESWEEP_DEBUG=1 to see where it happened)"
+            ) from None
 
 
 # Options several commands share.
@@ -107,6 +121,7 @@ def run(study, trials, storage, results, overrides, name, data_dir, device, seed
             device=device,
             seed=seed,
             jobs=_jobs(jobs),
+            warn=lambda message: click.echo(message, err=True),
         )
     console.print(
         f"study {summary.study_name}: {summary.finished}/{summary.target} trials finished "

@@ -11,6 +11,7 @@ always fp32). Study files override them with budgets that suit the machine.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,9 +101,14 @@ _POSITIVE_FLOATS = {"lr"}
 _NON_NEGATIVE_FLOATS = {"min_lr", "early_stop_start"}
 
 
+# Upper bounds that keep a typo from asking for terabytes or years; far above any sensible run.
+_MAXIMA = {"latent_dim": 1024, "batch_size": 65_536, "epochs": 100_000, "iwae_samples": 100_000,
+           "warmup_epochs": 100_000, "seed": 2**32 - 1}  # fmt: skip
+
+
 def _check_field(name: str, value: Any) -> None:
     if name in _CHOICES:
-        if value not in _CHOICES[name]:
+        if not isinstance(value, str) or value not in _CHOICES[name]:
             raise VaesweepError(
                 f"'{name}' must be one of {', '.join(_CHOICES[name])}; got {value!r}"
             )
@@ -111,16 +117,21 @@ def _check_field(name: str, value: Any) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             kind = "a positive" if low else "a non-negative"
             raise VaesweepError(f"'{name}' must be {kind} integer; got {value!r}")
+        if value > _MAXIMA.get(name, value):
+            raise VaesweepError(f"'{name}' must be at most {_MAXIMA[name]}; got {value!r}")
     elif name in _POSITIVE_FLOATS or name in _NON_NEGATIVE_FLOATS:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or not (value > 0 if name in _POSITIVE_FLOATS else value >= 0):
             kind = "a positive" if name in _POSITIVE_FLOATS else "a non-negative"
             raise VaesweepError(f"'{name}' must be {kind} number; got {value!r}")
+        if not math.isfinite(value):
+            raise VaesweepError(f"'{name}' must be a finite number; got {value!r}")
     elif name == "binarize":
         if not isinstance(value, bool):
             raise VaesweepError(f"'binarize' must be true or false; got {value!r}")
     elif name == "lr_factor":
-        if not isinstance(value, int | float) or not 0 < value < 1:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not 0 < value < 1:
             raise VaesweepError(f"'lr_factor' must be between 0 and 1; got {value!r}")
 
 

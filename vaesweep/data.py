@@ -168,6 +168,12 @@ def load_fashion_mnist(data_dir: Path | None = None, allow_download: bool = True
         x = torch.from_numpy(images.astype(np.float32) / 255.0).reshape(-1, *IMAGE_SHAPE)
         tensors[f"{part}_x"] = x
         tensors[f"{part}_y"] = torch.from_numpy(labels.astype(np.int64))
+    if len(tensors["train_x"]) < len(tensors["test_x"]):
+        raise VaesweepError(
+            f"{paths['train_images']} holds fewer images ({len(tensors['train_x'])}) than "
+            f"{paths['test_images']} ({len(tensors['test_x'])}): the training and test files "
+            "look swapped"
+        )
     return FashionMNIST(**tensors, source=paths["train_images"].parent)
 
 

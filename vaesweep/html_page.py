@@ -133,7 +133,7 @@ def _anchors(report: StudyData, anchors: list[Anchor]) -> str:
             f"<tr><td>{escape(anchor.name)}</td><td>{escape(anchor.metric)}</td>"
             f"<td>{anchor.value:.4g}</td><td>{here['mean']:.4g} "
             f"({_cell(here['ci_low'])}–{_cell(here['ci_high'])})</td>"
-            f'<td style="text-align:left">{escape(anchor.protocol)}; '
+            f'<td style="text-align:left; white-space:normal">{escape(anchor.protocol)}; '
             f"{escape(anchor.source)}</td></tr>"
         )
     if not rows:

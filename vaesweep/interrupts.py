@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM: the first stops cleanly, a second leaves at once.
+"""Ctrl-C, SIGTERM and SIGHUP (a closed terminal): the first stops cleanly, a second leaves at
+once.
 
 Outside a trial loop, the first signal raises KeyboardInterrupt where the program is. Inside one
 (`safe_points_only`), it only records the request: raising in the middle of a storage call can
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 EXIT_INTERRUPTED = 130  # the shell's code for death by SIGINT
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Worker processes to kill on a second signal, so none outlives the command.
 children: list[int] = []
 _requested: str | None = None  # the first signal's name, once one came
@@ -43,22 +45,23 @@ def _leave_now(signum: int, frame) -> None:
 def _first(signum: int, frame) -> None:
     global _requested
     _requested = signal.Signals(signum).name
-    signal.signal(signal.SIGINT, _leave_now)
-    signal.signal(signal.SIGTERM, _leave_now)
+    for sig in SIGNALS:
+        signal.signal(sig, _leave_now)
     if not _deferring:
         stop_if_requested()
 
 
 @contextmanager
 def graceful_interrupts(worker: bool = False) -> Iterator[None]:
-    """Within this block, SIGINT and SIGTERM behave as described above (main thread only).
-    A worker process ignores SIGINT (a Ctrl-C reaches the whole process group) and stops on the
-    one SIGTERM its parent sends."""
+    """Within this block, SIGINT, SIGTERM and SIGHUP behave as described above (main thread
+    only). A worker process ignores SIGINT and SIGHUP (a Ctrl-C or a closed terminal reaches the
+    whole process group) and stops on the one SIGTERM its parent sends."""
     global _requested
     _requested = None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
     signal.signal(signal.SIGTERM, _first)
-    signal.signal(signal.SIGINT, signal.SIG_IGN if worker else _first)
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN if worker else _first)
     try:
         yield
     finally:

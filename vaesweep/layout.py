@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+
+from vaesweep.errors import VaesweepError
 
 DEFAULT_DB_NAME = "vaesweep.db"
 REPORT_DIR_NAME = "report"
@@ -16,3 +19,13 @@ LATENTS_FILE = "latents.npz"
 
 def trial_folder(results_dir: Path, study_name: str, number: int) -> Path:
     return results_dir / study_name / f"trial-{number:04d}"
+
+
+def check_writable(folder: Path, what: str = "results folder") -> None:
+    """Fail before any work if files could not be written into `folder` (made if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise VaesweepError(f"{what} {folder} is not writable ({err.strerror})") from None

@@ -18,7 +18,8 @@ from rich.progress import (
 from rich.progress import (
     Progress as RichProgress,
 )
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from vaesweep.storage import FAIL_REASON_ATTR, PRUNE_REASON_ATTR
 
@@ -100,13 +101,21 @@ class LiveProgress(Progress):
             TimeRemainingColumn(),
             console=self.console,
         )
+        # Narrow terminals keep, in this order: the trial, its epoch k/N, its loss and beta;
+        # the bar, the parameters and the other terms shrink or are cut first.
+        fixed = {"no_wrap": True}
+        elastic = {"no_wrap": True, "overflow": "ellipsis", "ratio": 1}
         self.epochs_bar = RichProgress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[summary]}"),
+            TextColumn("trial {task.fields[number]}", table_column=Column(**fixed)),
+            TextColumn("epoch {task.completed}/{task.total}", table_column=Column(**fixed)),
+            TextColumn("{task.fields[short]}", table_column=Column(**fixed)),
+            BarColumn(bar_width=12),
+            TextColumn("{task.fields[params]}", table_column=Column(**elastic, min_width=8)),
+            TextColumn("{task.fields[more]}", table_column=Column(**elastic)),
             console=self.console,
+            expand=True,  # the elastic columns share what the fixed ones leave
         )
+        self.status = "loading Fashion-MNIST and starting the workers..."
         self.rows: list[tuple[FrozenTrial, bool]] = []
         self.objectives: Sequence[str] = ()
         self.live = Live(self._render(), console=self.console, refresh_per_second=4)
@@ -117,12 +126,22 @@ class LiveProgress(Progress):
         self.live.start()
 
     def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
-        description = f"trial {number} ({_format_params(params)})"
-        self.epochs[number] = self.epochs_bar.add_task(description, total=epochs, summary="")
+        self.status = ""
+        self.epochs[number] = self.epochs_bar.add_task(
+            "", total=epochs, number=number, params=_format_params(params), short="", more=""
+        )
+        self.live.update(self._render())
 
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
         if number in self.epochs:
-            self.epochs_bar.update(self.epochs[number], advance=1, summary=_epoch_summary(record))
+            self.epochs_bar.update(
+                self.epochs[number], advance=1,
+                short=f"loss {record['train_loss']:.1f} β {record['beta']:.2f}",
+                more=(
+                    f"recon {record['train_recon']:.1f} kl {record['train_kl']:.2f} "
+                    f"val_elbo {record['val_elbo']:.1f}"
+                ),
+            )  # fmt: skip
 
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
         if trial.number in self.epochs:
@@ -153,7 +172,8 @@ class LiveProgress(Progress):
                 f"{seconds:.0f}",
                 style="bold green" if is_best else None,
             )
-        return Group(self.trials, self.epochs_bar, table)
+        status = [Text(self.status, style="italic")] if self.status else []
+        return Group(self.trials, *status, self.epochs_bar, table)
 
 
 def make_progress(console: Console | None = None) -> Progress:

@@ -23,7 +23,7 @@ import pandas as pd
 from vaesweep.anchors import PUBLISHED, Anchor, pca_floor
 from vaesweep.errors import VaesweepError
 from vaesweep.html_page import write_index
-from vaesweep.layout import LATENTS_FILE
+from vaesweep.layout import LATENTS_FILE, check_writable
 from vaesweep.storage import best_trials, open_storage
 from vaesweep.study_data import StudyData, TrialEntry, collect
 
@@ -67,10 +67,7 @@ def render_report(
             )
     if not available:
         raise VaesweepError(f"no studies in {storage_url}; run 'vaesweep run' first")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise VaesweepError(f"cannot create report folder {out_dir} ({err.strerror})") from None
+    check_writable(out_dir, "report folder")
     manifest = _load_manifest(out_dir)
     painter = _Painter(out_dir, data_dir, manifest)
     warnings: list[str] = []
@@ -88,10 +85,11 @@ def render_report(
                 raise VaesweepError(f"study '{name}' has no finished trials yet")
             note(f"study '{name}' has no finished trials yet; skipped")
             continue
-        _write_tables(report, out_dir)
-        painter.study_figures(report, study)
+        painter.study_figures(report, study, note)
         for entry in report.entries:
             painter.trial_figures(report.name, entry, note)
+        _mark_problems(report)
+        _write_tables(report, out_dir)
         reports.append(report)
         _save_manifest(out_dir, manifest)
     classes = painter.class_samples()
@@ -159,7 +157,9 @@ class _Painter:
             self.manifest["classes"] = str(REPORT_VERSION)
         return path.name
 
-    def study_figures(self, report: StudyData, study: optuna.Study) -> None:
+    def study_figures(
+        self, report: StudyData, study: optuna.Study, note: Callable[[str], None]
+    ) -> None:
         folder = self.out_dir / report.name
         planned = _planned_study_figures(report)
         report.figures = {name: f"{report.name}/{name}.png" for name in planned}
@@ -168,6 +168,7 @@ class _Painter:
             return
         from vaesweep import figures
 
+        folder.mkdir(exist_ok=True)
         table = report.table
         metrics = [m for m in dict.fromkeys([*report.objectives, *KEY_METRICS]) if m in table]
         if "effects" in planned:
@@ -185,7 +186,7 @@ class _Painter:
                 self._save(figure, folder / f"metrics-vs-{param['name']}.png")
         if "learning-curves" in planned:
             self._save(
-                figures.learning_curves(self._histories(report), report.search[0]["name"]),
+                figures.learning_curves(self._histories(report, note), report.search[0]["name"]),
                 folder / "learning-curves.png",
             )
         if "optimization-history" in planned:
@@ -210,13 +211,17 @@ class _Painter:
             )
         self.manifest[f"study:{report.name}"] = key
 
-    def _histories(self, report: StudyData) -> pd.DataFrame:
+    def _histories(self, report: StudyData, note: Callable[[str], None]) -> pd.DataFrame:
         from vaesweep.artifacts import load_history
 
         frames = []
         for entry in report.entries:
             if entry.problem is None:
-                history = load_history(entry.folder)
+                try:
+                    history = load_history(entry.folder)
+                except VaesweepError as err:
+                    _mark(report.name, entry, str(err), note)
+                    continue
                 frames.append(
                     history.assign(trial=entry.trial.number, **_param_columns(report, entry))
                 )
@@ -232,15 +237,25 @@ class _Painter:
         key = f"{REPORT_VERSION}|{entry.key}"
         if self._fresh(manifest_key, key, [folder / f"{n}.png" for n in TRIAL_FIGURES]):
             return
+
+        # Whatever a damaged folder holds, this trial is marked and the rest of the report renders.
+        try:
+            self._draw_trial(study, entry, folder)
+        except VaesweepError as err:
+            _mark(study, entry, str(err), note)
+            return
+        except Exception as err:  # a figure that cannot be drawn from what the folder holds
+            _mark(study, entry, f"cannot draw its figures ({type(err).__name__}: {err})", note)
+            return
+        self.manifest[manifest_key] = key
+
+    def _draw_trial(self, study: str, entry: TrialEntry, folder: Path) -> None:
         from vaesweep import figures
         from vaesweep.artifacts import load_history, load_metrics, load_model
 
-        try:
-            model, _ = load_model(entry.folder)
-        except VaesweepError as err:
-            entry.problem, entry.figures = str(err), {}
-            note(f"study '{study}' trial {number}: {err}")
-            return
+        number = entry.trial.number
+        model, _ = load_model(entry.folder)
+        history, metrics = load_history(entry.folder), load_metrics(entry.folder)
         folder.mkdir(parents=True, exist_ok=True)
         title = f"{study} trial {number} ({_format_params(entry.trial.params)})"
         means, labels = self._latents(entry.folder, model)
@@ -260,17 +275,13 @@ class _Painter:
             folder / "reconstructions.png",
         )
         self._save(figures.uncertainty_maps(model, originals, title), folder / "uncertainty.png")
-        self._save(
-            figures.training_history(load_history(entry.folder), title), folder / "history.png"
-        )
-        metrics = load_metrics(entry.folder)
+        self._save(figures.training_history(history, title), folder / "history.png")
         self._save(
             figures.kl_per_dimension(
                 metrics.get("test_kl_per_dim", []), metrics.get("test_active_units"), title
             ),
             folder / "kl-per-dim.png",
         )
-        self.manifest[manifest_key] = key
 
     def _latents(self, trial_folder: Path, model) -> tuple[np.ndarray, np.ndarray]:
         """Saved test latent means; trial folders from before they were saved are re-encoded."""
@@ -286,6 +297,18 @@ class _Painter:
         rng = np.random.default_rng(SAMPLE_SEED)
         indices = rng.choice(len(self.data.test_x), size=SAMPLES_SHOWN, replace=False)
         return self.data.test_x[np.sort(indices)]
+
+
+def _mark(study: str, entry: TrialEntry, problem: str, note: Callable[[str], None]) -> None:
+    entry.problem, entry.figures = problem, {}
+    note(f"study '{study}' trial {entry.trial.number}: {problem}")
+
+
+def _mark_problems(report: StudyData) -> None:
+    """Problems found while drawing go into the table's note column too."""
+    for entry in report.entries:
+        if entry.problem:
+            report.table.loc[report.table["trial"] == entry.trial.number, "note"] = entry.problem
 
 
 def _planned_study_figures(report: StudyData) -> list[str]:

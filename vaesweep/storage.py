@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -19,6 +21,7 @@ from vaesweep.layout import DEFAULT_DB_NAME
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 DEFINITION_ATTR = "vaesweep_definition"  # study: search space, fixed settings, objectives
 DESCRIPTION_ATTR = "vaesweep_description"  # study: the one-line description
+LAST_RUN_ATTR = "vaesweep_last_run"  # study: when a run last started (written first: a probe)
 FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
 METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
 FAIL_REASON_ATTR = "fail_reason"
@@ -27,8 +30,7 @@ EPOCHS_DONE_ATTR = "epochs_done"  # trial: epochs trained so far (updated every 
 # A running trial records a heartbeat this often; one silent for the grace period (its worker was
 # killed) is marked failed by the next worker that looks. VAESWEEP_GRACE_SECONDS changes the
 # grace period (the heartbeat follows at a sixth of it), e.g. for tests or slow shared storage.
-GRACE_SECONDS = int(os.environ.get("VAESWEEP_GRACE_SECONDS", "60"))
-HEARTBEAT_SECONDS = max(1, GRACE_SECONDS // 6)
+DEFAULT_GRACE_SECONDS = 60
 SCHEMA_ATTEMPTS = 5  # processes creating a fresh storage at once: the losers retry
 
 
@@ -36,13 +38,53 @@ def default_storage_url(results_dir: Path) -> str:
     return f"sqlite:///{(results_dir / DEFAULT_DB_NAME).resolve()}"
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Connect (creating tables if needed); any failure becomes one clear line."""
+def grace_seconds() -> int:
+    raw = os.environ.get("VAESWEEP_GRACE_SECONDS", str(DEFAULT_GRACE_SECONDS))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 86_400:
+        raise VaesweepError(
+            f"VAESWEEP_GRACE_SECONDS must be a whole number of seconds from 1 to 86400; got {raw!r}"
+        )
+    return value
+
+
+def check_url(url: str) -> None:
+    """Refuse what cannot be a lasting Optuna storage, before anything is written."""
     if "://" not in url:
         raise VaesweepError(
             f"storage {url!r} is not a URL (e.g. sqlite:///path/study.db or "
             "postgresql://user:password@host/dbname)"
         )
+    if url.startswith("sqlite") and (url.split("://", 1)[1] in ("", "/") or ":memory:" in url):
+        raise VaesweepError(
+            f"storage {url!r} is an in-memory SQLite database, which vanishes with the command; "
+            "give a file: sqlite:///path/study.db"
+        )
+
+
+@contextmanager
+def storage_errors(url: str, during: bool = False) -> Iterator[None]:
+    """A storage that fails while being written (read-only, locked past the busy timeout, full,
+    gone) is one line; `during` a run, finished trials are kept and re-running resumes."""
+    try:
+        yield
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as err:
+        cause = err.__cause__ or err
+        outcome = (
+            "finished trials are kept" if during else "nothing was trained"
+        ) + "; re-running resumes once it works again"
+        raise VaesweepError(
+            f"storage {redact(url)} failed: {first_line(cause)}; {outcome}"
+        ) from None
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Connect (creating tables if needed); any failure becomes one clear line."""
+    check_url(url)
+    grace = grace_seconds()
     # Several workers may write at once: SQLite waits for its lock instead of failing at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     for attempt in range(SCHEMA_ATTEMPTS):
@@ -50,8 +92,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-                    grace_period=GRACE_SECONDS,
+                    url, engine_kwargs=engine, heartbeat_interval=max(1, grace // 6),
+                    grace_period=grace,
                 )  # fmt: skip
         except ModuleNotFoundError as err:
             raise VaesweepError(
@@ -63,15 +105,15 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             racing = isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err)
             if not racing or attempt + 1 == SCHEMA_ATTEMPTS:
                 raise VaesweepError(
-                    f"cannot open storage {redact(url)}: {_first_line(err)}"
+                    f"cannot open storage {redact(url)}: {first_line(err)}"
                 ) from None
             time.sleep(0.2 * (attempt + 1))
         except Exception as err:  # SQLAlchemy's URL, connection and schema errors
-            raise VaesweepError(f"cannot open storage {redact(url)}: {_first_line(err)}") from None
+            raise VaesweepError(f"cannot open storage {redact(url)}: {first_line(err)}") from None
     raise AssertionError("unreachable")
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 

@@ -8,7 +8,9 @@ direction is implied), a `[search]` table of parameters, the `[fixed]` settings,
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +23,9 @@ from vaesweep.config import FIELD_NAMES, TrainConfig, parse_override
 from vaesweep.design import Design, grid_values, parse_design
 from vaesweep.errors import VaesweepError
 
-STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+# The shipped studies are package data, so an installed wheel has them too; the repository's
+# top-level studies/ is a link to this folder, one set of files for both.
+STUDIES_DIR = Path(str(importlib.resources.files("vaesweep") / "study_files"))
 
 # Final metrics a study may select on, and their directions. Test metrics are never selectable.
 OBJECTIVE_DIRECTIONS = {
@@ -103,6 +107,22 @@ class StudySpec:
         """The per-epoch value the pruner compares: the objective's own."""
         return None if self.pruner["name"] == "none" else PER_EPOCH[self.objectives[0]]
 
+    def beta_warning(self) -> str | None:
+        """A warning when some trial's epochs end before its KL warm-up does: such a trial never
+        trains the beta = 1 ELBO it is scored on."""
+        epochs = TrainConfig.from_mapping(self.fixed, self.name).epochs
+        warmups = [TrainConfig.from_mapping(self.fixed, self.name).warmup_epochs]
+        for param in self.search:
+            if param.name == "warmup_epochs":
+                warmups = list(param.choices) or [param.high]
+        longest = max(warmups)
+        if longest < epochs:
+            return None
+        return (
+            f"warning: warmup_epochs up to {longest} with epochs = {epochs}: beta never reaches 1 "
+            "in some trials, so they never train the ELBO they report"
+        )
+
     @property
     def grid(self) -> list[dict[str, Any]] | None:
         """Every configuration of a grid design; None for a search design."""
@@ -166,7 +186,10 @@ class StudySpec:
 
 
 def available_studies() -> list[str]:
-    return sorted(path.stem for path in STUDIES_DIR.glob("*.toml"))
+    names = sorted(path.stem for path in STUDIES_DIR.glob("*.toml"))
+    if not names:
+        raise VaesweepError(f"no study files in {STUDIES_DIR}: the installation is incomplete")
+    return names
 
 
 def load_study(name_or_path: str) -> StudySpec:
@@ -201,11 +224,18 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
     if not isinstance(description, str) or not description.strip():
         raise VaesweepError(f"{source}: 'description' must be a non-empty string")
     objectives = raw["objectives"]
-    if not isinstance(objectives, list) or not objectives:
+    if (
+        not isinstance(objectives, list)
+        or not objectives
+        or not all(isinstance(o, str) for o in objectives)
+    ):
         raise VaesweepError(f"{source}: 'objectives' must be a non-empty list of metric names")
     for key in ("search", "fixed", "sampler", "pruner"):
         if not isinstance(raw.get(key, {}), dict):
             raise VaesweepError(f"{source}: '{key}' must be a table")
+    for key in ("sampler", "pruner"):
+        if not isinstance(raw.get(key, {}).get("name", ""), str):
+            raise VaesweepError(f'{source}: {key}.name must be a name such as "tpe"')
     spec = StudySpec(
         name=name,
         description=description.strip(),
@@ -242,6 +272,10 @@ def _parse_param(name: str, raw: Any, source: str) -> ParamSpec:
             raise VaesweepError(
                 f"{where}: a categorical parameter takes a non-empty 'choices' list only"
             )
+        if not all(isinstance(c, str | int | float | bool) for c in choices):
+            raise VaesweepError(f"{where}: each choice must be a string, number or boolean")
+        if len(set(map(repr, choices))) != len(choices):
+            raise VaesweepError(f"{where}: a choice is listed twice")
         return ParamSpec(name, kind, choices=tuple(choices))
     if kind not in ("int", "float"):
         raise VaesweepError(f"{where}: 'type' must be int, float or categorical; got {kind!r}")
@@ -250,9 +284,9 @@ def _parse_param(name: str, raw: Any, source: str) -> ParamSpec:
     low, high, step, log = raw.get("low"), raw.get("high"), raw.get("step"), raw.get("log", False)
     number = int if kind == "int" else (int, float)
     for label, value in (("low", low), ("high", high)):
-        if not isinstance(value, number) or isinstance(value, bool):
+        if not isinstance(value, number) or isinstance(value, bool) or not math.isfinite(value):
             raise VaesweepError(
-                f"{where}: '{label}' must be a{'n int' if kind == 'int' else ' number'}"
+                f"{where}: '{label}' must be a{'n int' if kind == 'int' else ' finite number'}"
             )
     if not low < high:
         raise VaesweepError(f"{where}: 'low' ({low}) must be below 'high' ({high})")
@@ -260,7 +294,9 @@ def _parse_param(name: str, raw: Any, source: str) -> ParamSpec:
         raise VaesweepError(f"{where}: 'log' must be true or false")
     if log and (low <= 0 or step is not None):
         raise VaesweepError(f"{where}: a log range needs 'low' > 0 and no 'step'")
-    if step is not None and (not isinstance(step, number) or step <= 0):
+    if step is not None and (
+        not isinstance(step, number) or isinstance(step, bool) or not 0 < step < math.inf
+    ):
         raise VaesweepError(f"{where}: 'step' must be positive")
     return ParamSpec(name, kind, low=low, high=high, log=log, step=step)
 
@@ -357,8 +393,9 @@ def _check_options(table: Mapping[str, Any], allowed: set[str], where: str) -> N
             continue
         if key not in allowed:
             raise VaesweepError(f"{where}: unknown option '{key}'")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise VaesweepError(f"{where}: '{key}' must be a positive integer")
+        least = 2 if key == "population_size" else 1  # NSGA-II needs two parents
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise VaesweepError(f"{where}: '{key}' must be an integer of at least {least}")
 
 
 def parse_overrides(items: tuple[str, ...]) -> dict[str, Any]:

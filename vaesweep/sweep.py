@@ -6,8 +6,11 @@ import fcntl
 import multiprocessing
 import os
 import queue
-import tempfile
+import re
+import signal
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +19,13 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep import interrupts
+from vaesweep.artifacts import clean_debris
 from vaesweep.config import TrainConfig
 from vaesweep.data import load_fashion_mnist, make_splits
 from vaesweep.design import EXPLORE, WAIT, holds_its_slot, next_slot, slot_of
 from vaesweep.errors import VaesweepError
 from vaesweep.interrupts import graceful_interrupts
+from vaesweep.layout import check_writable
 from vaesweep.objective import Objective
 from vaesweep.progress import Progress
 from vaesweep.storage import (
@@ -28,10 +33,15 @@ from vaesweep.storage import (
     DESCRIPTION_ATTR,
     FAIL_REASON_ATTR,
     FINISHED_STATES,
+    LAST_RUN_ATTR,
     best_trials,
+    check_url,
     default_storage_url,
+    first_line,
+    grace_seconds,
     open_storage,
     quiet_optuna,
+    storage_errors,
 )
 from vaesweep.studies import StudySpec
 from vaesweep.study_data import collect
@@ -53,16 +63,17 @@ class RunSummary:
     answers: list[str]  # one sentence per objective, from the comparable trials
 
 
-def check_writable(results_dir: Path) -> None:
-    """Fail before any training if trial folders could not be written."""
-    try:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=results_dir, prefix=".write-check-"):
-            pass
-    except OSError as err:
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_name(name: str) -> str:
+    """A study's name becomes a folder under --results: a plain name, never a path."""
+    if not NAME.fullmatch(name):
         raise VaesweepError(
-            f"results folder {results_dir} is not writable ({err.strerror})"
-        ) from None
+            f"study name {name!r} is not a plain name: use 1-100 letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit"
+        )
+    return name
 
 
 def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -> None:
@@ -92,8 +103,16 @@ def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -
         if stored.get(part) != wanted[part]:
             raise VaesweepError(
                 f"study '{study.study_name}' in this storage was created with different {part} "
-                f"({stored.get(part)} vs now {wanted[part]}); use another --name to keep both"
+                f"({_difference(stored.get(part), wanted[part])}); use another --name to keep both"
             )
+
+
+def _difference(stored, wanted) -> str:
+    """The keys that differ between two settings tables, or both values when not tables."""
+    if not isinstance(stored, dict) or not isinstance(wanted, dict):
+        return f"{stored} vs now {wanted}"
+    keys = sorted(k for k in stored.keys() | wanted.keys() if stored.get(k) != wanted.get(k))
+    return ", ".join(f"{k}: {stored.get(k, 'unset')} vs now {wanted.get(k, 'unset')}" for k in keys)
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,7 @@ def run_study(
     device: str = "auto",
     seed: int = 0,
     jobs: int = 1,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> RunSummary:
     """Run trials until `n_trials` are finished (completed or pruned); resumes where it stopped.
     With `jobs` > 1, that many worker processes share the study and the cores."""
@@ -146,19 +166,30 @@ def run_study(
     cores = os.cpu_count() or 1
     if not 1 <= jobs <= cores:
         raise VaesweepError(f"--jobs must be between 1 and {cores} (the cores here); got {jobs}")
-    name = study_name or spec.name
-    check_writable(results_dir)
+    if not 0 <= seed < 2**32:
+        raise VaesweepError(f"--seed must be between 0 and {2**32 - 1}; got {seed}")
+    name = check_name(study_name or spec.name)
     url = storage_url or default_storage_url(results_dir)
+    check_url(url)  # before anything is written, a folder included
+    check_writable(results_dir)
     storage = open_storage(url)
     resolve_device(device)
     data = load_fashion_mnist(data_dir)
     defaults = TrainConfig.from_mapping(spec.fixed, spec.name)
     make_splits(data, defaults.val_size, defaults.train_subset)  # too little data: fail now
 
-    study = optuna.create_study(
-        storage=storage, study_name=name, directions=spec.directions, load_if_exists=True
-    )
-    _check_definition(study, spec, results_dir)
+    with storage_errors(url):
+        study = optuna.create_study(
+            storage=storage, study_name=name, directions=spec.directions, load_if_exists=True
+        )
+        _check_definition(study, spec, results_dir)
+        # Probe for writing before any work: a read-only storage fails here, not mid-trial.
+        study.set_user_attr(LAST_RUN_ATTR, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    if warning := spec.beta_warning():
+        warn(warning)
+    failed = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    for path in clean_debris(results_dir / name, failed, older_than=grace_seconds()):
+        warn(f"removed {path}: left by a run that crashed before recording it")
     request = RunRequest(
         spec,
         n_trials,
@@ -173,10 +204,11 @@ def run_study(
     )
     progress.start(name, spec.objectives, n_trials, _counts(study)[0])
     try:
-        if jobs == 1:
-            outcome = work(request, data, progress)
-        else:
-            outcome = _run_workers(request, jobs, progress)
+        with storage_errors(url, during=True):
+            if jobs == 1:
+                outcome = work(request, data, progress)
+            else:
+                outcome = _run_workers(request, jobs, progress)
     finally:
         progress.stop()
     streak, reason = failing_streak(study, request.first_trial)
@@ -247,7 +279,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
         pruner=spec.make_pruner(),
     )  # fmt: skip
     # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
-    study.sampler = spec.make_sampler(request.seed + len(study.trials) + 7919 * worker)
+    study.sampler = spec.make_sampler((request.seed + len(study.trials) + 7919 * worker) % 2**32)
     objective = Objective(
         spec, request.study_name, data, request.results_dir, resolve_device(request.device),
         progress, request.seed,
@@ -256,8 +288,11 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     grid = spec.grid
     outcome = WorkerOutcome()
 
+    current: dict[str, int] = {}
+
     def guarded(trial: optuna.Trial) -> float | list[float]:
         lock.release()  # the trial is RUNNING now, so the next count includes it
+        current["number"] = trial.number
         trials = study.get_trials(deepcopy=False)
         started = FINISHED_STATES + (TrialState.RUNNING,)
         ahead = [t for t in trials if t.number < trial.number and t.state in started]
@@ -299,13 +334,35 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                     time.sleep(WAIT_SECONDS)
                     continue
                 study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
-                study.optimize(
-                    guarded, n_trials=1, catch=(TrainingDiverged, SurplusTrial),
-                    callbacks=[after_trial],
-                )  # fmt: skip
+                try:
+                    study.optimize(
+                        guarded, n_trials=1, catch=(TrainingDiverged, SurplusTrial),
+                        callbacks=[after_trial],
+                    )  # fmt: skip
+                except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+                    # This worker was stopped (SIGSTOP, a suspended laptop) past the grace
+                    # period, and the heartbeat check failed its trial meanwhile: that is the
+                    # normal outcome, not an error. Anything else is.
+                    if not _failed_while_away(study, current.get("number")):
+                        raise
             finally:
                 lock.release()
     return outcome
+
+
+def _failed_while_away(study: optuna.Study, number: int | None) -> bool:
+    if number is None:
+        return False
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    return trial is not None and trial.state == TrialState.FAIL
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker whose parent died (kill -9) stops as if the parent had asked: its running trial
+    is recorded as failed at the next safe point, and it starts no other."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _worker_main(request: RunRequest, worker: int, events) -> None:
@@ -313,8 +370,9 @@ def _worker_main(request: RunRequest, worker: int, events) -> None:
     from vaesweep.progress import QueueProgress
 
     quiet_optuna()
+    threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
-        with graceful_interrupts(worker=True):
+        with graceful_interrupts(worker=True), storage_errors(request.storage_url, during=True):
             data = load_fashion_mnist(request.data_dir)
             outcome = work(request, data, QueueProgress(events, worker), worker)
         events.put(("done", worker, outcome))
@@ -323,7 +381,7 @@ def _worker_main(request: RunRequest, worker: int, events) -> None:
     except VaesweepError as err:
         events.put(("error", worker, str(err)))
     except Exception as err:  # reported by the parent as one line
-        events.put(("error", worker, f"worker {worker}: {type(err).__name__}: {err}"))
+        events.put(("error", worker, f"worker {worker} failed: {first_line(err)}"))
 
 
 def _run_workers(request: RunRequest, jobs: int, progress: Progress) -> WorkerOutcome:
@@ -366,6 +424,7 @@ def _relay(workers: list, events, progress: Progress) -> tuple[WorkerOutcome, bo
         try:
             kind, worker, *payload = events.get(timeout=1.0)
         except queue.Empty:
+            multiprocessing.active_children()  # reaps workers that have ended: no zombies
             for w in list(running):
                 if workers[w].exitcode not in (None, 0):
                     errors.append(f"worker {w} exited with code {workers[w].exitcode}")

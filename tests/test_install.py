@@ -1,0 +1,59 @@
+"""The package as a user installs it: a wheel, used from another folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The wheel built from this checkout, installed (without dependencies) into a folder."""
+    pytest.importorskip("setuptools")
+    build = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(build), str(ROOT)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    [wheel] = build.glob("vaesweep-*.whl")
+    assert "vaesweep/study_files/warmup.toml" in zipfile.ZipFile(wheel).namelist()
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+         str(wheel)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return target
+
+
+def run_installed(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    code = "import sys, vaesweep.cli; sys.argv[0] = 'vaesweep'; vaesweep.cli.main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+        env={"PYTHONPATH": str(site), "COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+
+
+def test_an_installed_wheel_lists_the_shipped_studies_from_another_folder(installed, tmp_path):
+    where = run_installed(installed, tmp_path, "--version")
+    assert where.returncode == 0, where.stderr
+    outcome = run_installed(installed, tmp_path, "studies")
+    assert outcome.returncode == 0, outcome.stderr
+    for name in ("density", "joint", "latent", "likelihood", "lr", "warmup"):
+        assert f"│ {name} " in outcome.stdout
+    origin = subprocess.run(
+        [sys.executable, "-c", "import vaesweep; print(vaesweep.__file__)"],
+        cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(installed)},
+    )  # fmt: skip
+    assert origin.stdout.startswith(str(installed))  # the wheel's copy, not this checkout
+
+
+def test_the_repository_studies_folder_is_the_package_data():
+    assert (ROOT / "studies").resolve() == (ROOT / "vaesweep" / "study_files").resolve()

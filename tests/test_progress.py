@@ -1,0 +1,36 @@
+"""The live view as a researcher sees it, in a narrow terminal too."""
+
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+
+from vaesweep.progress import LiveProgress
+
+RECORD = {
+    "epoch": 0, "beta": 0.5, "lr": 2e-3, "train_loss": 263.54, "train_recon": 257.1,
+    "train_kl": 6.41, "val_elbo": 262.3,
+}  # fmt: skip
+PARAMS = {"latent_dim": 16, "warmup_epochs": 2, "lr": 0.001234, "likelihood": "bce"}
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_each_running_trial_shows_its_number_epoch_loss_and_beta(width):
+    console = Console(width=width, record=True, force_terminal=True, color_system=None)
+    progress = LiveProgress(console)
+    progress.start("joint", ["val_ssim", "val_knn_accuracy"], target=25, finished=3)
+    progress.stop()  # render by hand below, not from the live display's thread
+    console.export_text()
+    console.print(progress._render())
+    assert "loading Fashion-MNIST" in console.export_text()  # the first seconds say what happens
+    for number in (3, 4):
+        progress.trial_started(number, PARAMS, epochs=8)
+        progress.epoch_finished(number, RECORD)
+    console.print(progress._render())
+    lines = console.export_text().splitlines()
+    for number in (3, 4):
+        shown = [line for line in lines if line.startswith(f"trial {number} ")]
+        [line] = shown
+        assert "epoch 1/8" in line and "loss 263.5" in line and "β 0.50" in line, line
+        assert len(line) <= width
+    assert not any("loading Fashion-MNIST" in line for line in lines)
