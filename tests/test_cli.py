@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import optuna
@@ -239,7 +240,7 @@ BAD_INPUTS = {
     "negative trials": (["--trials", "-3"], "--trials must be at least 1"),
     "non-numeric trials": (["--trials", "many"], "'many' is not a valid integer"),
     "unknown --set key": (["--set", "epoch=2"], "--set epoch: unknown setting"),
-    "bad --set value": (["--set", "epochs=-1"], "'epochs' must be a positive integer"),
+    "bad --set value": (["--set", "epochs=-1"], "--set: 'epochs' must be a positive integer"),
     "searched --set key": (["--set", "warmup_epochs=1"], "'warmup_epochs' is searched"),
     "malformed --set": (["--set", "epochs"], "expected KEY=VALUE"),
     "missing data": (["--data-dir", "{empty}"], "no Fashion-MNIST here"),
@@ -305,6 +306,55 @@ def test_bad_input_gives_one_line_and_loses_nothing(
     assert lines[0].startswith("Error: ") and message in lines[0]
     assert "secret" not in lines[0]
     assert snapshot(results) == before
+
+
+def test_what_a_crash_leaves_is_cleaned_up_by_the_next_run(study_with_two_trials, tiny_data_dir):
+    results = study_with_two_trials
+    study = optuna.load_study(study_name="warmup", storage=default_storage_url(results))
+    # A trial whose folder was renamed into place but never recorded (then failed by the
+    # heartbeat check), and a staging folder of a process that is gone.
+    crashed = study.ask()
+    study.tell(crashed, state=optuna.trial.TrialState.FAIL)
+    leftover = results / "warmup" / f"trial-{crashed.number:04d}"
+    leftover.mkdir()
+    staging = results / "warmup" / ".trial-0099.partial-999999"
+    staging.mkdir()
+    os.utime(staging, (0, 0))  # long ago
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 2))
+    assert outcome.exit_code == 0, outcome.output
+    assert not leftover.exists() and not staging.exists()
+    assert f"removed {leftover}" in outcome.output
+    assert (results / "warmup" / "trial-0000" / "model.pt").is_file()  # finished ones stay
+
+
+def test_a_storage_failing_during_a_run_is_one_line(
+    study_with_two_trials, tiny_data_dir, monkeypatch
+):
+    import sqlalchemy.exc
+
+    calls = {"n": 0}
+    real = optuna.storages.RDBStorage.set_trial_intermediate_value
+
+    def failing(self, *args, **kwargs):  # the database goes away after some epochs
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("server closed"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_intermediate_value", failing)
+    unstable = study_with_two_trials.parent / "loss.toml"
+    unstable.write_text(
+        'description = "d"\nobjectives = ["val_loss"]\n'
+        '[search]\nlatent_dim = { type = "categorical", choices = [2, 3] }\n'
+    )
+    args = run_args(study_with_two_trials, tiny_data_dir, 4)
+    args[args.index("warmup")] = str(unstable)
+    outcome = vaesweep(*args)
+    assert outcome.exit_code == 1
+    last = outcome.output.strip().splitlines()[-1]
+    assert last.startswith("Error: storage sqlite:///") and "failed: " in last
+    assert "finished trials are kept; re-running resumes" in last
+    assert "Traceback" not in outcome.output
 
 
 def test_a_bad_grace_period_is_one_line(study_with_two_trials, tiny_data_dir, monkeypatch):

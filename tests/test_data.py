@@ -62,6 +62,12 @@ def test_label_count_must_match_images(tmp_path):
         load_fashion_mnist(folder)
 
 
+def test_swapped_training_and_test_files_are_refused(tmp_path):
+    folder = write_dataset(tmp_path / "d", n_train=100, n_test=300)
+    with pytest.raises(VaesweepError, match="training and test files look swapped"):
+        load_fashion_mnist(folder)
+
+
 def test_explicit_folder_without_data_says_what_it_expected(tmp_path):
     with pytest.raises(VaesweepError, match="no Fashion-MNIST here .*train-images-idx3-ubyte"):
         locate(tmp_path)

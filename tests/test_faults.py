@@ -100,15 +100,17 @@ def test_first_signal_records_the_trial_as_failed_and_exits_cleanly(sig, tmp_pat
     assert [t.state.name for t in stored][0] == "FAIL"
 
 
-def test_second_ctrl_c_leaves_at_once_and_nothing_is_corrupted(tmp_path, tiny_data_dir):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_second_ctrl_c_leaves_at_once_and_nothing_is_corrupted(jobs, tmp_path, tiny_data_dir):
     results = tmp_path / "results"
-    process = start(results, tiny_data_dir, 2)
+    process = start(results, tiny_data_dir, 2, "--jobs", jobs)
     wait_for_running(process, results)
     os.killpg(process.pid, signal.SIGINT)
     os.killpg(process.pid, signal.SIGINT)
     code, output = finish(process)
     assert code == 130, output
-    assert "Traceback" not in output
+    assert "Traceback" not in output and "resource_tracker" not in output
+    assert output.strip().splitlines()[-1].startswith("interrupted again: leaving at once")
     # The trial was either recorded as failed, or left running and later found stale.
     resume_and_check(results, tiny_data_dir, 2)
 

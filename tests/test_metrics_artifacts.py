@@ -138,3 +138,10 @@ def test_unreadable_weights_give_a_clear_error(tmp_path):
     (folder / "model.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(VaesweepError, match="model.pt: cannot load weights"):
         load_model(folder)
+
+
+def test_anchor_setting_defaults_are_the_configs():
+    from vaesweep.anchors import SETTING_DEFAULTS
+
+    defaults = TrainConfig()
+    assert SETTING_DEFAULTS == {k: getattr(defaults, k) for k in SETTING_DEFAULTS}

@@ -75,7 +75,7 @@ def test_three_workers_share_one_study_and_stop_at_the_count(postgres_url, tmp_p
                 "--trials",
                 str(TRIALS),
                 "--storage",
-                postgres_url,
+                postgres_url.replace("vaesweep@", "vaesweep:hunter2@"),  # trust auth ignores it
                 "--results",
                 str(folder),
                 "--data-dir",
@@ -92,6 +92,8 @@ def test_three_workers_share_one_study_and_stop_at_the_count(postgres_url, tmp_p
     ]
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
     assert [w.returncode for w in workers] == [0] * WORKERS, outputs
+    assert not any("hunter2" in out for out in outputs)  # a password is never printed
+    assert all("vaesweep:***@" in out.splitlines()[-2] for out in outputs)  # the summary line
 
     study = optuna.load_study(study_name="warmup", storage=open_storage(postgres_url))
     trials = study.get_trials(deepcopy=False)

@@ -110,6 +110,10 @@ def test_the_answer_comes_first_in_the_study_section(reported):
     assert section.index("Question:") < section.index("Answer:") < section.index("<img")
     assert "warmup_epochs = " in section[: section.index("<img")]
     assert "Fixed settings:" in section[: section.index("<img")]
+    # Anchors under the answer, only those whose protocol the study shares (2-D, grey images).
+    anchors = section[section.index("<h3>anchors</h3>") : section.index("<h3>trials</h3>")]
+    assert "Parametric UMAP" in anchors and "2-D PCA of the pixels" in anchors
+    assert "Exemplar VAE" not in anchors
 
 
 def test_every_link_in_the_page_resolves(reported):
@@ -177,6 +181,24 @@ def test_damaged_files_and_foreign_studies_are_marked_and_the_rest_renders(copy_
     assert '<section id="plain">' in page.read_text()
     for target in links_of(page):
         assert (page.parent / target).is_file(), target
+
+
+def test_a_one_dimensional_latent_is_marked_not_fatal(tmp_path, tiny_data_dir):
+    study = tmp_path / "one.toml"
+    study.write_text(
+        'description = "1-D"\nobjectives = ["val_loss"]\n'
+        '[search]\nwarmup_epochs = { type = "int", low = 0, high = 1 }\n'
+        "[fixed]\nlatent_dim = 1\n"
+    )
+    results = tmp_path / "results"
+    args = run_args(results, tiny_data_dir, 1)
+    args[args.index("warmup")] = str(study)
+    assert vaesweep(*args).exit_code == 0
+    outcome = vaesweep("report", "--results", str(results), "--data-dir", str(tiny_data_dir))
+    assert outcome.exit_code == 0, outcome.output
+    assert "Traceback" not in outcome.output
+    page = (results / "report" / "index.html").read_text()
+    assert '<section id="one">' in page
 
 
 def test_error_cases_give_one_line(copy_of, tmp_path):

@@ -4,6 +4,7 @@ source: published results, and a floor computed here from the pixels alone."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,15 @@ class Anchor:
     value: float
     protocol: str
     source: str
+    requires: tuple[tuple[str, Any], ...] = ()  # settings a study must share to be set beside it
+
+    def applies_to(self, settings: dict[str, Any]) -> bool:
+        return all(settings.get(k, SETTING_DEFAULTS[k]) == v for k, v in self.requires)
+
+
+# TrainConfig's defaults of the settings anchors require (config.py imports torch, which the
+# page writer must not; a test keeps the two equal).
+SETTING_DEFAULTS = {"latent_dim": 2, "binarize": False}
 
 
 UMAP_SOURCE = (
@@ -27,6 +37,7 @@ PUBLISHED = (
         0.716,
         "Fashion-MNIST, 2-D latent, 5-NN classifier on the embeddings",
         UMAP_SOURCE,
+        requires=(("latent_dim", 2),),
     ),
     Anchor(
         "Parametric UMAP paper: 2-D convolutional VAE",
@@ -34,6 +45,7 @@ PUBLISHED = (
         0.0253,
         "Fashion-MNIST, 2-D latent, per-pixel MSE of reconstructions",
         UMAP_SOURCE,
+        requires=(("latent_dim", 2),),
     ),
     Anchor(
         "Exemplar VAE paper: VAE with a Gaussian prior",
@@ -41,6 +53,7 @@ PUBLISHED = (
         228.70,
         "dynamically binarized Fashion-MNIST, 40-D latent, 5,000 importance samples",
         "Norouzi, Fleet & Norouzi 2020, Exemplar VAE (sajadn/Exemplar-VAE)",
+        requires=(("binarize", True),),  # a Bernoulli likelihood of grey images is no density
     ),
 )
 

@@ -53,7 +53,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            _check_field(field.name, getattr(self, field.name))
+            check_setting(field.name, getattr(self, field.name))
         if self.min_lr > self.lr:
             raise VaesweepError(f"'min_lr' ({self.min_lr}) must not exceed 'lr' ({self.lr})")
 
@@ -106,7 +106,8 @@ _MAXIMA = {"latent_dim": 1024, "batch_size": 65_536, "epochs": 100_000, "iwae_sa
            "warmup_epochs": 100_000, "seed": 2**32 - 1}  # fmt: skip
 
 
-def _check_field(name: str, value: Any) -> None:
+def check_setting(name: str, value: Any) -> None:
+    """Type and range of one setting, alone (cross-setting rules are the config's)."""
     if name in _CHOICES:
         if not isinstance(value, str) or value not in _CHOICES[name]:
             raise VaesweepError(

@@ -123,10 +123,14 @@ def _anchors(report: StudyData, anchors: list[Anchor]) -> str:
     if not report.answers or report.effects.empty:
         return ""
     best = report.effects[report.effects["value"] == report.answers[0].best]
+    best_trials = report.table[report.table["best"]]
+    settings = dict(report.fixed)
+    if not best_trials.empty:
+        settings |= {p: best_trials.iloc[0][p] for p in report.params}
     rows = []
     for anchor in anchors:
         mine = best[best["metric"] == anchor.metric]
-        if mine.empty:
+        if mine.empty or not anchor.applies_to(settings):
             continue
         here = mine.iloc[0]
         rows.append(

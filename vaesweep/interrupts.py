@@ -17,6 +17,7 @@ import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing import resource_tracker
 
 EXIT_INTERRUPTED = 130  # the shell's code for death by SIGINT
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -33,7 +34,12 @@ def stop_if_requested() -> None:
 
 
 def _leave_now(signum: int, frame) -> None:
-    for pid in children:
+    # The workers, and multiprocessing's resource tracker, which would otherwise print a warning
+    # about the workers' semaphores after this process has gone.
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    for pid in [*children, getattr(tracker, "_pid", None) if children else None]:
+        if pid is None:
+            continue
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:

@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from vaesweep.config import FIELD_NAMES, TrainConfig, parse_override
+from vaesweep.config import FIELD_NAMES, TrainConfig, check_setting, parse_override
 from vaesweep.design import Design, grid_values, parse_design
 from vaesweep.errors import VaesweepError
 
@@ -303,6 +303,12 @@ def _parse_param(name: str, raw: Any, source: str) -> ParamSpec:
 
 def _validate(spec: StudySpec, source: str) -> None:
     searched = {param.name for param in spec.search}
+    for key, value in spec.fixed.items():  # each fixed setting alone first, to blame the right key
+        if key in FIELD_NAMES:
+            try:
+                check_setting(key, value)
+            except VaesweepError as err:
+                raise VaesweepError(f"{source}: {err}") from None
     for param in spec.search:
         if param.name not in FIELD_NAMES or param.name == "seed":
             raise VaesweepError(f"{source}: search.{param.name} is not a training setting")
