@@ -357,6 +357,28 @@ def test_a_storage_failing_during_a_run_is_one_line(
     assert "Traceback" not in outcome.output
 
 
+def test_a_worker_whose_trial_was_failed_while_it_was_stopped_goes_on(
+    tmp_path, tiny_data_dir, monkeypatch
+):
+    from vaesweep.objective import Objective
+
+    real = Objective._on_epoch
+
+    def stopped_past_the_grace_period(self, run, record, model):
+        real(self, run, record, model)
+        if run.trial.number == 0 and record["epoch"] == 0:
+            # What another worker's heartbeat check does while this one is stopped (SIGSTOP).
+            storage = run.trial.study._storage
+            storage.set_trial_state_values(run.trial._trial_id, optuna.trial.TrialState.FAIL)
+
+    monkeypatch.setattr(Objective, "_on_epoch", stopped_past_the_grace_period)
+    results = tmp_path / "results"
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 2))
+    assert outcome.exit_code == 0, outcome.output
+    states = [t.state.name for t in stored_trials(results)]
+    assert states[0] == "FAIL" and states.count("COMPLETE") == 2
+
+
 def test_a_bad_grace_period_is_one_line(study_with_two_trials, tiny_data_dir, monkeypatch):
     monkeypatch.setenv("VAESWEEP_GRACE_SECONDS", "abc")
     before = snapshot(study_with_two_trials)

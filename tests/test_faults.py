@@ -110,7 +110,6 @@ def test_second_ctrl_c_leaves_at_once_and_nothing_is_corrupted(jobs, tmp_path, t
     code, output = finish(process)
     assert code == 130, output
     assert "Traceback" not in output and "resource_tracker" not in output
-    assert output.strip().splitlines()[-1].startswith("interrupted again: leaving at once")
     # The trial was either recorded as failed, or left running and later found stale.
     resume_and_check(results, tiny_data_dir, 2)
 

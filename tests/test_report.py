@@ -183,7 +183,7 @@ def test_damaged_files_and_foreign_studies_are_marked_and_the_rest_renders(copy_
         assert (page.parent / target).is_file(), target
 
 
-def test_a_one_dimensional_latent_is_marked_not_fatal(tmp_path, tiny_data_dir):
+def test_a_one_dimensional_latent_is_drawn(tmp_path, tiny_data_dir):
     study = tmp_path / "one.toml"
     study.write_text(
         'description = "1-D"\nobjectives = ["val_loss"]\n'
@@ -199,6 +199,8 @@ def test_a_one_dimensional_latent_is_marked_not_fatal(tmp_path, tiny_data_dir):
     assert "Traceback" not in outcome.output
     page = (results / "report" / "index.html").read_text()
     assert '<section id="one">' in page
+    for name in TRIAL_FIGURES:
+        assert (results / "report" / "one" / "trial-0000" / f"{name}.png").is_file(), name
 
 
 def test_error_cases_give_one_line(copy_of, tmp_path):

@@ -29,6 +29,7 @@ from vaesweep.layout import (
     METRICS_FILE,
     TRIAL_FILE,
     WEIGHTS_FILE,
+    trial_folder_name,
 )
 from vaesweep.model import VAE, build_model
 
@@ -134,7 +135,7 @@ def clean_debris(folder: Path, failed: set[int], older_than: float) -> list[Path
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     for number in sorted(failed):
-        path = folder / f"trial-{number:04d}"
+        path = folder / trial_folder_name(number)
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)

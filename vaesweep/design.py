@@ -25,6 +25,7 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError
+from vaesweep.storage import FAIL_REASON_ATTR
 
 PHASE_ATTR = "phase"  # trial: grid, explore or confirm
 REPLICATE_ATTR = "replicate"  # trial: its replicate index within its configuration and phase
@@ -155,7 +156,7 @@ def holds_its_slot(trial: FrozenTrial) -> bool:
     divergence (its seed is fixed, so a re-run would diverge again). Interrupted trials do not."""
     if trial.state != TrialState.FAIL:
         return True
-    return trial.user_attrs.get("fail_reason", "").startswith("diverged")
+    return trial.user_attrs.get(FAIL_REASON_ATTR, "").startswith("diverged")
 
 
 def next_slot(

@@ -203,6 +203,9 @@ def latent_scatter(means: np.ndarray, labels: np.ndarray, title: str) -> Figure:
             f"\n{means.shape[1]}-D latent means: first two principal components "
             f"({share:.0%} of variance)"
         )
+    elif means.shape[1] == 1:  # one dimension: the means by class, jittered vertically
+        jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(labels))
+        points, axis_names = np.column_stack([means[:, 0], labels + jitter]), ("z1", "class")
     else:
         points, axis_names = means, ("z1", "z2")
     fig, ax = _figure(figsize=(7.5, 6))
@@ -219,7 +222,17 @@ def latent_scatter(means: np.ndarray, labels: np.ndarray, title: str) -> Figure:
 
 @torch.no_grad()
 def manifold_grid(model: VAE, spread: np.ndarray, title: str) -> Figure:
-    """Decoded 15x15 grid over [-3, 3]^2 (z2 = +3 on the top row)."""
+    """Decoded 15x15 grid over [-3, 3]^2 (z2 = +3 on the top row); one row for a 1-D latent."""
+    if len(spread) == 1:
+        values = torch.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_SIZE).view(-1, 1)
+        images = torch.sigmoid(model.decode(values)).float()
+        fig, ax = _figure(figsize=(12, 1.8))
+        half = GRID_LIMIT / (GRID_SIZE - 1)
+        extent = (-GRID_LIMIT - half, GRID_LIMIT + half, 0, 1)
+        ax.imshow(_tile(images, GRID_SIZE), cmap="gray", vmin=0, vmax=1, extent=extent)
+        ax.set(xlabel="z1", yticks=[], title=title)
+        fig.tight_layout()
+        return fig
     dims = (0, 1) if len(spread) == 2 else tuple(sorted(np.argsort(spread)[::-1][:2].tolist()))
     values = torch.linspace(-GRID_LIMIT, GRID_LIMIT, GRID_SIZE)
     z = torch.zeros(GRID_SIZE, GRID_SIZE, len(spread))

@@ -17,8 +17,13 @@ TRIAL_FILE = "trial.json"
 LATENTS_FILE = "latents.npz"
 
 
+def trial_folder_name(number: int) -> str:
+    """A trial's folder name, in the results folder and in the report alike."""
+    return f"trial-{number:04d}"
+
+
 def trial_folder(results_dir: Path, study_name: str, number: int) -> Path:
-    return results_dir / study_name / f"trial-{number:04d}"
+    return results_dir / study_name / trial_folder_name(number)
 
 
 def check_writable(folder: Path, what: str = "results folder") -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from optuna.trial import FrozenTrial
 from rich.console import Console, Group
@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from vaesweep.storage import FAIL_REASON_ATTR, PRUNE_REASON_ATTR
+from vaesweep.storage import PRUNE_REASON_ATTR, fail_reason
 
 TABLE_ROWS = 12
 
@@ -40,7 +40,9 @@ def _format_values(trial: FrozenTrial) -> str:
 
 def _outcome(trial: FrozenTrial) -> str:
     """The objective value(s) of a completed trial, else why it stopped."""
-    reason = trial.user_attrs.get(PRUNE_REASON_ATTR) or trial.user_attrs.get(FAIL_REASON_ATTR)
+    reason = trial.user_attrs.get(PRUNE_REASON_ATTR)
+    if trial.state.name == "FAIL":
+        reason = fail_reason(trial)
     if reason:
         return f": {reason}"
     return f" value {_format_values(trial)}" if trial.values else ""
@@ -181,6 +183,35 @@ def make_progress(console: Console | None = None) -> Progress:
     return LiveProgress(console) if console.is_terminal else Progress(console)
 
 
+class TrialStarted(NamedTuple):
+    number: int
+    params: dict[str, Any]
+    epochs: int
+
+    def show(self, progress: Progress) -> None:
+        progress.trial_started(self.number, self.params, self.epochs)
+
+
+class EpochFinished(NamedTuple):
+    number: int
+    record: dict[str, float]
+
+    def show(self, progress: Progress) -> None:
+        progress.epoch_finished(self.number, self.record)
+
+
+class TrialFinished(NamedTuple):
+    trial: FrozenTrial
+    finished: int
+    best: set[int]
+
+    def show(self, progress: Progress) -> None:
+        progress.trial_finished(self.trial, self.finished, self.best)
+
+
+ProgressEvent = TrialStarted | EpochFinished | TrialFinished
+
+
 class QueueProgress(Progress):
     """In a worker process: sends each event to the parent, which shows them all."""
 
@@ -188,10 +219,10 @@ class QueueProgress(Progress):
         self.events, self.worker = events, worker
 
     def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
-        self.events.put(("trial_started", self.worker, number, dict(params), epochs))
+        self.events.put((self.worker, TrialStarted(number, dict(params), epochs)))
 
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
-        self.events.put(("epoch_finished", self.worker, number, dict(record)))
+        self.events.put((self.worker, EpochFinished(number, dict(record))))
 
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
-        self.events.put(("trial_finished", self.worker, trial, finished, best))
+        self.events.put((self.worker, TrialFinished(trial, finished, best)))

@@ -23,7 +23,7 @@ import pandas as pd
 from vaesweep.anchors import PUBLISHED, Anchor, pca_floor
 from vaesweep.errors import VaesweepError
 from vaesweep.html_page import write_index
-from vaesweep.layout import LATENTS_FILE, check_writable
+from vaesweep.layout import LATENTS_FILE, check_writable, trial_folder_name
 from vaesweep.storage import best_trials, open_storage
 from vaesweep.study_data import StudyData, TrialEntry, collect
 
@@ -231,7 +231,7 @@ class _Painter:
         if entry.problem is not None:
             return
         number = entry.trial.number
-        folder = self.out_dir / study / f"trial-{number:04d}"
+        folder = self.out_dir / study / trial_folder_name(number)
         entry.figures = {name: f"{study}/{folder.name}/{name}.png" for name in TRIAL_FIGURES}
         manifest_key = f"trial:{study}:{number}"
         key = f"{REPORT_VERSION}|{entry.key}"

@@ -27,6 +27,15 @@ METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
 FAIL_REASON_ATTR = "fail_reason"
 PRUNE_REASON_ATTR = "prune_reason"
 EPOCHS_DONE_ATTR = "epochs_done"  # trial: epochs trained so far (updated every epoch)
+# Optuna fails a trial whose heartbeat stopped without letting anyone annotate it afterwards
+# (a finished trial takes no attributes), so a failed trial without a reason is that case.
+STALE_REASON = "no heartbeat for the grace period: its worker was stopped or killed"
+
+
+def fail_reason(trial: FrozenTrial) -> str:
+    return trial.user_attrs.get(FAIL_REASON_ATTR) or STALE_REASON
+
+
 # A running trial records a heartbeat this often; one silent for the grace period (its worker was
 # killed) is marked failed by the next worker that looks. VAESWEEP_GRACE_SECONDS changes the
 # grace period (the heartbeat follows at a sixth of it), e.g. for tests or slow shared storage.
