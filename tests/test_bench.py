@@ -5,7 +5,7 @@ import json
 import torch
 
 from vaesweep.bench import training_throughput
-from vaesweep.train import native_bf16, resolve_precision
+from vaesweep.device import native_bf16, resolve_precision
 
 from test_cli import vaesweep
 

@@ -95,7 +95,7 @@ def test_early_stopping_waits_for_its_start_and_restores_the_best_weights():
 def test_training_restores_best_epoch_weights(tiny_data):
     splits = make_splits(tiny_data, 100)
     result = train(tiny_config(epochs=4), splits, CPU)
-    from vaesweep.train import validate
+    from vaesweep.validation import validate
 
     restored = validate(result.model, splits.val_x, tiny_config(), 1.0, CPU, result.precision)
     restored = restored.stats["elbo"]

@@ -18,13 +18,14 @@ import torch
 
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, load_fashion_mnist, make_splits
+from vaesweep.device import autocast, native_bf16
 from vaesweep.losses import vae_loss
 from vaesweep.metrics import encode_means, knn_accuracy, mean_ssim, reconstruct
 from vaesweep.model import build_model
 from vaesweep.objective import Objective
 from vaesweep.progress import Progress
 from vaesweep.studies import load_study
-from vaesweep.train import autocast, make_optimizer, native_bf16, train
+from vaesweep.train import make_optimizer, train
 
 BATCH_SIZE = 128
 PRECISION_TOLERANCE = 0.01  # bf16 must reach fp32's validation ELBO within 1%

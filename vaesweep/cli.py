@@ -220,7 +220,7 @@ def bench(
 
     from vaesweep.bench import run_bench
     from vaesweep.bench_table import BenchTable
-    from vaesweep.train import resolve_device
+    from vaesweep.device import resolve_device
 
     _quiet_optuna()
     if threads:

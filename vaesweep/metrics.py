@@ -26,7 +26,7 @@ from vaesweep.config import TrainConfig
 from vaesweep.data import Splits
 from vaesweep.losses import log_likelihood
 from vaesweep.model import VAE
-from vaesweep.train import EVAL_BATCH, validate
+from vaesweep.validation import EVAL_BATCH, validate
 
 KNN_NEIGHBOURS = 5
 SSIM_IMAGES, SSIM_SEED = 1000, 42

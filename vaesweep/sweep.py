@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from vaesweep.artifacts import clean_debris
 from vaesweep.config import TrainConfig
 from vaesweep.data import load_fashion_mnist, make_splits
+from vaesweep.device import resolve_device
 from vaesweep.errors import VaesweepError
 from vaesweep.layout import check_writable
 from vaesweep.progress import Progress
@@ -31,7 +32,6 @@ from vaesweep.storage import (
 )
 from vaesweep.studies import StudySpec
 from vaesweep.study_data import collect
-from vaesweep.train import resolve_device
 from vaesweep.work_loop import MAX_FAILURES_IN_A_ROW, RunRequest, counts, failing_streak, work
 from vaesweep.workers import run_workers
 

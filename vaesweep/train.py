@@ -10,21 +10,17 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from vaesweep.config import TrainConfig
 from vaesweep.data import Splits
-from vaesweep.errors import VaesweepError
+from vaesweep.device import autocast, memory_format, resolve_precision
 from vaesweep.interrupts import stop_if_requested
 from vaesweep.losses import vae_loss
 from vaesweep.model import VAE, build_model
-
-EVAL_BATCH = 1000
-# The validation ELBO uses the same noise every epoch, so epochs differ by the model alone.
-VALIDATION_NOISE_SEED = 1234
+from vaesweep.validation import validate
 
 
 class TrainingDiverged(Exception):
@@ -43,40 +39,6 @@ class TrainResult:
 def beta_at(epoch: int, warmup_epochs: int) -> float:
     """Linear KL warm-up: beta = epoch / warmup_epochs (0-based) until it reaches 1."""
     return epoch / warmup_epochs if epoch < warmup_epochs else 1.0
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; asking for CUDA without it is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise VaesweepError("--device cuda: no CUDA device is available (use --device cpu)")
-    if name not in ("cpu", "cuda"):
-        raise VaesweepError(f"--device must be auto, cpu or cuda; got {name!r}")
-    return torch.device(name)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether this device computes bf16 natively (AVX-512 BF16 / AMX on CPU, Ampere+ on CUDA)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' takes bf16 autocast where native (`vaesweep bench --check-precision` shows it
-    reaches fp32's validation ELBO), else fp32."""
-    if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    return precision
-
-
-def memory_format(model: VAE) -> torch.memory_format:
-    return torch.channels_last if model.channels_last else torch.contiguous_format
-
-
-def autocast(precision: str, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def _train_epoch(
@@ -109,50 +71,6 @@ def _train_epoch(
         sums += torch.stack([loss.total, loss.recon, loss.kl]).detach() * len(x)
     total, recon, kl = (sums / len(x_all)).tolist()
     return {"loss": total, "recon": recon, "kl": kl, "beta_kl": beta * kl}
-
-
-class Validation(NamedTuple):
-    stats: dict[str, float]
-    means: Tensor  # latent means of every image, in order (float32, on the CPU)
-    kl_per_dim: Tensor  # KL to the prior of each latent dimension, averaged over the images
-
-
-@torch.no_grad()
-def validate(
-    model: VAE,
-    x_all: Tensor,
-    config: TrainConfig,
-    beta: float,
-    device: torch.device,
-    precision: str,
-) -> Validation:
-    """One pass: loss at this epoch's beta, the beta=1 ELBO, per-pixel MSE with z = mu, the
-    latent means and the KL per dimension. The noise is seeded, so epochs differ by the model
-    alone."""
-    model.eval()
-    generator = torch.Generator(device=device).manual_seed(VALIDATION_NOISE_SEED)
-    sums = torch.zeros(3, device=device)
-    kl_dims = torch.zeros(model.latent_dim, device=device, dtype=torch.float64)
-    means = []
-    for start in range(0, len(x_all), EVAL_BATCH):
-        x = x_all[start : start + EVAL_BATCH]
-        with autocast(precision, device):
-            mu, logvar = model.encode(x)
-            z = model.reparameterize(mu, logvar, generator)
-            logits = model.decode(z)
-            recon_mu = torch.sigmoid(model.decode(mu).float())
-        loss = vae_loss(logits, x, mu, logvar, config.likelihood, beta)
-        squared_error = (recon_mu - x).square().mean()
-        sums += torch.stack([loss.recon, loss.kl, squared_error]) * len(x)
-        mu, logvar = mu.float(), logvar.float()
-        kl_dims += (0.5 * (mu.square() + logvar.exp() - logvar - 1.0)).sum(0).double()
-        means.append(mu.cpu())
-    recon, kl, mse = (sums / len(x_all)).tolist()
-    stats = {
-        "loss": recon + beta * kl, "recon": recon, "kl": kl, "beta_kl": beta * kl,
-        "elbo": recon + kl, "mse": mse,
-    }  # fmt: skip
-    return Validation(stats, torch.cat(means), (kl_dims / len(x_all)).float().cpu())
 
 
 KERAS_ADAM_EPSILON = 1e-7  # Keras's default (PyTorch's is 1e-8)

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep import interrupts
 from vaesweep.design import EXPLORE, WAIT, holds_its_slot, next_slot, slot_of
+from vaesweep.device import resolve_device
 from vaesweep.objective import Objective
 from vaesweep.progress import Progress
 from vaesweep.storage import (
@@ -24,7 +25,7 @@ from vaesweep.storage import (
     open_storage,
 )
 from vaesweep.studies import StudySpec
-from vaesweep.train import TrainingDiverged, resolve_device
+from vaesweep.train import TrainingDiverged
 
 MAX_FAILURES_IN_A_ROW = 5
 WAIT_SECONDS = 2.0  # poll interval while other workers finish the last trials

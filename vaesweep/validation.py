@@ -1,0 +1,63 @@
+"""One pass over held-out images: the losses at a given beta, the beta = 1 ELBO, the per-pixel
+MSE of z = mu reconstructions, the latent means and the KL per dimension. The trainer runs it every
+epoch; the final evaluation runs it in fp32."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from vaesweep.config import TrainConfig
+from vaesweep.device import autocast
+from vaesweep.losses import vae_loss
+from vaesweep.model import VAE
+
+EVAL_BATCH = 1000
+# The validation ELBO uses the same noise every epoch, so epochs differ by the model alone.
+VALIDATION_NOISE_SEED = 1234
+
+
+class Validation(NamedTuple):
+    stats: dict[str, float]
+    means: Tensor  # latent means of every image, in order (float32, on the CPU)
+    kl_per_dim: Tensor  # KL to the prior of each latent dimension, averaged over the images
+
+
+@torch.no_grad()
+def validate(
+    model: VAE,
+    x_all: Tensor,
+    config: TrainConfig,
+    beta: float,
+    device: torch.device,
+    precision: str,
+) -> Validation:
+    """One pass: loss at this epoch's beta, the beta=1 ELBO, per-pixel MSE with z = mu, the
+    latent means and the KL per dimension. The noise is seeded, so epochs differ by the model
+    alone."""
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(VALIDATION_NOISE_SEED)
+    sums = torch.zeros(3, device=device)
+    kl_dims = torch.zeros(model.latent_dim, device=device, dtype=torch.float64)
+    means = []
+    for start in range(0, len(x_all), EVAL_BATCH):
+        x = x_all[start : start + EVAL_BATCH]
+        with autocast(precision, device):
+            mu, logvar = model.encode(x)
+            z = model.reparameterize(mu, logvar, generator)
+            logits = model.decode(z)
+            recon_mu = torch.sigmoid(model.decode(mu).float())
+        loss = vae_loss(logits, x, mu, logvar, config.likelihood, beta)
+        squared_error = (recon_mu - x).square().mean()
+        sums += torch.stack([loss.recon, loss.kl, squared_error]) * len(x)
+        mu, logvar = mu.float(), logvar.float()
+        kl_dims += (0.5 * (mu.square() + logvar.exp() - logvar - 1.0)).sum(0).double()
+        means.append(mu.cpu())
+    recon, kl, mse = (sums / len(x_all)).tolist()
+    stats = {
+        "loss": recon + beta * kl, "recon": recon, "kl": kl, "beta_kl": beta * kl,
+        "elbo": recon + kl, "mse": mse,
+    }  # fmt: skip
+    return Validation(stats, torch.cat(means), (kl_dims / len(x_all)).float().cpu())
