@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import optuna
@@ -27,7 +28,6 @@ from vaesweep.storage import (
     METRICS_ATTR,
     PRUNE_REASON_ATTR,
 )
-from vaesweep.studies import ParamSpec
 
 METRIC_COLUMNS = (
     *(
@@ -81,10 +81,11 @@ class StudyData:
 
     @property
     def design_summary(self) -> str:
-        grid = (
-            grid_values([ParamSpec(**p) for p in self.search]) if self.design.explore == 0 else []
-        )
-        return self.design.describe(len(grid))
+        if self.design.kind != "grid":
+            return self.design.describe(0)
+        # The stored search, as attributes: importing studies.py would import torch, which an
+        # up-to-date report never needs.
+        return self.design.describe(len(grid_values([SimpleNamespace(**p) for p in self.search])))
 
     @property
     def best(self) -> set[int]:
