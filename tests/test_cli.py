@@ -379,6 +379,13 @@ def test_a_worker_whose_trial_was_failed_while_it_was_stopped_goes_on(
     assert states[0] == "FAIL" and states.count("COMPLETE") == 2
 
 
+def test_a_malformed_storage_url_writes_no_folder(tmp_path, tiny_data_dir):
+    results = tmp_path / "fresh-results"
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 1, "--storage", "x"))
+    assert outcome.exit_code == 1 and "is not a URL" in outcome.output
+    assert not results.exists()
+
+
 def test_a_bad_grace_period_is_one_line(study_with_two_trials, tiny_data_dir, monkeypatch):
     monkeypatch.setenv("VAESWEEP_GRACE_SECONDS", "abc")
     before = snapshot(study_with_two_trials)

@@ -37,6 +37,12 @@ def test_studies_varying_the_likelihood_score_on_likelihood_free_metrics():
         assert set(load_study(name).objectives) <= {"val_mse", "val_ssim", "val_knn_accuracy"}
 
 
+def test_an_installation_without_study_files_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("vaesweep.studies.STUDIES_DIR", tmp_path)
+    with pytest.raises(VaesweepError, match="no study files in .*installation is incomplete"):
+        available_studies()
+
+
 def test_unknown_study_lists_the_available_ones():
     with pytest.raises(VaesweepError, match="unknown study 'nope' .*warmup"):
         load_study("nope")
