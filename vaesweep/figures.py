@@ -46,15 +46,19 @@ def _tile(images: torch.Tensor, nrow: int) -> np.ndarray:
 
 
 def effects_plot(
-    trials: pd.DataFrame, params: Sequence[str], metrics: Sequence[str], phase: str
+    trials: pd.DataFrame,
+    effects: pd.DataFrame,
+    params: Sequence[str],
+    metrics: Sequence[str],
+    phase: str,
 ) -> Figure:
-    """The answer's evidence: each configuration's replicates as dots, their mean and 95%
-    interval as a bar, one panel per metric. Only comparable trials; no line through discrete
-    values."""
-    from vaesweep.effects import configuration, effects_table, metric_label
+    """The answer's evidence: each configuration's replicates (comparable trials only) as dots,
+    their mean and 95% interval (from the study's effects table) as a bar, one panel per metric.
+    No line through discrete values."""
+    from vaesweep.effects import configuration, metric_label
 
     labelled = trials.assign(configuration=configuration(trials, params))
-    table = effects_table(trials, params, metrics)
+    table = effects[effects["metric"].isin(metrics)]
     order = list(dict.fromkeys(table["value"]))
     cols = min(3, len(metrics))
     rows = -(-len(metrics) // cols)

@@ -174,7 +174,9 @@ class _Painter:
         if "effects" in planned:
             fair = table[table["in_answer"]]
             self._save(
-                figures.effects_plot(fair, report.params, metrics, report.design.answer_phase),
+                figures.effects_plot(
+                    fair, report.effects, report.params, metrics, report.design.answer_phase
+                ),
                 folder / "effects.png",
             )
         for param in report.search:

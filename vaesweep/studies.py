@@ -110,8 +110,8 @@ class StudySpec:
     def beta_warning(self) -> str | None:
         """A warning when some trial's epochs end before its KL warm-up does: such a trial never
         trains the beta = 1 ELBO it is scored on."""
-        epochs = TrainConfig.from_mapping(self.fixed, self.name).epochs
-        warmups = [TrainConfig.from_mapping(self.fixed, self.name).warmup_epochs]
+        fixed = TrainConfig.from_mapping(self.fixed, self.name)
+        epochs, warmups = fixed.epochs, [fixed.warmup_epochs]
         for param in self.search:
             if param.name == "warmup_epochs":
                 warmups = list(param.choices) or [param.high]
