@@ -5,7 +5,7 @@ import json
 import torch
 
 from vaesweep.bench import training_throughput
-from vaesweep.device import native_bf16, resolve_precision
+from vaesweep.device import decide, native_bf16
 
 from test_cli import vaesweep
 
@@ -13,8 +13,8 @@ CPU = torch.device("cpu")
 
 
 def test_auto_precision_is_bf16_exactly_where_native():
-    assert resolve_precision("auto", CPU) == ("bf16" if native_bf16(CPU) else "fp32")
-    assert resolve_precision("fp32", CPU) == "fp32"
+    assert decide("cpu", "auto").precision == ("bf16" if native_bf16(CPU) else "fp32")
+    assert decide("cpu", "fp32").precision == "fp32"
 
 
 def test_seed_architecture_trains_channels_last():

@@ -81,6 +81,8 @@ def test_run_leaves_a_folder_per_trial_and_records_point_to_it(study_with_two_tr
         assert trial.user_attrs["phase"] == "grid"
         assert config["epochs"] == 2
         assert config["seed"] == trial_seed(0, trial.params, "grid", replicate)
+        # The database keeps the seed; the whole config is stored once, in config.json.
+        assert trial.user_attrs["seed"] == config["seed"] and "config" not in trial.user_attrs
         assert (folder / "model.pt").is_file() and (folder / "history.csv").is_file()
 
 

@@ -8,10 +8,10 @@ import signal
 
 import optuna
 import pytest
-import torch
 
 from vaesweep import interrupts
 from vaesweep.data import make_splits
+from vaesweep.device import decide
 from vaesweep.storage import open_storage
 from vaesweep.train import train
 
@@ -49,7 +49,9 @@ def test_training_stops_before_its_next_step(tiny_data):
 
     with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
         with interrupts.graceful_interrupts(), interrupts.safe_points_only():
-            train(tiny_config(epochs=5), make_splits(tiny_data, 100), torch.device("cpu"), on_epoch)
+            train(
+                tiny_config(epochs=5), make_splits(tiny_data, 100), decide("cpu", "fp32"), on_epoch
+            )
     assert epochs_seen == [0]
 
 

@@ -1,4 +1,3 @@
-import dataclasses
 import json
 
 import pytest
@@ -7,13 +6,14 @@ import torch
 from vaesweep.artifacts import load_latents, load_model, save_trial
 from vaesweep.config import TrainConfig
 from vaesweep.data import make_splits
+from vaesweep.device import Compute
 from vaesweep.errors import VaesweepError
 from vaesweep.layout import trial_folder
 from vaesweep.metrics import evaluate, knn_accuracy, mean_ssim, pixel_mse, reconstruct
 from vaesweep.model import build_model
 from vaesweep.train import train
 
-CPU = torch.device("cpu")
+CPU = Compute(torch.device("cpu"), "fp32")
 
 
 def test_pixel_mse():
@@ -64,7 +64,7 @@ def test_evaluate_gives_every_metric_for_validation_and_test(tiny_data):
     assert metrics["test_knn_accuracy"] > 0.5
     assert metrics["test_knn_notebook"] > 0.5
     assert metrics["test_mse"] == pytest.approx(
-        pixel_mse(splits.test_x, reconstruct(result.model, splits.test_x, CPU))
+        pixel_mse(splits.test_x, reconstruct(result.model, splits.test_x, CPU.device))
     )
 
 
@@ -73,9 +73,10 @@ def test_evaluation_is_fp32_whatever_the_training_precision(tiny_data):
         arch="mlp", lr=2e-3, epochs=2, warmup_epochs=0, val_size=100, precision="bf16"
     )
     splits = make_splits(tiny_data, 100)
-    model = train(config, splits, CPU).model
-    after_bf16, _ = evaluate(model, splits, config, CPU)
-    after_fp32, _ = evaluate(model, splits, dataclasses.replace(config, precision="fp32"), CPU)
+    bf16 = Compute(torch.device("cpu"), "bf16")
+    model = train(config, splits, bf16).model
+    after_bf16, _ = evaluate(model, splits, config, bf16)
+    after_fp32, _ = evaluate(model, splits, config, CPU)
     assert after_bf16 == after_fp32
 
 
@@ -138,6 +139,21 @@ def test_unreadable_weights_give_a_clear_error(tmp_path):
     (folder / "model.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(VaesweepError, match="model.pt: cannot load weights"):
         load_model(folder)
+    (folder / "config.json").write_text('["not", "settings"]')
+    with pytest.raises(VaesweepError, match="config.json: cannot read"):
+        load_model(folder)
+
+
+def test_the_config_is_stored_once_and_older_folders_still_load(tmp_path):
+    folder = trial_folder(tmp_path, "s", 0)
+    config, model = TrainConfig(arch="mlp", latent_dim=3), build_model("mlp", 3).eval()
+    save_trial(folder, config, [], {}, model, {})
+    assert set(torch.load(folder / "model.pt", weights_only=True)) == set(model.state_dict())
+    # Folders written before config.json was the one copy hold {"config", "state_dict"}.
+    torch.save({"config": config.to_dict(), "state_dict": model.state_dict()}, folder / "model.pt")
+    rebuilt, loaded = load_model(folder)
+    x = torch.rand(2, 1, 28, 28)
+    assert loaded == config and torch.equal(rebuilt.reconstruct(x), model.reconstruct(x))
 
 
 def test_anchor_setting_defaults_are_the_configs():

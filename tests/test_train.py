@@ -3,6 +3,7 @@ import torch
 
 from vaesweep.config import TrainConfig
 from vaesweep.data import make_splits
+from vaesweep.device import Compute
 from vaesweep.losses import vae_loss
 from vaesweep.model import VAE, build_model
 from vaesweep.train import (
@@ -14,7 +15,7 @@ from vaesweep.train import (
     train,
 )
 
-CPU = torch.device("cpu")
+CPU = Compute(torch.device("cpu"), "fp32")
 
 
 def tiny_config(**changes) -> TrainConfig:
@@ -97,7 +98,7 @@ def test_training_restores_best_epoch_weights(tiny_data):
     result = train(tiny_config(epochs=4), splits, CPU)
     from vaesweep.validation import validate
 
-    restored = validate(result.model, splits.val_x, tiny_config(), 1.0, CPU, result.precision)
+    restored = validate(result.model, splits.val_x, tiny_config(), 1.0, CPU)
     restored = restored.stats["elbo"]
     best = min(h["val_elbo"] for h in result.history)
     assert result.history[result.best_epoch]["val_elbo"] == best

@@ -1,5 +1,7 @@
 """One folder per trial: config, weights, history and metrics, enough to rebuild the model alone.
 
+`config.json` is the one stored copy of a trial's settings; `model.pt` holds the weights alone.
+
 A folder is written under a temporary name and renamed into place, so a folder with the final
 name is always complete.
 """
@@ -53,7 +55,7 @@ def save_trial(
     pd.DataFrame(history).to_csv(staging / HISTORY_FILE, index=False)
     _write_json(staging / METRICS_FILE, metrics)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    torch.save({"config": config.to_dict(), "state_dict": state}, staging / WEIGHTS_FILE)
+    torch.save(state, staging / WEIGHTS_FILE)
     if latents is not None:
         means, labels = latents
         np.savez(
@@ -65,18 +67,28 @@ def save_trial(
     return folder
 
 
+def load_config(folder: str | Path) -> TrainConfig:
+    """A trial's settings, from its `config.json`."""
+    path = Path(folder) / CONFIG_FILE
+    with _reading(path):
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object")
+    return TrainConfig.from_mapping(values, str(path))
+
+
 def load_model(folder: str | Path) -> tuple[VAE, TrainConfig]:
-    """Rebuild a trained model (in eval mode, on the CPU) from its weights file alone. Its
-    `decode(z)` gives logits; `torch.sigmoid(model.decode(z))` or `model.reconstruct(x)` give
-    images in [0, 1]."""
+    """Rebuild a trained model (in eval mode, on the CPU) from its folder: `config.json` and
+    `model.pt`. Its `decode(z)` gives logits; `torch.sigmoid(model.decode(z))` or
+    `model.reconstruct(x)` give images in [0, 1]."""
+    config = load_config(folder)
     path = Path(folder) / WEIGHTS_FILE
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        config = TrainConfig.from_mapping(saved["config"], str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if "state_dict" in state:  # written before config.json became the one copy
+            state = state["state_dict"]
         model = build_model(config.arch, config.latent_dim)
-        model.load_state_dict(saved["state_dict"])
-    except VaesweepError:
-        raise
+        model.load_state_dict(state)
     except Exception as err:
         raise VaesweepError(f"{path}: cannot load weights ({type(err).__name__}: {err})") from None
     return model.eval(), config

@@ -18,7 +18,7 @@ import torch
 
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, load_fashion_mnist, make_splits
-from vaesweep.device import autocast, native_bf16
+from vaesweep.device import Compute, decide, native_bf16
 from vaesweep.losses import vae_loss
 from vaesweep.metrics import encode_means, knn_accuracy, mean_ssim, reconstruct
 from vaesweep.model import build_model
@@ -48,7 +48,7 @@ def training_throughput(
     x = torch.rand(BATCH_SIZE, 1, 28, 28, device=device).contiguous(memory_format=layout)
 
     def step() -> None:
-        with autocast(precision, device):
+        with Compute(device, precision).autocast():
             logits, mu, logvar = model(x)
         loss = vae_loss(logits, x, mu, logvar, "bce", beta=1.0)
         optimizer.zero_grad(set_to_none=True)
@@ -127,7 +127,8 @@ def bench_trial(data: FashionMNIST, device: torch.device, study: str = "warmup")
     optuna_study.enqueue_trial({param.name: _middle(param) for param in spec.search})
     collector = _EpochCollector()
     with tempfile.TemporaryDirectory() as results:
-        objective = Objective(spec, "bench", data, Path(results), device, collector)
+        compute = decide(device.type, spec.base.precision)
+        objective = Objective(spec, "bench", data, Path(results), compute, collector)
         trial = optuna_study.ask()
         started = time.perf_counter()
         objective(trial)
@@ -135,7 +136,7 @@ def bench_trial(data: FashionMNIST, device: torch.device, study: str = "warmup")
     steps = sum(r["train_seconds"] for r in collector.records)
     epochs = sum(r["seconds"] for r in collector.records)
     return _record(
-        "trial", arch=spec.fixed.get("arch"), seconds=total, study=study,
+        "trial", arch=spec.base.arch, seconds=total, study=study,
         params=trial.params, epochs=len(collector.records), training_steps_s=steps,
         validation_s=epochs - steps, rest_s=total - epochs, overhead_fraction=1 - steps / total,
     )  # fmt: skip
@@ -172,7 +173,7 @@ def check_precision(data: FashionMNIST, device: torch.device, epochs: int) -> li
         config = TrainConfig(arch="mlp", likelihood="bce", lr=2e-3, epochs=epochs, warmup_epochs=0,
                              precision=precision, early_stop_patience=epochs)  # fmt: skip
         started = time.perf_counter()
-        result = train(config, splits, device)
+        result = train(config, splits, Compute(device, precision))
         elbo[precision] = (
             min(r["val_elbo"] for r in result.history),
             time.perf_counter() - started,

@@ -1,12 +1,44 @@
-"""Where and in what precision torch computes: decided once per run or trial from the
-settings, then passed along."""
+"""Where and in what precision torch computes: decided once per run (`decide`), from the
+`--device` option and the study's `precision` setting, then passed along as a `Compute`."""
 
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
 
 import torch
 
 from vaesweep.errors import VaesweepError
 from vaesweep.model import VAE
+
+
+@dataclass(frozen=True)
+class Compute:
+    """The run's decision: its device, and the precision of training's forward passes."""
+
+    device: torch.device
+    precision: str  # "fp32" or "bf16" (bf16 autocast)
+
+    def autocast(self):
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
+
+    @property
+    def for_evaluation(self) -> Compute:
+        """Evaluation is fp32 whatever training used, so the same weights give the same metrics
+        on every machine."""
+        return dataclasses.replace(self, precision="fp32")
+
+
+def decide(device: str, precision: str) -> Compute:
+    """'auto' device: CUDA when present. 'auto' precision: bf16 autocast where the device
+    computes bf16 natively (`vaesweep bench --precision-epochs` shows it reaches fp32's
+    validation ELBO), else fp32."""
+    chosen = resolve_device(device)
+    if precision == "auto":
+        precision = "bf16" if native_bf16(chosen) else "fp32"
+    return Compute(chosen, precision)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -27,17 +59,5 @@ def native_bf16(device: torch.device) -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' takes bf16 autocast where native (`vaesweep bench --check-precision` shows it
-    reaches fp32's validation ELBO), else fp32."""
-    if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    return precision
-
-
 def memory_format(model: VAE) -> torch.memory_format:
     return torch.channels_last if model.channels_last else torch.contiguous_format
-
-
-def autocast(precision: str, device: torch.device):
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

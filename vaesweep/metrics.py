@@ -24,6 +24,7 @@ from torch import Tensor
 
 from vaesweep.config import TrainConfig
 from vaesweep.data import Splits
+from vaesweep.device import Compute
 from vaesweep.losses import log_likelihood
 from vaesweep.model import VAE
 from vaesweep.validation import EVAL_BATCH, validate
@@ -138,18 +139,20 @@ class Evaluation(NamedTuple):
     test_means: Tensor  # latent means of the test set, kept for the report's scatter plots
 
 
-def evaluate(model: VAE, splits: Splits, config: TrainConfig, device: torch.device) -> Evaluation:
+def evaluate(model: VAE, splits: Splits, config: TrainConfig, compute: Compute) -> Evaluation:
     """Final metrics on validation and test, in fp32 whatever the training precision, so the same
     weights give the same metrics on every machine: beta=1 loss (the negative ELBO) with its
     recon and KL terms, per-pixel MSE of z = mu reconstructions, 5-NN accuracy of latent means
     (fitted on the training split's; and, for test, the notebook's protocol), active units and
     per-dimension KL, SSIM of z = mu reconstructions on a fixed 1,000 images (as the notebook
     does), and the IWAE negative log-likelihood on a fixed 500 (both cost the most)."""
+    compute = compute.for_evaluation
+    device = compute.device
     reference = encode_means(model, splits.train_x, device)
     metrics: dict[str, float | list[float]] = {}
     means = {}
     for part, x, y in (("val", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y)):
-        check = validate(model, x.to(device), config, 1.0, device, "fp32")
+        check = validate(model, x.to(device), config, 1.0, compute)
         stats, means[part] = check.stats, check.means
         ssim_images = x[fixed_subset(len(x), SSIM_IMAGES, SSIM_SEED)]
         nll_images = x[fixed_subset(len(x), NLL_IMAGES, NLL_SEED)].to(device)

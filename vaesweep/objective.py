@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 
 from vaesweep.artifacts import save_trial
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, Splits, make_splits
 from vaesweep.design import EXPLORE, PHASE_ATTR, REPLICATE_ATTR, trial_seed
+from vaesweep.device import Compute
 from vaesweep.layout import trial_folder
 from vaesweep.metrics import evaluate
 from vaesweep.model import VAE
@@ -24,6 +24,7 @@ from vaesweep.storage import (
     FOLDER_ATTR,
     METRICS_ATTR,
     PRUNE_REASON_ATTR,
+    SEED_ATTR,
 )
 from vaesweep.studies import PER_EPOCH, StudySpec
 from vaesweep.train import TrainingDiverged, train
@@ -52,7 +53,7 @@ class Objective:
         study_name: str,
         data: FashionMNIST,
         results_dir: Path,
-        device: torch.device,
+        compute: Compute,
         progress: Progress,
         base_seed: int = 0,
     ):
@@ -60,7 +61,7 @@ class Objective:
         self.study_name = study_name
         self.data = data
         self.results_dir = results_dir
-        self.device = device
+        self.compute = compute
         self.progress = progress
         self.base_seed = base_seed
 
@@ -76,10 +77,11 @@ class Objective:
             splits=make_splits(self.data, config.val_size, config.train_subset, config.binarize),
             folder=trial_folder(self.results_dir, self.study_name, trial.number),
         )  # fmt: skip
-        trial.set_user_attr("config", config.to_dict())
+        trial.set_user_attr(SEED_ATTR, seed)  # with the study's definition and the params,
+        # the trial's settings; the whole config is stored once, in its folder's config.json
         self.progress.trial_started(trial.number, params, config.epochs)
         try:
-            result = train(config, run.splits, self.device, lambda r, m: self._on_epoch(run, r, m))
+            result = train(config, run.splits, self.compute, lambda r, m: self._on_epoch(run, r, m))
         except TrainingDiverged as err:
             trial.set_user_attr(FAIL_REASON_ATTR, f"diverged: {err}")
             raise
@@ -90,7 +92,6 @@ class Objective:
         metrics = self._finish(
             run, result.model, "COMPLETE", epochs_run=len(result.history),
             best_epoch=result.best_epoch, stop_reason=result.stop_reason,
-            precision=result.precision,
         )  # fmt: skip
         values = [metrics[name] for name in self.spec.objectives]
         return values[0] if len(values) == 1 else values
@@ -123,11 +124,11 @@ class Objective:
 
     def _finish(self, run: _TrialRun, model: VAE, state: str, **info: Any) -> dict[str, float]:
         """Evaluate, write the trial folder, and point the trial record to it."""
-        metrics, test_means = evaluate(model, run.splits, run.config, self.device)
+        metrics, test_means = evaluate(model, run.splits, run.config, self.compute)
         info = {
             "study": self.study_name, "number": run.trial.number, "state": state,
-            "params": run.params, "seconds": round(time.perf_counter() - run.started, 3),
-            "device": str(self.device), **info,
+            "seconds": round(time.perf_counter() - run.started, 3),
+            "device": str(self.compute.device), "precision": self.compute.precision, **info,
         }  # fmt: skip
         save_trial(
             run.folder, run.config, run.history, info, model, metrics,

@@ -26,6 +26,7 @@ FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
 METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
 FAIL_REASON_ATTR = "fail_reason"
 PRUNE_REASON_ATTR = "prune_reason"
+SEED_ATTR = "seed"  # trial: its seed (settings: the study's definition, the params and this)
 EPOCHS_DONE_ATTR = "epochs_done"  # trial: epochs trained so far (updated every epoch)
 # Optuna fails a trial whose heartbeat stopped without letting anyone annotate it afterwards
 # (a finished trial takes no attributes), so a failed trial without a reason is that case.

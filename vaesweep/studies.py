@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import json
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,9 +18,10 @@ from typing import Any
 
 import optuna
 
-from vaesweep.config import FIELD_NAMES, TrainConfig, check_setting, parse_override
+from vaesweep.config import FIELD_NAMES, TrainConfig, parse_override
 from vaesweep.design import Design, grid_values, parse_design
 from vaesweep.errors import VaesweepError
+from vaesweep.search_space import ParamSpec, parse_param
 
 # The shipped studies are package data, so an installed wheel has them too; the repository's
 # top-level studies/ is a link to this folder, one set of files for both.
@@ -51,52 +51,36 @@ _PRUNER_OPTIONS = {
     "hyperband": {"min_resource", "reduction_factor"},
     "none": set(),
 }
+# Settings every trial of a study shares, and why.
+UNSEARCHABLE = {
+    "val_size": "trials must share validation images",
+    "precision": "it is decided once per run, for every trial; set it in [fixed]",
+}
 _DESIGN_KEYS = {"replicates", "explore", "confirm_top"}
 _TOP_LEVEL_KEYS = {"description", "objectives", "search", "fixed", "sampler", "pruner"}
 _TOP_LEVEL_KEYS |= _DESIGN_KEYS
-_PARAM_KEYS = {"type", "low", "high", "log", "step", "choices"}
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One searched setting: an int or float range, or a list of choices."""
-
-    name: str
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: tuple[Any, ...] = ()
-
-    def suggest(self, trial: optuna.Trial) -> Any:
-        if self.kind == "categorical":
-            return trial.suggest_categorical(self.name, list(self.choices))
-        if self.kind == "int":
-            return trial.suggest_int(
-                self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
-            )
-        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
-
-    def describe(self) -> str:
-        if self.kind == "categorical":
-            return "{" + ", ".join(map(str, self.choices)) + "}"
-        scale = ", log" if self.log else ""
-        step = f", step {self.step}" if self.step else ""
-        return f"{self.kind} [{self.low}, {self.high}{step}{scale}]"
 
 
 @dataclass(frozen=True)
 class StudySpec:
+    """A study, validated once when loaded: every trial's config is `base` with the trial's
+    searched values and seed put in (`config_for`)."""
+
     name: str
     description: str
     objectives: tuple[str, ...]
     search: tuple[ParamSpec, ...]
-    fixed: Mapping[str, Any]
+    base: TrainConfig  # TrainConfig's defaults with the study's fixed settings applied
+    fixed_keys: tuple[str, ...] = ()  # the settings the study sets itself, sorted
     sampler: Mapping[str, Any] = field(default_factory=lambda: {"name": "tpe"})
     pruner: Mapping[str, Any] = field(default_factory=lambda: {"name": "none"})
     design: Design = field(default_factory=Design)
     source: str = ""
+
+    @property
+    def fixed(self) -> dict[str, Any]:
+        """The settings the study fixes, as the file (and any --set) wrote them."""
+        return {key: getattr(self.base, key) for key in self.fixed_keys}
 
     @property
     def directions(self) -> list[str]:
@@ -110,8 +94,7 @@ class StudySpec:
     def beta_warning(self) -> str | None:
         """A warning when some trial's epochs end before its KL warm-up does: such a trial never
         trains the beta = 1 ELBO it is scored on."""
-        fixed = TrainConfig.from_mapping(self.fixed, self.name)
-        epochs, warmups = fixed.epochs, [fixed.warmup_epochs]
+        epochs, warmups = self.base.epochs, [self.base.warmup_epochs]
         for param in self.search:
             if param.name == "warmup_epochs":
                 warmups = list(param.choices) or [param.high]
@@ -136,7 +119,8 @@ class StudySpec:
         return {param.name: param.suggest(trial) for param in self.search}
 
     def config_for(self, params: Mapping[str, Any], seed: int) -> TrainConfig:
-        return TrainConfig.from_mapping({**self.fixed, **params, "seed": seed}, self.name)
+        """One trial's config; its values were checked at load (`_check_search`)."""
+        return dataclasses.replace(self.base, **params, seed=seed)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> StudySpec:
         """The same study with fixed settings replaced, validated like the file."""
@@ -150,8 +134,12 @@ class StudySpec:
                     + ", ".join(n for n in FIELD_NAMES if n != "seed")
                     + ")"
                 )
-        spec = dataclasses.replace(self, fixed={**self.fixed, **overrides})
-        _validate(spec, "--set")
+        spec = dataclasses.replace(
+            self,
+            base=TrainConfig.from_mapping({**self.fixed, **overrides}, "--set"),
+            fixed_keys=tuple(sorted({*self.fixed_keys, *overrides})),
+        )
+        _check_search(spec, "--set")
         return spec
 
     def definition(self) -> dict[str, Any]:
@@ -236,12 +224,18 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
     for key in ("sampler", "pruner"):
         if not isinstance(raw.get(key, {}).get("name", ""), str):
             raise VaesweepError(f'{source}: {key}.name must be a name such as "tpe"')
+    fixed = raw.get("fixed", {})
+    if "seed" in fixed:
+        raise VaesweepError(
+            f"{source}: 'seed' is set per trial from --seed; remove it from [fixed]"
+        )
     spec = StudySpec(
         name=name,
         description=description.strip(),
         objectives=tuple(objectives),
-        search=tuple(_parse_param(key, value, source) for key, value in raw["search"].items()),
-        fixed=dict(raw.get("fixed", {})),
+        search=tuple(parse_param(key, value, source) for key, value in raw["search"].items()),
+        base=TrainConfig.from_mapping(fixed, source),
+        fixed_keys=tuple(sorted(fixed)),
         sampler={"name": "tpe", **raw.get("sampler", {})},
         pruner={"name": "none", **raw.get("pruner", {})},
         design=parse_design(raw, source),
@@ -256,81 +250,27 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
     return spec
 
 
-def _parse_param(name: str, raw: Any, source: str) -> ParamSpec:
-    where = f"{source}: search.{name}"
-    if not isinstance(raw, dict):
-        raise VaesweepError(
-            f'{where} must be a table such as {{ type = "int", low = 0, high = 8 }}'
-        )
-    unknown = sorted(set(raw) - _PARAM_KEYS)
-    if unknown:
-        raise VaesweepError(f"{where}: unknown key '{unknown[0]}'")
-    kind = raw.get("type")
-    if kind == "categorical":
-        choices = raw.get("choices")
-        if not isinstance(choices, list) or not choices or set(raw) - {"type", "choices"}:
+def _check_search(spec: StudySpec, source: str) -> None:
+    """Every searched value must make a valid config with the study's fixed settings."""
+    for param in spec.search:
+        if param.name not in FIELD_NAMES or param.name == "seed":
+            raise VaesweepError(f"{source}: search.{param.name} is not a training setting")
+        if param.name in UNSEARCHABLE:
             raise VaesweepError(
-                f"{where}: a categorical parameter takes a non-empty 'choices' list only"
+                f"{source}: {param.name} cannot be searched: {UNSEARCHABLE[param.name]}"
             )
-        if not all(isinstance(c, str | int | float | bool) for c in choices):
-            raise VaesweepError(f"{where}: each choice must be a string, number or boolean")
-        if len(set(map(repr, choices))) != len(choices):
-            raise VaesweepError(f"{where}: a choice is listed twice")
-        return ParamSpec(name, kind, choices=tuple(choices))
-    if kind not in ("int", "float"):
-        raise VaesweepError(f"{where}: 'type' must be int, float or categorical; got {kind!r}")
-    if "choices" in raw:
-        raise VaesweepError(f"{where}: 'choices' is for categorical parameters")
-    low, high, step, log = raw.get("low"), raw.get("high"), raw.get("step"), raw.get("log", False)
-    number = int if kind == "int" else (int, float)
-    for label, value in (("low", low), ("high", high)):
-        if not isinstance(value, number) or isinstance(value, bool) or not math.isfinite(value):
-            raise VaesweepError(
-                f"{where}: '{label}' must be a{'n int' if kind == 'int' else ' finite number'}"
-            )
-    if not low < high:
-        raise VaesweepError(f"{where}: 'low' ({low}) must be below 'high' ({high})")
-    if not isinstance(log, bool):
-        raise VaesweepError(f"{where}: 'log' must be true or false")
-    if log and (low <= 0 or step is not None):
-        raise VaesweepError(f"{where}: a log range needs 'low' > 0 and no 'step'")
-    if step is not None and (
-        not isinstance(step, number) or isinstance(step, bool) or not 0 < step < math.inf
-    ):
-        raise VaesweepError(f"{where}: 'step' must be positive")
-    return ParamSpec(name, kind, low=low, high=high, log=log, step=step)
+        if param.name in spec.fixed_keys:
+            raise VaesweepError(f"{source}: '{param.name}' is both searched and fixed")
+        for value in param.extremes:  # both ends of a range, or every choice
+            try:
+                dataclasses.replace(spec.base, **{param.name: value})
+            except VaesweepError as err:
+                raise VaesweepError(f"{source}: {err} (in search.{param.name})") from None
 
 
 def _validate(spec: StudySpec, source: str) -> None:
     searched = {param.name for param in spec.search}
-    for key, value in spec.fixed.items():  # each fixed setting alone first, to blame the right key
-        if key in FIELD_NAMES:
-            try:
-                check_setting(key, value)
-            except VaesweepError as err:
-                raise VaesweepError(f"{source}: {err}") from None
-    for param in spec.search:
-        if param.name not in FIELD_NAMES or param.name == "seed":
-            raise VaesweepError(f"{source}: search.{param.name} is not a training setting")
-        if param.name == "val_size":
-            raise VaesweepError(
-                f"{source}: val_size cannot be searched: trials must share validation images"
-            )
-        if param.name in spec.fixed:
-            raise VaesweepError(f"{source}: '{param.name}' is both searched and fixed")
-        # Every choice and both range ends must make a valid config.
-        values = param.choices or (param.low, param.high)
-        for value in values:
-            try:
-                TrainConfig.from_mapping({**spec.fixed, param.name: value}, source)
-            except VaesweepError as err:
-                raise VaesweepError(f"{err} (in search.{param.name})") from None
-    if "seed" in spec.fixed:
-        raise VaesweepError(
-            f"{source}: 'seed' is set per trial from --seed; remove it from [fixed]"
-        )
-    TrainConfig.from_mapping(dict(spec.fixed), f"{source}: fixed")
-
+    _check_search(spec, source)
     for objective in spec.objectives:
         if objective not in OBJECTIVE_DIRECTIONS:
             raise VaesweepError(

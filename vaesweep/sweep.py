@@ -14,9 +14,8 @@ import optuna
 from optuna.trial import TrialState
 
 from vaesweep.artifacts import clean_debris
-from vaesweep.config import TrainConfig
 from vaesweep.data import load_fashion_mnist, make_splits
-from vaesweep.device import resolve_device
+from vaesweep.device import decide
 from vaesweep.errors import VaesweepError
 from vaesweep.layout import check_writable
 from vaesweep.progress import Progress
@@ -127,10 +126,9 @@ def run_study(
     check_url(url)  # before anything is written, a folder included
     check_writable(results_dir)
     storage = open_storage(url)
-    resolve_device(device)
+    compute = decide(device, spec.base.precision)
     data = load_fashion_mnist(data_dir)
-    defaults = TrainConfig.from_mapping(spec.fixed, spec.name)
-    make_splits(data, defaults.val_size, defaults.train_subset)  # too little data: fail now
+    make_splits(data, spec.base.val_size, spec.base.train_subset)  # too little data: fail now
 
     with storage_errors(url):
         study = optuna.create_study(
@@ -151,7 +149,7 @@ def run_study(
         url,
         name,
         data_dir,
-        device,
+        compute,
         seed,
         max(1, cores // jobs),
         first_trial=len(study.trials),

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from vaesweep.config import TrainConfig
 from vaesweep.data import Splits
-from vaesweep.device import autocast, memory_format, resolve_precision
+from vaesweep.device import Compute, memory_format
 from vaesweep.interrupts import stop_if_requested
 from vaesweep.losses import vae_loss
 from vaesweep.model import VAE, build_model
@@ -33,7 +33,6 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int | None
     stop_reason: str  # "max_epochs" or "early_stopping"
-    precision: str  # what "auto" resolved to
 
 
 def beta_at(epoch: int, warmup_epochs: int) -> float:
@@ -46,23 +45,22 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     x_all: Tensor,
     config: TrainConfig,
-    precision: str,
+    compute: Compute,
     beta: float,
     generator: torch.Generator,
-    device: torch.device,
     binarizer: torch.Generator | None = None,
 ) -> dict[str, float]:
     """One pass over the training images; with a `binarizer`, each batch is a fresh Bernoulli
     sample of its intensities (dynamic binarization)."""
     model.train()
-    order = torch.randperm(len(x_all), generator=generator).to(device)
-    sums = torch.zeros(3, device=device)
+    order = torch.randperm(len(x_all), generator=generator).to(compute.device)
+    sums = torch.zeros(3, device=compute.device)
     for start in range(0, len(x_all), config.batch_size):
         stop_if_requested()  # Ctrl-C stops between steps, never inside a storage call
         x = x_all[order[start : start + config.batch_size]]
         if binarizer is not None:
             x = torch.bernoulli(x, generator=binarizer)
-        with autocast(precision, device):
+        with compute.autocast():
             logits, mu, logvar = model(x)
         loss = vae_loss(logits, x, mu, logvar, config.likelihood, beta)
         optimizer.zero_grad(set_to_none=True)
@@ -123,10 +121,11 @@ class EarlyStopping:
 def train(
     config: TrainConfig,
     splits: Splits,
-    device: torch.device,
+    compute: Compute,
     on_epoch: Callable[[dict[str, float], VAE], None] | None = None,
 ) -> TrainResult:
-    """Train one VAE. `on_epoch(record, model)` sees each epoch and may raise to stop the run."""
+    """Train one VAE on `compute`'s device and precision (decided once per run from
+    `config.precision`). `on_epoch(record, model)` sees each epoch and may raise to stop the run."""
     # Adam's second moments and late-training gradients reach denormal floats, which CPUs
     # compute up to 100x slower: an mlp epoch grew from 2.3 s to 4.8 s by its third epoch here,
     # and stays at 2.4 s with them flushed to zero (no effect on GPUs or on the results' scale).
@@ -134,17 +133,16 @@ def train(
     torch.manual_seed(config.seed)
     model = build_model(config.arch, config.latent_dim)
     layout = memory_format(model)
-    model = model.to(device, memory_format=layout)
-    precision = resolve_precision(config.precision, device)
+    model = model.to(compute.device, memory_format=layout)
     optimizer = make_optimizer(model, config.lr)
     scheduler = _lr_scheduler(optimizer, config)
     early_stopping = EarlyStopping(config.early_stop_start_epoch, config.early_stop_patience)
     generator = torch.Generator().manual_seed(config.seed)
     binarizer = None
     if config.binarize:
-        binarizer = torch.Generator(device=device).manual_seed(config.seed + 1)
-    train_x = splits.train_x.to(device, memory_format=layout)
-    val_x = splits.val_x.to(device, memory_format=layout)
+        binarizer = torch.Generator(device=compute.device).manual_seed(config.seed + 1)
+    train_x = splits.train_x.to(compute.device, memory_format=layout)
+    val_x = splits.val_x.to(compute.device, memory_format=layout)
     monitor = f"val_{config.monitor}"
 
     history: list[dict[str, float]] = []
@@ -154,10 +152,10 @@ def train(
         beta = beta_at(epoch, config.warmup_epochs)
         lr = optimizer.param_groups[0]["lr"]
         train_stats = _train_epoch(
-            model, optimizer, train_x, config, precision, beta, generator, device, binarizer
+            model, optimizer, train_x, config, compute, beta, generator, binarizer
         )
         train_seconds = time.perf_counter() - started
-        val_stats = validate(model, val_x, config, beta, device, precision).stats
+        val_stats = validate(model, val_x, config, beta, compute).stats
         record = {"epoch": epoch, "beta": beta, "lr": lr}
         record |= {f"train_{key}": value for key, value in train_stats.items()}
         record |= {f"val_{key}": value for key, value in val_stats.items()}
@@ -174,4 +172,4 @@ def train(
             break
     early_stopping.restore_best(model)
     model.eval()
-    return TrainResult(model, history, early_stopping.best_epoch, stop_reason, precision)
+    return TrainResult(model, history, early_stopping.best_epoch, stop_reason)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from vaesweep.config import TrainConfig
-from vaesweep.device import autocast
+from vaesweep.device import Compute
 from vaesweep.losses import vae_loss
 from vaesweep.model import VAE
 
@@ -31,20 +31,19 @@ def validate(
     x_all: Tensor,
     config: TrainConfig,
     beta: float,
-    device: torch.device,
-    precision: str,
+    compute: Compute,
 ) -> Validation:
     """One pass: loss at this epoch's beta, the beta=1 ELBO, per-pixel MSE with z = mu, the
     latent means and the KL per dimension. The noise is seeded, so epochs differ by the model
     alone."""
     model.eval()
-    generator = torch.Generator(device=device).manual_seed(VALIDATION_NOISE_SEED)
-    sums = torch.zeros(3, device=device)
-    kl_dims = torch.zeros(model.latent_dim, device=device, dtype=torch.float64)
+    generator = torch.Generator(device=compute.device).manual_seed(VALIDATION_NOISE_SEED)
+    sums = torch.zeros(3, device=compute.device)
+    kl_dims = torch.zeros(model.latent_dim, device=compute.device, dtype=torch.float64)
     means = []
     for start in range(0, len(x_all), EVAL_BATCH):
         x = x_all[start : start + EVAL_BATCH]
-        with autocast(precision, device):
+        with compute.autocast():
             mu, logvar = model.encode(x)
             z = model.reparameterize(mu, logvar, generator)
             logits = model.decode(z)

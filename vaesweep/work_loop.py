@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep import interrupts
 from vaesweep.design import EXPLORE, WAIT, holds_its_slot, next_slot, slot_of
-from vaesweep.device import resolve_device
+from vaesweep.device import Compute
 from vaesweep.objective import Objective
 from vaesweep.progress import Progress
 from vaesweep.storage import (
@@ -41,7 +41,7 @@ class RunRequest:
     storage_url: str
     study_name: str
     data_dir: Path | None
-    device: str
+    compute: Compute  # decided once for the run, the same in every worker
     seed: int
     threads: int
     first_trial: int  # the first trial number of this session
@@ -122,7 +122,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
     study.sampler = spec.make_sampler((request.seed + len(study.trials) + 7919 * worker) % 2**32)
     objective = Objective(
-        spec, request.study_name, data, request.results_dir, resolve_device(request.device),
+        spec, request.study_name, data, request.results_dir, request.compute,
         progress, request.seed,
     )  # fmt: skip
     lock = _StartLock(request.results_dir / f".{request.study_name}.start-lock")

@@ -1,0 +1,73 @@
+"""The exact-count guarantee across machines: a worker whose trial another machine's worker
+overtook (the study already full, or its place in the design already taken) steps aside.
+
+Workers on one machine never race (they share a lock), so the race is staged here: between this
+worker's count and the start of its trial, "another machine" records a trial in the storage."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+from optuna.distributions import IntDistribution
+
+from vaesweep.device import Compute
+from vaesweep.progress import Progress
+from vaesweep.storage import open_storage
+from vaesweep.studies import parse_study
+from vaesweep.work_loop import RunRequest, work
+
+STUDY = {
+    "description": "two warm-ups, one replicate",
+    "objectives": ["val_loss"],
+    "search": {"warmup_epochs": {"type": "int", "low": 0, "high": 1}},
+    "fixed": {"arch": "mlp", "epochs": 1, "val_size": 100, "precision": "fp32"},
+}
+
+
+def _run_racing(tmp_path, tiny_data, n_trials: int, overtaker: optuna.trial.FrozenTrial):
+    """Run one worker's loop; the first time it queues a trial, `overtaker` is recorded first."""
+    spec = parse_study(STUDY, "race", "race.toml")
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="race")
+    original, raced = optuna.Study.enqueue_trial, []
+
+    def enqueue_after_the_other_machine(self, *args, **kwargs):
+        if not raced:  # the other machine counted the same trials and started first
+            raced.append(optuna.load_study(study_name="race", storage=url).add_trial(overtaker))
+        return original(self, *args, **kwargs)
+
+    request = RunRequest(
+        spec, n_trials, tmp_path, url, "race", None, Compute(torch.device("cpu"), "fp32"),
+        seed=0, threads=1, first_trial=0,
+    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(optuna.Study, "enqueue_trial", enqueue_after_the_other_machine)
+        outcome = work(request, tiny_data, Progress())
+    return outcome, study.get_trials(deepcopy=False)
+
+
+def _finished_by_other_machine(**attrs) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(
+        params={"warmup_epochs": 0},
+        distributions={"warmup_epochs": IntDistribution(0, 1)},
+        value=500.0,
+        user_attrs=attrs,
+    )
+
+
+def test_a_trial_started_after_the_study_filled_up_elsewhere_steps_aside(tmp_path, tiny_data):
+    outcome, trials = _run_racing(tmp_path, tiny_data, 1, _finished_by_other_machine())
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
+    assert trials[1].user_attrs["fail_reason"] == "surplus: the study was already full"
+    assert outcome.ran == 0  # nothing trained here: the study has exactly its one trial
+
+
+def test_a_trial_whose_place_another_machine_took_steps_aside(tmp_path, tiny_data):
+    other = _finished_by_other_machine(phase="grid", replicate=0)
+    outcome, trials = _run_racing(tmp_path, tiny_data, 2, other)
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[1].user_attrs["fail_reason"] == "surplus: its place was already taken"
+    # Each place of the grid filled once: warm-up 0 elsewhere, warm-up 1 here.
+    assert [t.params["warmup_epochs"] for t in trials if t.state.name == "COMPLETE"] == [0, 1]
+    assert outcome.ran == 1
