@@ -97,6 +97,10 @@ def test_malformed_toml_is_reported_with_the_path(tmp_path):
             {"search": {"val_size": {"type": "int", "low": 10, "high": 20}}},
             "val_size cannot be searched",
         ),
+        (
+            {"search": {"precision": {"type": "categorical", "choices": ["fp32", "bf16"]}}},
+            "precision cannot be searched: it is decided once per run",
+        ),
         ({"fixed": {"epochs": 3, "warmup_epochs": 1}}, "both searched and fixed"),
         ({"fixed": {"epoch": 3}}, "unknown setting 'epoch'"),
         ({"sampler": {"name": "tpe"}}, "a grid study runs every configuration"),

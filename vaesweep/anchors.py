@@ -3,10 +3,13 @@ source: published results, and a floor computed here from the pixels alone."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from vaesweep.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -19,12 +22,10 @@ class Anchor:
     requires: tuple[tuple[str, Any], ...] = ()  # settings a study must share to be set beside it
 
     def applies_to(self, settings: dict[str, Any]) -> bool:
-        return all(settings.get(k, SETTING_DEFAULTS[k]) == v for k, v in self.requires)
+        return all(settings.get(k, _DEFAULTS[k]) == v for k, v in self.requires)
 
 
-# TrainConfig's defaults of the settings anchors require (config.py imports torch, which the
-# page writer must not; a test keeps the two equal).
-SETTING_DEFAULTS = {"latent_dim": 2, "binarize": False}
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 
 
 UMAP_SOURCE = (

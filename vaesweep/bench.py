@@ -158,9 +158,6 @@ class _EpochCollector(Progress):
     def __init__(self) -> None:
         self.records: list[dict[str, float]] = []
 
-    def trial_started(self, *args: Any) -> None:
-        pass
-
     def epoch_finished(self, number: int, record: dict[str, float]) -> None:
         self.records.append(dict(record))
 

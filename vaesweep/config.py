@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from vaesweep.errors import VaesweepError
-from vaesweep.model import ARCHITECTURES
 
 LIKELIHOODS = ("mse", "bce")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the hardware computes it natively
@@ -82,7 +81,7 @@ class TrainConfig:
 FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 _CHOICES = {
-    "arch": tuple(ARCHITECTURES),
+    "arch": (),  # the model's registry, read when checked (see `_choices`)
     "likelihood": LIKELIHOODS,
     "precision": PRECISIONS,
     "monitor": MONITORS,
@@ -106,12 +105,22 @@ _MAXIMA = {"latent_dim": 1024, "batch_size": 65_536, "epochs": 100_000, "iwae_sa
            "warmup_epochs": 100_000, "seed": 2**32 - 1}  # fmt: skip
 
 
+def _choices(name: str) -> tuple[str, ...]:
+    if name == "arch":
+        # The architectures' one home is the model's registry. Importing it here, not at the top,
+        # keeps this module free of torch, so light readers (the report's page) get the defaults.
+        from vaesweep.model import ARCHITECTURES
+
+        return tuple(ARCHITECTURES)
+    return _CHOICES[name]
+
+
 def check_setting(name: str, value: Any) -> None:
     """Type and range of one setting, alone (cross-setting rules are the config's)."""
     if name in _CHOICES:
-        if not isinstance(value, str) or value not in _CHOICES[name]:
+        if not isinstance(value, str) or value not in _choices(name):
             raise VaesweepError(
-                f"'{name}' must be one of {', '.join(_CHOICES[name])}; got {value!r}"
+                f"'{name}' must be one of {', '.join(_choices(name))}; got {value!r}"
             )
     elif name in _POSITIVE_INTS or name in _NON_NEGATIVE_INTS:
         low = 1 if name in _POSITIVE_INTS else 0

@@ -35,6 +35,17 @@ ul.answers li { margin: 0.25rem 0; }
 """
 FLOAT_FORMAT = "{:.4g}".format
 
+# Every trial's figures, in page order: name (the file's stem) -> (caption, width on the page).
+# The report draws exactly these; a study's figures are named where the report plans them.
+TRIAL_FIGURES = {
+    "latent": ("test-set latent means by class", "38%"),
+    "manifold": ("decoded 15×15 latent grid over [-3, 3]²", "38%"),
+    "reconstructions": ("originals and z = μ reconstructions", "78%"),
+    "uncertainty": ("uncertainty maps", "78%"),
+    "history": ("training history", "78%"),
+    "kl-per-dim": ("KL per latent dimension (test set)", "78%"),
+}
+
 
 def _figure(path: str, caption: str, width: str = "48%") -> str:
     return (
@@ -78,17 +89,7 @@ def _trial_section(entry: TrialEntry, best: bool) -> str:
     if entry.problem:
         problem = f'<span class="note">({escape(entry.problem)})</span>'
         return f"<details><summary>{escape(summary)} {problem}</summary></details>"
-    captions = {
-        "latent": "test-set latent means by class",
-        "manifold": "decoded 15×15 latent grid over [-3, 3]²",
-        "reconstructions": "originals and z = μ reconstructions", "uncertainty": "uncertainty maps",
-        "history": "training history", "kl-per-dim": "KL per latent dimension (test set)",
-    }  # fmt: skip
-    width = {"latent": "38%", "manifold": "38%", "history": "78%"}
-    figures = "".join(
-        _figure(path, captions[name], width.get(name, "78%"))
-        for name, path in entry.figures.items()
-    )
+    figures = "".join(_figure(path, *TRIAL_FIGURES[name]) for name, path in entry.figures.items())
     return f"<details><summary>{escape(summary)}</summary>{figures}</details>"
 
 

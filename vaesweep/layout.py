@@ -22,6 +22,11 @@ def trial_folder_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
+def figure_file(name: str) -> str:
+    """A figure's file name in the report, from its name in the page's catalogue."""
+    return f"{name}.png"
+
+
 def trial_folder(results_dir: Path, study_name: str, number: int) -> Path:
     return results_dir / study_name / trial_folder_name(number)
 

@@ -1,4 +1,5 @@
-"""Live progress of a study: a rich view in a terminal, plain lines anywhere else."""
+"""What a run tells whoever watches it (`Progress`, the interface), and its watchers: a rich
+live view in a terminal, plain lines anywhere else, and a queue from a worker to its parent."""
 
 from __future__ import annotations
 
@@ -56,6 +57,26 @@ def _epoch_summary(record: Mapping[str, float]) -> str:
 
 
 class Progress:
+    """The events of a run, in order: start, then per trial started, epochs finished and
+    finished, then stop. This base shows nothing; each watcher overrides what it shows."""
+
+    def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
+        pass
+
+    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
+        pass
+
+    def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
+        pass
+
+    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class PlainProgress(Progress):
     """Plain lines, at most one per epoch: for pipes, log files and CI."""
 
     def __init__(self, console: Console | None = None):
@@ -84,16 +105,14 @@ class Progress:
             f"trial {trial.number} {trial.state.name.lower()}{_outcome(trial)}{mark}"
         )
 
-    def stop(self) -> None:
-        pass
-
 
 class LiveProgress(Progress):
     """Overall progress with ETA, each running trial's epochs (one bar per worker's trial), and a
     table of finished trials with the best starred."""
 
     def __init__(self, console: Console | None = None):
-        super().__init__(console)
+        self.console = console or Console(highlight=False)
+        self.epochs: dict[int, Any] = {}  # running trial -> its epochs bar
         self.trials = RichProgress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -180,7 +199,7 @@ class LiveProgress(Progress):
 
 def make_progress(console: Console | None = None) -> Progress:
     console = console or Console(highlight=False)
-    return LiveProgress(console) if console.is_terminal else Progress(console)
+    return LiveProgress(console) if console.is_terminal else PlainProgress(console)
 
 
 class TrialStarted(NamedTuple):

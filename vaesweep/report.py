@@ -22,8 +22,8 @@ import pandas as pd
 
 from vaesweep.anchors import PUBLISHED, Anchor, pca_floor
 from vaesweep.errors import VaesweepError
-from vaesweep.html_page import write_index
-from vaesweep.layout import LATENTS_FILE, check_writable, trial_folder_name
+from vaesweep.html_page import TRIAL_FIGURES, write_index
+from vaesweep.layout import LATENTS_FILE, check_writable, figure_file, trial_folder_name
 from vaesweep.storage import best_trials, open_storage
 from vaesweep.study_data import StudyData, TrialEntry, collect
 
@@ -36,7 +36,6 @@ KEY_METRICS = (
     "val_ssim", "val_mse", "val_knn_accuracy", "val_kl", "val_nll", "val_active_units",
     "test_knn_accuracy",
 )  # fmt: skip
-TRIAL_FIGURES = ("latent", "manifold", "reconstructions", "uncertainty", "history", "kl-per-dim")
 SAMPLE_SEED, SAMPLES_SHOWN = 42, 10
 DPI = 100
 
@@ -149,7 +148,7 @@ class _Painter:
         return Anchor(**json.loads(self.manifest[key]))
 
     def class_samples(self) -> str:
-        path = self.out_dir / "classes.png"
+        path = self.out_dir / figure_file("classes")
         if not self._fresh("classes", str(REPORT_VERSION), [path]):
             from vaesweep import figures
 
@@ -162,56 +161,60 @@ class _Painter:
     ) -> None:
         folder = self.out_dir / report.name
         planned = _planned_study_figures(report)
-        report.figures = {name: f"{report.name}/{name}.png" for name in planned}
+        report.figures = {name: f"{report.name}/{figure_file(name)}" for name in planned}
         key = _digest([REPORT_VERSION, report.objectives, [e.key for e in report.entries]])
-        if self._fresh(f"study:{report.name}", key, [folder / f"{n}.png" for n in planned]):
+        if self._fresh(f"study:{report.name}", key, [folder / figure_file(n) for n in planned]):
             return
+        folder.mkdir(exist_ok=True)
+        draw = self._study_drawings(report, study, note)
+        for name in planned:
+            figure = draw[name]()
+            if figure is None:
+                report.figures.pop(name)
+            else:
+                self._save(figure, folder / figure_file(name))
+        self.manifest[f"study:{report.name}"] = key
+
+    def _study_drawings(
+        self, report: StudyData, study: optuna.Study, note: Callable[[str], None]
+    ) -> dict[str, Callable[[], Any]]:
+        """How to draw each figure a study's section may plan (see `_planned_study_figures`);
+        a drawing that has nothing to show gives None."""
         from vaesweep import figures
 
-        folder.mkdir(exist_ok=True)
         table = report.table
         metrics = [m for m in dict.fromkeys([*report.objectives, *KEY_METRICS]) if m in table]
-        if "effects" in planned:
-            fair = table[table["in_answer"]]
-            self._save(
-                figures.effects_plot(
-                    fair, report.effects, report.params, metrics, report.design.answer_phase
-                ),
-                folder / "effects.png",
+
+        def importances():
+            if found := _importances(study, report.objectives):
+                return figures.param_importances(found)
+            report.notes.append(
+                "parameter importances need completed trials with different parameters"
             )
+            return None
+
+        draw = {
+            "effects": lambda: figures.effects_plot(
+                table[table["in_answer"]], report.effects, report.params, metrics,
+                report.design.answer_phase,
+            ),
+            "learning-curves": lambda: figures.learning_curves(
+                self._histories(report, note), report.search[0]["name"]
+            ),
+            "optimization-history": lambda: figures.optimization_history(
+                table, report.objectives, report.directions
+            ),
+            "importances": importances,
+            "pareto-front": lambda: figures.pareto_front(
+                table, report.objectives, {t.number for t in best_trials(study)}
+            ),
+        }  # fmt: skip
         for param in report.search:
-            if f"metrics-vs-{param['name']}" in planned:
-                figure = figures.explored(
-                    table[table["phase"] == "explore"], param["name"], metrics,
-                    categorical=param["kind"] == "categorical", log=bool(param.get("log")),
-                )  # fmt: skip
-                self._save(figure, folder / f"metrics-vs-{param['name']}.png")
-        if "learning-curves" in planned:
-            self._save(
-                figures.learning_curves(self._histories(report, note), report.search[0]["name"]),
-                folder / "learning-curves.png",
-            )
-        if "optimization-history" in planned:
-            self._save(
-                figures.optimization_history(table, report.objectives, report.directions),
-                folder / "optimization-history.png",
-            )
-        if "importances" in planned:
-            importances = _importances(study, report.objectives)
-            if importances:
-                self._save(figures.param_importances(importances), folder / "importances.png")
-            else:
-                report.figures.pop("importances")
-                report.notes.append(
-                    "parameter importances need completed trials with different parameters"
-                )
-        if "pareto-front" in planned:
-            front = {t.number for t in best_trials(study)}
-            self._save(
-                figures.pareto_front(table, report.objectives, front),
-                folder / "pareto-front.png",
-            )
-        self.manifest[f"study:{report.name}"] = key
+            draw[f"metrics-vs-{param['name']}"] = lambda param=param: figures.explored(
+                table[table["phase"] == "explore"], param["name"], metrics,
+                categorical=param["kind"] == "categorical", log=bool(param.get("log")),
+            )  # fmt: skip
+        return draw
 
     def _histories(self, report: StudyData, note: Callable[[str], None]) -> pd.DataFrame:
         from vaesweep.artifacts import load_history
@@ -234,10 +237,10 @@ class _Painter:
             return
         number = entry.trial.number
         folder = self.out_dir / study / trial_folder_name(number)
-        entry.figures = {name: f"{study}/{folder.name}/{name}.png" for name in TRIAL_FIGURES}
+        entry.figures = {n: f"{study}/{folder.name}/{figure_file(n)}" for n in TRIAL_FIGURES}
         manifest_key = f"trial:{study}:{number}"
         key = f"{REPORT_VERSION}|{entry.key}"
-        if self._fresh(manifest_key, key, [folder / f"{n}.png" for n in TRIAL_FIGURES]):
+        if self._fresh(manifest_key, key, [folder / figure_file(n) for n in TRIAL_FIGURES]):
             return
 
         # Whatever a damaged folder holds, this trial is marked and the rest of the report renders.
@@ -262,28 +265,24 @@ class _Painter:
         title = f"{study} trial {number} ({_format_params(entry.trial.params)})"
         means, labels = self._latents(entry.folder, model)
         originals = self._originals()
-        self._save(
-            figures.latent_scatter(means, labels, f"{title}: test-set latent means"),
-            folder / "latent.png",
-        )
-        self._save(
-            figures.manifold_grid(model, means.std(axis=0), f"{title}: decoded latent grid"),
-            folder / "manifold.png",
-        )
-        self._save(
-            figures.reconstructions(
+        draw = {  # one drawing for each of the page's TRIAL_FIGURES
+            "latent": lambda: figures.latent_scatter(
+                means, labels, f"{title}: test-set latent means"
+            ),
+            "manifold": lambda: figures.manifold_grid(
+                model, means.std(axis=0), f"{title}: decoded latent grid"
+            ),
+            "reconstructions": lambda: figures.reconstructions(
                 model, originals, f"{title}: test images and z = μ reconstructions"
             ),
-            folder / "reconstructions.png",
-        )
-        self._save(figures.uncertainty_maps(model, originals, title), folder / "uncertainty.png")
-        self._save(figures.training_history(history, title), folder / "history.png")
-        self._save(
-            figures.kl_per_dimension(
+            "uncertainty": lambda: figures.uncertainty_maps(model, originals, title),
+            "history": lambda: figures.training_history(history, title),
+            "kl-per-dim": lambda: figures.kl_per_dimension(
                 metrics.get("test_kl_per_dim", []), metrics.get("test_active_units"), title
             ),
-            folder / "kl-per-dim.png",
-        )
+        }
+        for name in TRIAL_FIGURES:
+            self._save(draw[name](), folder / figure_file(name))
 
     def _latents(self, trial_folder: Path, model) -> tuple[np.ndarray, np.ndarray]:
         """Saved test latent means; trial folders from before they were saved are re-encoded."""
