@@ -1,20 +1,15 @@
-"""`vaesweep bench` on tiny data, and the precision it picks."""
+"""`vaesweep bench` on tiny data."""
 
 import json
 
 import torch
 
-from vaesweep.bench import training_throughput
-from vaesweep.device import decide, native_bf16
+from vaesweep.device import native_bf16
+from vaesweep.precision import training_throughput
 
 from test_cli import vaesweep
 
 CPU = torch.device("cpu")
-
-
-def test_auto_precision_is_bf16_exactly_where_native():
-    assert decide("cpu", "auto").precision == ("bf16" if native_bf16(CPU) else "fp32")
-    assert decide("cpu", "fp32").precision == "fp32"
 
 
 def test_seed_architecture_trains_channels_last():

@@ -11,7 +11,7 @@ import pytest
 
 from vaesweep import interrupts
 from vaesweep.data import make_splits
-from vaesweep.device import decide
+from vaesweep.precision import decide
 from vaesweep.storage import open_storage
 from vaesweep.train import train
 

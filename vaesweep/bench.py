@@ -18,16 +18,15 @@ import torch
 
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, load_fashion_mnist, make_splits
-from vaesweep.device import Compute, decide, native_bf16
-from vaesweep.losses import vae_loss
+from vaesweep.device import Compute, native_bf16
 from vaesweep.metrics import encode_means, knn_accuracy, mean_ssim, reconstruct
 from vaesweep.model import build_model
 from vaesweep.objective import Objective
+from vaesweep.precision import decide, training_throughput
 from vaesweep.progress import Progress
 from vaesweep.studies import load_study
-from vaesweep.train import make_optimizer, train
+from vaesweep.train import train
 
-BATCH_SIZE = 128
 PRECISION_TOLERANCE = 0.01  # bf16 must reach fp32's validation ELBO within 1%
 
 
@@ -35,40 +34,6 @@ def _record(kind: str, **fields: Any) -> dict[str, Any]:
     base = {"kind": kind, "arch": None, "precision": None, "memory_format": None,
             "threads": torch.get_num_threads(), "samples_per_s": None, "seconds": None}  # fmt: skip
     return base | fields
-
-
-def training_throughput(
-    arch: str, precision: str, channels_last: bool, device: torch.device, seconds: float
-) -> float:
-    """Samples per second of full training steps (forward, loss, backward, Adam) at batch 128."""
-    torch.manual_seed(0)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_model(arch, 2).to(device, memory_format=layout)
-    optimizer = make_optimizer(model, lr=1e-3)
-    x = torch.rand(BATCH_SIZE, 1, 28, 28, device=device).contiguous(memory_format=layout)
-
-    def step() -> None:
-        with Compute(device, precision).autocast():
-            logits, mu, logvar = model(x)
-        loss = vae_loss(logits, x, mu, logvar, "bce", beta=1.0)
-        optimizer.zero_grad(set_to_none=True)
-        loss.total.backward()
-        optimizer.step()
-
-    for _ in range(3):  # allocator and kernel selection settle first
-        step()
-    _sync(device)
-    steps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds or steps < 3:
-        step()
-        steps += 1
-    _sync(device)
-    return steps * BATCH_SIZE / (time.perf_counter() - started)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def bench_training(device: torch.device, archs: list[str], seconds: float) -> list[dict[str, Any]]:
@@ -127,7 +92,7 @@ def bench_trial(data: FashionMNIST, device: torch.device, study: str = "warmup")
     optuna_study.enqueue_trial({param.name: _middle(param) for param in spec.search})
     collector = _EpochCollector()
     with tempfile.TemporaryDirectory() as results:
-        compute = decide(device.type, spec.base.precision)
+        compute = decide(device.type, spec.base.precision, spec.base.arch, spec.base.batch_size)
         objective = Objective(spec, "bench", data, Path(results), compute, collector)
         trial = optuna_study.ask()
         started = time.perf_counter()

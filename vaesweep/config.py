@@ -2,10 +2,10 @@
 
 The defaults are the reference notebook's run (seed architecture, MSE, lr 1e-4, batch 128, 60
 epochs, 40 of KL warm-up, ReduceLROnPlateau and early stopping on the beta-weighted validation
-loss), with two deliberate differences: validation images are held out from the training file
-(the notebook validates on the test set, which then no longer measures generalisation), and
-`precision = "auto"` may train in bf16 where the hardware computes it natively (evaluation is
-always fp32). Study files override them with budgets that suit the machine.
+loss), with one deliberate difference: validation images are held out from the training file
+(the notebook validates on the test set, which then no longer measures generalisation).
+`precision = "auto"` trains in bf16 autocast only where it measures faster (`precision.decide`);
+evaluation is always fp32. Study files override them with budgets that suit the machine.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from vaesweep.errors import VaesweepError
 
 LIKELIHOODS = ("mse", "bce")
-PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the hardware computes it natively
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: measured once per run (precision.decide)
 # What early stopping and the LR schedule watch: the beta-weighted validation loss the notebook
 # monitors, or the beta=1 validation ELBO, which stays comparable across epochs during warm-up.
 MONITORS = ("elbo", "loss")

@@ -1,5 +1,6 @@
-"""Where and in what precision torch computes: decided once per run (`decide`), from the
-`--device` option and the study's `precision` setting, then passed along as a `Compute`."""
+"""Where and in what precision torch computes: a `Compute`, decided once per run
+(`precision.decide`) from the `--device` option and the study's `precision` setting, then passed
+along to training, validation and evaluation."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class Compute:
 
     device: torch.device
     precision: str  # "fp32" or "bf16" (bf16 autocast)
+    why: str = ""  # how 'auto' was decided, for the run to say
 
     def autocast(self):
         return torch.autocast(
@@ -28,17 +30,7 @@ class Compute:
     def for_evaluation(self) -> Compute:
         """Evaluation is fp32 whatever training used, so the same weights give the same metrics
         on every machine."""
-        return dataclasses.replace(self, precision="fp32")
-
-
-def decide(device: str, precision: str) -> Compute:
-    """'auto' device: CUDA when present. 'auto' precision: bf16 autocast where the device
-    computes bf16 natively (`vaesweep bench --precision-epochs` shows it reaches fp32's
-    validation ELBO), else fp32."""
-    chosen = resolve_device(device)
-    if precision == "auto":
-        precision = "bf16" if native_bf16(chosen) else "fp32"
-    return Compute(chosen, precision)
+        return dataclasses.replace(self, precision="fp32", why="evaluation")
 
 
 def resolve_device(name: str) -> torch.device:

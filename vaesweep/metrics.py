@@ -98,7 +98,8 @@ def iwae_nll(
         images = x[start : start + per_batch].float()
         mu, logvar = (t.float() for t in model.encode(images))
         std = torch.exp(0.5 * logvar)
-        eps = torch.randn((samples, *mu.shape), generator=generator, dtype=mu.dtype)
+        # Drawn by a CPU generator whatever the device: every device estimates with the same noise.
+        eps = torch.randn((samples, *mu.shape), generator=generator, dtype=mu.dtype).to(mu.device)
         z = mu + std * eps  # (samples, images, latent)
         logits = model.decode(z.flatten(0, 1)).float()
         targets = images.expand(samples, *images.shape).flatten(0, 1)
@@ -156,7 +157,7 @@ def evaluate(model: VAE, splits: Splits, config: TrainConfig, compute: Compute) 
         stats, means[part] = check.stats, check.means
         ssim_images = x[fixed_subset(len(x), SSIM_IMAGES, SSIM_SEED)]
         nll_images = x[fixed_subset(len(x), NLL_IMAGES, NLL_SEED)].to(device)
-        generator = torch.Generator(device=device).manual_seed(NLL_SEED)
+        generator = torch.Generator().manual_seed(NLL_SEED)
         metrics |= {
             f"{part}_loss": stats["loss"],
             f"{part}_recon": stats["recon"],

@@ -39,8 +39,11 @@ class VAE(nn.Module):
     def reparameterize(
         mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None
     ) -> Tensor:
-        """z = mu + sigma * eps with eps ~ N(0, I), so gradients flow through mu and logvar."""
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        """z = mu + sigma * eps with eps ~ N(0, I), so gradients flow through mu and logvar. With a
+        `generator`, eps is drawn on the generator's device (a CPU one draws the same noise for
+        every device)."""
+        where = generator.device if generator is not None else mu.device
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=where).to(mu.device)
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode(self, z: Tensor) -> Tensor:

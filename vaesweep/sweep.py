@@ -15,9 +15,9 @@ from optuna.trial import TrialState
 
 from vaesweep.artifacts import clean_debris
 from vaesweep.data import load_fashion_mnist, make_splits
-from vaesweep.device import decide
 from vaesweep.errors import VaesweepError
 from vaesweep.layout import check_writable
+from vaesweep.precision import decide
 from vaesweep.progress import Progress
 from vaesweep.storage import (
     DEFINITION_ATTR,
@@ -126,7 +126,7 @@ def run_study(
     check_url(url)  # before anything is written, a folder included
     check_writable(results_dir)
     storage = open_storage(url)
-    compute = decide(device, spec.base.precision)
+    compute = decide(device, spec.base.precision, spec.base.arch, spec.base.batch_size)
     data = load_fashion_mnist(data_dir)
     make_splits(data, spec.base.val_size, spec.base.train_subset)  # too little data: fail now
 
@@ -139,6 +139,8 @@ def run_study(
         study.set_user_attr(LAST_RUN_ATTR, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     if warning := spec.beta_warning():
         warn(warning)
+    if compute.why:
+        warn(f"precision {compute.why}")
     failed = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
     for path in clean_debris(results_dir / name, failed, older_than=grace_seconds()):
         warn(f"removed {path}: left by a run that crashed before recording it")

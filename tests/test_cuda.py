@@ -1,0 +1,36 @@
+"""On a CUDA device (skipped elsewhere; CI has none): a trial trains and evaluates there, and the
+final evaluation, fp32 by design, gives the CPU's metrics for the same weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vaesweep.config import TrainConfig
+from vaesweep.data import make_splits
+from vaesweep.metrics import evaluate
+from vaesweep.precision import decide
+from vaesweep.train import train
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_trial_trains_on_cuda_and_its_evaluation_matches_the_cpus(tiny_data, precision):
+    config = TrainConfig(
+        arch="seed", lr=2e-3, epochs=2, warmup_epochs=0, val_size=100, binarize=True,
+        likelihood="bce", iwae_samples=20, precision=precision,
+    )  # fmt: skip
+    splits = make_splits(tiny_data, config.val_size, binarize=True)
+    cuda = decide("cuda", precision)
+    model = train(config, splits, cuda).model
+    on_cuda, _ = evaluate(model, splits, config, cuda)
+    on_cpu, _ = evaluate(model.cpu(), splits, config, decide("cpu", precision))
+    assert set(on_cuda) == set(on_cpu)
+    for name, value in on_cpu.items():
+        if isinstance(value, list):
+            assert on_cuda[name] == pytest.approx(value, rel=1e-3, abs=1e-4), name
+        elif name.endswith(("knn_accuracy", "knn_notebook", "active_units")):
+            assert abs(on_cuda[name] - value) <= 0.02, name  # a few neighbours may swap
+        else:
+            assert on_cuda[name] == pytest.approx(value, rel=1e-3), name
