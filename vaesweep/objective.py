@@ -35,7 +35,6 @@ class _TrialRun:
     """What one trial needs from start to finish."""
 
     trial: optuna.Trial
-    params: dict[str, Any]
     phase: str
     config: TrainConfig
     splits: Splits
@@ -73,12 +72,13 @@ class Objective:
         seed = trial_seed(self.base_seed, params, phase, replicate)
         config = self.spec.config_for(params, seed=seed)
         run = _TrialRun(
-            trial, params, phase, config,
+            trial, phase, config,
             splits=make_splits(self.data, config.val_size, config.train_subset, config.binarize),
             folder=trial_folder(self.results_dir, self.study_name, trial.number),
         )  # fmt: skip
-        trial.set_user_attr(SEED_ATTR, seed)  # with the study's definition and the params,
-        # the trial's settings; the whole config is stored once, in its folder's config.json
+        # The seed, with the study's stored definition and the params, gives the trial's
+        # settings; the whole config is stored once, in its folder's config.json.
+        trial.set_user_attr(SEED_ATTR, seed)
         self.progress.trial_started(trial.number, params, config.epochs)
         try:
             result = train(config, run.splits, self.compute, lambda r, m: self._on_epoch(run, r, m))
