@@ -11,6 +11,7 @@ from vaesweep.data import make_splits
 from vaesweep.device import Compute
 from vaesweep.errors import VaesweepError
 from vaesweep.layout import trial_folder
+from vaesweep.metric_names import TABLE_COLUMNS
 from vaesweep.metrics import evaluate, knn_accuracy, mean_ssim, pixel_mse, reconstruct
 from vaesweep.model import build_model
 from vaesweep.train import train
@@ -51,6 +52,8 @@ def test_evaluate_gives_every_metric_for_validation_and_test(tiny_data):
     result = train(config, splits, CPU)
     metrics, test_means = evaluate(result.model, splits, config, CPU)
     assert test_means.shape == (len(splits.test_x), 2)
+    # Every metric computed has its name in the one catalogue, and every name there is computed.
+    assert set(metrics) == {*TABLE_COLUMNS, "val_kl_per_dim", "test_kl_per_dim"}
     for part in ("val", "test"):
         assert metrics[f"{part}_loss"] == pytest.approx(
             metrics[f"{part}_recon"] + metrics[f"{part}_kl"], rel=1e-5

@@ -19,18 +19,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from vaesweep.metric_names import label
+
 ALPHA = 0.05
 CONFIDENCE = 0.95
-METRIC_NAMES = {
-    "loss": "loss (β=1 −ELBO)", "recon": "reconstruction", "kl": "KL", "mse": "per-pixel MSE",
-    "ssim": "SSIM", "knn_accuracy": "5-NN accuracy", "nll": "−log p(x) (nats)",
-    "active_units": "active units", "knn_notebook": "5-NN (notebook protocol)",
-}  # fmt: skip
-
-
-def metric_label(column: str) -> str:
-    part, _, name = column.partition("_")
-    return f"{part} {METRIC_NAMES.get(name, name)}"
 
 
 def comparable(table: pd.DataFrame, answer_phase: str) -> pd.DataFrame:
@@ -162,7 +154,7 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int, testable: bo
         return ", ".join(f"({c})" if len(params) > 1 else c for c in configs)
 
     name = params[0] if len(params) == 1 else "configuration"
-    numbers = f"{metric_label(result.objective)} {result.mean:.4g}"
+    numbers = f"{label(result.objective)} {result.mean:.4g}"
     if math.isnan(result.half_width):
         numbers += f" (n = {result.n}: no interval)"
     else:

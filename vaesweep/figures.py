@@ -19,15 +19,10 @@ from sklearn.decomposition import PCA
 from torchvision.utils import make_grid
 
 from vaesweep.data import CLASS_NAMES
+from vaesweep.metric_names import label as metric_label
 from vaesweep.model import VAE
 
 GRID_SIZE, GRID_LIMIT = 15, 3.0
-METRIC_LABELS = {
-    "val_loss": "val loss (β=1 −ELBO)", "val_ssim": "val SSIM", "val_mse": "val per-pixel MSE",
-    "val_knn_accuracy": "val 5-NN accuracy", "val_kl": "val KL", "val_recon": "val recon",
-    "test_knn_accuracy": "test 5-NN accuracy", "val_nll": "val −log p(x) (nats)",
-    "val_active_units": "val active units",
-}  # fmt: skip
 HISTORY_PANELS = (
     ("loss", "total loss (recon + β·KL)"), ("recon", "reconstruction"), ("kl", "KL (unscaled)"),
     ("beta_kl", "β·KL"),
@@ -55,7 +50,7 @@ def effects_plot(
     """The answer's evidence: each configuration's replicates (comparable trials only) as dots,
     their mean and 95% interval (from the study's effects table) as a bar, one panel per metric.
     No line through discrete values."""
-    from vaesweep.effects import configuration, metric_label
+    from vaesweep.effects import configuration
 
     labelled = trials.assign(configuration=configuration(trials, params))
     table = effects[effects["metric"].isin(metrics)]
@@ -107,8 +102,8 @@ def explored(
                             palette=palette)  # fmt: skip
             if log:
                 ax.set_xscale("log")
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(f"explored: {METRIC_LABELS.get(metric, metric)}", fontsize=10)
+        ax.set_ylabel(metric_label(metric))
+        ax.set_title(f"explored: {metric_label(metric)}", fontsize=10)
         if ax.get_legend():
             ax.get_legend().set_title("grey: pruned, not comparable")
     fig.tight_layout()
@@ -150,7 +145,7 @@ def optimization_history(
         ax.step(complete["trial"], best, where="post", color="C3", label="best so far")
         ax.legend(fontsize=8)
         ax.set(title=f"optimisation history ({direction})", xlabel="trial number",
-               ylabel=METRIC_LABELS.get(objective, objective))  # fmt: skip
+               ylabel=metric_label(objective))  # fmt: skip
     fig.tight_layout()
     return fig
 
@@ -161,7 +156,7 @@ def param_importances(importances: dict[str, dict[str, float]]) -> Figure:
     for ax, (objective, values) in zip(axes[0], importances.items(), strict=True):
         frame = pd.DataFrame({"parameter": list(values), "importance": list(values.values())})
         sns.barplot(data=frame, y="parameter", x="importance", ax=ax, color="C0")
-        ax.set(xlim=(0, 1), title=f"importance for {METRIC_LABELS.get(objective, objective)}")
+        ax.set(xlim=(0, 1), title=f"importance for {metric_label(objective)}")
     fig.tight_layout()
     return fig
 
@@ -177,7 +172,7 @@ def pareto_front(table: pd.DataFrame, objectives: Sequence[str], front: set[int]
     for row in data[data["pareto"]].itertuples():
         ax.annotate(str(row.trial), (getattr(row, x), getattr(row, y)), fontsize=8,
                     xytext=(3, 3), textcoords="offset points")  # fmt: skip
-    ax.set(title="Pareto front", xlabel=METRIC_LABELS.get(x, x), ylabel=METRIC_LABELS.get(y, y))
+    ax.set(title="Pareto front", xlabel=metric_label(x), ylabel=metric_label(y))
     fig.tight_layout()
     return fig
 

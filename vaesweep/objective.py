@@ -15,6 +15,7 @@ from vaesweep.data import FashionMNIST, Splits, make_splits
 from vaesweep.design import EXPLORE, PHASE_ATTR, REPLICATE_ATTR, trial_seed
 from vaesweep.device import Compute
 from vaesweep.layout import trial_folder
+from vaesweep.metric_names import PER_EPOCH
 from vaesweep.metrics import evaluate
 from vaesweep.model import VAE
 from vaesweep.progress import Progress
@@ -26,7 +27,7 @@ from vaesweep.storage import (
     PRUNE_REASON_ATTR,
     SEED_ATTR,
 )
-from vaesweep.studies import PER_EPOCH, StudySpec
+from vaesweep.studies import StudySpec
 from vaesweep.train import TrainingDiverged, train
 
 

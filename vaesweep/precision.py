@@ -15,7 +15,7 @@ import torch
 
 from vaesweep.device import Compute, native_bf16, resolve_device
 from vaesweep.losses import vae_loss
-from vaesweep.model import build_model
+from vaesweep.model import IMAGE_SHAPE, build_model
 from vaesweep.train import make_optimizer
 
 BF16_MARGIN = 1.1  # bf16 must be 10% faster to be chosen: fp32 is the exact one
@@ -56,7 +56,7 @@ def training_throughput(
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(arch, 2).to(device, memory_format=layout)
     optimizer = make_optimizer(model, lr=1e-3)
-    x = torch.rand(batch_size, 1, 28, 28, device=device).contiguous(memory_format=layout)
+    x = torch.rand(batch_size, *IMAGE_SHAPE, device=device).contiguous(memory_format=layout)
     compute = Compute(device, precision)
 
     def step() -> None:

@@ -21,29 +21,13 @@ import optuna
 from vaesweep.config import FIELD_NAMES, TrainConfig, parse_override
 from vaesweep.design import Design, grid_values, parse_design
 from vaesweep.errors import VaesweepError
+from vaesweep.metric_names import LIKELIHOOD_SCALED, OBJECTIVE_DIRECTIONS, PER_EPOCH
 from vaesweep.search_space import ParamSpec, parse_param
 
 # The shipped studies are package data, so an installed wheel has them too; the repository's
 # top-level studies/ is a link to this folder, one set of files for both.
 STUDIES_DIR = Path(str(importlib.resources.files("vaesweep") / "study_files"))
 
-# Final metrics a study may select on, and their directions. Test metrics are never selectable.
-OBJECTIVE_DIRECTIONS = {
-    "val_loss": "minimize",
-    "val_recon": "minimize",
-    "val_kl": "minimize",
-    "val_mse": "minimize",
-    "val_ssim": "maximize",
-    "val_knn_accuracy": "maximize",
-    "val_nll": "minimize",
-}
-# Each objective's per-epoch value in the training history (lower is better, independent of the
-# warm-up's beta). A pruner compares these, so a pruned trial's stored value (Optuna keeps its
-# last reported one) is on its objective's scale. SSIM and 5-NN are not computed per epoch.
-PER_EPOCH = {"val_loss": "val_elbo", "val_recon": "val_recon", "val_kl": "val_kl",
-             "val_mse": "val_mse"}  # fmt: skip
-# Values on the likelihood's own scale: MSE and BCE trials cannot be compared on them.
-LIKELIHOOD_SCALED = {"val_loss", "val_recon", "val_nll"}
 
 _SAMPLER_OPTIONS = {"tpe": {"n_startup_trials"}, "random": set(), "nsga2": {"population_size"}}
 _PRUNER_OPTIONS = {

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial
 from vaesweep import effects
 from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Design, grid_values
 from vaesweep.layout import WEIGHTS_FILE
+from vaesweep.metric_names import TABLE_COLUMNS
 from vaesweep.storage import (
     DEFINITION_ATTR,
     DESCRIPTION_ATTR,
@@ -27,15 +28,6 @@ from vaesweep.storage import (
     FOLDER_ATTR,
     METRICS_ATTR,
     PRUNE_REASON_ATTR,
-)
-
-METRIC_COLUMNS = (
-    *(
-        f"{part}_{name}"
-        for part in ("val", "test")
-        for name in ("loss", "recon", "kl", "nll", "mse", "ssim", "knn_accuracy", "active_units")
-    ),
-    "test_knn_notebook",
 )
 
 
@@ -124,7 +116,7 @@ def collect(
     )
     data.table = trials_table(data)
     fair = data.table[data.table["in_answer"]] if not data.table.empty else data.table
-    metrics = list(dict.fromkeys([*objectives, *METRIC_COLUMNS]))
+    metrics = list(dict.fromkeys([*objectives, *TABLE_COLUMNS]))
     data.effects = effects.effects_table(fair, data.params, [m for m in metrics if m in fair])
     data.answers = [
         a
@@ -149,7 +141,7 @@ def trials_table(data: StudyData) -> pd.DataFrame:
         row |= {name: trial.params.get(name) for name in data.params}
         row["duration_s"] = trial.duration.total_seconds() if trial.duration else None
         row["epochs_run"] = trial.user_attrs.get(EPOCHS_DONE_ATTR)
-        row |= {column: metrics.get(column) for column in METRIC_COLUMNS}
+        row |= {column: metrics.get(column) for column in TABLE_COLUMNS}
         row["note"] = entry.problem or trial.user_attrs.get(PRUNE_REASON_ATTR, "")
         rows.append(row)
     table = pd.DataFrame(rows)

@@ -1,0 +1,55 @@
+"""Every final metric a trial records (`metrics.evaluate` computes them): its label in tables,
+figures and answers, which way is better, and what a study may do with it. One home for the
+names, read by the study files' checks, the trials table, the answer and the figures (stdlib
+only, so the report's page imports it freely)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SPLITS = ("val", "test")
+
+
+@dataclass(frozen=True)
+class Metric:
+    label: str
+    better: str  # "minimize" or "maximize"
+    selectable: bool = True  # a study may select on its validation value
+    per_epoch: str | None = None  # its counterpart in the training history (what a pruner sees)
+    likelihood_scaled: bool = False  # on the likelihood's own scale: MSE and BCE trials differ
+
+
+# Computed for both splits, as f"{split}_{name}", in the tables' order.
+METRICS = {
+    "loss": Metric("loss (β=1 −ELBO)", "minimize", per_epoch="elbo", likelihood_scaled=True),
+    "recon": Metric("reconstruction", "minimize", per_epoch="recon", likelihood_scaled=True),
+    "kl": Metric("KL", "minimize", per_epoch="kl"),
+    "nll": Metric("−log p(x) (nats)", "minimize", likelihood_scaled=True),
+    "mse": Metric("per-pixel MSE", "minimize", per_epoch="mse"),
+    "ssim": Metric("SSIM", "maximize"),
+    "knn_accuracy": Metric("5-NN accuracy", "maximize"),
+    "active_units": Metric("active units", "maximize", selectable=False),
+}
+# Computed for the test split alone.
+TEST_ONLY = {"knn_notebook": Metric("5-NN (notebook protocol)", "maximize", selectable=False)}
+
+# Final metrics a study may select on, and their directions. Test metrics are never selectable.
+OBJECTIVE_DIRECTIONS = {f"val_{n}": m.better for n, m in METRICS.items() if m.selectable}
+# Each objective's per-epoch value in the training history (lower is better, independent of the
+# warm-up's beta). A pruner compares these, so a pruned trial's stored value (Optuna keeps its
+# last reported one) is on its objective's scale. SSIM, 5-NN and NLL are not computed per epoch.
+PER_EPOCH = {f"val_{n}": f"val_{m.per_epoch}" for n, m in METRICS.items() if m.per_epoch}
+# Values on the likelihood's own scale: MSE and BCE trials cannot be compared on them.
+LIKELIHOOD_SCALED = {f"val_{n}" for n, m in METRICS.items() if m.likelihood_scaled}
+# The trials table's metric columns.
+TABLE_COLUMNS = (
+    *(f"{split}_{name}" for split in SPLITS for name in METRICS),
+    *(f"test_{name}" for name in TEST_ONLY),
+)
+
+
+def label(column: str) -> str:
+    """'val_knn_accuracy' -> 'val 5-NN accuracy'; unknown names are shown as they are."""
+    split, _, name = column.partition("_")
+    metric = METRICS.get(name) or TEST_ONLY.get(name)
+    return f"{split} {metric.label}" if split in SPLITS and metric else column
