@@ -45,3 +45,9 @@ def test_bench_table_on_screen(tiny_data_dir):
     )  # fmt: skip
     assert outcome.exit_code == 0, outcome.output
     assert "vaesweep bench" in outcome.output and "samples/s" in outcome.output
+
+
+def test_an_unknown_architecture_is_one_line_before_anything_is_measured(tiny_data_dir):
+    outcome = vaesweep("bench", "--arch", "resnet", "--data-dir", str(tiny_data_dir))
+    assert outcome.exit_code != 0
+    assert outcome.output.strip() == "Error: --arch 'resnet': choose from seed, mlp"

@@ -24,11 +24,13 @@ def vaesweep(*args: str):
     return CliRunner(env={"COLUMNS": "200"}).invoke(main, list(args), catch_exceptions=False)
 
 
-def run_args(results: Path, data_dir: Path, trials: int, *extra: str) -> list[str]:
+def run_args(
+    results: Path, data_dir: Path, trials: int, *extra: str, study: str = "warmup"
+) -> list[str]:
     return [
         "run",
         "--study",
-        "warmup",
+        study,
         "--trials",
         str(trials),
         "--results",
@@ -156,18 +158,7 @@ def run_unstable(tmp_path: Path, data_dir: Path, trials: int, choices: str):
     study_file = tmp_path / "unstable.toml"
     study_file.write_text(UNSTABLE_STUDY.format(choices=choices))
     results = tmp_path / "results"
-    outcome = vaesweep(
-        "run",
-        "--study",
-        str(study_file),
-        "--trials",
-        str(trials),
-        "--results",
-        str(results),
-        "--data-dir",
-        str(data_dir),
-        *TINY_SETTINGS,
-    )
+    outcome = vaesweep(*run_args(results, data_dir, trials, study=str(study_file)))
     return outcome, stored_trials(results, "unstable"), results
 
 

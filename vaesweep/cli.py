@@ -184,8 +184,7 @@ def report(study_names, storage, results, out, data_dir) -> None:
     "--arch",
     "archs",
     multiple=True,
-    type=click.Choice(["seed", "mlp"]),
-    help="Architectures to time (repeatable) [default: all].",
+    help="Architectures to time (repeatable): seed, mlp [default: all].",
 )
 @click.option(
     "--seconds",
@@ -221,13 +220,17 @@ def bench(
     from vaesweep.bench import run_bench
     from vaesweep.bench_table import BenchTable
     from vaesweep.device import resolve_device
+    from vaesweep.model import ARCHITECTURES
 
+    for arch in archs:
+        if arch not in ARCHITECTURES:
+            raise VaesweepError(f"--arch {arch!r}: choose from {', '.join(ARCHITECTURES)}")
     _quiet_optuna()
     if threads:
         torch.set_num_threads(threads)
     table = None if as_json else BenchTable(Console(highlight=False))
     records = run_bench(
-        resolve_device(device), list(archs) or ["seed", "mlp"], seconds, data_dir,
+        resolve_device(device), list(archs) or list(ARCHITECTURES), seconds, data_dir,
         trial_study or None, precision_epochs, on_record=table.add if table else lambda r: None,
     )  # fmt: skip
     if table:
