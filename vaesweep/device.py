@@ -30,7 +30,7 @@ class Compute:
     def for_evaluation(self) -> Compute:
         """Evaluation is fp32 whatever training used, so the same weights give the same metrics
         on every machine."""
-        return dataclasses.replace(self, precision="fp32", why="evaluation")
+        return dataclasses.replace(self, precision="fp32", why="evaluation is always fp32")
 
 
 def resolve_device(name: str) -> torch.device:
