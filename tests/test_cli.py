@@ -406,3 +406,19 @@ def test_studies_lists_every_study_with_its_search_space():
         assert name in outcome.output
     assert "warmup_epochs: int [0, 4]" in outcome.output
     assert "grid 5 × 6 replicates" in outcome.output and "--trials 30" in outcome.output
+
+
+def test_an_unforeseen_failure_is_one_line_and_debug_shows_it(monkeypatch):
+    def broken() -> list[str]:
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr("vaesweep.studies.available_studies", broken)
+    outcome = vaesweep("studies")
+    assert outcome.exit_code == 1
+    assert outcome.output.strip().splitlines() == [
+        "Error: unexpected failure: disk on fire (finished trials are kept; re-running resumes; "
+        "set VAESWEEP_DEBUG=1 to see where it happened)"
+    ]
+    monkeypatch.setenv("VAESWEEP_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        vaesweep("studies")

@@ -25,13 +25,6 @@ ALPHA = 0.05
 CONFIDENCE = 0.95
 
 
-def comparable(table: pd.DataFrame, answer_phase: str) -> pd.DataFrame:
-    """The trials an estimate may use: completed, in the answer's phase."""
-    if table.empty:
-        return table
-    return table[(table["state"] == "COMPLETE") & (table["phase"] == answer_phase)]
-
-
 def configuration(table: pd.DataFrame, params: Sequence[str]) -> pd.Series:
     """Each row's configuration as text: the value alone for one parameter."""
     if len(params) == 1:

@@ -18,21 +18,24 @@ def _per_sample_sum(values: Tensor) -> Tensor:
     return values.flatten(1).sum(dim=1)
 
 
+def _per_sample_recon(logits: Tensor, x: Tensor, likelihood: str) -> Tensor:
+    """The reconstruction term of each sample: the summed squared error of sigmoid(logits), or
+    the Bernoulli negative log-likelihood from logits (numerically stable)."""
+    if likelihood == "mse":
+        return _per_sample_sum((torch.sigmoid(logits) - x).square())
+    if likelihood == "bce":
+        return _per_sample_sum(F.binary_cross_entropy_with_logits(logits, x, reduction="none"))
+    raise ValueError(f"unknown likelihood {likelihood!r}")
+
+
 def reconstruction_loss(logits: Tensor, x: Tensor, likelihood: str) -> Tensor:
-    """Reconstruction term from the decoder's logits.
+    """Reconstruction term from the decoder's logits, batch mean.
 
     mse: sum of squared errors of the Gaussian mean sigmoid(logits) (fixed-variance Gaussian,
          up to scale and constant, as in the notebook);
     bce: Bernoulli negative log-likelihood, computed from logits for numerical stability.
     """
-    if likelihood == "mse":
-        per_sample = _per_sample_sum((torch.sigmoid(logits) - x).square())
-    elif likelihood == "bce":
-        bce = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-        per_sample = _per_sample_sum(bce)
-    else:
-        raise ValueError(f"unknown likelihood {likelihood!r}")
-    return per_sample.mean()
+    return _per_sample_recon(logits, x, likelihood).mean()
 
 
 # The summed squared error is, up to this constant per pixel, -log N(x; mean, sigma^2 = 1/2):
@@ -43,12 +46,8 @@ GAUSSIAN_LOG_NORMALISER = -0.5 * math.log(math.pi)
 def log_likelihood(logits: Tensor, x: Tensor, likelihood: str) -> Tensor:
     """log p(x|z) per sample with its full normalising constant, in nats: Bernoulli from logits
     (bce), or the Gaussian with variance 1/2 that the summed squared error implies (mse)."""
-    if likelihood == "mse":
-        squared = _per_sample_sum((torch.sigmoid(logits) - x).square())
-        return -squared + x[0].numel() * GAUSSIAN_LOG_NORMALISER
-    if likelihood == "bce":
-        return -_per_sample_sum(F.binary_cross_entropy_with_logits(logits, x, reduction="none"))
-    raise ValueError(f"unknown likelihood {likelihood!r}")
+    constant = x[0].numel() * GAUSSIAN_LOG_NORMALISER if likelihood == "mse" else 0.0
+    return constant - _per_sample_recon(logits, x, likelihood)
 
 
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -116,7 +116,6 @@ class Objective:
             and epoch >= run.config.warmup_epochs
             and run.trial.should_prune()
         ):
-            metric = self.spec.prune_metric
             reason = f"{metric} {record[metric]:.4g} at epoch {epoch + 1} is worse than the median"
             run.trial.set_user_attr(PRUNE_REASON_ATTR, reason)
             # A pruned trial counts as finished, so it keeps its model and metrics too.

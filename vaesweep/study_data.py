@@ -75,8 +75,7 @@ class StudyData:
     def design_summary(self) -> str:
         if self.design.kind != "grid":
             return self.design.describe(0)
-        # The stored search, as attributes: importing studies.py would import torch, which an
-        # up-to-date report never needs.
+        # The stored search as plain attributes, whichever version of vaesweep stored it.
         return self.design.describe(len(grid_values([SimpleNamespace(**p) for p in self.search])))
 
     @property
