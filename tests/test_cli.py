@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from vaesweep.cli import main
-from vaesweep.design import trial_seed
+from vaesweep.design import Design
 from vaesweep.storage import default_storage_url
+from vaesweep.studies import STUDIES_DIR
 
 from conftest import TINY_SETTINGS
 
@@ -82,7 +83,7 @@ def test_run_leaves_a_folder_per_trial_and_records_point_to_it(study_with_two_tr
         replicate = trial.user_attrs["replicate"]
         assert trial.user_attrs["phase"] == "grid"
         assert config["epochs"] == 2
-        assert config["seed"] == trial_seed(0, trial.params, "grid", replicate)
+        assert config["seed"] == Design().seed(0, trial.params, "grid", replicate)
         # The database keeps the seed; the whole config is stored once, in config.json.
         assert trial.user_attrs["seed"] == config["seed"] and "config" not in trial.user_attrs
         assert (folder / "model.pt").is_file() and (folder / "history.csv").is_file()
@@ -100,6 +101,36 @@ def test_rerun_adds_nothing_and_more_trials_adds_the_difference(
     assert more.exit_code == 0, more.output
     assert [t.number for t in stored_trials(results)] == [0, 1, 2]
     assert (results / "warmup" / "trial-0002" / "metrics.json").is_file()
+
+
+def test_a_study_stored_before_blocking_resumes_unblocked_and_unchanged(
+    study_with_two_trials, tiny_data_dir
+):
+    """A definition an earlier vaesweep stored has no 'blocked': the study resumes with its
+    own (independent) seeds, its definition and trials untouched, and says so."""
+    results = study_with_two_trials
+    study = optuna.load_study(study_name="warmup", storage=default_storage_url(results))
+    definition = study.user_attrs["vaesweep_definition"]
+    del definition["design"]["blocked"]
+    study.set_user_attr("vaesweep_definition", definition)
+    before = snapshot(results)
+    more = vaesweep(*run_args(results, tiny_data_dir, 3))
+    assert more.exit_code == 0, more.output
+    assert "stored with independent seeds per configuration" in more.output
+    assert "compared unpaired" in more.output
+    after = snapshot(results)
+    assert after["trials"][:2] == before["trials"] and len(after["trials"]) == 3
+    assert {k: v for k, v in after["files"].items() if "trial-0002" not in k} == before["files"]
+    study = optuna.load_study(study_name="warmup", storage=default_storage_url(results))
+    assert study.user_attrs["vaesweep_definition"] == definition  # still without 'blocked'
+    new = stored_trials(results)[2]
+    unblocked = Design(blocked=False).seed(0, new.params, "grid", new.user_attrs["replicate"])
+    assert new.user_attrs["seed"] == unblocked
+    # Saying `blocked = true` now is another definition.
+    blocked = results.parent / "blocked.toml"
+    blocked.write_text("blocked = true\n" + (STUDIES_DIR / "warmup.toml").read_text())
+    refused = vaesweep(*run_args(results, tiny_data_dir, 4, study=str(blocked)), "--name", "warmup")
+    assert refused.exit_code == 1 and "different design" in refused.output
 
 
 def test_plain_progress_prints_at_most_a_line_per_epoch(study_with_two_trials, tiny_data_dir):

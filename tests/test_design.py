@@ -6,7 +6,7 @@ import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from vaesweep.design import CONFIRM, EXPLORE, GRID, WAIT, Design, next_slot, trial_seed
+from vaesweep.design import CONFIRM, EXPLORE, GRID, WAIT, Design, next_slot
 from vaesweep.studies import parse_study
 
 GRID_STUDY = {
@@ -80,10 +80,47 @@ def test_search_explores_then_confirms_the_best_with_fresh_replicates():
     assert order == [(2e-3, 0), (5e-3, 0), (2e-3, 1), (5e-3, 1)]
 
 
-def test_seeds_follow_configuration_and_replicate_not_trial_order():
-    assert trial_seed(0, {"a": 1}, GRID, 0) == trial_seed(0, {"a": 1}, GRID, 0)
-    seeds = {trial_seed(0, {"a": a}, phase, r) for a in (1, 2) for phase in (GRID, CONFIRM)
+def test_blocked_replicates_share_a_seed_and_unblocked_ones_do_not():
+    blocked, unblocked = Design(), Design(blocked=False)
+    seed = blocked.seed
+    # A block: replicate r of every configuration, in a grid or a confirmation.
+    assert seed(0, {"a": 1}, GRID, 0) == seed(0, {"a": 2}, GRID, 0)
+    assert seed(0, {"a": 1}, CONFIRM, 1) == seed(0, {"a": 2}, CONFIRM, 1)
+    assert len({seed(0, {"a": 1}, phase, r) for phase in (GRID, CONFIRM) for r in (0, 1)}) == 4
+    # Explorations, and unblocked designs, seed each configuration apart.
+    assert seed(0, {"a": 1}, EXPLORE, 0) != seed(0, {"a": 2}, EXPLORE, 0)
+    seeds = {unblocked.seed(0, {"a": a}, phase, r) for a in (1, 2) for phase in (GRID, CONFIRM)
              for r in (0, 1)}  # fmt: skip
     assert len(seeds) == 8
-    assert trial_seed(5, {"a": 1}, GRID, 0) == (trial_seed(0, {"a": 1}, GRID, 0) + 5) % 2**32
+    # Never the trial number or the worker; --seed shifts every seed.
+    assert seed(5, {"a": 1}, GRID, 0) == (seed(0, {"a": 1}, GRID, 0) + 5) % 2**32
     assert optuna  # the trials above are Optuna's own FrozenTrials
+
+
+def test_unblocked_seeds_are_those_of_studies_stored_before_blocking():
+    """The hash an earlier vaesweep gave a configuration's replicate (sha256 of the
+    configuration, phase and replicate), so an old study resumes with the same seeds."""
+    import hashlib
+
+    old = int.from_bytes(hashlib.sha256(b'{"a": 1}|grid|3').digest()[:4], "big")
+    assert Design(blocked=False).seed(0, {"a": 1}, GRID, 3) == old
+    assert Design.from_stored({"replicates": 2}) == Design(replicates=2, blocked=False)
+    assert Design().stored()["blocked"] is True
+
+
+def test_replicate_r_of_two_configurations_starts_from_identical_weights():
+    import torch
+
+    from vaesweep.model import build_model
+
+    seed = Design().seed(0, {"warmup_epochs": 0}, GRID, 2)
+    assert seed == Design().seed(0, {"warmup_epochs": 4}, GRID, 2)
+    a, b = build_model("mlp", 2, seed=seed), build_model("mlp", 2, seed=seed)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    other = build_model("mlp", 2, seed=seed + 1)
+    assert not torch.equal(a.encoder[1].weight, other.encoder[1].weight)
+    # Another latent size changes only the layers that touch the latent.
+    wide = dict(build_model("mlp", 8, seed=seed).named_parameters())
+    for name, p in a.named_parameters():
+        touches_latent = name.startswith(("to_mu", "to_logvar", "decoder.0"))
+        assert touches_latent != torch.equal(p, wide[name]), name

@@ -1,4 +1,4 @@
-"""The study's answer: intervals, Welch tests with Holm's correction, and the sentence."""
+"""The study's answer: intervals, the comparison with the best, and the sentence."""
 
 from __future__ import annotations
 
@@ -8,17 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vaesweep.effects import answer, effects_table, holm, mean_interval
+from vaesweep.effects import answer, effects_table, mean_interval
 
 
-def trials(means: dict[int, float], n: int = 5, spread: float = 0.002, seed: int = 0):
-    """n replicates per warm-up value, normally scattered around the given means."""
+def trials(means: dict[int, float], n: int = 5, spread: float = 0.002, seed: int = 0, block_sd=0.0):
+    """n replicates (blocks) per warm-up value, normally scattered around the given means, each
+    block shifted by one shared offset."""
     rng = np.random.default_rng(seed)
+    offsets = block_sd * rng.standard_normal(n)
     rows = [
-        {"warmup_epochs": value, "val_knn_accuracy": mean + spread * rng.standard_normal()}
+        {"warmup_epochs": value, "replicate": r,
+         "val_knn_accuracy": mean + offsets[r] + spread * rng.standard_normal()}
         for value, mean in means.items()
-        for _ in range(n)
-    ]
+        for r in range(n)
+    ]  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -30,27 +33,57 @@ def test_student_t_interval_of_the_mean():
     assert all(math.isnan(v) for v in mean_interval(np.array([5.0]))[1:])
 
 
-def test_holm_adjusts_step_down_and_stays_monotone():
-    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
-    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-
-
 def test_a_large_true_difference_is_called_better():
     table = trials({0: 0.60, 1: 0.70, 2: 0.70}, spread=0.01)
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
     assert result.best in ("1", "2")
-    assert "0" in result.better_than
+    assert result.better_than == ["0"]
     assert result.sentence.startswith("best warmup_epochs = ")
-    assert "better than 0" in result.sentence and "Holm-corrected" in result.sentence
+    assert "better than 0 (by at least 0.0" in result.sentence
+    assert "Tukey-Kramer 95% simultaneous intervals; one-way ANOVA F(2, 12)" in result.sentence
     assert "(95% CI, n = 5)" in result.sentence
 
 
-def test_identical_results_are_not_distinguishable():
+def test_no_winner_says_what_it_rules_out():
     table = trials({0: 0.70, 1: 0.70, 2: 0.70}, spread=0.01)
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
     assert result.better_than == []
-    assert result.sentence.startswith("no winner")
-    assert "not distinguishable from" in result.sentence and "better" not in result.sentence
+    found = result.comparison
+    bound = max(max(abs(d.low), abs(d.high)) for d in found.differences)
+    assert result.sentence.startswith(
+        f"no winner: every other warmup_epochs value is within {bound:.2g} of the best, "
+        f"warmup_epochs = {result.best}: val 5-NN accuracy"
+    )
+    assert f"detects differences of {found.detectable:.2g} or more with 80% power" in (
+        result.sentence
+    )
+    # What it could detect: about 3.5 standard errors of a difference (k = 3, 12 df).
+    assert 0.015 < found.detectable < 0.025
+
+
+def test_a_margin_makes_equal_configurations_equivalent_or_asks_for_replicates():
+    table = trials({0: 0.700, 1: 0.700, 2: 0.700}, n=6, spread=0.001)
+    result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.01)
+    assert result.sentence.startswith("equivalent: every other warmup_epochs value is within ±0.01")
+    tight = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.0015)
+    assert tight.comparison.undecided and tight.comparison.more_replicates > 0
+    assert f"run about {tight.comparison.more_replicates} more replicates" in tight.sentence
+    # That many more replicates would decide it at the noise seen.
+    more = trials({0: 0.700, 1: 0.700, 2: 0.700}, n=6 + tight.comparison.more_replicates,
+                  spread=0.001)  # fmt: skip
+    assert answer(more, ["warmup_epochs"], "val_knn_accuracy", "maximize",
+                  margin=0.0015).comparison.undecided == []  # fmt: skip
+
+
+def test_blocks_separate_what_unpaired_replicates_cannot():
+    # A shared per-block offset (SD 0.01) five times the noise, and a true effect of 0.004.
+    table = trials({0: 0.700, 2: 0.704, 4: 0.700}, n=6, spread=0.001, block_sd=0.01, seed=3)
+    paired = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", blocked=True)
+    unpaired = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", blocked=False)
+    assert paired.best == "2" and paired.better_than == ["0", "4"]
+    assert "paired within 6 seed blocks; repeated-measures ANOVA F(2, 10)" in paired.sentence
+    assert unpaired.better_than == [] and unpaired.sentence.startswith("no winner")
+    assert paired.comparison.variance_ratio > 20
 
 
 def test_a_minimised_objective_picks_the_lowest_mean():
@@ -59,23 +92,34 @@ def test_a_minimised_objective_picks_the_lowest_mean():
     )
     result = answer(table, ["latent_dim"], "val_loss", "minimize")
     assert result.best == "8" and result.better_than == ["2"]
+    assert result.sentence.startswith("best latent_dim = 8")
 
 
 def test_one_replicate_gives_numbers_but_no_test():
     result = answer(
         trials({0: 0.6, 1: 0.7}, n=1), ["warmup_epochs"], "val_knn_accuracy", "maximize"
     )
+    assert result.sentence.startswith("best mean at warmup_epochs = 1")
     assert "no interval" in result.sentence and "no difference can be tested" in result.sentence
 
 
-def test_effects_table_has_one_row_per_configuration_and_metric():
-    table = trials({0: 0.6, 1: 0.7}, n=4)
-    effects = effects_table(table, ["warmup_epochs"], ["val_knn_accuracy"])
+def test_effects_table_has_one_row_per_configuration_and_metric_with_its_difference():
+    table = trials({0: 0.6, 1: 0.7}, n=4, block_sd=0.05)
+    effects = effects_table(table, ["warmup_epochs"], ["val_knn_accuracy"], blocked=True)
     assert list(effects.columns) == [
         "param", "value", "metric", "n", "mean", "sd", "ci_low", "ci_high",
+        "best", "diff", "diff_low", "diff_high", "paired",
     ]  # fmt: skip
     assert effects["value"].tolist() == ["0", "1"] and effects["n"].tolist() == [4, 4]
     first = table[table["warmup_epochs"] == 0]["val_knn_accuracy"]
     assert effects.loc[0, "mean"] == pytest.approx(first.mean())
     assert effects.loc[0, "sd"] == pytest.approx(first.std())
     assert effects.loc[0, "ci_low"] < effects.loc[0, "mean"] < effects.loc[0, "ci_high"]
+    # The difference from the best, paired: with two configurations, the paired t interval.
+    assert effects["best"].tolist() == ["1", "1"] and effects["paired"].all()
+    d = first.to_numpy() - table[table["warmup_epochs"] == 1]["val_knn_accuracy"].to_numpy()
+    half = 3.182446 * d.std(ddof=1) / 2  # t(0.975, df=3) · sd / sqrt(4)
+    row = effects.loc[0]
+    assert row["diff"] == pytest.approx(d.mean())
+    assert (row["diff_low"], row["diff_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert effects.loc[1, ["diff", "diff_low", "diff_high"]].tolist() == [0.0, 0.0, 0.0]

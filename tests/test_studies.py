@@ -56,7 +56,7 @@ def test_study_from_a_path(tmp_path):
     )
     spec = load_study(str(path))
     assert spec.name == "mine" and spec.directions == ["maximize"]
-    assert spec.design_summary() == "explore 6, then top 2 × 1 replicates; --trials 8"
+    assert spec.design_summary() == "explore 6, then top 2 × 1 seed blocks; --trials 8"
 
 
 def test_malformed_toml_is_reported_with_the_path(tmp_path):
@@ -128,6 +128,15 @@ def test_malformed_toml_is_reported_with_the_path(tmp_path):
         (
             {"search": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}},
             "search.lr is continuous: a study over it needs 'explore = N'",
+        ),
+        ({"blocked": "yes"}, "'blocked' must be true or false; got 'yes'"),
+        ({"equivalence": -0.01}, "equivalence.val_loss must be a positive number; got -0.01"),
+        ({"equivalence": float("nan")}, "equivalence.val_loss must be a positive number"),
+        ({"equivalence": {"val_ssim": 0.01}}, "equivalence.val_ssim is not one of the study's"),
+        ({"noise": True}, "noise.val_loss must be a positive number; got True"),
+        (
+            {"objectives": ["val_loss", "val_ssim"], "noise": 0.1},
+            "'noise' must be a table by objective",
         ),
     ],
 )
@@ -207,6 +216,12 @@ def test_definition_changes_with_fixed_settings_but_not_description():
         spec.definition() == parse_study(minimal(description="other"), "t", "t.toml").definition()
     )
     assert spec.definition() != spec.with_overrides({"epochs": 4}).definition()
+    # How the answer is read (a margin, the noise measured here) is not what is trained.
+    read = parse_study(minimal(equivalence=0.5, noise={"val_loss": 1.2}), "t", "t.toml")
+    assert read.definition() == spec.definition() and read.equivalence == {"val_loss": 0.5}
+    assert spec.definition()["design"]["blocked"] is True
+    unblocked = parse_study(minimal(blocked=False), "t", "t.toml")
+    assert unblocked.definition()["design"]["blocked"] is False
 
 
 def test_the_readme_shows_the_shipped_warmup_study_as_it_is():

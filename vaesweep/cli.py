@@ -137,14 +137,25 @@ def studies() -> None:
     from vaesweep.studies import available_studies, load_study
 
     table = Table(show_lines=True)
-    for column in ("study", "description", "searches", "objectives", "design"):
+    for column in ("study", "description", "searches", "objectives", "design", "detects"):
         table.add_column(column)
     for name in available_studies():
         spec = load_study(name)
         searches = "\n".join(f"{p.name}: {p.describe()}" for p in spec.search)
         design = spec.design_summary().replace("; ", "\n")
-        table.add_row(name, spec.description, searches, "\n".join(spec.objectives), design)
-    Console(highlight=False).print(table)
+        detects = spec.detectable()
+        power = "\n".join(
+            f"{detects[o]:.2g} (σ {spec.noise[o]:.2g})" if o in detects else "—"
+            for o in spec.objectives
+        )
+        table.add_row(name, spec.description, searches, "\n".join(spec.objectives), design, power)
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(
+        "detects: the smallest true difference from another configuration that the design's "
+        "answer finds with 80% power, at the residual SD σ measured here (the study file's "
+        "noise); — where unmeasured or nothing is compared"
+    )
 
 
 @main.command()

@@ -9,12 +9,17 @@ Two designs, chosen by the study file:
   `replicates` fresh seeds. The answer uses the confirmation runs only, free of the selection
   bias of picking the best explorations.
 
-A trial's seed comes from its configuration, phase and replicate (plus --seed), never from its
-trial number or its worker, so the same design gives the same trials however it is run.
+Replicates are blocks (`blocked`, the default): replicate r of every configuration of a grid or
+of a confirmation trains with one seed, from --seed, the phase and r alone, so the configurations
+of a block share their initial weights (layer by layer, wherever the shapes agree), batch order
+and sampling noise, and the answer compares them within blocks (a randomized complete block
+design). Unblocked designs, and explorations, seed each configuration apart. Never the trial
+number or the worker: the same design gives the same trials however it is run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -38,6 +43,31 @@ class Design:
     replicates: int = 1
     explore: int = 0  # 0: a grid design
     confirm_top: int = 0
+    # Replicate r of every configuration shares seed r. None: the file did not say, which is
+    # blocked; a study stored before blocking existed has no such key and resumes unblocked.
+    blocked: bool | None = None
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> Design:
+        """A design as a storage holds it; one stored before blocking existed is unblocked."""
+        return cls(**{"blocked": False, **stored})
+
+    @property
+    def shares_seeds(self) -> bool:
+        return self.blocked is not False
+
+    def stored(self) -> dict[str, Any]:
+        """What the storage keeps: every field, `blocked` resolved."""
+        return {**dataclasses.asdict(self), "blocked": self.shares_seeds}
+
+    def seed(self, base_seed: int, params: Mapping[str, Any], phase: str, replicate: int) -> int:
+        """A trial's seed: its block's (phase, replicate) in a blocked grid or confirmation;
+        otherwise its configuration's, phase and replicate."""
+        key = f"{phase}|{replicate}"
+        if not (self.shares_seeds and phase != EXPLORE):
+            key = f"{config_key(params)}|{key}"
+        digest = hashlib.sha256(key.encode()).digest()
+        return (int.from_bytes(digest[:4], "big") + base_seed) % 2**32
 
     @property
     def kind(self) -> str:
@@ -57,12 +87,12 @@ class Design:
 
     def describe(self, grid_size: int) -> str:
         total = self.trials_to_complete(grid_size)
+        blocks = "seed blocks" if self.shares_seeds else "independent replicates"
         if self.kind == GRID:
-            shape = f"grid {grid_size} × {self.replicates} replicates"
+            shape = f"grid {grid_size} × {self.replicates} {blocks}"
         elif self.confirm_top:
             shape = (
-                f"explore {self.explore}, then top {self.confirm_top} × {self.replicates} "
-                "replicates"
+                f"explore {self.explore}, then top {self.confirm_top} × {self.replicates} {blocks}"
             )
         else:
             shape = f"explore {self.explore} (no confirmation: answers carry no intervals)"
@@ -85,7 +115,12 @@ WAIT = Slot("wait", -1)  # exploration still running elsewhere: confirmation can
 
 
 def parse_design(raw: Mapping[str, Any], source: str) -> Design:
-    values = {}
+    values: dict[str, Any] = {}
+    if "blocked" in raw:
+        if not isinstance(raw["blocked"], bool):
+            got = raw["blocked"]
+            raise VaesweepError(f"{source}: 'blocked' must be true or false; got {got!r}")
+        values["blocked"] = raw["blocked"]
     for key in ("replicates", "explore", "confirm_top"):
         value = raw.get(key, 0 if key != "replicates" else 1)
         if not isinstance(value, int) or isinstance(value, bool) or value < (key == "replicates"):
@@ -134,11 +169,6 @@ def grid_values(spec_search: Sequence[Any]) -> list[dict[str, Any]]:
 def config_key(params: Mapping[str, Any]) -> str:
     """One configuration's identity, stable across processes and runs."""
     return json.dumps(dict(sorted(params.items())), sort_keys=True)
-
-
-def trial_seed(base_seed: int, params: Mapping[str, Any], phase: str, replicate: int) -> int:
-    digest = hashlib.sha256(f"{config_key(params)}|{phase}|{replicate}".encode()).digest()
-    return (int.from_bytes(digest[:4], "big") + base_seed) % 2**32
 
 
 def slot_of(trial: FrozenTrial) -> tuple[str, str, int] | None:

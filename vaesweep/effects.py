@@ -1,28 +1,27 @@
-"""The study's answer: per-configuration means with 95% intervals, and which differences the
-noise can separate.
+"""The study's answer: per-configuration means with 95% intervals, each configuration's
+difference from the best with a simultaneous 95% interval (`comparison`), and the sentence.
 
 Only trials trained under the study's protocol enter: completed (full budget, early stopping
-being part of the protocol) and placed by the design in its answer phase (the grid, or the
-confirmation re-runs). Intervals are Student-t intervals of the mean over replicates; the best
-configuration is compared with each other one by Welch's t-test (scipy), the p-values corrected
-for the number of comparisons with Holm's step-down method.
+being part of the protocol), placed by the design in its answer phase (the grid, or the
+confirmation re-runs) and, in a blocked design, in a complete block. Intervals of a mean are
+Student-t intervals over replicates.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from vaesweep.metric_names import label
+from vaesweep.comparison import Comparison, Difference, compare
+from vaesweep.metric_names import better, label
 
-ALPHA = 0.05
 CONFIDENCE = 0.95
+BLOCK = "replicate"  # the trials table's column that names a trial's block
 
 
 def configuration(table: pd.DataFrame, params: Sequence[str]) -> pd.Series:
@@ -50,52 +49,70 @@ def mean_interval(values: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def effects_table(
-    trials: pd.DataFrame, params: Sequence[str], metrics: Sequence[str]
+    trials: pd.DataFrame,
+    params: Sequence[str],
+    metrics: Sequence[str],
+    blocked: bool = False,
+    directions: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """One row per (configuration, metric) of comparable trials."""
-    columns = ["param", "value", "metric", "n", "mean", "sd", "ci_low", "ci_high"]
+    """One row per (configuration, metric) of comparable trials: its mean with a 95% interval,
+    and its difference from the metric's best configuration with a simultaneous 95% interval
+    (paired within blocks where `blocked`)."""
+    columns = [
+        "param", "value", "metric", "n", "mean", "sd", "ci_low", "ci_high",
+        "best", "diff", "diff_low", "diff_high", "paired",
+    ]  # fmt: skip
     if trials.empty:
         return pd.DataFrame(columns=columns)
     labelled = trials.assign(_config=configuration(trials, params))
+    order = _value_order(trials, params)
     rows = []
-    for config, group in labelled.groupby("_config", sort=False):
-        for metric in metrics:
+    for metric in metrics:
+        direction = (directions or {}).get(metric) or better(metric)
+        found = compare_metric(labelled, order, metric, direction, blocked)
+        differences = {d.config: d for d in found.differences} if found else {}
+        for config, group in labelled.groupby("_config", sort=False):
             values = group[metric].dropna().to_numpy(dtype=float)
             mean, sd, low, high = mean_interval(values)
-            rows.append(
-                {"param": ", ".join(params), "value": config, "metric": metric, "n": len(values),
-                 "mean": mean, "sd": sd, "ci_low": low, "ci_high": high}
-            )  # fmt: skip
+            row = {"param": ", ".join(params), "value": config, "metric": metric}
+            row |= {"n": len(values), "mean": mean, "sd": sd, "ci_low": low, "ci_high": high}
+            if found:
+                d = differences.get(config, Difference(config, 0.0, 0.0, 0.0))  # the best: 0
+                row |= {"best": found.best, "diff": d.diff, "diff_low": d.low}
+                row |= {"diff_high": d.high, "paired": found.blocked}
+            rows.append(row)
     frame = pd.DataFrame(rows, columns=columns)
-    order = _value_order(trials, params)
     return frame.sort_values(
         ["metric", "value"], key=lambda s: s.map(order) if s.name == "value" else s, kind="stable"
     ).reset_index(drop=True)
+
+
+def compare_metric(
+    labelled: pd.DataFrame,
+    order: Mapping[str, int],
+    metric: str,
+    direction: str,
+    blocked: bool,
+    margin: float | None = None,
+) -> Comparison | None:
+    """The comparison of one metric over trials labelled with their `_config`: by block where
+    `blocked`, else each trial on its own."""
+    rows = labelled.dropna(subset=[metric])
+    key = BLOCK if blocked and BLOCK in rows else None
+    samples = {
+        config: {
+            int(k): float(v)
+            for k, v in zip(group[key] if key else group.index, group[metric], strict=True)
+        }
+        for config, group in rows.groupby("_config", sort=False)
+    }
+    return compare(samples, sorted(samples, key=order.get), direction, key is not None, margin)
 
 
 def _value_order(trials: pd.DataFrame, params: Sequence[str]) -> dict[str, int]:
     """Configurations in their parameters' natural order (numbers ascending)."""
     ordered = trials.sort_values(list(params), kind="stable")
     return {label: i for i, label in enumerate(dict.fromkeys(configuration(ordered, params)))}
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment: controls the family-wise error rate over the comparisons."""
-    p = np.asarray(p_values, dtype=float)
-    adjusted, running = np.empty(len(p)), 0.0
-    for rank, index in enumerate(np.argsort(p, kind="stable")):
-        running = max(running, min(1.0, (len(p) - rank) * p[index]))
-        adjusted[index] = running
-    return adjusted.tolist()
-
-
-def welch_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Welch t-test; without any spread, equal samples give 1 and unequal ones 0."""
-    if np.std(a) == 0 and np.std(b) == 0:
-        return 1.0 if np.mean(a) == np.mean(b) else 0.0
-    with warnings.catch_warnings():  # nearly equal samples: scipy warns, the p-value stands
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 @dataclass
@@ -106,73 +123,111 @@ class Answer:
     n: int
     mean: float
     half_width: float  # of the 95% interval; NaN with one replicate
-    better_than: list[str] = field(default_factory=list)
-    not_distinguishable: list[str] = field(default_factory=list)
-    adjusted_p: dict[str, float] = field(default_factory=dict)
+    comparison: Comparison | None = None  # None: one configuration, or too few replicates
     sentence: str = ""
+
+    @property
+    def better_than(self) -> list[str]:
+        found = self.comparison
+        return [d.config for d in found.differences if d.separated] if found else []
 
 
 def answer(
-    trials: pd.DataFrame, params: Sequence[str], objective: str, direction: str
+    trials: pd.DataFrame,
+    params: Sequence[str],
+    objective: str,
+    direction: str,
+    blocked: bool = False,
+    margin: float | None = None,
 ) -> Answer | None:
-    """Which configuration has the best mean objective, and which others the noise separates
-    from it. None without comparable trials."""
+    """Which configuration has the best mean objective, how far each other one is from it, and
+    what the design could have seen. None without comparable trials."""
     trials = trials.dropna(subset=[objective])
     if trials.empty:
         return None
     labelled = trials.assign(_config=configuration(trials, params))
-    samples = {
-        config: group[objective].to_numpy(dtype=float)
-        for config, group in labelled.groupby("_config", sort=False)
-    }
+    order = _value_order(trials, params)
+    found = compare_metric(labelled, order, objective, direction, blocked, margin)
+    means = labelled.groupby("_config", sort=False)[objective].mean()
     sign = -1.0 if direction == "maximize" else 1.0
-    best = min(samples, key=lambda c: (sign * np.mean(samples[c]), c))
-    mean, _, low, high = mean_interval(samples[best])
-    result = Answer(objective, direction, best, len(samples[best]), mean, (high - low) / 2)
-    others = [c for c in sorted(samples, key=_value_order(trials, params).get) if c != best]
-    testable = all(len(samples[c]) >= 2 for c in samples)
-    if others and testable:
-        raw = [welch_p(samples[best], samples[c]) for c in others]
-        result.adjusted_p = dict(zip(others, holm(raw), strict=True))
-        for config in others:
-            separated = result.adjusted_p[config] < ALPHA
-            (result.better_than if separated else result.not_distinguishable).append(config)
-    result.sentence = _sentence(result, params, len(others), testable)
+    best = found.best if found else min(means.index, key=lambda c: (sign * means[c], order[c]))
+    values = labelled.loc[labelled["_config"] == best, objective].to_numpy(dtype=float)
+    mean, _, low, high = mean_interval(values)
+    result = Answer(objective, direction, best, len(values), mean, (high - low) / 2, found)
+    result.sentence = _sentence(result, params, len(means) - 1)
     return result
 
 
-def _sentence(result: Answer, params: Sequence[str], n_others: int, testable: bool) -> str:
+def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
     def listed(configs: Sequence[str]) -> str:
         # A configuration of several parameters is a list itself: set each apart.
         return ", ".join(f"({c})" if len(params) > 1 else c for c in configs)
 
-    name = params[0] if len(params) == 1 else "configuration"
     numbers = f"{label(result.objective)} {result.mean:.4g}"
     if math.isnan(result.half_width):
         numbers += f" (n = {result.n}: no interval)"
     else:
         numbers += f" ± {result.half_width:.2g} (95% CI, n = {result.n})"
-    where = f"{name} = {result.best}" if len(params) == 1 else f"({result.best})"
+    where = f"{params[0]} = {result.best}" if len(params) == 1 else f"({result.best})"
     if not n_others:
         return f"only {where} was compared: {numbers}."
-    if not testable:
+    found = result.comparison
+    if found is None:
         return (
-            f"highest mean at {where}: {numbers}; some configurations have fewer than 2 "
-            "replicates, so no difference can be tested: run more trials."
+            f"best mean at {where}: {numbers}; some configurations have fewer than 2 "
+            "replicates (or complete seed blocks), so no difference can be tested: run more trials."
         )
-    test = "Welch t-test" + (
-        f", Holm-corrected over {n_others} comparisons" if n_others > 1 else ""
-    )
-    if not result.better_than:
+    every = f"every other {params[0]} value" if len(params) == 1 else "every other configuration"
+    separated = [d for d in found.differences if d.separated]
+    equivalent = [d for d in found.differences if d.equivalent]
+    rest = found.undecided
+    how = _method(found)
+    if not separated and not equivalent:
+        bound = max(d.bound for d in found.differences)
         return (
-            f"no winner: the best mean, {where}: {numbers}, is not distinguishable from "
-            f"{listed(result.not_distinguishable)} ({test}, all p ≥ {ALPHA})."
+            f"no winner: {every} is within {bound:.2g} of the best, {where}: {numbers}; "
+            f"this design detects differences of {found.detectable:.2g} or more with 80% "
+            f"power{_more(found)} ({how})."
         )
-    verdict = f"best {where}: {numbers}; "
-    if result.not_distinguishable:
-        verdict += f"not distinguishable from {listed(result.not_distinguishable)}; "
-        verdict += f"better than {listed(result.better_than)}"
+    if len(equivalent) == n_others:
+        return (
+            f"equivalent: {every} is within ±{found.margin:.2g} of the best, {where}: "
+            f"{numbers} ({how})."
+        )
+    parts = [f"best {where}: {numbers}"]
+    if separated:
+        gap = min(min(abs(d.low), abs(d.high)) for d in separated)
+        which = (
+            "every other"
+            if len(separated) == n_others and n_others > 1
+            else listed([d.config for d in separated])
+        )
+        parts.append(f"better than {which} (by at least {gap:.2g})")
+    if equivalent:
+        parts.append(
+            f"equivalent within ±{found.margin:.2g}: {listed([d.config for d in equivalent])}"
+        )
+    if rest:
+        bound = max(d.bound for d in rest)
+        kind = "undecided" if found.margin is not None else "not distinguishable"
+        parts.append(
+            f"{kind}: {listed([d.config for d in rest])}, each within {bound:.2g} of it"
+            + _more(found)
+        )
+    return "; ".join(parts) + f" ({how})."
+
+
+def _method(found: Comparison) -> str:
+    if found.blocked:
+        intervals = f"Tukey 95% simultaneous intervals, paired within {found.blocks} seed blocks"
     else:
-        every = "every other: " if n_others > 1 else ""
-        verdict += f"better than {every}{listed(result.better_than)}"
-    return f"{verdict} ({test}, p < {ALPHA})."
+        intervals = "Tukey-Kramer 95% simultaneous intervals"
+    return f"{intervals}; {found.test}, p = {found.p:.2g}"
+
+
+def _more(found: Comparison) -> str:
+    if found.more_replicates is None:
+        return ""
+    if found.more_replicates > 1000:
+        return "; more than 1000 more replicates would be needed to decide"
+    return f": run about {found.more_replicates} more replicates to decide"

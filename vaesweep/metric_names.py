@@ -17,6 +17,7 @@ class Metric:
     selectable: bool = True  # a study may select on its validation value
     per_epoch: str | None = None  # its counterpart in the training history (what a pruner sees)
     likelihood_scaled: bool = False  # on the likelihood's own scale: MSE and BCE trials differ
+    compared: bool = True  # False: a property of an estimate (its standard error), not a result
 
 
 # Computed for both splits, as f"{split}_{name}", in the tables' order.
@@ -25,8 +26,10 @@ METRICS = {
     "recon": Metric("reconstruction", "minimize", per_epoch="recon", likelihood_scaled=True),
     "kl": Metric("KL", "minimize", per_epoch="kl"),
     "nll": Metric("−log p(x) (nats)", "minimize", likelihood_scaled=True),
+    "nll_se": Metric("SE of −log p(x)", "minimize", selectable=False, compared=False),
     "mse": Metric("per-pixel MSE", "minimize", per_epoch="mse"),
     "ssim": Metric("SSIM", "maximize"),
+    "ssim_se": Metric("SE of SSIM", "minimize", selectable=False, compared=False),
     "knn_accuracy": Metric("5-NN accuracy", "maximize"),
     "active_units": Metric("active units", "maximize", selectable=False),
 }
@@ -41,10 +44,13 @@ OBJECTIVE_DIRECTIONS = {f"val_{n}": m.better for n, m in METRICS.items() if m.se
 PER_EPOCH = {f"val_{n}": f"val_{m.per_epoch}" for n, m in METRICS.items() if m.per_epoch}
 # Values on the likelihood's own scale: MSE and BCE trials cannot be compared on them.
 LIKELIHOOD_SCALED = {f"val_{n}" for n, m in METRICS.items() if m.likelihood_scaled}
-# The trials table's metric columns.
+# The trials table's metric columns, and those whose configurations effects.csv compares.
 TABLE_COLUMNS = (
     *(f"{split}_{name}" for split in SPLITS for name in METRICS),
     *(f"test_{name}" for name in TEST_ONLY),
+)
+COMPARED_COLUMNS = tuple(
+    c for c in TABLE_COLUMNS if (METRICS | TEST_ONLY)[c.partition("_")[2]].compared
 )
 
 
@@ -53,3 +59,10 @@ def label(column: str) -> str:
     split, _, name = column.partition("_")
     metric = METRICS.get(name) or TEST_ONLY.get(name)
     return f"{split} {metric.label}" if split in SPLITS and metric else column
+
+
+def better(column: str) -> str:
+    """Which way is better for a table column ('minimize' for names it does not know)."""
+    split, _, name = column.partition("_")
+    metric = METRICS.get(name) or TEST_ONLY.get(name)
+    return metric.better if split in SPLITS and metric else "minimize"

@@ -30,10 +30,10 @@ from vaesweep.model import VAE
 from vaesweep.validation import EVAL_BATCH, validate
 
 KNN_NEIGHBOURS = 5
-SSIM_IMAGES, SSIM_SEED = 1000, 42
-# The fixed images the likelihood is estimated on, per split: with the default 50 importance
-# samples, 500 images cost 0.25 s a split on one thread (1,000 images and 100 samples, 2.1 s).
-NLL_IMAGES, NLL_SEED = 500, 7
+# SSIM and the likelihood cost the most, so by default they are estimated on a fixed random
+# subset of each split (`ssim_images`, `nll_images`; 0: the whole split), the same images for
+# every trial, with the standard error of that estimate of the whole split's value.
+SSIM_SEED, NLL_SEED = 42, 7
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 
@@ -42,25 +42,32 @@ def pixel_mse(x: Tensor, x_hat: Tensor) -> float:
     return float((x.float() - x_hat.float()).square().mean())
 
 
-def mean_ssim(x: Tensor, x_hat: Tensor) -> float:
-    """Mean SSIM over image pairs, as tf.image.ssim(max_val=1.0) defines it."""
+def ssim_per_image(x: Tensor, x_hat: Tensor) -> np.ndarray:
+    """SSIM of each image pair, as tf.image.ssim(max_val=1.0) defines it."""
     a = x.reshape(len(x), *x.shape[-2:]).float().cpu().numpy()
     b = x_hat.reshape(len(x_hat), *x_hat.shape[-2:]).float().cpu().numpy()
-    return float(
-        np.mean(
-            [
-                structural_similarity(
-                    p,
-                    q,
-                    data_range=1.0,
-                    gaussian_weights=True,
-                    sigma=1.5,
-                    use_sample_covariance=False,
-                )  # fmt: skip
-                for p, q in zip(a, b, strict=True)
-            ]
-        )
+    options = {"data_range": 1.0, "gaussian_weights": True, "sigma": 1.5}
+    return np.array(
+        [
+            structural_similarity(p, q, use_sample_covariance=False, **options)
+            for p, q in zip(a, b, strict=True)
+        ]
     )
+
+
+def mean_ssim(x: Tensor, x_hat: Tensor) -> float:
+    """Mean SSIM over image pairs, as tf.image.ssim(max_val=1.0) defines it."""
+    return float(np.mean(ssim_per_image(x, x_hat)))
+
+
+def subset_estimate(values: np.ndarray, population: int) -> tuple[float, float]:
+    """The mean of per-image values on a random subset, and its standard error as an estimate
+    of the whole split's mean (finite-population corrected: 0 on the whole split)."""
+    n = len(values)
+    if n < 2:
+        return float(np.mean(values)), float("nan")
+    correction = max(0.0, 1 - n / population)
+    return float(np.mean(values)), float(np.std(values, ddof=1) * math.sqrt(correction / n))
 
 
 def knn_accuracy(
@@ -84,16 +91,23 @@ def active_units(means: Tensor) -> int:
     return int((means.double().var(dim=0, unbiased=False) > ACTIVE_UNIT_THRESHOLD).sum())
 
 
-@torch.no_grad()
 def iwae_nll(
     model: VAE, x: Tensor, likelihood: str, samples: int, generator: torch.Generator
 ) -> float:
-    """Mean -log p(x) in nats, estimated with `samples` importance samples from q(z|x):
+    """Mean -log p(x) in nats over `x` (see `iwae_nll_per_image`)."""
+    return float(np.mean(iwae_nll_per_image(model, x, likelihood, samples, generator)))
+
+
+@torch.no_grad()
+def iwae_nll_per_image(
+    model: VAE, x: Tensor, likelihood: str, samples: int, generator: torch.Generator
+) -> np.ndarray:
+    """-log p(x) in nats of each image, estimated with `samples` importance samples from q(z|x):
     log p(x) >= log mean_k p(x|z_k) p(z_k) / q(z_k|x), which tightens as `samples` grows and
     equals the ELBO at one sample."""
     model.eval()
     per_batch = max(1, 20_000 // samples)  # images per pass, so a pass holds ~20,000 decodes
-    total = 0.0
+    parts = []
     for start in range(0, len(x), per_batch):
         images = x[start : start + per_batch].float()
         mu, logvar = (t.float() for t in model.encode(images))
@@ -107,8 +121,8 @@ def iwae_nll(
         log_pz = -0.5 * (z.square() + math.log(2 * math.pi)).sum(-1)
         log_qz = -0.5 * (eps.square() + logvar + math.log(2 * math.pi)).sum(-1)
         log_w = log_px_z + log_pz - log_qz
-        total -= float((torch.logsumexp(log_w, dim=0) - math.log(samples)).sum())
-    return total / len(x)
+        parts.append(-(torch.logsumexp(log_w, dim=0) - math.log(samples)).double().cpu())
+    return torch.cat(parts).numpy()
 
 
 @torch.no_grad()
@@ -155,19 +169,28 @@ def evaluate(model: VAE, splits: Splits, config: TrainConfig, compute: Compute) 
     for part, x, y in (("val", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y)):
         check = validate(model, x.to(device), config, 1.0, compute)
         stats, means[part] = check.stats, check.means
-        ssim_images = x[fixed_subset(len(x), SSIM_IMAGES, SSIM_SEED)]
-        nll_images = x[fixed_subset(len(x), NLL_IMAGES, NLL_SEED)].to(device)
+        ssim_images = x[fixed_subset(len(x), config.ssim_images or len(x), SSIM_SEED)]
+        nll_images = x[fixed_subset(len(x), config.nll_images or len(x), NLL_SEED)].to(device)
         generator = torch.Generator().manual_seed(NLL_SEED)
+        ssim, ssim_se = subset_estimate(
+            ssim_per_image(ssim_images, reconstruct(model, ssim_images, device)), len(x)
+        )
+        nll, nll_se = subset_estimate(
+            iwae_nll_per_image(
+                model, nll_images, config.likelihood, config.iwae_samples, generator
+            ),
+            len(x),
+        )
         metrics |= {
             f"{part}_loss": stats["loss"],
             f"{part}_recon": stats["recon"],
             f"{part}_kl": stats["kl"],
             f"{part}_mse": stats["mse"],
-            f"{part}_ssim": mean_ssim(ssim_images, reconstruct(model, ssim_images, device)),
+            f"{part}_ssim": ssim,
+            f"{part}_ssim_se": ssim_se,
             f"{part}_knn_accuracy": knn_accuracy(reference, splits.train_y, means[part], y),
-            f"{part}_nll": iwae_nll(
-                model, nll_images, config.likelihood, config.iwae_samples, generator
-            ),
+            f"{part}_nll": nll,
+            f"{part}_nll_se": nll_se,
             f"{part}_active_units": active_units(means[part]),
             f"{part}_kl_per_dim": check.kl_per_dim.tolist(),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import torch
@@ -30,6 +31,7 @@ class VAE(nn.Module):
         self.to_logvar = nn.Linear(features, latent_dim)
         self.decoder = decoder
         self.latent_dim = latent_dim
+        self.init_layer: Callable[[nn.Module], None] = _torch_init  # the architecture's scheme
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.encoder(x)
@@ -72,13 +74,30 @@ class CropTo(nn.Module):
         return x[..., : self.size, : self.size]
 
 
-def glorot_init(model: nn.Module) -> None:
+LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+def _torch_init(layer: nn.Module) -> None:
+    layer.reset_parameters()
+
+
+def _keras_init(layer: nn.Module) -> None:
     """Keras's initialisation: Glorot-uniform weights, zero biases (fans as Keras computes
     them; for transposed convolutions PyTorch swaps them, which the uniform bound ignores)."""
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            nn.init.xavier_uniform_(module.weight)
-            nn.init.zeros_(module.bias)
+    nn.init.xavier_uniform_(layer.weight)
+    nn.init.zeros_(layer.bias)
+
+
+def initialise(model: VAE, seed: int) -> None:
+    """Every layer from its own generator, keyed by the seed and the layer's name, so models of
+    one seed start from the same weights in each layer whose shape agrees, even where other
+    layers differ (another latent size changes only the layers that touch the latent)."""
+    for name, module in model.named_modules():
+        if isinstance(module, LAYERS):
+            digest = hashlib.sha256(f"{seed}|{name}".encode()).digest()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int.from_bytes(digest[:8], "big") >> 1)
+                model.init_layer(module)
 
 
 def seed_vae(latent_dim: int) -> VAE:
@@ -114,7 +133,10 @@ def seed_vae(latent_dim: int) -> VAE:
         nn.ConvTranspose2d(128, 1, 5, padding=2),
     )
     model = VAE(encoder, 32, decoder, latent_dim, channels_last=True)
-    glorot_init(model)
+    model.init_layer = _keras_init
+    for module in model.modules():
+        if isinstance(module, LAYERS):
+            _keras_init(module)
     return model
 
 
@@ -141,5 +163,9 @@ def mlp_vae(latent_dim: int) -> VAE:
 ARCHITECTURES: dict[str, Callable[[int], VAE]] = {"seed": seed_vae, "mlp": mlp_vae}
 
 
-def build_model(arch: str, latent_dim: int) -> VAE:
-    return ARCHITECTURES[arch](latent_dim)
+def build_model(arch: str, latent_dim: int, seed: int | None = None) -> VAE:
+    """An architecture by name; with a `seed`, each layer initialised from it (`initialise`)."""
+    model = ARCHITECTURES[arch](latent_dim)
+    if seed is not None:
+        initialise(model, seed)
+    return model

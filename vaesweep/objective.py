@@ -12,7 +12,7 @@ import optuna
 from vaesweep.artifacts import save_trial
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, Splits, make_splits
-from vaesweep.design import EXPLORE, PHASE_ATTR, REPLICATE_ATTR, trial_seed
+from vaesweep.design import EXPLORE, PHASE_ATTR, REPLICATE_ATTR
 from vaesweep.device import Compute
 from vaesweep.layout import trial_folder
 from vaesweep.metric_names import PER_EPOCH
@@ -67,10 +67,10 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         params = self.spec.suggest(trial)
-        # The design placed this trial: its seed follows from configuration and replicate alone.
+        # The design placed this trial: its seed follows from its block (or configuration) alone.
         phase = trial.user_attrs.get(PHASE_ATTR, EXPLORE)
         replicate = trial.user_attrs.get(REPLICATE_ATTR, 0)
-        seed = trial_seed(self.base_seed, params, phase, replicate)
+        seed = self.spec.design.seed(self.base_seed, params, phase, replicate)
         config = self.spec.config_for(params, seed=seed)
         run = _TrialRun(
             trial, phase, config,

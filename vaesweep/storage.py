@@ -21,6 +21,7 @@ from vaesweep.layout import DEFAULT_DB_NAME
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 DEFINITION_ATTR = "vaesweep_definition"  # study: search space, fixed settings, objectives
 DESCRIPTION_ATTR = "vaesweep_description"  # study: the one-line description
+ANALYSIS_ATTR = "vaesweep_analysis"  # study: equivalence margins (the latest run's file)
 LAST_RUN_ATTR = "vaesweep_last_run"  # study: when a run last started (written first: a probe)
 FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
 METRICS_ATTR = "metrics"  # trial: the final validation and test metrics

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,9 +41,11 @@ UNSEARCHABLE = {
     "val_size": "trials must share validation images",
     "precision": "it is decided once per run, for every trial; set it in [fixed]",
 }
-_DESIGN_KEYS = {"replicates", "explore", "confirm_top"}
+_DESIGN_KEYS = {"replicates", "explore", "confirm_top", "blocked"}
+# How the answer is read, not what is trained: outside the stored definition.
+_ANALYSIS_KEYS = {"equivalence", "noise"}
 _TOP_LEVEL_KEYS = {"description", "objectives", "search", "fixed", "sampler", "pruner"}
-_TOP_LEVEL_KEYS |= _DESIGN_KEYS
+_TOP_LEVEL_KEYS |= _DESIGN_KEYS | _ANALYSIS_KEYS
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,10 @@ class StudySpec:
     sampler: Mapping[str, Any] = field(default_factory=lambda: {"name": "tpe"})
     pruner: Mapping[str, Any] = field(default_factory=lambda: {"name": "none"})
     design: Design = field(default_factory=Design)
+    # objective -> margin within which a configuration counts as equivalent to the best
+    equivalence: Mapping[str, float] = field(default_factory=dict)
+    # objective -> residual SD measured here on this design: what it can detect, before it runs
+    noise: Mapping[str, float] = field(default_factory=dict)
     source: str = ""
 
     @property
@@ -89,6 +96,23 @@ class StudySpec:
             f"warning: warmup_epochs up to {longest} with epochs = {epochs}: beta never reaches 1 "
             "in some trials, so they never train the ELBO they report"
         )
+
+    @property
+    def compared(self) -> int:
+        """How many configurations the answer compares."""
+        return len(self.grid) if self.design.kind == "grid" else self.design.confirm_top
+
+    def detectable(self) -> dict[str, float]:
+        """Per objective with a measured noise: the difference its design finds with 80% power."""
+        from vaesweep.comparison import design_detectable
+
+        k, r = self.compared, self.design.replicates
+        if k < 2 or r < 2:
+            return {}
+        return {
+            name: design_detectable(sd, k, r, self.design.shares_seeds)
+            for name, sd in self.noise.items()
+        }
 
     @property
     def grid(self) -> list[dict[str, Any]] | None:
@@ -135,7 +159,7 @@ class StudySpec:
                     "search": [dataclasses.asdict(param) for param in self.search],
                     "fixed": dict(sorted(self.fixed.items())),
                     "objectives": list(self.objectives),
-                    "design": dataclasses.asdict(self.design),
+                    "design": self.design.stored(),
                 }
             )
         )
@@ -223,6 +247,8 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
         sampler={"name": "tpe", **raw.get("sampler", {})},
         pruner={"name": "none", **raw.get("pruner", {})},
         design=parse_design(raw, source),
+        equivalence=_per_objective(raw, "equivalence", objectives, source),
+        noise=_per_objective(raw, "noise", objectives, source),
         source=source,
     )
     if spec.design.kind == "grid" and "sampler" in raw:
@@ -232,6 +258,28 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
         )
     _validate(spec, source)
     return spec
+
+
+def _per_objective(
+    raw: Mapping[str, Any], key: str, objectives: list[str], source: str
+) -> dict[str, float]:
+    """A positive number per objective: a table by objective name, or one number for a study
+    with a single objective."""
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        if len(objectives) > 1:
+            raise VaesweepError(
+                f"{source}: '{key}' must be a table by objective, e.g. {key} = "
+                f"{{ {objectives[0]} = 0.01 }}, since the study has several objectives"
+            )
+        value = {objectives[0]: value}
+    for name, number in value.items():
+        if name not in objectives:
+            raise VaesweepError(f"{source}: {key}.{name} is not one of the study's objectives")
+        ok = isinstance(number, int | float) and not isinstance(number, bool)
+        if not ok or not math.isfinite(number) or number <= 0:
+            raise VaesweepError(f"{source}: {key}.{name} must be a positive number; got {number!r}")
+    return {name: float(number) for name, number in value.items()}
 
 
 def _check_search(spec: StudySpec, source: str) -> None:

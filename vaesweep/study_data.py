@@ -19,8 +19,9 @@ from optuna.trial import FrozenTrial
 from vaesweep import effects
 from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Design, grid_values
 from vaesweep.layout import WEIGHTS_FILE
-from vaesweep.metric_names import TABLE_COLUMNS
+from vaesweep.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
 from vaesweep.storage import (
+    ANALYSIS_ATTR,
     DEFINITION_ATTR,
     DESCRIPTION_ATTR,
     EPOCHS_DONE_ATTR,
@@ -59,6 +60,7 @@ class StudyData:
     fixed: dict[str, Any]
     design: Design
     entries: list[TrialEntry]
+    equivalence: dict[str, float] = field(default_factory=dict)  # objective -> margin
     table: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per finished trial
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # see effects.effects_table
     answers: list[effects.Answer] = field(default_factory=list)  # one per objective
@@ -110,17 +112,26 @@ def collect(
         directions=directions,
         search=definition.get("search", []),
         fixed=definition.get("fixed", {}),
-        design=Design(**definition.get("design", {})),
+        design=Design.from_stored(definition.get("design", {})),
         entries=entries,
+        equivalence=study.user_attrs.get(ANALYSIS_ATTR, {}).get("equivalence", {}),
     )
     data.table = trials_table(data)
     fair = data.table[data.table["in_answer"]] if not data.table.empty else data.table
-    metrics = list(dict.fromkeys([*objectives, *TABLE_COLUMNS]))
-    data.effects = effects.effects_table(fair, data.params, [m for m in metrics if m in fair])
+    metrics = [m for m in dict.fromkeys([*objectives, *COMPARED_COLUMNS]) if m in fair]
+    blocked = data.design.shares_seeds
+    data.effects = effects.effects_table(
+        fair, data.params, metrics, blocked, dict(zip(objectives, directions, strict=True))
+    )
     data.answers = [
         a
         for objective, direction in zip(objectives, directions, strict=True)
-        if objective in fair and (a := effects.answer(fair, data.params, objective, direction))
+        if objective in fair
+        and (
+            a := effects.answer(
+                fair, data.params, objective, direction, blocked, data.equivalence.get(objective)
+            )
+        )
     ]
     if not data.table.empty:
         data.table["best"] = data.table["trial"].isin(data.best)
@@ -145,6 +156,15 @@ def trials_table(data: StudyData) -> pd.DataFrame:
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:
-        in_phase = table["phase"] == data.design.answer_phase
-        table.insert(3, "in_answer", (table["state"] == "COMPLETE") & in_phase)
+        in_answer = (table["state"] == "COMPLETE") & (table["phase"] == data.design.answer_phase)
+        if data.design.shares_seeds and in_answer.any():
+            # Blocks are compared whole: a block some configuration has not completed waits.
+            configs = effects.configuration(table[in_answer], data.params)
+            blocks = table.loc[in_answer, "replicate"]
+            per_block = configs.groupby(blocks).nunique()
+            complete = table["replicate"].isin(per_block[per_block == configs.nunique()].index)
+            waiting = in_answer & ~complete
+            table.loc[waiting & (table["note"] == ""), "note"] = "its seed block is incomplete"
+            in_answer &= complete
+        table.insert(3, "in_answer", in_answer)
     return table

@@ -3,6 +3,7 @@ the storage, then hand the work to one loop in this process or to worker process
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -15,11 +16,13 @@ from optuna.trial import TrialState
 
 from vaesweep.artifacts import clean_debris
 from vaesweep.data import load_fashion_mnist, make_splits
+from vaesweep.design import Design
 from vaesweep.errors import VaesweepError
 from vaesweep.layout import check_writable
 from vaesweep.precision import decide
 from vaesweep.progress import Progress
 from vaesweep.storage import (
+    ANALYSIS_ATTR,
     DEFINITION_ATTR,
     DESCRIPTION_ATTR,
     LAST_RUN_ATTR,
@@ -60,8 +63,10 @@ def check_name(name: str) -> str:
     return name
 
 
-def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -> None:
-    """A stored study of this name must have been created from the same definition."""
+def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -> StudySpec:
+    """A stored study of this name must have been created from the same definition; the spec to
+    run (a stored study unblocked, by an earlier version or by its file, resumes unblocked unless
+    the file now says `blocked = true`)."""
     # Trials first: a trial only ever exists after its study's definition was stored, so a
     # worker starting beside another never takes that study for a foreign one.
     has_trials = bool(study.get_trials(deepcopy=False))
@@ -82,13 +87,27 @@ def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -
         study.set_user_attr(DEFINITION_ATTR, wanted)
         study.set_user_attr(DESCRIPTION_ATTR, spec.description)
         study.set_metric_names(list(spec.objectives))  # so dashboards name the values
-        return
+        return spec
+    stored = dict(stored)
+    if isinstance(stored.get("design"), dict):
+        try:
+            design = Design.from_stored(stored["design"])
+        except TypeError:
+            design = None  # keys this version does not know: a mismatch, named below
+        if design is not None:
+            stored["design"] = design.stored()
+            if spec.design.blocked is None and not design.shares_seeds:
+                spec = dataclasses.replace(
+                    spec, design=dataclasses.replace(spec.design, blocked=False)
+                )
+                wanted = spec.definition()
     for part in ("search", "fixed", "objectives", "design"):
         if stored.get(part) != wanted[part]:
             raise VaesweepError(
                 f"study '{study.study_name}' in this storage was created with different {part} "
                 f"({_difference(stored.get(part), wanted[part])}); use another --name to keep both"
             )
+    return spec
 
 
 def _difference(stored, wanted) -> str:
@@ -134,9 +153,16 @@ def run_study(
         study = optuna.create_study(
             storage=storage, study_name=name, directions=spec.directions, load_if_exists=True
         )
-        _check_definition(study, spec, results_dir)
+        requested = spec
+        spec = _check_definition(study, spec, results_dir)
         # Probe for writing before any work: a read-only storage fails here, not mid-trial.
         study.set_user_attr(LAST_RUN_ATTR, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        study.set_user_attr(ANALYSIS_ATTR, {"equivalence": dict(spec.equivalence)})
+    if spec.design.shares_seeds != requested.design.shares_seeds:
+        warn(
+            f"study '{name}' was stored with independent seeds per configuration (before blocked "
+            "replicates, or with blocked = false): it resumes so, and is compared unpaired"
+        )
     if warning := spec.beta_warning():
         warn(warning)
     if compute.why:
