@@ -436,7 +436,9 @@ def test_studies_lists_every_study_with_its_search_space():
     for name in ("warmup", "latent", "lr", "likelihood", "joint"):
         assert name in outcome.output
     assert "warmup_epochs: int [0, 4]" in outcome.output
-    assert "grid 5 × 6 replicates" in outcome.output and "--trials 30" in outcome.output
+    assert "seed blocks" in outcome.output and "--trials 30" in outcome.output
+    # What each design can detect, from the noise its file says was measured here.
+    assert "detects" in outcome.output and "(σ " in outcome.output
 
 
 def test_an_unforeseen_failure_is_one_line_and_debug_shows_it(monkeypatch):

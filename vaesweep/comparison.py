@@ -115,7 +115,8 @@ def compare(
     margin: float | None = None,
 ) -> Comparison | None:
     """`samples[config][block]` is one trial's value. None with one configuration, or too few
-    replicates to estimate the noise."""
+    replicates to estimate the noise, or no noise at all (every residual 0: a test would claim
+    certainty from a rounding coincidence)."""
     sign = -1.0 if direction == "maximize" else 1.0
     configs = [c for c in order if samples.get(c)]
     if len(configs) < 2:
@@ -123,11 +124,13 @@ def compare(
     complete = sorted(set.intersection(*(set(samples[c]) for c in configs)))
     if blocked and len(complete) >= 2:
         frame = pd.DataFrame({c: [samples[c][b] for b in complete] for c in configs})
-        return _blocked(frame, complete, sign, margin)
-    groups = {c: np.asarray(list(samples[c].values()), dtype=float) for c in configs}
-    if any(len(g) < 2 for g in groups.values()):
-        return None
-    return _unblocked(groups, sign, margin)
+        found = _blocked(frame, complete, sign, margin)
+    else:
+        groups = {c: np.asarray(list(samples[c].values()), dtype=float) for c in configs}
+        if any(len(g) < 2 for g in groups.values()):
+            return None
+        found = _unblocked(groups, sign, margin)
+    return found if found.residual_sd > 0 else None
 
 
 def _best(means: pd.Series, sign: float) -> str:
@@ -165,17 +168,14 @@ def _blocked(
     result = Comparison(
         best, True, b, test, p, differences, math.sqrt(mse), df,
         detectable_difference(se, k, df),
-        variance_ratio=within / mse if mse > 0 else math.inf, margin=margin,
+        variance_ratio=within / mse if mse > 0 else math.nan, margin=margin,
     )  # fmt: skip
     return _decide(result, k, lambda n: ((k - 1) * (n - 1), math.sqrt(2 * mse / n)), b)
 
 
 def _f_test(name: str, ms_effect: float, mse: float, df1: int, df2: int) -> tuple[str, float]:
-    if mse == 0:  # no residual: any difference is certain, none is absent
-        f, p = (math.inf, 0.0) if ms_effect > 0 else (math.nan, 1.0)
-    else:
-        f = ms_effect / mse
-        p = float(stats.f.sf(f, df1, df2))
+    f = ms_effect / mse if mse > 0 else math.nan  # no residual: `compare` gives no comparison
+    p = float(stats.f.sf(f, df1, df2)) if mse > 0 else math.nan
     return f"{name} F({df1}, {df2}) = {f:.3g}", p
 
 

@@ -47,7 +47,8 @@ class TrainConfig:
     monitor: str = "loss"
     precision: str = "auto"
     iwae_samples: int = 50  # importance samples of the val/test negative log-likelihood
-    nll_images: int = 500  # fixed random images per split for the likelihood (0: all)
+    nll_val_images: int = 500  # fixed random validation images for the likelihood (0: all)
+    nll_test_images: int = 500  # fixed random test images for the likelihood (0: all)
     ssim_images: int = 1000  # fixed random images per split for SSIM (0: all), as the notebook
     binarize: bool = False  # dynamic binarization of training images, fixed of val/test
     seed: int = 0
@@ -97,7 +98,14 @@ _POSITIVE_INTS = {
     "early_stop_patience",
     "iwae_samples",
 }
-_NON_NEGATIVE_INTS = {"warmup_epochs", "train_subset", "seed", "nll_images", "ssim_images"}
+_NON_NEGATIVE_INTS = {
+    "warmup_epochs",
+    "train_subset",
+    "seed",
+    "nll_val_images",
+    "nll_test_images",
+    "ssim_images",
+}
 _POSITIVE_FLOATS = {"lr"}
 _NON_NEGATIVE_FLOATS = {"min_lr", "early_stop_start"}
 

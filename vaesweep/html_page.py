@@ -94,6 +94,8 @@ def _trial_section(entry: TrialEntry, best: bool) -> str:
 
 
 def _answer_block(report: StudyData) -> str:
+    """The question, the answer, its paired-differences figure and what it rests on: first on the
+    study's section, so the first screen holds them."""
     design = report.design
     fair = report.table["in_answer"]
     excluded = len(report.table) - int(fair.sum())
@@ -101,20 +103,35 @@ def _answer_block(report: StudyData) -> str:
     if not answers:
         answers = (
             '<p class="note">No answer yet: no trial has completed the study\'s protocol '
-            f"({escape(design.answer_phase)} phase, full budget).</p>"
+            f"({escape(design.answer_phase)} phase, full budget"
+            + (", complete seed blocks" if design.shares_seeds else "")
+            + ").</p>"
         )
+    figure = report.figures.get("paired-differences")
+    evidence = _figure(figure, "each configuration minus the best", "80%") if figure else ""
     fixed = ", ".join(f"{k} = {v}" for k, v in sorted(report.fixed.items())) or "defaults"
+    pairing = (
+        "Replicate r of every configuration shares seed r (a block: the same initial weights, "
+        "batch order and noise), so differences are taken within blocks. "
+        if design.shares_seeds
+        else "Replicates are independent (unblocked). "
+    )
     return (
         f'<div class="answer"><p><b>Question:</b> {escape(report.description)}</p>{answers}'
+        f"{evidence}"
         f"<p>Compared: {int(fair.sum())} completed {escape(design.answer_phase)} trials "
         f"(design: {escape(report.design_summary)}); "
         + (
-            f"{excluded} other finished trials (pruned, or explorations) are greyed and never "
-            "enter an estimate. "
+            f"{excluded} other finished trials (pruned, explorations, or in an incomplete seed "
+            "block) are greyed and never enter an estimate. "
             if excluded
             else "every finished trial is compared. "
         )
-        + "Intervals: Student-t 95% intervals of the mean over replicates.</p>"
+        + pairing
+        + "A mean's interval is a Student-t 95% interval over replicates; a difference's is "
+        "Tukey's 95% simultaneous interval, valid for every configuration at once although "
+        "the best is picked from the data; a configuration is better only where its interval "
+        "excludes 0 and the ANOVA rejects at 5%.</p>"
         f'<p class="fixed">Fixed settings: {escape(fixed)}</p></div>'
     )
 
@@ -159,6 +176,7 @@ def _study_section(report: StudyData, anchors: list[Anchor]) -> str:
         f'<a href="{name}/{file}">{file}</a>' for file in ("effects.csv", "trials.csv", "trials.md")
     )
     figures = dict(report.figures)
+    figures.pop("paired-differences", None)  # in the answer block
     effect = figures.pop("effects", None)
     effect_html = _figure(effect, "effect of each configuration", "98%") if effect else ""
     wide = ("metrics-vs-", "learning-curves", "optimization-history")

@@ -30,7 +30,7 @@ from vaesweep.study_data import StudyData, TrialEntry, collect
 # torch, matplotlib and friends take seconds to import: they are imported only when something
 # needs drawing, so an up-to-date report re-runs in about a second.
 
-REPORT_VERSION = 4  # bump when figures change, so every report redraws once
+REPORT_VERSION = 5  # bump when figures change, so every report redraws once
 MANIFEST = "manifest.json"
 KEY_METRICS = (
     "val_ssim", "val_mse", "val_knn_accuracy", "val_kl", "val_nll", "val_active_units",
@@ -162,7 +162,9 @@ class _Painter:
         folder = self.out_dir / report.name
         planned = _planned_study_figures(report)
         report.figures = {name: f"{report.name}/{figure_file(name)}" for name in planned}
-        key = _digest([REPORT_VERSION, report.objectives, [e.key for e in report.entries]])
+        key = _digest(
+            [REPORT_VERSION, report.objectives, report.equivalence, [e.key for e in report.entries]]
+        )
         if self._fresh(f"study:{report.name}", key, [folder / figure_file(n) for n in planned]):
             return
         folder.mkdir(exist_ok=True)
@@ -194,6 +196,9 @@ class _Painter:
             return None
 
         draw = {
+            "paired-differences": lambda: figures.paired_differences(
+                report.answers, report.params
+            ),
             "effects": lambda: figures.effects_plot(
                 table[table["in_answer"]], report.effects, report.params, metrics,
                 report.design.answer_phase,
@@ -313,9 +318,14 @@ def _mark_problems(report: StudyData) -> None:
 
 
 def _planned_study_figures(report: StudyData) -> list[str]:
-    """The answer's effect figure first; exploration views only for sampled searches, and
-    importances only where two or more parameters are searched."""
-    names = ["effects"] if report.table["in_answer"].any() else []
+    """The answer's figures first (each configuration minus the best, then every replicate);
+    exploration views only for sampled searches, and importances only where two or more
+    parameters are searched."""
+    names = []
+    if any(a.comparison for a in report.answers):
+        names.append("paired-differences")
+    if report.table["in_answer"].any():
+        names.append("effects")
     search = report.design.kind == "search"
     if search:
         names += [f"metrics-vs-{p['name']}" for p in report.search]
