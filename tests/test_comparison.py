@@ -106,7 +106,7 @@ def test_the_detectable_difference_is_found_with_80_percent_power():
 
 
 def test_incomplete_blocks_are_left_out_and_too_few_are_none():
-    samples = {"a": {0: 1.0, 1: 2.0, 2: 3.0}, "b": {0: 1.5, 1: 2.5}}
+    samples = {"a": {0: 1.0, 1: 2.0, 2: 3.0}, "b": {0: 1.5, 1: 2.7}}
     found = compare(samples, ["a", "b"], "maximize", blocked=True)
     assert found.blocks == 2 and set(found.differences[0].per_block) == {0, 1}
     assert compare({"a": {0: 1.0}, "b": {0: 2.0}}, ["a", "b"], "maximize", True) is None

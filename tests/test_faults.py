@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from vaesweep.storage import default_storage_url, open_storage
+from vaesweep.studies import load_study
 
 from conftest import TINY_SETTINGS
 
@@ -76,9 +77,10 @@ def resume_and_check(results: Path, data_dir: Path, trials: int) -> list:
     assert all(t.state.name != "RUNNING" for t in stored)
     folders = sorted(p.name for p in (results / "warmup").glob("trial-*"))
     assert folders == [f"trial-{t.number:04d}" for t in finished]
-    # The grid (warm-up 0-4) stays balanced: its first places, each filled once.
+    # The grid stays balanced by block: its first places, each filled once.
+    grid = [params["warmup_epochs"] for params in load_study("warmup").grid]
     places = sorted((t.user_attrs["replicate"], t.params["warmup_epochs"]) for t in finished)
-    assert places == [(k // 5, k % 5) for k in range(trials)]
+    assert places == [(k // len(grid), grid[k % len(grid)]) for k in range(trials)]
     return stored
 
 

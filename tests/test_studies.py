@@ -229,3 +229,18 @@ def test_the_readme_shows_the_shipped_warmup_study_as_it_is():
     block = readme.split("A study file (`studies/warmup.toml`, as shipped):\n\n```toml\n")[1]
     shipped = Path(load_study("warmup").source).read_text()
     assert block.split("```")[0] == shipped
+
+
+def test_each_shipped_study_says_what_its_design_detects():
+    from vaesweep.comparison import design_detectable
+
+    for name in SHIPPED:
+        spec = load_study(name)
+        detects = spec.detectable()
+        if spec.compared < 2:  # the density study compares nothing
+            assert detects == {}, name
+            continue
+        assert set(detects) == set(spec.objectives), name  # each objective's noise was measured
+        for objective, sd in spec.noise.items():
+            expected = design_detectable(sd, spec.compared, spec.design.replicates, True)
+            assert detects[objective] == pytest.approx(expected), name

@@ -177,7 +177,12 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
             f"best mean at {where}: {numbers}; some configurations have fewer than 2 "
             "replicates (or complete seed blocks), so no difference can be tested: run more trials."
         )
-    every = f"every other {params[0]} value" if len(params) == 1 else "every other configuration"
+    if n_others == 1:
+        every = f"the other, {listed([found.differences[0].config])},"
+    else:
+        every = (
+            f"every other {params[0]} value" if len(params) == 1 else "every other configuration"
+        )
     separated = [d for d in found.differences if d.separated]
     equivalent = [d for d in found.differences if d.equivalent]
     rest = found.undecided
@@ -210,10 +215,9 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
     if rest:
         bound = max(d.bound for d in rest)
         kind = "undecided" if found.margin is not None else "not distinguishable"
-        parts.append(
-            f"{kind}: {listed([d.config for d in rest])}, each within {bound:.2g} of it"
-            + _more(found)
-        )
+        each = "each " if len(rest) > 1 else ""
+        names = listed([d.config for d in rest])
+        parts.append(f"{kind}: {names}, {each}within {bound:.2g} of it{_more(found)}")
     return "; ".join(parts) + f" ({how})."
 
 

@@ -122,7 +122,7 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
             margin = f"equivalence margin ±{found.margin:.2g}"
             ax.axhspan(-found.margin, found.margin, color="C2", alpha=0.12, label=margin)
         ax.set_xticks(positions, [d.config for d in differences])
-        ax.set(xlabel=name, ylabel=f"minus {found.best}")
+        ax.set(xlabel=name, ylabel=f"difference from {found.best}")
         ax.set_xlim(-0.5, len(differences) - 0.3)
         how = (
             f"a line per seed block (n = {found.blocks}); pairing cut the variance of a "
