@@ -67,10 +67,11 @@ def test_a_margin_makes_equal_configurations_equivalent_or_asks_for_replicates()
     assert result.sentence.startswith("equivalent: every other warmup_epochs value is within ±0.01")
     tight = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.0015)
     assert tight.comparison.undecided and tight.comparison.more_replicates > 0
-    assert f"run about {tight.comparison.more_replicates} more replicates" in tight.sentence
+    more = tight.comparison.more_replicates
+    assert tight.sentence.startswith("no winner: every other warmup_epochs value is within ")
+    assert f"run about {more} more replicates of each ({3 * more} more trials)" in tight.sentence
     # That many more replicates would decide it at the noise seen.
-    more = trials({0: 0.700, 1: 0.700, 2: 0.700}, n=6 + tight.comparison.more_replicates,
-                  spread=0.001)  # fmt: skip
+    more = trials({0: 0.700, 1: 0.700, 2: 0.700}, n=6 + more, spread=0.001)
     assert answer(more, ["warmup_epochs"], "val_knn_accuracy", "maximize",
                   margin=0.0015).comparison.undecided == []  # fmt: skip
 
@@ -123,3 +124,14 @@ def test_effects_table_has_one_row_per_configuration_and_metric_with_its_differe
     assert row["diff"] == pytest.approx(d.mean())
     assert (row["diff_low"], row["diff_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
     assert effects.loc[1, ["diff", "diff_low", "diff_high"]].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_some_equivalent_and_some_undecided_lead_with_no_winner():
+    table = trials({0: 0.700, 2: 0.700, 4: 0.698}, n=10, spread=0.002, seed=0)
+    result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.003)
+    found = result.comparison
+    assert [d.config for d in found.differences if d.equivalent] == ["0"]
+    assert [d.config for d in found.undecided] == ["4"]
+    assert result.sentence.startswith("no winner: the best mean, warmup_epochs = 2: ")
+    assert "; equivalent within ±0.003: 0; undecided: 4, within " in result.sentence
+    assert "run about 1 more replicate of each (3 more trials) to decide" in result.sentence

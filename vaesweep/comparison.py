@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -166,11 +166,19 @@ def _blocked(
         if c != best
     ]
     result = Comparison(
-        best, True, b, test, p, differences, math.sqrt(mse), df,
-        detectable_difference(se, k, df),
-        variance_ratio=within / mse if mse > 0 else math.nan, margin=margin,
-    )  # fmt: skip
-    return _decide(result, k, lambda n: ((k - 1) * (n - 1), math.sqrt(2 * mse / n)), b)
+        best=best,
+        blocked=True,
+        blocks=b,
+        test=test,
+        p=p,
+        differences=differences,
+        residual_sd=math.sqrt(mse),
+        df=df,
+        detectable=detectable_difference(se, k, df),
+        variance_ratio=within / mse if mse > 0 else math.nan,
+        margin=margin,
+    )
+    return _decide(result, k, lambda r: ((k - 1) * (r - 1), math.sqrt(2 * mse / r)), b)
 
 
 def _f_test(name: str, ms_effect: float, mse: float, df1: int, df2: int) -> tuple[str, float]:
@@ -202,13 +210,23 @@ def _unblocked(groups: dict[str, np.ndarray], sign: float, margin: float | None)
     typical = float(stats.hmean(n))
     se = math.sqrt(2 * mse / typical)
     result = Comparison(
-        best, False, 0, test, p, differences, math.sqrt(mse), df, detectable_difference(se, k, df),
+        best=best,
+        blocked=False,
+        blocks=0,
+        test=test,
+        p=p,
+        differences=differences,
+        residual_sd=math.sqrt(mse),
+        df=df,
+        detectable=detectable_difference(se, k, df),
         margin=margin,
-    )  # fmt: skip
+    )
     return _decide(result, k, lambda r: (k * (r - 1), math.sqrt(2 * mse / r)), round(typical))
 
 
-def _decide(result: Comparison, k: int, at, replicates: int) -> Comparison:
+def _decide(
+    result: Comparison, k: int, at: Callable[[int], tuple[int, float]], replicates: int
+) -> Comparison:
     """Verdicts, and with a margin, about how many more replicates would decide the undecided:
     `at(r)` gives (df, standard error of a difference) with r replicates per configuration."""
     for d in result.differences:
@@ -217,16 +235,26 @@ def _decide(result: Comparison, k: int, at, replicates: int) -> Comparison:
             d.equivalent = -result.margin < d.low and d.high < result.margin
     if result.margin is None or not result.undecided:
         return result
-    needed = 0
+
+    def half_width(r: int) -> float:
+        df, se = at(r)
+        return critical_value(k, df) * se
+
+    # Either verdict will do: separated (the half-width below the distance from 0) or
+    # equivalent (below the distance to the margin); the half-width falls as r grows, so the
+    # replicates needed are found by bisection (each new df costs one quantile).
+    targets = []
     for d in result.undecided:
         distance = abs(d.diff)
-        # Either verdict will do: separated (half-width below the distance from 0) or
-        # equivalent (below the distance to the margin).
-        target = max(distance, result.margin - distance) if distance < result.margin else distance
-        for r in range(replicates + 1, replicates + MAX_REPLICATES + 2):
-            df, se = at(r)
-            if critical_value(k, df) * se < target:
-                break
-        needed = max(needed, r - replicates)
-    result.more_replicates = needed
+        margin_room = result.margin - distance if distance < result.margin else 0.0
+        targets.append(max(distance, margin_room))
+    target = min(targets)  # the hardest of the undecided
+    low, high = replicates, replicates + MAX_REPLICATES + 1
+    if target <= 0 or half_width(high) >= target:
+        result.more_replicates = MAX_REPLICATES + 1
+        return result
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if half_width(middle) < target else (middle, high)
+    result.more_replicates = high - replicates
     return result

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from vaesweep.comparison import Comparison, Difference, compare
+from vaesweep.comparison import MAX_REPLICATES, Comparison, Difference, compare
 from vaesweep.metric_names import better, label
 
 CONFIDENCE = 0.95
@@ -195,11 +195,17 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
             f"power{_more(found)} ({how})."
         )
     if len(equivalent) == n_others:
+        # A difference can be real and still smaller than the margin: say both.
+        smaller = listed([d.config for d in separated])
+        real = f"; {smaller} differ from it, by less than the margin" if separated else ""
         return (
             f"equivalent: {every} is within ±{found.margin:.2g} of the best, {where}: "
-            f"{numbers} ({how})."
+            f"{numbers}{real} ({how})."
         )
-    parts = [f"best {where}: {numbers}"]
+    # "best" only for a configuration shown better than some other; else the best mean leads.
+    parts = [
+        f"best {where}: {numbers}" if separated else f"no winner: the best mean, {where}: {numbers}"
+    ]
     if separated:
         gap = min(min(abs(d.low), abs(d.high)) for d in separated)
         which = (
@@ -232,6 +238,8 @@ def _method(found: Comparison) -> str:
 def _more(found: Comparison) -> str:
     if found.more_replicates is None:
         return ""
-    if found.more_replicates > 1000:
-        return "; more than 1000 more replicates would be needed to decide"
-    return f": run about {found.more_replicates} more replicates to decide"
+    if found.more_replicates > MAX_REPLICATES:
+        return f"; more than {MAX_REPLICATES} more replicates would be needed to decide"
+    n, trials = found.more_replicates, found.more_replicates * (len(found.differences) + 1)
+    replicates = "replicate" if n == 1 else "replicates"
+    return f": run about {n} more {replicates} of each ({trials} more trials) to decide"
