@@ -92,7 +92,7 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
     if not shown:
         return None
     name = params[0] if len(params) == 1 else "configuration"
-    fig, axes = _figure(1, len(shown), figsize=(5.6 * len(shown), 3.3), squeeze=False)
+    fig, axes = _figure(1, len(shown), figsize=(6.0 * len(shown), 3.5), squeeze=False)
     for ax, found_answer in zip(axes[0], shown, strict=True):
         found = found_answer.comparison
         differences = found.differences
@@ -123,13 +123,19 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
             ax.axhspan(-found.margin, found.margin, color="C2", alpha=0.12, label=margin)
         ax.set_xticks(positions, [d.config for d in differences])
         ax.set(xlabel=name, ylabel=f"difference from {found.best}")
-        ax.set_xlim(-0.5, len(differences) - 0.3)
-        how = (
-            f"a line per seed block (n = {found.blocks}); pairing cut the variance of a "
-            f"difference {found.variance_ratio:.2g}×"
-            if found.blocked
-            else "independent replicates (no pairing)"
-        )
+        ax.set_xlim(-0.45, len(differences) - 0.4)
+        if not found.blocked:
+            how = "independent replicates (no pairing)"
+        elif found.variance_ratio >= 1:
+            how = (
+                f"grey: a seed block each (n = {found.blocks}); pairing cut the variance\n"
+                f"of a difference {found.variance_ratio:.2g}× against unpaired replicates"
+            )
+        else:
+            how = (
+                f"grey: a seed block each (n = {found.blocks}); pairing did not reduce\n"
+                f"the variance of a difference ({found.variance_ratio:.2g}× that of unpaired ones)"
+            )
         ax.set_title(
             f"{metric_label(found_answer.objective)}: each {name} minus the best "
             f"({found.best})\n{how}",
