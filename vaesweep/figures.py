@@ -92,7 +92,10 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
     if not shown:
         return None
     name = params[0] if len(params) == 1 else "configuration"
-    fig, axes = _figure(1, len(shown), figsize=(6.0 * len(shown), 3.5), squeeze=False)
+    # A configuration of several parameters is a long label: one parameter a line.
+    wrap = (lambda text: text) if len(params) == 1 else (lambda text: text.replace(", ", "\n"))
+    height = 3.5 if len(params) == 1 else 3.5 + 0.45 * len(params)
+    fig, axes = _figure(1, len(shown), figsize=(6.0 * len(shown), height), squeeze=False)
     for ax, found_answer in zip(axes[0], shown, strict=True):
         found = found_answer.comparison
         differences = found.differences
@@ -121,8 +124,9 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
         if found.margin is not None:
             margin = f"equivalence margin ±{found.margin:.2g}"
             ax.axhspan(-found.margin, found.margin, color="C2", alpha=0.12, label=margin)
-        ax.set_xticks(positions, [d.config for d in differences])
-        ax.set(xlabel=name, ylabel=f"difference from {found.best}")
+        ax.set_xticks(positions, [wrap(d.config) for d in differences], fontsize=8)
+        ylabel = f"difference from {found.best}" if len(params) == 1 else "difference from the best"
+        ax.set(xlabel=name, ylabel=ylabel)
         ax.set_xlim(-0.45, len(differences) - 0.4)
         if not found.blocked:
             how = "independent replicates (no pairing)"
@@ -136,9 +140,9 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
                 f"grey: a seed block each (n = {found.blocks}); pairing did not reduce\n"
                 f"the variance of a difference ({found.variance_ratio:.2g}× that of unpaired ones)"
             )
+        which = f" ({found.best})" if len(params) == 1 else f"\nbest: {found.best}"
         ax.set_title(
-            f"{metric_label(found_answer.objective)}: each {name} minus the best "
-            f"({found.best})\n{how}",
+            f"{metric_label(found_answer.objective)}: each {name} minus the best{which}\n{how}",
             fontsize=9,
         )
         ax.grid(axis="y", alpha=0.3)
