@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from vaesweep.cli import main
 from vaesweep.design import Design
-from vaesweep.storage import default_storage_url
+from vaesweep.storage import default_storage_url, redact
 from vaesweep.studies import STUDIES_DIR
 
 from conftest import TINY_SETTINGS
@@ -455,3 +455,25 @@ def test_an_unforeseen_failure_is_one_line_and_debug_shows_it(monkeypatch):
     monkeypatch.setenv("VAESWEEP_DEBUG", "1")
     with pytest.raises(RuntimeError, match="disk on fire"):
         vaesweep("studies")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://vs:SECRET@127.0.0.1:5432/db", "postgresql://vs:***@127.0.0.1:5432/db"),
+        ("postgresql://vs@127.0.0.1:5432/db?password=SECRET", "db?password=***"),
+        ("postgresql:///db?host=/tmp&user=u&password=SECRET", "?host=/tmp&user=u&password=***"),
+        ("postgresql+psycopg://u@h/db?sslpassword=SECRET&sslmode=require", "sslpassword=***&"),
+        ("mysql://u@h/db?passwd=SECRET", "mysql://u@h/db?passwd=***"),
+    ],
+)
+def test_a_password_is_hidden_wherever_the_url_carries_it(url, shown):
+    assert "SECRET" not in redact(url) and shown in redact(url)
+    assert redact("sqlite:////tmp/r/vaesweep.db") == "sqlite:////tmp/r/vaesweep.db"
+
+
+def test_an_unreachable_storage_never_prints_its_password(tmp_path, tiny_data_dir):
+    url = "postgresql://vs@127.0.0.1:9/db?password=SECRET&connect_timeout=2"
+    outcome = vaesweep(*run_args(tmp_path / "results", tiny_data_dir, 1, "--storage", url))
+    assert outcome.exit_code == 1 and "cannot open storage" in outcome.output
+    assert "SECRET" not in outcome.output and "password=***" in outcome.output

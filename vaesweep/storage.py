@@ -128,13 +128,29 @@ def first_line(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
+# Query keys that carry a secret in a SQLAlchemy URL (password=, sslpassword=, passwd=, ...).
+_SECRET_KEYS = ("pass", "pwd", "secret", "token")
+
+
 def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    scheme, _, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+    """The URL with every credential hidden, for messages and pages: the password of
+    `user:password@host` and any password-like query value (`?password=...`)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # Not a URL SQLAlchemy reads (refused elsewhere): keep the scheme and host alone.
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rpartition('@')[2].partition('?')[0]}" if rest else "***"
+    shown = parsed.set(query={}).render_as_string(hide_password=True)
+    pairs = [
+        f"{key}={'***' if any(word in key.lower() for word in _SECRET_KEYS) else value}"
+        for key, values in parsed.query.items()
+        for value in (values if isinstance(values, tuple) else (values,))
+    ]
+    return f"{shown}?{'&'.join(pairs)}" if pairs else shown
 
 
 def best_trials(study: optuna.Study) -> list[FrozenTrial]:
