@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,10 +64,21 @@ class Comparison:
     differences: list[Difference]
     residual_sd: float  # sqrt(MSE): of the additive model (blocked) or pooled within (unblocked)
     df: int
-    detectable: float  # the difference between two configurations found with 80% power
+    k: int  # configurations compared
+    replicates: float  # per configuration (blocks; unblocked: the harmonic mean of the counts)
     variance_ratio: float | None = None  # blocked: unpaired / paired variance of a difference
     margin: float | None = None
     more_replicates: int | None = None  # with a margin: about how many more decide every one
+
+    def at(self, replicates: float) -> tuple[int, float]:
+        """(residual df, standard error of a difference) of this design with `replicates`."""
+        return _design(self.k, replicates, self.blocked, self.residual_sd)
+
+    @functools.cached_property
+    def detectable(self) -> float:
+        """The difference between two configurations found with 80% power (computed when read:
+        the effects table compares every metric, the sentence reads it for the objective)."""
+        return detectable_difference(self.at(self.replicates)[1], self.k, self.df)
 
     @property
     def winner(self) -> bool:
@@ -76,6 +87,12 @@ class Comparison:
     @property
     def undecided(self) -> list[Difference]:
         return [d for d in self.differences if not d.separated and not d.equivalent]
+
+
+def _design(k: int, replicates: float, blocked: bool, sd: float) -> tuple[int, float]:
+    """(residual df, standard error of a difference) of k configurations x `replicates`."""
+    df = (k - 1) * (replicates - 1) if blocked else k * (replicates - 1)
+    return round(df), sd * math.sqrt(2 / replicates)
 
 
 @functools.cache  # scipy's studentized range takes about 70 ms a quantile
@@ -103,8 +120,8 @@ def detectable_difference(se: float, k: int, df: int) -> float:
 def design_detectable(sd: float, k: int, replicates: int, blocked: bool) -> float:
     """What a balanced design of k configurations and `replicates` replicates can detect at
     residual SD `sd`: for planning, before any trial runs."""
-    df = (k - 1) * (replicates - 1) if blocked else k * (replicates - 1)
-    return detectable_difference(sd * math.sqrt(2 / replicates), k, df)
+    df, se = _design(k, replicates, blocked, sd)
+    return detectable_difference(se, k, df)
 
 
 def compare(
@@ -150,8 +167,7 @@ def _blocked(
     within = float(frame.var(ddof=1).mean())  # the variance an unpaired design would see
     ms_config = b * float(((means - means.mean()) ** 2).sum()) / (k - 1)
     test, p = _f_test("repeated-measures ANOVA", ms_config, mse, k - 1, df)
-    se = math.sqrt(2 * mse / b)
-    half = critical_value(k, df) * se
+    half = critical_value(k, df) * math.sqrt(2 * mse / b)
     differences = [
         Difference(
             c,
@@ -165,20 +181,9 @@ def _blocked(
         for c in frame.columns
         if c != best
     ]
-    result = Comparison(
-        best=best,
-        blocked=True,
-        blocks=b,
-        test=test,
-        p=p,
-        differences=differences,
-        residual_sd=math.sqrt(mse),
-        df=df,
-        detectable=detectable_difference(se, k, df),
-        variance_ratio=within / mse if mse > 0 else math.nan,
-        margin=margin,
-    )
-    return _decide(result, k, lambda r: ((k - 1) * (r - 1), math.sqrt(2 * mse / r)), b)
+    ratio = within / mse if mse > 0 else math.nan
+    found = Comparison(best, True, b, test, p, differences, math.sqrt(mse), df, k, b, ratio, margin)
+    return _decide(found)
 
 
 def _f_test(name: str, ms_effect: float, mse: float, df1: int, df2: int) -> tuple[str, float]:
@@ -208,27 +213,14 @@ def _unblocked(groups: dict[str, np.ndarray], sign: float, margin: float | None)
         half = c * math.sqrt(mse * (1 / size[config] + 1 / size[best]))
         differences.append(Difference(config, diff, diff - half, diff + half))
     typical = float(stats.hmean(n))
-    se = math.sqrt(2 * mse / typical)
-    result = Comparison(
-        best=best,
-        blocked=False,
-        blocks=0,
-        test=test,
-        p=p,
-        differences=differences,
-        residual_sd=math.sqrt(mse),
-        df=df,
-        detectable=detectable_difference(se, k, df),
-        margin=margin,
+    found = Comparison(
+        best, False, 0, test, p, differences, math.sqrt(mse), df, k, typical, margin=margin
     )
-    return _decide(result, k, lambda r: (k * (r - 1), math.sqrt(2 * mse / r)), round(typical))
+    return _decide(found)
 
 
-def _decide(
-    result: Comparison, k: int, at: Callable[[int], tuple[int, float]], replicates: int
-) -> Comparison:
-    """Verdicts, and with a margin, about how many more replicates would decide the undecided:
-    `at(r)` gives (df, standard error of a difference) with r replicates per configuration."""
+def _decide(result: Comparison) -> Comparison:
+    """Verdicts, and with a margin, about how many more replicates would decide the undecided."""
     for d in result.differences:
         d.separated = result.p < ALPHA and (d.low > 0 or d.high < 0)
         if result.margin is not None:
@@ -237,8 +229,8 @@ def _decide(
         return result
 
     def half_width(r: int) -> float:
-        df, se = at(r)
-        return critical_value(k, df) * se
+        df, se = result.at(r)
+        return critical_value(result.k, df) * se
 
     # Either verdict will do: separated (the half-width below the distance from 0) or
     # equivalent (below the distance to the margin); the half-width falls as r grows, so the
@@ -249,6 +241,7 @@ def _decide(
         margin_room = result.margin - distance if distance < result.margin else 0.0
         targets.append(max(distance, margin_room))
     target = min(targets)  # the hardest of the undecided
+    replicates = round(result.replicates)
     low, high = replicates, replicates + MAX_REPLICATES + 1
     if target <= 0 or half_width(high) >= target:
         result.more_replicates = MAX_REPLICATES + 1
