@@ -4,7 +4,7 @@ test, and what the design could detect.
 Blocked designs (replicate r of every configuration trains with seed r) are randomized complete
 block designs, analysed with the additive model (configuration + block). The omnibus test is its
 F test, the repeated-measures ANOVA (the same F and p as statsmodels' `AnovaRM`, which a test
-checks; computed here from the residual the intervals need, at a thousandth of the cost). The
+checks; computed here from the residual the intervals need, without its 12 ms a call). The
 intervals of all pairwise differences are Tukey's HSD on that residual: mean difference
 ± q(0.95; k, (k-1)(b-1)) · sqrt(MSE / b), q from scipy's studentized range. Unblocked designs
 use the one-way ANOVA and Tukey-Kramer intervals (the values of scipy's `f_oneway` and
