@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import optuna
@@ -196,18 +195,18 @@ def run_unstable(tmp_path: Path, data_dir: Path, trials: int, choices: str):
 def test_diverging_trials_are_recorded_and_the_study_goes_on(tmp_path, tiny_data_dir):
     # The grid alternates: fine, diverging, fine. A diverged place is not tried again (its seed
     # is fixed, so it would diverge again).
-    outcome, trials, results = run_unstable(tmp_path, tiny_data_dir, 2, "[2e-3, 1e30]")
+    outcome, trials, results = run_unstable(tmp_path, tiny_data_dir, 2, "[2e-3, 10.0]")
     assert outcome.exit_code == 0, outcome.output
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
     assert [t.user_attrs["replicate"] for t in trials] == [0, 0, 1]
     failed = [t for t in trials if t.state.name == "FAIL"]
-    assert all(t.params["lr"] == 1e30 for t in failed)
+    assert all(t.params["lr"] == 10.0 for t in failed)
     assert all("diverged: loss became NaN" in t.user_attrs["fail_reason"] for t in failed)
     assert not any((results / "unstable" / f"trial-{t.number:04d}").exists() for t in failed)
 
 
 def test_five_failures_in_a_row_stop_the_study(tmp_path, tiny_data_dir):
-    outcome, trials, _ = run_unstable(tmp_path, tiny_data_dir, 1, "[1e30, 1e31, 1e32]")
+    outcome, trials, _ = run_unstable(tmp_path, tiny_data_dir, 1, "[10.0, 9.0, 8.0]")
     assert outcome.exit_code == 1
     assert outcome.output.strip().splitlines()[-1].startswith("Error: 5 trials in a row failed")
     assert [t.state.name for t in trials] == ["FAIL"] * 5
@@ -291,6 +290,14 @@ BAD_INPUTS = {
     "infinite learning rate": (["--set", "lr=inf"], "'lr' must be a finite number"),
     "huge latent": (["--set", "latent_dim=100000000"], "'latent_dim' must be at most 1024"),
     "read-only storage": (["--storage", "{readonly}"], "readonly database"),
+    "learning rate that must diverge": (["--set", "lr=1e300"], "'lr' must be at most 10.0"),
+    "early stop never starts": (
+        ["--set", "early_stop_start=1e308"],
+        "'early_stop_start' must be at most 100.0",
+    ),
+    "validation takes every image": (["--set", "val_size=100000"], "leaves 0 of the"),
+    "name of the database": (["--name", "vaesweep.db"], "is not a plain name"),
+    "a megabyte of value": (["--set", "arch=" + "x" * 10**6], "'arch' must be one of"),
 }
 
 
@@ -328,27 +335,119 @@ def test_bad_input_gives_one_line_and_loses_nothing(
     lines = outcome.output.strip().splitlines()
     assert len(lines) == 1, outcome.output
     assert lines[0].startswith("Error: ") and message in lines[0]
-    assert "secret" not in lines[0]
+    assert "secret" not in lines[0] and len(lines[0]) < 500
     assert snapshot(results) == before
 
 
+@pytest.mark.parametrize(
+    ("search", "extra", "message"),
+    [
+        (
+            'train_subset = { type = "categorical", choices = [10, 100000] }',
+            (),
+            "'train_subset' (100000) exceeds the 500 training images left after holding out "
+            "100 for validation (searched: train_subset = 100000)",
+        ),
+        (
+            'latent_dim = { type = "categorical", choices = [2, 3] }',
+            ("--set", "val_size=599"),
+            "'val_size' (599) leaves 1 of the 600 training images to train on; at least 5 are "
+            "needed (the k-NN metrics' neighbours)",
+        ),
+    ],
+)
+def test_searched_values_beyond_the_data_are_refused_before_anything_is_stored(
+    search, extra, message, tmp_path, tiny_data_dir
+):
+    study = tmp_path / "beyond.toml"
+    study.write_text(f'description = "d"\nobjectives = ["val_loss"]\n[search]\n{search}\n')
+    results = tmp_path / "results"
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 2, *extra, study=str(study)))
+    assert outcome.exit_code == 1
+    assert outcome.output.strip().splitlines() == [f"Error: {message}"]
+    assert not (results / "vaesweep.db").exists()  # no empty database left behind
+
+
 def test_what_a_crash_leaves_is_cleaned_up_by_the_next_run(study_with_two_trials, tiny_data_dir):
+    import shutil
+    import socket
+
     results = study_with_two_trials
     study = optuna.load_study(study_name="warmup", storage=default_storage_url(results))
     # A trial whose folder was renamed into place but never recorded (then failed by the
-    # heartbeat check), and a staging folder of a process that is gone.
+    # heartbeat check): its trial.json carries the record's folder id.
     crashed = study.ask()
+    crashed.set_user_attr("folder_id", "f" * 32)
     study.tell(crashed, state=optuna.trial.TrialState.FAIL)
     leftover = results / "warmup" / f"trial-{crashed.number:04d}"
-    leftover.mkdir()
-    staging = results / "warmup" / ".trial-0099.partial-999999"
+    shutil.copytree(results / "warmup" / "trial-0000", leftover)
+    stamp = json.loads((leftover / "trial.json").read_text())
+    stamp |= {"number": crashed.number, "folder_id": "f" * 32}
+    (leftover / "trial.json").write_text(json.dumps(stamp))
+    # Staging folders: this machine's, of a process that is gone (removed at once), and another
+    # machine's, still fresh (kept: its writer may be alive).
+    staging = results / "warmup" / f".trial-0099.partial-{socket.gethostname()}-999999"
+    elsewhere = results / "warmup" / ".trial-0098.partial-other-host-999999"
     staging.mkdir()
-    os.utime(staging, (0, 0))  # long ago
+    elsewhere.mkdir()
     outcome = vaesweep(*run_args(results, tiny_data_dir, 2))
     assert outcome.exit_code == 0, outcome.output
-    assert not leftover.exists() and not staging.exists()
+    assert not leftover.exists() and not staging.exists() and elsewhere.is_dir()
     assert f"removed {leftover}" in outcome.output
     assert (results / "warmup" / "trial-0000" / "model.pt").is_file()  # finished ones stay
+
+
+def test_a_failed_trial_s_folder_number_holding_anything_else_is_never_removed(
+    study_with_two_trials, tiny_data_dir
+):
+    results = study_with_two_trials
+    study = optuna.load_study(study_name="warmup", storage=default_storage_url(results))
+    crashed = study.ask()  # failed before it wrote a folder: no folder id of its own
+    study.tell(crashed, state=optuna.trial.TrialState.FAIL)
+    unreadable = results / "warmup" / f"trial-{crashed.number:04d}"
+    unreadable.mkdir()
+    (unreadable / "notes.txt").write_text("a researcher's")
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 3))
+    assert outcome.exit_code == 0, outcome.output
+    assert (unreadable / "notes.txt").is_file() and "removed" not in outcome.output
+
+
+def test_two_storages_sharing_a_results_folder_never_touch_each_other_s_folders(
+    study_with_two_trials, tiny_data_dir, tmp_path
+):
+    results = study_with_two_trials  # its own SQLite storage: trials 0 and 1 completed
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    # The other storage holds the same study: trial 0 completed elsewhere, trial 1 failed by an
+    # interrupt (the case that once removed this results folder's trial 0).
+    elsewhere = tmp_path / "elsewhere"
+    made = vaesweep(*run_args(elsewhere, tiny_data_dir, 1, "--storage", other))
+    assert made.exit_code == 0, made.output
+    study = optuna.load_study(study_name="warmup", storage=other)
+    interrupted = study.ask()
+    interrupted.set_user_attr("fail_reason", "interrupted (SIGINT)")
+    study.tell(interrupted, state=optuna.trial.TrialState.FAIL)
+    before = snapshot(results)
+    other_before = [(t.number, t.state, t.user_attrs) for t in study.get_trials()]
+
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 3, "--storage", other))
+    assert outcome.exit_code == 1
+    assert outcome.output.strip().splitlines() == [
+        f"Error: {results / 'warmup'} holds trial folders this storage did not write "
+        "(trial-0000, trial-0001); give each storage its own --results, or this study another "
+        "--name"
+    ]
+    assert snapshot(results) == before
+    after = optuna.load_study(study_name="warmup", storage=other).get_trials()
+    assert [(t.number, t.state, t.user_attrs) for t in after] == other_before
+
+    # The other storage's completed trial 0 is never drawn from this folder's trial 0.
+    out = tmp_path / "out"
+    shown = vaesweep("report", "--results", str(results), "--storage", other, "--out", str(out),
+                     "--data-dir", str(tiny_data_dir))  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    assert "trial 0: its folder" in shown.output and "another storage's trial" in shown.output
+    assert not (out / "warmup" / "trial-0000").exists()
+    assert snapshot(results) == before
 
 
 def test_a_storage_failing_during_a_run_is_one_line(

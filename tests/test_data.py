@@ -104,7 +104,7 @@ def test_splits_hold_out_validation_from_training(tiny_data):
 def test_impossible_splits_are_explained(tiny_data):
     with pytest.raises(VaesweepError, match="'train_subset' \\(1000\\) exceeds the 500"):
         make_splits(tiny_data, val_size=100, train_subset=1000)
-    with pytest.raises(VaesweepError, match="leaves no training images"):
+    with pytest.raises(VaesweepError, match="leaves 0 of the 600 training images"):
         make_splits(tiny_data, val_size=TINY_TRAIN, train_subset=0)
 
 

@@ -113,3 +113,33 @@ def test_three_workers_share_one_study_and_stop_at_the_count(postgres_url, tmp_p
         == TRIALS
     )
     assert sum("trial" in out and " started" in out for out in outputs) >= 2  # the work was shared
+
+
+def test_no_password_form_is_ever_printed_or_put_on_the_page(postgres_url, tmp_path, tiny_data_dir):
+    from test_cli import run_args, vaesweep
+
+    host = postgres_url.removeprefix("postgresql://vaesweep@")
+    forms = [
+        postgres_url.replace("vaesweep@", "vaesweep:hunter2@"),
+        f"{postgres_url}?password=hunter2",
+        f"postgresql:///vaesweep?host=127.0.0.1&port={host.split(':')[1].split('/')[0]}"
+        "&user=vaesweep&password=hunter2",
+        f"{postgres_url}?sslmode=disable&password=hunter2&application_name=vaesweep",
+    ]
+    results = tmp_path / "results"
+    outputs = []
+    for i, url in enumerate(forms):
+        outcome = vaesweep(
+            *run_args(results, tiny_data_dir, 1, "--storage", url, "--name", f"s{i}")
+        )
+        assert outcome.exit_code == 0, outcome.output
+        outputs.append(outcome.output)
+    out = tmp_path / "report"
+    shown = vaesweep("report", "--storage", forms[1], "--results", str(results), "--out", str(out),
+                     "--data-dir", str(tiny_data_dir))  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    unknown = vaesweep("report", "--storage", forms[2], "--results", str(results), "--study", "x")
+    assert unknown.exit_code == 1 and "unknown study 'x'" in unknown.output
+    for text in [*outputs, shown.output, unknown.output, (out / "index.html").read_text()]:
+        assert "hunter2" not in text
+    assert "password=***" in (out / "index.html").read_text()

@@ -249,3 +249,39 @@ def test_error_cases_give_one_line(copy_of, tmp_path):
         assert outcome.exit_code != 0
         lines = outcome.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+
+
+def test_hostile_study_names_write_nothing_outside_out_and_link_only_files(copy_of, tmp_path):
+    """Plain-Optuna studies of any name share the storage: each gets a safe folder in the
+    report, every link is a relative file, and every name is shown as text."""
+    results, data_dir = copy_of
+    storage = f"sqlite:///{results}/vaesweep.db"
+    hostile = [
+        f"{tmp_path}/absolute/x", "../x", "javascript:alert(1)", "a/b", "index.html",
+        "<b>bold</b>\"'", "two\nlines", "[red]rich[/red]", "a" * 300,
+    ]  # fmt: skip
+    for name in hostile:
+        plain = optuna.create_study(study_name=name, storage=storage)
+        plain.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    two = optuna.create_study(study_name="pareto", storage=storage, directions=["minimize"] * 2)
+    two.optimize(lambda trial: (trial.suggest_float("x", 0, 1), trial.suggest_float("y", 0, 1)), 3)
+
+    out = results / "out"
+    outside = {p for p in tmp_path.rglob("*") if out not in p.parents} | {out}
+    outcome = vaesweep(
+        "report", "--results", str(results), "--out", str(out), "--data-dir", str(data_dir)
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "Traceback" not in outcome.output and "Error" not in outcome.output
+    assert {p for p in tmp_path.rglob("*") if out not in p.parents} | {out} == outside
+    assert not (tmp_path / "absolute").exists() and not (results / "x").exists()
+    assert len([p for p in out.iterdir() if p.is_dir()]) == len(hostile) + 2  # + warmup, pareto
+    page = out / "index.html"
+    text = page.read_text()
+    assert "<b>bold</b>" not in text and "&lt;b&gt;bold&lt;/b&gt;" in text
+    assert 'href="javascript:' not in text
+    for target in links_of(page):
+        assert not target.startswith("/") and ":" not in target.split("/")[0], target
+        assert (page.parent / target).resolve().is_relative_to(out.resolve()), target
+        assert (page.parent / target).is_file(), target
+    assert (out / "pareto" / "trials.csv").is_file()

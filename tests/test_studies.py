@@ -129,6 +129,45 @@ def test_malformed_toml_is_reported_with_the_path(tmp_path):
             {"search": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}},
             "search.lr is continuous: a study over it needs 'explore = N'",
         ),
+        ({"search": {}}, "\\[search\\] lists no setting, so there is nothing to compare"),
+        (
+            {
+                "search": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+                "explore": 4,
+                "pruner": {"name": "hyperband", "reduction_factor": 1},
+            },
+            "'reduction_factor' must be an integer of at least 2",
+        ),
+        (
+            {"search": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "step": 1e-300}}},
+            "'step' 1e-300 makes more than 1,000,000 values",
+        ),
+        (
+            {
+                "search": {
+                    "train_subset": {"type": "int", "low": 0, "high": 10**7},
+                    "ssim_images": {"type": "int", "low": 0, "high": 10**7},
+                }
+            },
+            "the grid has 100000020000001 configurations",
+        ),
+        (
+            {"search": {"train_subset": {"type": "int", "low": 0, "high": 10**10}}},
+            "'train_subset' must be at most 10000000",
+        ),
+        ({"fixed": {"lr": 1e300}}, "'lr' must be at most 10.0; got 1e\\+300"),
+        ({"fixed": {"early_stop_start": 1e308}}, "'early_stop_start' must be at most 100.0"),
+        (
+            {
+                "search": {
+                    "lr": {"type": "float", "low": 6e-5, "high": 1e-2, "log": True},
+                    "min_lr": {"type": "float", "low": 1e-6, "high": 9e-5, "log": True},
+                },
+                "explore": 4,
+                "confirm_top": 1,
+            },
+            "'min_lr' \\(9e-05\\) must not exceed 'lr' \\(6e-05\\) \\(searched together",
+        ),
         ({"blocked": "yes"}, "'blocked' must be true or false; got 'yes'"),
         ({"equivalence": -0.01}, "equivalence.val_loss must be a positive number; got -0.01"),
         ({"equivalence": float("nan")}, "equivalence.val_loss must be a positive number"),

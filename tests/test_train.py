@@ -107,7 +107,7 @@ def test_training_restores_best_epoch_weights(tiny_data):
 
 def test_nan_loss_raises_diverged(tiny_data):
     with pytest.raises(TrainingDiverged, match="NaN or infinite"):
-        train(tiny_config(lr=1e30, min_lr=0.0, epochs=3), make_splits(tiny_data, 100), CPU)
+        train(tiny_config(lr=10.0, min_lr=0.0, epochs=3), make_splits(tiny_data, 100), CPU)
 
 
 def test_on_epoch_can_stop_training(tiny_data):

@@ -67,7 +67,7 @@ def pca_floor(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test
     from sklearn.decomposition import PCA
     from sklearn.neighbors import KNeighborsClassifier
 
-    from vaesweep.metrics import KNN_NEIGHBOURS
+    from vaesweep.metric_names import KNN_NEIGHBOURS
 
     pca = PCA(n_components=2, random_state=0).fit(train_x.reshape(len(train_x), -1))
     fit = pca.transform(train_x.reshape(len(train_x), -1))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +30,7 @@ from vaesweep.layout import (
     METRICS_FILE,
     TRIAL_FILE,
     WEIGHTS_FILE,
-    trial_folder_name,
+    staging_folder,
 )
 from vaesweep.model import VAE, build_model
 
@@ -47,7 +46,7 @@ def save_trial(
 ) -> Path:
     """Write a trial's folder atomically; `latents` = (test latent means, test labels)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    staging = staging_folder(folder)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     _write_json(staging / CONFIG_FILE, config.to_dict())
@@ -61,7 +60,7 @@ def save_trial(
         np.savez(
             staging / LATENTS_FILE, means=means.numpy(), labels=labels.numpy().astype(np.uint8)
         )
-    if folder.exists():  # left by a study this storage no longer knows: keep it, aside
+    if folder.exists():  # another storage's, written since the run's check: kept, aside
         folder.rename(folder.with_name(f"{folder.name}.replaced-{os.getpid()}"))
     staging.rename(folder)
     return folder
@@ -132,33 +131,3 @@ def load_latents(folder: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-
-
-def clean_debris(folder: Path, failed: set[int], older_than: float) -> list[Path]:
-    """Remove what a crash can leave in a study's folder: staging folders whose process is gone
-    (and older than `older_than` seconds, so a live writer on another machine sharing the folder
-    keeps its own), and complete folders of trials recorded as failed (the crash came between
-    the rename and the record). Returns what was removed."""
-    removed = []
-    for path in folder.glob(".trial-*.partial-*") if folder.is_dir() else ():
-        pid = path.name.rsplit("-", 1)[-1]
-        stale = time.time() - path.stat().st_mtime > older_than
-        if pid.isdigit() and stale and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    for number in sorted(failed):
-        path = folder / trial_folder_name(number)
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

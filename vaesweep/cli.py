@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vaesweep import __version__
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, shown
 from vaesweep.interrupts import EXIT_INTERRUPTED
 
 
@@ -170,7 +170,7 @@ def studies() -> None:
 @data_dir_option
 def report(study_names, storage, results, out, data_dir) -> None:
     """Render figures, tables and index.html for every finished trial (redraws only changes)."""
-    from vaesweep.layout import DEFAULT_DB_NAME, REPORT_DIR_NAME
+    from vaesweep.layout import DEFAULT_DB_NAME, PAGE_FILE, REPORT_DIR_NAME
     from vaesweep.report import render_report
     from vaesweep.storage import default_storage_url
 
@@ -184,7 +184,7 @@ def report(study_names, storage, results, out, data_dir) -> None:
     )  # fmt: skip
     trials = sum(len(s.entries) for s in summary.studies)
     click.echo(
-        f"report {out / 'index.html'}: {len(summary.studies)} studies, {trials} trials, "
+        f"report {out / PAGE_FILE}: {len(summary.studies)} studies, {trials} trials, "
         f"{summary.drawn} figures drawn"
     )
 
@@ -235,7 +235,7 @@ def bench(
 
     for arch in archs:
         if arch not in ARCHITECTURES:
-            raise VaesweepError(f"--arch {arch!r}: choose from {', '.join(ARCHITECTURES)}")
+            raise VaesweepError(f"--arch {shown(arch)}: choose from {', '.join(ARCHITECTURES)}")
     _quiet_optuna()
     if threads:
         torch.set_num_threads(threads)
@@ -260,7 +260,7 @@ def _jobs(value: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise VaesweepError(f"--jobs must be a number or auto; got {value!r}") from None
+        raise VaesweepError(f"--jobs must be a number or auto; got {shown(value)}") from None
 
 
 def _quiet_optuna() -> None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, shown
 
 LIKELIHOODS = ("mse", "bce")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: measured once per run (precision.decide)
@@ -110,9 +110,16 @@ _POSITIVE_FLOATS = {"lr"}
 _NON_NEGATIVE_FLOATS = {"min_lr", "early_stop_start"}
 
 
-# Upper bounds that keep a typo from asking for terabytes or years; far above any sensible run.
-_MAXIMA = {"latent_dim": 1024, "batch_size": 65_536, "epochs": 100_000, "iwae_samples": 100_000,
-           "warmup_epochs": 100_000, "seed": 2**32 - 1}  # fmt: skip
+# Upper bounds that keep a typo from asking for terabytes, years or certain divergence; far
+# above any sensible run (an Adam step size above 10 diverges; early stopping beyond a hundred
+# warm-ups never starts). Sizes beyond the data are refused against the data itself.
+_MAXIMA = {
+    "latent_dim": 1024, "batch_size": 65_536, "epochs": 100_000, "iwae_samples": 100_000,
+    "warmup_epochs": 100_000, "seed": 2**32 - 1, "lr_patience": 100_000,
+    "early_stop_patience": 100_000, "train_subset": 10**7, "val_size": 10**7,
+    "nll_val_images": 10**7, "nll_test_images": 10**7, "ssim_images": 10**7,
+    "lr": 10.0, "min_lr": 10.0, "early_stop_start": 100.0,
+}  # fmt: skip
 
 
 def _choices(name: str) -> tuple[str, ...]:
@@ -130,29 +137,31 @@ def check_setting(name: str, value: Any) -> None:
     if name in _CHOICES:
         if not isinstance(value, str) or value not in _choices(name):
             raise VaesweepError(
-                f"'{name}' must be one of {', '.join(_choices(name))}; got {value!r}"
+                f"'{name}' must be one of {', '.join(_choices(name))}; got {shown(value)}"
             )
     elif name in _POSITIVE_INTS or name in _NON_NEGATIVE_INTS:
         low = 1 if name in _POSITIVE_INTS else 0
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             kind = "a positive" if low else "a non-negative"
-            raise VaesweepError(f"'{name}' must be {kind} integer; got {value!r}")
+            raise VaesweepError(f"'{name}' must be {kind} integer; got {shown(value)}")
         if value > _MAXIMA.get(name, value):
-            raise VaesweepError(f"'{name}' must be at most {_MAXIMA[name]}; got {value!r}")
+            raise VaesweepError(f"'{name}' must be at most {_MAXIMA[name]}; got {shown(value)}")
     elif name in _POSITIVE_FLOATS or name in _NON_NEGATIVE_FLOATS:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or not (value > 0 if name in _POSITIVE_FLOATS else value >= 0):
             kind = "a positive" if name in _POSITIVE_FLOATS else "a non-negative"
-            raise VaesweepError(f"'{name}' must be {kind} number; got {value!r}")
+            raise VaesweepError(f"'{name}' must be {kind} number; got {shown(value)}")
         if not math.isfinite(value):
-            raise VaesweepError(f"'{name}' must be a finite number; got {value!r}")
+            raise VaesweepError(f"'{name}' must be a finite number; got {shown(value)}")
+        if value > _MAXIMA.get(name, value):
+            raise VaesweepError(f"'{name}' must be at most {_MAXIMA[name]}; got {shown(value)}")
     elif name == "binarize":
         if not isinstance(value, bool):
-            raise VaesweepError(f"'binarize' must be true or false; got {value!r}")
+            raise VaesweepError(f"'binarize' must be true or false; got {shown(value)}")
     elif name == "lr_factor":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or not 0 < value < 1:
-            raise VaesweepError(f"'lr_factor' must be between 0 and 1; got {value!r}")
+            raise VaesweepError(f"'lr_factor' must be between 0 and 1; got {shown(value)}")
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -160,7 +169,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key, raw = key.strip(), raw.strip()
     if not sep or not key or not raw:
-        raise VaesweepError(f"--set {text!r}: expected KEY=VALUE, e.g. --set epochs=2")
+        raise VaesweepError(f"--set {shown(text)}: expected KEY=VALUE, e.g. --set epochs=2")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

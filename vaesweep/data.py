@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from vaesweep.errors import VaesweepError
+from vaesweep.metric_names import KNN_NEIGHBOURS
 from vaesweep.model import IMAGE_SHAPE
 
 CLASS_NAMES = (
@@ -177,6 +178,28 @@ def load_fashion_mnist(data_dir: Path | None = None, allow_download: bool = True
     return FashionMNIST(**tensors, source=paths["train_images"].parent)
 
 
+def check_sizes(n_images: int, val_size: int, train_subset: int) -> int:
+    """Whether a training file of `n_images` leaves room for the splits; the training images
+    left. Every searched combination is checked so when a run starts, before anything is stored."""
+    n_train = n_images - val_size
+    if n_train < KNN_NEIGHBOURS:
+        raise VaesweepError(
+            f"'val_size' ({val_size}) leaves {max(n_train, 0)} of the {n_images} training images "
+            f"to train on; at least {KNN_NEIGHBOURS} are needed (the k-NN metrics' neighbours)"
+        )
+    if train_subset > n_train:
+        raise VaesweepError(
+            f"'train_subset' ({train_subset}) exceeds the {n_train} training images left "
+            f"after holding out {val_size} for validation"
+        )
+    if 0 < train_subset < KNN_NEIGHBOURS:
+        raise VaesweepError(
+            f"'train_subset' ({train_subset}) keeps fewer than {KNN_NEIGHBOURS} training images "
+            "(the k-NN metrics' neighbours); 0 keeps them all"
+        )
+    return n_train
+
+
 BINARIZE_SEED = 2015  # the one fixed binarization of validation and test images
 
 
@@ -188,16 +211,7 @@ def make_splits(
     `binarize` replaces validation and test images by one fixed Bernoulli sample of their
     intensities (the density-estimation protocol; training images are binarized afresh each
     batch by the trainer)."""
-    n_train = len(data.train_x) - val_size
-    if n_train < 1:
-        raise VaesweepError(
-            f"'val_size' ({val_size}) leaves no training images out of {len(data.train_x)}"
-        )
-    if train_subset > n_train:
-        raise VaesweepError(
-            f"'train_subset' ({train_subset}) exceeds the {n_train} training images left "
-            f"after holding out {val_size} for validation"
-        )
+    n_train = check_sizes(len(data.train_x), val_size, train_subset)
     keep = train_subset or n_train
     val_x, test_x = data.train_x[n_train:], data.test_x
     if binarize:

@@ -29,7 +29,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, shown
 from vaesweep.storage import FAIL_REASON_ATTR
 
 PHASE_ATTR = "phase"  # trial: grid, explore or confirm
@@ -119,13 +119,13 @@ def parse_design(raw: Mapping[str, Any], source: str) -> Design:
     if "blocked" in raw:
         if not isinstance(raw["blocked"], bool):
             got = raw["blocked"]
-            raise VaesweepError(f"{source}: 'blocked' must be true or false; got {got!r}")
+            raise VaesweepError(f"{source}: 'blocked' must be true or false; got {shown(got)}")
         values["blocked"] = raw["blocked"]
     for key in ("replicates", "explore", "confirm_top"):
         value = raw.get(key, 0 if key != "replicates" else 1)
         if not isinstance(value, int) or isinstance(value, bool) or value < (key == "replicates"):
             least = "a positive" if key == "replicates" else "a non-negative"
-            raise VaesweepError(f"{source}: '{key}' must be {least} integer; got {value!r}")
+            raise VaesweepError(f"{source}: '{key}' must be {least} integer; got {shown(value)}")
         values[key] = value
     if values["confirm_top"] and not values["explore"]:
         raise VaesweepError(
@@ -146,8 +146,8 @@ def grid_values(spec_search: Sequence[Any]) -> list[dict[str, Any]]:
     for param in spec_search:
         if param.kind == "categorical":
             axes.append(list(param.choices))
-        elif param.kind == "int" and not param.log:
-            axes.append(list(range(int(param.low), int(param.high) + 1, int(param.step or 1))))
+        elif param.kind == "int" and not param.log:  # a range: its size is known, not listed
+            axes.append(range(int(param.low), int(param.high) + 1, int(param.step or 1)))
         else:
             raise VaesweepError(
                 f"search.{param.name} is continuous: a study over it needs 'explore = N' "

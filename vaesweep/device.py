@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, shown
 from vaesweep.model import VAE
 
 
@@ -40,7 +40,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise VaesweepError("--device cuda: no CUDA device is available (use --device cpu)")
     if name not in ("cpu", "cuda"):
-        raise VaesweepError(f"--device must be auto, cpu or cuda; got {name!r}")
+        raise VaesweepError(f"--device must be auto, cpu or cuda; got {shown(name)}")
     return torch.device(name)
 
 

@@ -3,3 +3,9 @@
 
 class VaesweepError(Exception):
     """A problem the user can fix (bad input, missing data, unusable storage); never a bug."""
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A user's value in a one-line message: its repr, cut when long (a line stays a line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

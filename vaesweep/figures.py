@@ -177,8 +177,11 @@ def explored(
     return fig
 
 
-def learning_curves(histories: pd.DataFrame, param: str) -> Figure:
-    """Validation β=1 loss per epoch of every trial, and every trial's β schedule."""
+def learning_curves(histories: pd.DataFrame, param: str) -> Figure | None:
+    """Validation β=1 loss per epoch of every trial, and every trial's β schedule (None when no
+    trial's history could be read)."""
+    if histories.empty:
+        return None
     fig, (left, right) = _figure(1, 2, figsize=(11, 4))
     palette = "viridis" if pd.api.types.is_numeric_dtype(histories[param]) else "tab10"
     common = dict(

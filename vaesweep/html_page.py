@@ -6,9 +6,11 @@ import math
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import numpy as np
 
+from vaesweep.layout import PAGE_FILE
 from vaesweep.storage import redact
 
 if TYPE_CHECKING:
@@ -49,10 +51,15 @@ TRIAL_FIGURES = {
 
 def _figure(path: str, caption: str, width: str = "48%") -> str:
     return (
-        f'<figure style="width:{width}"><a href="{escape(path)}"><img src="{escape(path)}" '
+        f'<figure style="width:{width}"><a href="{_link(path)}"><img src="{_link(path)}" '
         f'alt="{escape(caption)}" loading="lazy"></a>'
         f"<figcaption>{escape(caption)}</figcaption></figure>"
     )
+
+
+def _link(path: str) -> str:
+    """A relative file link: every character that could make it a URL of its own is quoted."""
+    return escape(quote(path, safe="/"))
 
 
 def _cell(value) -> str:
@@ -173,7 +180,8 @@ def _anchors(report: StudyData, anchors: list[Anchor]) -> str:
 def _study_section(report: StudyData, anchors: list[Anchor]) -> str:
     name = escape(report.name)
     links = " · ".join(
-        f'<a href="{name}/{file}">{file}</a>' for file in ("effects.csv", "trials.csv", "trials.md")
+        f'<a href="{_link(f"{report.folder}/{file}")}">{file}</a>'
+        for file in ("effects.csv", "trials.csv", "trials.md")
     )
     figures = dict(report.figures)
     figures.pop("paired-differences", None)  # in the answer block
@@ -187,7 +195,8 @@ def _study_section(report: StudyData, anchors: list[Anchor]) -> str:
     notes = "".join(f'<p class="note">{escape(note)}</p>' for note in report.notes)
     trials = "".join(_trial_section(e, e.trial.number in report.best) for e in report.entries)
     return (
-        f'<section id="{name}"><h2>study {name}</h2>{_answer_block(report)}{effect_html}'
+        f'<section id="{_link(report.folder)}"><h2>study {name}</h2>'
+        f"{_answer_block(report)}{effect_html}"
         f"{_anchors(report, anchors)}"
         f"<h3>trials</h3><p>{len(report.entries)} finished trials · ★ the configuration with "
         f"the best mean (see the answer for whether it is distinguishable) · greyed: not "
@@ -203,9 +212,9 @@ def write_index(
     storage_url: str,
     anchors: list[Anchor],
 ) -> Path:
-    nav = "".join(f'<a href="#{escape(r.name)}">{escape(r.name)}</a>' for r in reports)
+    nav = "".join(f'<a href="#{_link(r.folder)}">{escape(r.name)}</a>' for r in reports)
     summary = "".join(
-        f'<li><a href="#{escape(r.name)}">{escape(r.name)}</a>: '
+        f'<li><a href="#{_link(r.folder)}">{escape(r.name)}</a>: '
         + escape(" ".join(a.sentence for a in r.answers) or "no answer yet")
         + "</li>"
         for r in reports
@@ -219,7 +228,7 @@ def write_index(
         f"<h2>Fashion-MNIST</h2>{_figure(classes, 'one random sample per class', '70%')}"
         f"<p>storage: <code>{escape(redact(storage_url))}</code></p></body></html>\n"
     )
-    path = out_dir / "index.html"
+    path = out_dir / PAGE_FILE
     if not path.is_file() or path.read_text() != page:
         path.write_text(page)
     return path

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, shown
 
 DEFAULT_DB_NAME = "vaesweep.db"
 REPORT_DIR_NAME = "report"
+PAGE_FILE = "index.html"  # a report's page
+MANIFEST_FILE = "manifest.json"  # a report's record of what it drew
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.pt"
 HISTORY_FILE = "history.csv"
@@ -17,9 +23,38 @@ TRIAL_FILE = "trial.json"
 LATENTS_FILE = "latents.npz"
 
 
+# A study's name becomes a folder under --results: a plain name, never a path.
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_study_name(name: str) -> str:
+    if not STUDY_NAME.fullmatch(name) or name in _RESULTS_FILES or name.startswith(DEFAULT_DB_NAME):
+        raise VaesweepError(
+            f"study name {shown(name)} is not a plain name: use 1-100 letters, digits, '.', '_' "
+            f"or '-', starting with a letter or digit (and not {DEFAULT_DB_NAME} or "
+            f"{REPORT_DIR_NAME})"
+        )
+    return name
+
+
+def report_folder_name(name: str) -> str:
+    """A stored study's folder in a report: its own name where that is a plain name no report
+    file has, otherwise a slug and a hash of the name (a storage may hold any name)."""
+    if STUDY_NAME.fullmatch(name) and name not in _REPORT_FILES:
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:40] or "study"
+    return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+
+
 def trial_folder_name(number: int) -> str:
     """A trial's folder name, in the results folder and in the report alike."""
     return f"trial-{number:04d}"
+
+
+def staging_folder(folder: Path) -> Path:
+    """Where a trial folder is written before it is renamed into place: named by this machine
+    and process, so a later run can tell whose writer is gone (`binding.clean_debris`)."""
+    return folder.with_name(f".{folder.name}.partial-{socket.gethostname()}-{os.getpid()}")
 
 
 def figure_file(name: str) -> str:
@@ -29,6 +64,10 @@ def figure_file(name: str) -> str:
 
 def trial_folder(results_dir: Path, study_name: str, number: int) -> Path:
     return results_dir / study_name / trial_folder_name(number)
+
+
+_RESULTS_FILES = (DEFAULT_DB_NAME, REPORT_DIR_NAME)
+_REPORT_FILES = (PAGE_FILE, MANIFEST_FILE, figure_file("classes"))
 
 
 def check_writable(folder: Path, what: str = "results folder") -> None:

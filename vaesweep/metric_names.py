@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SPLITS = ("val", "test")
+KNN_NEIGHBOURS = 5  # the k-NN metrics' k: also the fewest training images a run may keep
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,13 @@ METRICS = {
     "mse": Metric("per-pixel MSE", "minimize", per_epoch="mse"),
     "ssim": Metric("SSIM", "maximize"),
     "ssim_se": Metric("SE of SSIM", "minimize", selectable=False, compared=False),
-    "knn_accuracy": Metric("5-NN accuracy", "maximize"),
+    "knn_accuracy": Metric(f"{KNN_NEIGHBOURS}-NN accuracy", "maximize"),
     "active_units": Metric("active units", "maximize", selectable=False),
 }
 # Computed for the test split alone.
-TEST_ONLY = {"knn_notebook": Metric("5-NN (notebook protocol)", "maximize", selectable=False)}
+TEST_ONLY = {
+    "knn_notebook": Metric(f"{KNN_NEIGHBOURS}-NN (notebook protocol)", "maximize", selectable=False)
+}
 
 # Final metrics a study may select on, and their directions. Test metrics are never selectable.
 OBJECTIVE_DIRECTIONS = {f"val_{n}": m.better for n, m in METRICS.items() if m.selectable}

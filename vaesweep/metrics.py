@@ -26,10 +26,10 @@ from vaesweep.config import TrainConfig
 from vaesweep.data import Splits
 from vaesweep.device import Compute
 from vaesweep.losses import log_likelihood
+from vaesweep.metric_names import KNN_NEIGHBOURS
 from vaesweep.model import VAE
 from vaesweep.validation import EVAL_BATCH, validate
 
-KNN_NEIGHBOURS = 5
 # SSIM and the likelihood cost the most, so by default they are estimated on a fixed random
 # subset of each split (`ssim_images`, `nll_val_images`, `nll_test_images`; 0: the whole split),
 # the same images for every trial, with the standard error of that estimate of the whole split's

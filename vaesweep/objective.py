@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 
 from vaesweep.artifacts import save_trial
+from vaesweep.binding import new_folder_id
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, Splits, make_splits
 from vaesweep.design import EXPLORE, PHASE_ATTR, REPLICATE_ATTR
@@ -23,6 +24,7 @@ from vaesweep.storage import (
     EPOCHS_DONE_ATTR,
     FAIL_REASON_ATTR,
     FOLDER_ATTR,
+    FOLDER_ID_ATTR,
     METRICS_ATTR,
     PRUNE_REASON_ATTR,
     SEED_ATTR,
@@ -40,6 +42,7 @@ class _TrialRun:
     config: TrainConfig
     splits: Splits
     folder: Path
+    folder_id: str = field(default_factory=new_folder_id)
     started: float = field(default_factory=time.perf_counter)
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -80,6 +83,8 @@ class Objective:
         # The seed, with the study's stored definition and the params, gives the trial's
         # settings; the whole config is stored once, in its folder's config.json.
         trial.set_user_attr(SEED_ATTR, seed)
+        # Binds the folder to this record before the folder exists (see binding.py).
+        trial.set_user_attr(FOLDER_ID_ATTR, run.folder_id)
         self.progress.trial_started(trial.number, params, config.epochs)
         try:
             result = train(config, run.splits, self.compute, lambda r, m: self._on_epoch(run, r, m))
@@ -127,6 +132,7 @@ class Objective:
         metrics, test_means = evaluate(model, run.splits, run.config, self.compute)
         info = {
             "study": self.study_name, "number": run.trial.number, "state": state,
+            "folder_id": run.folder_id,
             "seconds": round(time.perf_counter() - run.started, 3),
             "device": str(self.compute.device), "precision": self.compute.precision, **info,
         }  # fmt: skip

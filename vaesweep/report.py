@@ -21,17 +21,22 @@ import optuna
 import pandas as pd
 
 from vaesweep.anchors import PUBLISHED, Anchor, pca_floor
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, shown
 from vaesweep.html_page import TRIAL_FIGURES, write_index
-from vaesweep.layout import LATENTS_FILE, check_writable, figure_file, trial_folder_name
-from vaesweep.storage import best_trials, open_storage
+from vaesweep.layout import (
+    LATENTS_FILE,
+    MANIFEST_FILE,
+    check_writable,
+    figure_file,
+    trial_folder_name,
+)
+from vaesweep.storage import best_trials, open_storage, redact
 from vaesweep.study_data import StudyData, TrialEntry, collect
 
 # torch, matplotlib and friends take seconds to import: they are imported only when something
 # needs drawing, so an up-to-date report re-runs in about a second.
 
 REPORT_VERSION = 5  # bump when figures change, so every report redraws once
-MANIFEST = "manifest.json"
 KEY_METRICS = (
     "val_ssim", "val_mse", "val_knn_accuracy", "val_kl", "val_nll", "val_active_units",
     "test_knn_accuracy",
@@ -60,12 +65,13 @@ def render_report(
     available = optuna.get_all_study_names(storage)
     for name in study_names:
         if name not in available:
-            listed = ", ".join(available) or "none"
+            listed = ", ".join(shown(n, 40) for n in available[:10]) or "none"
+            listed += ", ..." if len(available) > 10 else ""
             raise VaesweepError(
-                f"unknown study '{name}' in {storage_url} (studies there: {listed})"
+                f"unknown study {shown(name)} in {redact(storage_url)} (studies there: {listed})"
             )
     if not available:
-        raise VaesweepError(f"no studies in {storage_url}; run 'vaesweep run' first")
+        raise VaesweepError(f"no studies in {redact(storage_url)}; run 'vaesweep run' first")
     check_writable(out_dir, "report folder")
     manifest = _load_manifest(out_dir)
     painter = _Painter(out_dir, data_dir, manifest)
@@ -81,12 +87,12 @@ def render_report(
         report = collect(study, results_dir, note)
         if not report.entries:
             if study_names:
-                raise VaesweepError(f"study '{name}' has no finished trials yet")
-            note(f"study '{name}' has no finished trials yet; skipped")
+                raise VaesweepError(f"study {shown(name)} has no finished trials yet")
+            note(f"study {shown(name)} has no finished trials yet; skipped")
             continue
         painter.study_figures(report, study, note)
         for entry in report.entries:
-            painter.trial_figures(report.name, entry, note)
+            painter.trial_figures(report, entry, note)
         _mark_problems(report)
         _write_tables(report, out_dir)
         reports.append(report)
@@ -98,7 +104,7 @@ def render_report(
 
 
 def _write_tables(report: StudyData, out_dir: Path) -> None:
-    folder = out_dir / report.name
+    folder = out_dir / report.folder
     folder.mkdir(exist_ok=True)
     _write_if_changed(folder / "trials.csv", report.table.to_csv(index=False))
     _write_if_changed(folder / "effects.csv", report.effects.to_csv(index=False))
@@ -159,9 +165,9 @@ class _Painter:
     def study_figures(
         self, report: StudyData, study: optuna.Study, note: Callable[[str], None]
     ) -> None:
-        folder = self.out_dir / report.name
+        folder = self.out_dir / report.folder
         planned = _planned_study_figures(report)
-        report.figures = {name: f"{report.name}/{figure_file(name)}" for name in planned}
+        report.figures = {name: f"{report.folder}/{figure_file(name)}" for name in planned}
         key = _digest(
             [REPORT_VERSION, report.objectives, report.equivalence, [e.key for e in report.entries]]
         )
@@ -237,12 +243,16 @@ class _Painter:
                 )
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-    def trial_figures(self, study: str, entry: TrialEntry, note: Callable[[str], None]) -> None:
+    def trial_figures(
+        self, report: StudyData, entry: TrialEntry, note: Callable[[str], None]
+    ) -> None:
         if entry.problem is not None:
             return
-        number = entry.trial.number
-        folder = self.out_dir / study / trial_folder_name(number)
-        entry.figures = {n: f"{study}/{folder.name}/{figure_file(n)}" for n in TRIAL_FIGURES}
+        study, number = report.name, entry.trial.number
+        folder = self.out_dir / report.folder / trial_folder_name(number)
+        entry.figures = {
+            n: f"{report.folder}/{folder.name}/{figure_file(n)}" for n in TRIAL_FIGURES
+        }
         manifest_key = f"trial:{study}:{number}"
         key = f"{REPORT_VERSION}|{entry.key}"
         if self._fresh(manifest_key, key, [folder / figure_file(n) for n in TRIAL_FIGURES]):
@@ -307,7 +317,7 @@ class _Painter:
 
 def _mark(study: str, entry: TrialEntry, problem: str, note: Callable[[str], None]) -> None:
     entry.problem, entry.figures = problem, {}
-    note(f"study '{study}' trial {entry.trial.number}: {problem}")
+    note(f"study {shown(study)} trial {entry.trial.number}: {problem}")
 
 
 def _mark_problems(report: StudyData) -> None:
@@ -376,12 +386,12 @@ def _digest(value: Any) -> str:
 
 def _load_manifest(out_dir: Path) -> dict[str, str]:
     try:
-        return json.loads((out_dir / MANIFEST).read_text())
+        return json.loads((out_dir / MANIFEST_FILE).read_text())
     except (OSError, ValueError):
         return {}  # no manifest or a damaged one: draw everything
 
 
 def _save_manifest(out_dir: Path, manifest: dict[str, str]) -> None:
-    partial = out_dir / f".{MANIFEST}.partial"
+    partial = out_dir / f".{MANIFEST_FILE}.partial"
     partial.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    os.replace(partial, out_dir / MANIFEST)
+    os.replace(partial, out_dir / MANIFEST_FILE)

@@ -9,9 +9,10 @@ from typing import Any
 
 import optuna
 
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, shown
 
 _PARAM_KEYS = {"type", "low", "high", "log", "step", "choices"}
+MAX_STEPS = 1_000_000  # values a stepped range may hold: beyond it, a step is surely a typo
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def parse_param(name: str, raw: Any, source: str) -> ParamSpec:
             raise VaesweepError(f"{where}: a choice is listed twice")
         return ParamSpec(name, kind, choices=tuple(choices))
     if kind not in ("int", "float"):
-        raise VaesweepError(f"{where}: 'type' must be int, float or categorical; got {kind!r}")
+        raise VaesweepError(f"{where}: 'type' must be int, float or categorical; got {shown(kind)}")
     if "choices" in raw:
         raise VaesweepError(f"{where}: 'choices' is for categorical parameters")
     low, high, step, log = raw.get("low"), raw.get("high"), raw.get("step"), raw.get("log", False)
@@ -92,4 +93,8 @@ def parse_param(name: str, raw: Any, source: str) -> ParamSpec:
         not isinstance(step, number) or isinstance(step, bool) or not 0 < step < math.inf
     ):
         raise VaesweepError(f"{where}: 'step' must be positive")
+    if step is not None and (high - low) / step > MAX_STEPS:
+        raise VaesweepError(
+            f"{where}: 'step' {step} makes more than {MAX_STEPS:,} values between {low} and {high}"
+        )
     return ParamSpec(name, kind, low=low, high=high, log=log, step=step)

@@ -13,7 +13,7 @@ import optuna
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, shown
 from vaesweep.layout import DEFAULT_DB_NAME
 
 # What vaesweep keeps in Optuna's records. Pruned trials count as finished: the study learned
@@ -24,6 +24,7 @@ DESCRIPTION_ATTR = "vaesweep_description"  # study: the one-line description
 ANALYSIS_ATTR = "vaesweep_analysis"  # study: equivalence margins (the latest run's file)
 LAST_RUN_ATTR = "vaesweep_last_run"  # study: when a run last started (written first: a probe)
 FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
+FOLDER_ID_ATTR = "folder_id"  # trial: a random id, the same in its folder's trial.json
 METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
 FAIL_REASON_ATTR = "fail_reason"
 PRUNE_REASON_ATTR = "prune_reason"
@@ -57,7 +58,8 @@ def grace_seconds() -> int:
         value = 0
     if not 1 <= value <= 86_400:
         raise VaesweepError(
-            f"VAESWEEP_GRACE_SECONDS must be a whole number of seconds from 1 to 86400; got {raw!r}"
+            "VAESWEEP_GRACE_SECONDS must be a whole number of seconds from 1 to 86400; "
+            f"got {shown(raw)}"
         )
     return value
 
@@ -66,13 +68,13 @@ def check_url(url: str) -> None:
     """Refuse what cannot be a lasting Optuna storage, before anything is written."""
     if "://" not in url:
         raise VaesweepError(
-            f"storage {url!r} is not a URL (e.g. sqlite:///path/study.db or "
+            f"storage {shown(redact(url))} is not a URL (e.g. sqlite:///path/study.db or "
             "postgresql://user:password@host/dbname)"
         )
     if url.startswith("sqlite") and (url.split("://", 1)[1] in ("", "/") or ":memory:" in url):
         raise VaesweepError(
-            f"storage {url!r} is an in-memory SQLite database, which vanishes with the command; "
-            "give a file: sqlite:///path/study.db"
+            f"storage {shown(url)} is an in-memory SQLite database, which vanishes with the "
+            "command; give a file: sqlite:///path/study.db"
         )
 
 
@@ -142,8 +144,10 @@ def redact(url: str) -> str:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         # Not a URL SQLAlchemy reads (refused elsewhere): keep the scheme and host alone.
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.rpartition('@')[2].partition('?')[0]}" if rest else "***"
+        scheme, sep, rest = url.partition("://")
+        rest = rest if sep else url
+        hidden = "***@" if "@" in rest or "?" in rest else ""
+        return f"{scheme + sep if sep else ''}{hidden}{rest.rpartition('@')[2].partition('?')[0]}"
     shown = parsed.set(query={}).render_as_string(hide_password=True)
     pairs = [
         f"{key}={'***' if any(word in key.lower() for word in _SECRET_KEYS) else value}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import itertools
 import json
 import math
 import tomllib
@@ -21,7 +22,7 @@ import optuna
 
 from vaesweep.config import FIELD_NAMES, TrainConfig, parse_override
 from vaesweep.design import Design, grid_values, parse_design
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, shown
 from vaesweep.metric_names import LIKELIHOOD_SCALED, OBJECTIVE_DIRECTIONS, PER_EPOCH
 from vaesweep.search_space import ParamSpec, parse_param
 
@@ -41,6 +42,7 @@ UNSEARCHABLE = {
     "val_size": "trials must share validation images",
     "precision": "it is decided once per run, for every trial; set it in [fixed]",
 }
+MAX_CORNERS = 4096
 _DESIGN_KEYS = {"replicates", "explore", "confirm_top", "blocked"}
 # How the answer is read, not what is trained: outside the stored definition.
 _ANALYSIS_KEYS = {"equivalence", "noise"}
@@ -123,6 +125,17 @@ class StudySpec:
         grid = self.grid
         return self.design.describe(len(grid) if grid else 0)
 
+    def corners(self) -> list[dict[str, Any]]:
+        """Every combination of the searched values' extremes (both ends of each range, every
+        choice): valid there, valid for any combination a trial may draw, since each rule
+        bounds a setting from one side (`_check_search`, and the data's sizes at a run's start).
+        Beyond MAX_CORNERS combinations, each parameter's extremes alone."""
+        axes = [param.extremes for param in self.search]
+        if math.prod(len(axis) for axis in axes) > MAX_CORNERS:
+            return [{p.name: v} for p in self.search for v in p.extremes]
+        names = [param.name for param in self.search]
+        return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes)]
+
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         return {param.name: param.suggest(trial) for param in self.search}
 
@@ -195,7 +208,8 @@ def load_study(name_or_path: str) -> StudySpec:
         path = STUDIES_DIR / f"{name_or_path}.toml"
         if not path.is_file():
             raise VaesweepError(
-                f"unknown study '{name_or_path}' (available: {', '.join(available_studies())}; "
+                f"unknown study {shown(name_or_path)} "
+                f"(available: {', '.join(available_studies())}; "
                 "or give the path of a .toml file)"
             )
     try:
@@ -216,6 +230,11 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
     for required in ("description", "objectives", "search"):
         if required not in raw:
             raise VaesweepError(f"{source}: missing '{required}'")
+    if raw["search"] == {}:
+        raise VaesweepError(
+            f"{source}: [search] lists no setting, so there is nothing to compare; search at "
+            'least one, e.g. latent_dim = { type = "categorical", choices = [2, 8] }'
+        )
     description = raw["description"]
     if not isinstance(description, str) or not description.strip():
         raise VaesweepError(f"{source}: 'description' must be a non-empty string")
@@ -278,7 +297,9 @@ def _per_objective(
             raise VaesweepError(f"{source}: {key}.{name} is not one of the study's objectives")
         ok = isinstance(number, int | float) and not isinstance(number, bool)
         if not ok or not math.isfinite(number) or number <= 0:
-            raise VaesweepError(f"{source}: {key}.{name} must be a positive number; got {number!r}")
+            raise VaesweepError(
+                f"{source}: {key}.{name} must be a positive number; got {shown(number)}"
+            )
     return {name: float(number) for name, number in value.items()}
 
 
@@ -298,6 +319,12 @@ def _check_search(spec: StudySpec, source: str) -> None:
                 dataclasses.replace(spec.base, **{param.name: value})
             except VaesweepError as err:
                 raise VaesweepError(f"{source}: {err} (in search.{param.name})") from None
+    for corner in spec.corners():  # rules across settings, e.g. min_lr <= lr, both searched
+        try:
+            dataclasses.replace(spec.base, **corner)
+        except VaesweepError as err:
+            values = ", ".join(f"{k} = {v}" for k, v in corner.items())
+            raise VaesweepError(f"{source}: {err} (searched together: {values})") from None
 
 
 def _validate(spec: StudySpec, source: str) -> None:
@@ -306,7 +333,7 @@ def _validate(spec: StudySpec, source: str) -> None:
     for objective in spec.objectives:
         if objective not in OBJECTIVE_DIRECTIONS:
             raise VaesweepError(
-                f"{source}: unknown objective {objective!r} (choose from "
+                f"{source}: unknown objective {shown(objective)} (choose from "
                 f"{', '.join(OBJECTIVE_DIRECTIONS)}; test metrics are never objectives)"
             )
     if len(set(spec.objectives)) != len(spec.objectives):
@@ -371,7 +398,8 @@ def _check_options(table: Mapping[str, Any], allowed: set[str], where: str) -> N
             continue
         if key not in allowed:
             raise VaesweepError(f"{where}: unknown option '{key}'")
-        least = 2 if key == "population_size" else 1  # NSGA-II needs two parents
+        # NSGA-II needs two parents; Hyperband divides by log(reduction_factor).
+        least = 2 if key in ("population_size", "reduction_factor") else 1
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise VaesweepError(f"{where}: '{key}' must be an integer of at least {least}")
 

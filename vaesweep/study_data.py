@@ -17,8 +17,10 @@ import pandas as pd
 from optuna.trial import FrozenTrial
 
 from vaesweep import effects
+from vaesweep.binding import mismatch
 from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Design, grid_values
-from vaesweep.layout import WEIGHTS_FILE
+from vaesweep.errors import shown
+from vaesweep.layout import STUDY_NAME, WEIGHTS_FILE, report_folder_name, trial_folder
 from vaesweep.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
 from vaesweep.storage import (
     ANALYSIS_ATTR,
@@ -68,6 +70,11 @@ class StudyData:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def folder(self) -> str:
+        """This study's folder in the report."""
+        return report_folder_name(self.name)
+
+    @property
     def params(self) -> list[str]:
         return [p["name"] for p in self.search] or sorted(
             {name for e in self.entries for name in e.trial.params}
@@ -98,13 +105,12 @@ def collect(
     objectives = definition.get("objectives") or [f"objective_{i}" for i in range(len(directions))]
     entries = []
     for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
-        relative = trial.user_attrs.get(FOLDER_ATTR)
-        folder = results_dir / relative if relative else None
-        entry = TrialEntry(trial, folder)
-        if folder is None or not folder.is_dir():
-            entry.problem = f"trial folder {folder or '(none recorded)'} is missing"
-            note(f"study '{study.study_name}' trial {trial.number}: {entry.problem}")
+        entry = TrialEntry(trial, *_bound_folder(results_dir, study.study_name, trial))
+        if entry.problem and definition:
+            note(f"study {shown(study.study_name)} trial {trial.number}: {entry.problem}")
         entries.append(entry)
+    if not definition and entries:
+        note(f"study {shown(study.study_name)} was not made by vaesweep: no trial figures")
     data = StudyData(
         name=study.study_name,
         description=study.user_attrs.get(DESCRIPTION_ATTR, ""),
@@ -138,6 +144,21 @@ def collect(
     return data
 
 
+def _bound_folder(
+    results_dir: Path, study_name: str, trial: FrozenTrial
+) -> tuple[Path | None, str | None]:
+    """The trial's folder where vaesweep writes it (never a path read from the storage), and why
+    it cannot be read as this trial's, if so (see binding.py)."""
+    if trial.user_attrs.get(FOLDER_ATTR) is None:
+        return None, "no trial folder recorded"
+    if not STUDY_NAME.fullmatch(study_name):  # not a name vaesweep runs under
+        return None, "its study's name is not a folder name"
+    folder = trial_folder(results_dir, study_name, trial.number)
+    if not folder.is_dir():
+        return None, f"trial folder {folder} is missing"
+    return folder, mismatch(folder, trial)
+
+
 def trials_table(data: StudyData) -> pd.DataFrame:
     """One row per finished trial, the numbers exactly as stored; `in_answer` marks the trials
     that share the study's protocol (completed, in the answer's phase)."""
@@ -152,6 +173,12 @@ def trials_table(data: StudyData) -> pd.DataFrame:
         row["duration_s"] = trial.duration.total_seconds() if trial.duration else None
         row["epochs_run"] = trial.user_attrs.get(EPOCHS_DONE_ATTR)
         row |= {column: metrics.get(column) for column in TABLE_COLUMNS}
+        # A study not made by vaesweep has its objectives only as Optuna's values.
+        row |= {
+            name: value
+            for name, value in zip(data.objectives, trial.values or (), strict=False)
+            if row.get(name) is None
+        }
         row["note"] = entry.problem or trial.user_attrs.get(PRUNE_REASON_ATTR, "")
         rows.append(row)
     table = pd.DataFrame(rows)

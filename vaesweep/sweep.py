@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from vaesweep.artifacts import clean_debris
-from vaesweep.data import load_fashion_mnist, make_splits
+from vaesweep.binding import clean_debris, foreign_folders
+from vaesweep.data import check_sizes, load_fashion_mnist
 from vaesweep.design import Design
 from vaesweep.errors import VaesweepError
-from vaesweep.layout import check_writable
+from vaesweep.layout import check_study_name, check_writable
 from vaesweep.precision import decide
 from vaesweep.progress import Progress
 from vaesweep.storage import (
@@ -50,20 +49,7 @@ class RunSummary:
     answers: list[str]  # one sentence per objective, from the comparable trials
 
 
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-def check_name(name: str) -> str:
-    """A study's name becomes a folder under --results: a plain name, never a path."""
-    if not NAME.fullmatch(name):
-        raise VaesweepError(
-            f"study name {name!r} is not a plain name: use 1-100 letters, digits, '.', '_' or "
-            "'-', starting with a letter or digit"
-        )
-    return name
-
-
-def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -> StudySpec:
+def _check_definition(study: optuna.Study, spec: StudySpec) -> StudySpec:
     """A stored study of this name must have been created from the same definition; the spec to
     run (a stored study unblocked, by an earlier version or by its file, resumes unblocked unless
     the file now says `blocked = true`)."""
@@ -77,12 +63,6 @@ def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -
             raise VaesweepError(
                 f"study '{study.study_name}' exists in this storage but was not made by vaesweep; "
                 "choose another --name"
-            )
-        folder = results_dir / study.study_name
-        if folder.is_dir() and any(folder.glob("trial-*")):
-            raise VaesweepError(
-                f"{folder} holds trial folders of a study this storage does not know; "
-                "move them away or choose another --results or --name"
             )
         study.set_user_attr(DEFINITION_ATTR, wanted)
         study.set_user_attr(DESCRIPTION_ATTR, spec.description)
@@ -108,6 +88,25 @@ def _check_definition(study: optuna.Study, spec: StudySpec, results_dir: Path) -
                 f"({_difference(stored.get(part), wanted[part])}); use another --name to keep both"
             )
     return spec
+
+
+def _check_data(spec: StudySpec, n_images: int) -> None:
+    """Room in the data for every combination a trial may draw, before anything is stored."""
+    for corner in spec.corners():
+        config = spec.config_for(corner, seed=0)
+        try:
+            check_sizes(n_images, config.val_size, config.train_subset)
+        except VaesweepError as err:
+            if config.train_subset == spec.base.train_subset:
+                raise
+            raise VaesweepError(f"{err} (searched: train_subset = {config.train_subset})") from None
+
+
+def _stored_trials(storage: optuna.storages.BaseStorage, name: str) -> list[FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    except KeyError:  # no such study yet
+        return []
 
 
 def _difference(stored, wanted) -> str:
@@ -140,21 +139,28 @@ def run_study(
         raise VaesweepError(f"--jobs must be between 1 and {cores} (the cores here); got {jobs}")
     if not 0 <= seed < 2**32:
         raise VaesweepError(f"--seed must be between 0 and {2**32 - 1}; got {seed}")
-    name = check_name(study_name or spec.name)
+    name = check_study_name(study_name or spec.name)
     url = storage_url or default_storage_url(results_dir)
     check_url(url)  # before anything is written, a folder included
     check_writable(results_dir)
-    storage = open_storage(url)
-    compute = decide(device, spec.base.precision, spec.base.arch, spec.base.batch_size)
     data = load_fashion_mnist(data_dir)
-    make_splits(data, spec.base.val_size, spec.base.train_subset)  # too little data: fail now
+    _check_data(spec, len(data.train_x))
+    storage = open_storage(url)  # after the data's checks: a refused run leaves no database
+    compute = decide(device, spec.base.precision, spec.base.arch, spec.base.batch_size)
 
     with storage_errors(url):
+        # Before anything is stored: a folder another storage wrote is never taken over.
+        if foreign := foreign_folders(results_dir / name, lambda: _stored_trials(storage, name)):
+            raise VaesweepError(
+                f"{results_dir / name} holds trial folders this storage did not write "
+                f"({', '.join(f.name for f in foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
+                "give each storage its own --results, or this study another --name"
+            )
         study = optuna.create_study(
             storage=storage, study_name=name, directions=spec.directions, load_if_exists=True
         )
         requested = spec
-        spec = _check_definition(study, spec, results_dir)
+        spec = _check_definition(study, spec)
         # Probe for writing before any work: a read-only storage fails here, not mid-trial.
         study.set_user_attr(LAST_RUN_ATTR, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         study.set_user_attr(ANALYSIS_ATTR, {"equivalence": dict(spec.equivalence)})
@@ -167,7 +173,7 @@ def run_study(
         warn(warning)
     if compute.why:
         warn(f"precision {compute.why}")
-    failed = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     for path in clean_debris(results_dir / name, failed, older_than=grace_seconds()):
         warn(f"removed {path}: left by a run that crashed before recording it")
     request = RunRequest(
