@@ -475,9 +475,90 @@ def test_a_storage_failing_during_a_run_is_one_line(
     outcome = vaesweep(*args)
     assert outcome.exit_code == 1
     last = outcome.output.strip().splitlines()[-1]
-    assert last.startswith("Error: storage sqlite:///") and "failed: " in last
+    assert last.startswith("Error: storage sqlite:///") and "failed during trial 1: " in last
     assert "finished trials are kept; re-running resumes" in last
     assert "Traceback" not in outcome.output
+
+
+def _storage_down_after(monkeypatch, writes: int, seconds: float) -> None:
+    """Every storage call fails for `seconds` once a trial's attributes were written `writes`
+    times (its seed, folder id, then its epochs: a database restarting mid-trial), heartbeats
+    included."""
+    import time
+
+    import sqlalchemy.exc
+
+    storage = optuna.storages.RDBStorage
+    state = {"reports": 0, "until": 0.0}
+
+    def wrap(name, method):
+        def failing(self, *args, **kwargs):
+            if name == "set_trial_user_attr":
+                state["reports"] += 1
+                if state["reports"] == writes + 1:
+                    state["until"] = time.time() + seconds
+            if time.time() < state["until"]:
+                raise sqlalchemy.exc.OperationalError(name, {}, Exception("server closed"))
+            return method(self, *args, **kwargs)
+
+        return failing
+
+    for name in dir(storage):
+        if not name.startswith("_") and callable(getattr(storage, name)):
+            monkeypatch.setattr(storage, name, wrap(name, getattr(storage, name)))
+
+
+@pytest.mark.parametrize(("outage", "recorded"), [(1.5, True), (60.0, False)])
+def test_a_storage_away_during_a_trial_is_one_line_and_the_trial_recorded_when_it_returns(
+    outage, recorded, study_with_two_trials, tiny_data_dir, monkeypatch
+):
+    from vaesweep import work_loop
+
+    monkeypatch.setattr(work_loop, "RECORD_RETRIES", (1.0, 1.0))
+    monkeypatch.setenv("VAESWEEP_GRACE_SECONDS", "6")  # a heartbeat every second, into the outage
+    _storage_down_after(monkeypatch, writes=3, seconds=outage)
+    outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
+    monkeypatch.undo()
+    assert outcome.exit_code == 1
+    lines = outcome.output.strip().splitlines()
+    assert "Traceback" not in outcome.output and lines[-1].startswith("Error: storage sqlite:///")
+    assert "failed during trial 2: " in lines[-1] and "finished trials are kept" in lines[-1]
+    trial = stored_trials(study_with_two_trials)[2]
+    if recorded:
+        assert "trial 2 was recorded as failed" in lines[-1]
+        assert trial.state.name == "FAIL"
+        assert trial.user_attrs["fail_reason"].startswith("the storage failed: ")
+    else:
+        assert "trial 2 stays running until its heartbeat lapses (6 s)" in lines[-1]
+        assert trial.state.name == "RUNNING"
+
+
+def test_a_full_disk_during_a_trial_is_one_line_and_leaves_no_partial_folder(
+    study_with_two_trials, tiny_data_dir, monkeypatch
+):
+    import numpy as np
+
+    from vaesweep import artifacts
+
+    real = np.savez
+
+    def onto_a_full_disk(path, **arrays):  # the kernel's own ENOSPC
+        with open("/dev/full", "wb") as full:
+            real(full, **arrays)
+
+    monkeypatch.setattr(artifacts.np, "savez", onto_a_full_disk)
+    outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
+    monkeypatch.undo()
+    assert outcome.exit_code == 1
+    last = outcome.output.strip().splitlines()[-1]
+    assert last.startswith("Error: trial 2 could not write ") and "No space left on device" in last
+    assert "trial 2 was recorded as failed" in last and "resumes once there is room" in last
+    trial = stored_trials(study_with_two_trials)[2]
+    assert trial.state.name == "FAIL" and "No space left" in trial.user_attrs["fail_reason"]
+    assert not list((study_with_two_trials / "warmup").glob(".trial-*"))
+    assert not (study_with_two_trials / "warmup" / "trial-0002").exists()
+    again = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
+    assert again.exit_code == 0, again.output
 
 
 def test_a_worker_whose_trial_was_failed_while_it_was_stopped_goes_on(

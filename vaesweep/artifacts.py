@@ -8,6 +8,7 @@ name is always complete.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import torch
 from torch import Tensor
 
 from vaesweep.config import TrainConfig
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, first_line
 from vaesweep.layout import (
     CONFIG_FILE,
     HISTORY_FILE,
@@ -48,18 +49,27 @@ def save_trial(
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_folder(folder)
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    _write_json(staging / CONFIG_FILE, config.to_dict())
-    _write_json(staging / TRIAL_FILE, info)
-    pd.DataFrame(history).to_csv(staging / HISTORY_FILE, index=False)
-    _write_json(staging / METRICS_FILE, metrics)
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    torch.save(state, staging / WEIGHTS_FILE)
-    if latents is not None:
-        means, labels = latents
-        np.savez(
-            staging / LATENTS_FILE, means=means.numpy(), labels=labels.numpy().astype(np.uint8)
-        )
+    try:
+        staging.mkdir()
+        _write_json(staging / CONFIG_FILE, config.to_dict())
+        _write_json(staging / TRIAL_FILE, info)
+        pd.DataFrame(history).to_csv(staging / HISTORY_FILE, index=False)
+        _write_json(staging / METRICS_FILE, metrics)
+        state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+        torch.save(state, staging / WEIGHTS_FILE)
+        if latents is not None:
+            means, labels = latents
+            np.savez(
+                staging / LATENTS_FILE, means=means.numpy(), labels=labels.numpy().astype(np.uint8)
+            )
+    except BaseException as err:  # a full disk, say: no half-written staging folder stays
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError) and not err.filename:
+            raise OSError(err.errno, err.strerror, str(staging)) from err
+        if isinstance(err, Exception) and not isinstance(err, OSError):
+            # torch reports a failed write as a RuntimeError: still a write that failed.
+            raise OSError(errno.EIO, first_line(err), str(staging)) from err
+        raise
     if folder.exists():  # another storage's, written since the run's check: kept, aside
         folder.rename(folder.with_name(f"{folder.name}.replaced-{os.getpid()}"))
     staging.rename(folder)

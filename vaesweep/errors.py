@@ -9,3 +9,8 @@ def shown(value: object, limit: int = 80) -> str:
     """A user's value in a one-line message: its repr, cut when long (a line stays a line)."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message for a one-line error: its first line (its type if it has none)."""
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -13,7 +13,7 @@ import optuna
 import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
-from vaesweep.errors import VaesweepError, shown
+from vaesweep.errors import VaesweepError, first_line, shown
 from vaesweep.layout import DEFAULT_DB_NAME
 
 # What vaesweep keeps in Optuna's records. Pruned trials count as finished: the study learned
@@ -84,7 +84,7 @@ def storage_errors(url: str, during: bool = False) -> Iterator[None]:
     gone) is one line; `during` a run, finished trials are kept and re-running resumes."""
     try:
         yield
-    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as err:
+    except STORAGE_FAILURES as err:
         cause = err.__cause__ or err
         outcome = (
             "finished trials are kept" if during else "nothing was trained"
@@ -92,6 +92,34 @@ def storage_errors(url: str, during: bool = False) -> Iterator[None]:
         raise VaesweepError(
             f"storage {redact(url)} failed: {first_line(cause)}; {outcome}"
         ) from None
+
+
+class _Storage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose heartbeat outlives a missed beat: while the database is away
+    (a restart, a network blip), the heartbeat thread waits for the next beat instead of dying
+    with a traceback; the trial itself meets the outage at its next write and reports it."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError):
+            pass
+
+
+# What failing storage or disk raises, wherever it surfaces (see `environment_failure`).
+STORAGE_FAILURES = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
+
+
+def environment_failure(err: BaseException) -> BaseException | None:
+    """The storage or disk failure behind `err`, if any: Optuna's own bookkeeping, failing in
+    turn, can replace it with an unrelated error (an unbound local, "Should not reach")."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (*STORAGE_FAILURES, OSError)):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -104,7 +132,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
+                return _Storage(
                     url, engine_kwargs=engine, heartbeat_interval=max(1, grace // 6),
                     grace_period=grace,
                 )  # fmt: skip
@@ -124,10 +152,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         except Exception as err:  # SQLAlchemy's URL, connection and schema errors
             raise VaesweepError(f"cannot open storage {redact(url)}: {first_line(err)}") from None
     raise AssertionError("unreachable")
-
-
-def first_line(err: Exception) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 # Query keys that carry a secret in a SQLAlchemy URL (password=, sslpassword=, passwd=, ...).

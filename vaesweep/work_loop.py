@@ -15,20 +15,26 @@ from optuna.trial import FrozenTrial, TrialState
 from vaesweep import interrupts
 from vaesweep.design import EXPLORE, WAIT, holds_its_slot, next_slot, slot_of
 from vaesweep.device import Compute
+from vaesweep.errors import VaesweepError, first_line
 from vaesweep.objective import Objective
 from vaesweep.progress import Progress
 from vaesweep.storage import (
     FAIL_REASON_ATTR,
     FINISHED_STATES,
+    STORAGE_FAILURES,
     best_trials,
+    environment_failure,
     fail_reason,
+    grace_seconds,
     open_storage,
+    redact,
 )
 from vaesweep.studies import StudySpec
 from vaesweep.train import TrainingDiverged
 
 MAX_FAILURES_IN_A_ROW = 5
 WAIT_SECONDS = 2.0  # poll interval while other workers finish the last trials
+RECORD_RETRIES = (1.0, 2.0, 4.0, 8.0)  # seconds between attempts to record a failed trial
 
 
 @dataclass(frozen=True)
@@ -129,11 +135,11 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     grid = spec.grid
     outcome = WorkerOutcome()
 
-    current: dict[str, int] = {}
+    current: dict[str, optuna.Trial] = {}  # the trial this worker runs now
 
     def guarded(trial: optuna.Trial) -> float | list[float]:
         lock.release()  # the trial is RUNNING now, so the next count includes it
-        current["number"] = trial.number
+        current["trial"] = trial
         trials = study.get_trials(deepcopy=False)
         started = FINISHED_STATES + (TrialState.RUNNING,)
         ahead = [t for t in trials if t.number < trial.number and t.state in started]
@@ -145,7 +151,12 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
             if any(slot_of(t) == me and holds_its_slot(t) for t in ahead):
                 trial.set_user_attr(FAIL_REASON_ATTR, "surplus: its place was already taken")
                 raise SurplusTrial
-        return objective(trial)
+        try:
+            return objective(trial)
+        except Exception as err:
+            if failure := environment_failure(err):  # recorded while the storage still answers
+                _quietly(lambda: trial.set_user_attr(FAIL_REASON_ATTR, _what_failed(failure)))
+            raise
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.user_attrs.get(FAIL_REASON_ATTR, "").startswith("surplus"):
@@ -174,6 +185,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                     optuna.storages.fail_stale_trials(study)
                     time.sleep(WAIT_SECONDS)
                     continue
+                current.clear()  # the trial about to start, once it has
                 study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
                 try:
                     study.optimize(
@@ -184,15 +196,65 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                     # This worker was stopped (SIGSTOP, a suspended laptop) past the grace
                     # period, and the heartbeat check failed its trial meanwhile: that is the
                     # normal outcome, not an error. Anything else is.
-                    if not _failed_while_away(study, current.get("number")):
+                    if "trial" not in current or not _failed_while_away(study, current["trial"]):
                         raise
+                except Exception as err:
+                    if (failure := environment_failure(err)) is None:
+                        raise
+                    running = current.get("trial")
+                    raise _environment_error(failure, study, running, request) from None
             finally:
                 lock.release()
     return outcome
 
 
-def _failed_while_away(study: optuna.Study, number: int | None) -> bool:
-    if number is None:
-        return False
-    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+def _what_failed(failure: BaseException) -> str:
+    if isinstance(failure, OSError):
+        where = f" {failure.filename}" if failure.filename else ""
+        return f"could not write{where}: {failure.strerror or first_line(failure)}"
+    return f"the storage failed: {first_line(failure.__cause__ or failure)}"
+
+
+def _environment_error(
+    failure: BaseException, study: optuna.Study, running: optuna.Trial | None, request: RunRequest
+) -> VaesweepError:
+    """One line for a storage or disk that failed during a trial, with that trial recorded as
+    failed if the storage answers within RECORD_RETRIES (a restarting database); otherwise the
+    heartbeat check fails it once the grace period has passed."""
+    recorded = running is None
+    for delay in (0.0, *RECORD_RETRIES) if running is not None else ():
+        time.sleep(delay)
+        try:
+            stored = next(t for t in study.get_trials(deepcopy=False) if t.number == running.number)
+            if stored.state == TrialState.RUNNING:
+                if FAIL_REASON_ATTR not in stored.user_attrs:
+                    running.set_user_attr(FAIL_REASON_ATTR, _what_failed(failure))
+                study.tell(running, state=TrialState.FAIL)
+            recorded = True
+            break
+        except (*STORAGE_FAILURES, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue
+    trial = f"trial {running.number}" if running is not None else "the run"
+    outcome = f"{trial} was recorded as failed"
+    if not recorded:
+        outcome = f"{trial} stays running until its heartbeat lapses ({grace_seconds()} s)"
+    if isinstance(failure, OSError):
+        what = f"{trial} {_what_failed(failure)}"
+        again = "re-running resumes once there is room"
+    else:
+        what = f"storage {redact(request.storage_url)} failed during {trial}: "
+        what += first_line(failure.__cause__ or failure)
+        again = "re-running resumes once it works again"
+    return VaesweepError(f"{what}; {outcome}; finished trials are kept; {again}")
+
+
+def _quietly(call) -> None:
+    try:
+        call()
+    except STORAGE_FAILURES:
+        pass
+
+
+def _failed_while_away(study: optuna.Study, running: optuna.Trial) -> bool:
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == running.number), None)
     return trial is not None and trial.state == TrialState.FAIL

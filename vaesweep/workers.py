@@ -13,11 +13,10 @@ from typing import NamedTuple
 
 from vaesweep import interrupts
 from vaesweep.data import load_fashion_mnist
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, first_line
 from vaesweep.interrupts import graceful_interrupts
 from vaesweep.progress import Progress
 from vaesweep.storage import (
-    first_line,
     quiet_optuna,
     storage_errors,
 )
