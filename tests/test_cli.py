@@ -132,6 +132,13 @@ def test_a_study_stored_before_blocking_resumes_unblocked_and_unchanged(
     assert refused.exit_code == 1 and "different design" in refused.output
 
 
+def test_brackets_in_a_path_are_printed_as_they_are(tmp_path, tiny_data_dir):
+    results = tmp_path / "r[" / "x]"  # 'r[/x]': a closing tag to rich
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 1))
+    assert outcome.exit_code == 0, outcome.output
+    assert f"storage sqlite:///{results}/vaesweep.db" in outcome.output
+
+
 def test_plain_progress_prints_at_most_a_line_per_epoch(study_with_two_trials, tiny_data_dir):
     outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
     lines = outcome.output.splitlines()

@@ -4,6 +4,7 @@ half-written is taken for finished, and re-running reaches exactly the requested
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,6 +103,20 @@ def test_first_signal_records_the_trial_as_failed_and_exits_cleanly(sig, tmp_pat
     assert [t.state.name for t in stored][0] == "FAIL"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_the_run_is_starting_is_an_interrupt_too(sig, tmp_path, tiny_data_dir):
+    results = tmp_path / "results"
+    process = start(results, tiny_data_dir, 2)
+    time.sleep(1.0)  # importing torch and loading the data: seconds before any trial
+    os.killpg(process.pid, sig)
+    code, output = finish(process)
+    assert code == 130, output
+    assert output.strip().splitlines() == [
+        "Interrupted: running trials were recorded as failed and everything finished is kept; "
+        "re-run the same command to continue."
+    ]
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_second_ctrl_c_leaves_at_once_and_nothing_is_corrupted(jobs, tmp_path, tiny_data_dir):
     results = tmp_path / "results"
@@ -128,14 +143,15 @@ def test_killed_worker_leaves_a_stale_trial_that_the_next_run_fails(tmp_path, ti
     assert stored[0].state.name == "FAIL"  # failed by the heartbeat check, not run twice
 
 
-def test_ctrl_c_with_two_workers_stops_both_cleanly(tmp_path, tiny_data_dir):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
+def test_ctrl_c_with_two_workers_stops_both_cleanly(sig, tmp_path, tiny_data_dir):
     results = tmp_path / "results"
     process = start(results, tiny_data_dir, 3, "--jobs", "2")
     wait_for_running(process, results, count=2)
-    os.killpg(process.pid, signal.SIGINT)
+    os.killpg(process.pid, sig)  # the whole group, as a terminal does: resource tracker too
     code, output = finish(process)
     assert code == 130, output
-    assert "Traceback" not in output
+    assert "Traceback" not in output and "KeyError" not in output
     stored = trials_of(results)
     interrupted = [t for t in stored if t.state.name == "FAIL"]
     assert len(interrupted) == 2
@@ -162,6 +178,22 @@ def test_workers_end_with_their_parent(tmp_path, tiny_data_dir):
     stored = trials_of(results)
     assert [t.state.name for t in stored].count("RUNNING") == 0
     assert all(t.user_attrs["fail_reason"] == "interrupted (SIGTERM)" for t in stored)
+
+
+def test_a_killed_worker_whose_study_the_other_finished_is_a_warning(tmp_path, tiny_data_dir):
+    results = tmp_path / "results"
+    process = start(results, tiny_data_dir, 3, "--jobs", "2")
+    wait_for_running(process, results, count=2)
+    children = subprocess.run(
+        ["pgrep", "-P", str(process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    workers = [int(pid) for pid in children if "spawn_main" in _command_line(int(pid))]
+    os.kill(workers[0], signal.SIGKILL)  # its trial goes stale; the other worker takes over
+    code, output = finish(process, timeout=300)
+    assert code == 0, output
+    assert re.search(r"warning: worker \d exited with code -9; the other workers finished", output)
+    finished = [t for t in trials_of(results) if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 3
 
 
 def _command_line(pid: int) -> str:

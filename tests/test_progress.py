@@ -34,3 +34,23 @@ def test_each_running_trial_shows_its_number_epoch_loss_and_beta(width):
         assert "epoch 1/8" in line and "loss 263.5" in line and "β 0.50" in line, line
         assert len(line) <= width
     assert not any("loading Fashion-MNIST" in line for line in lines)
+
+
+def test_user_text_is_shown_as_it_is_never_read_as_markup():
+    import optuna
+
+    from vaesweep.progress import make_console
+
+    console = make_console(width=100, record=True, force_terminal=True, color_system=None)
+    progress = LiveProgress(console)
+    progress.start("warmup", ["val_loss"], target=2, finished=0)
+    progress.stop()
+    progress.trial_started(0, {"arch": "[/x] [bold]"}, epochs=2)
+    failed = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, user_attrs={"fail_reason": "could not write r[/x]"}
+    )
+    progress.trial_finished(failed, finished=0, best=set())
+    console.print(progress._render())
+    console.print("storage sqlite:////tmp/r[/x]/vaesweep.db")
+    text = console.export_text()
+    assert "could not write r[/x]" in text and "r[/x]/vaesweep.db" in text

@@ -6,20 +6,27 @@ import os
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from vaesweep import __version__
 from vaesweep.errors import VaesweepError, shown
-from vaesweep.interrupts import EXIT_INTERRUPTED
+from vaesweep.interrupts import EXIT_INTERRUPTED, graceful_interrupts
 
 
 class OneLineErrors(click.Group):
     """Every user error, usage errors included, is one 'Error: ...' line and a non-zero exit."""
 
     def invoke(self, ctx: click.Context):
+        kept = (
+            "finished trials are kept; re-running resumes"
+            if ctx.invoked_subcommand == "run"
+            else "nothing stored was changed"
+        )
         try:
-            return super().invoke(ctx)
+            # From the first moment, before the seconds of importing torch: a signal then is an
+            # interrupt like any other, never a silent death.
+            with graceful_interrupts():
+                return super().invoke(ctx)
         except VaesweepError as err:
             raise click.ClickException(str(err)) from None
         except KeyboardInterrupt:
@@ -42,7 +49,7 @@ class OneLineErrors(click.Group):
                 raise
             first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise click.ClickException(
-                f"unexpected failure: {first} (finished trials are kept; re-running resumes; "
+                f"unexpected failure: {first[:300]} ({kept}; "
                 "set VAESWEEP_DEBUG=1 to see where it happened)"
             ) from None
 
@@ -101,14 +108,14 @@ def main() -> None:
 def run(study, trials, storage, results, overrides, name, data_dir, device, seed, jobs) -> None:
     """Run a study until it has --trials finished trials (re-running resumes)."""
     from vaesweep.interrupts import graceful_interrupts
-    from vaesweep.progress import make_progress
+    from vaesweep.progress import make_console, make_progress
     from vaesweep.storage import redact
     from vaesweep.studies import load_study, parse_overrides
     from vaesweep.sweep import run_study
 
     _quiet_optuna()
     spec = load_study(study).with_overrides(parse_overrides(overrides))
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console(soft_wrap=True)
     with graceful_interrupts():
         summary = run_study(
             spec,
@@ -134,6 +141,7 @@ def run(study, trials, storage, results, overrides, name, data_dir, device, seed
 @main.command()
 def studies() -> None:
     """List the studies in studies/ with their descriptions and search spaces."""
+    from vaesweep.progress import make_console
     from vaesweep.studies import available_studies, load_study
 
     table = Table(show_lines=True)
@@ -149,7 +157,7 @@ def studies() -> None:
             for o in spec.objectives
         )
         table.add_row(name, spec.description, searches, "\n".join(spec.objectives), design, power)
-    console = Console(highlight=False)
+    console = make_console()
     console.print(table)
     console.print(
         "detects: the smallest true difference from another configuration that the design's "
@@ -232,6 +240,7 @@ def bench(
     from vaesweep.bench_table import BenchTable
     from vaesweep.device import resolve_device
     from vaesweep.model import ARCHITECTURES
+    from vaesweep.progress import make_console
 
     for arch in archs:
         if arch not in ARCHITECTURES:
@@ -239,7 +248,7 @@ def bench(
     _quiet_optuna()
     if threads:
         torch.set_num_threads(threads)
-    table = None if as_json else BenchTable(Console(highlight=False))
+    table = None if as_json else BenchTable(make_console())
     records = run_bench(
         resolve_device(device), list(archs) or list(ARCHITECTURES), seconds, data_dir,
         trial_study or None, precision_epochs, on_record=table.add if table else lambda r: None,

@@ -76,6 +76,18 @@ def graceful_interrupts(worker: bool = False) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (which the workers share) with SIGHUP ignored:
+    it ignores SIGINT and SIGTERM itself, but a closed terminal signals the whole process group,
+    and a tracker killed then is relaunched empty, printing a KeyError for each worker semaphore
+    it never saw. An ignored signal stays ignored in the program it runs."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 @contextmanager
 def safe_points_only() -> Iterator[None]:
     """Within this block a first signal takes effect at the next `stop_if_requested()` only."""

@@ -76,11 +76,17 @@ class Progress:
         pass
 
 
+def make_console(**options: Any) -> Console:
+    """The console of every command: what it prints (paths, names, reasons, values) is shown as
+    it is, never read as rich markup."""
+    return Console(highlight=False, markup=False, **options)
+
+
 class PlainProgress(Progress):
     """Plain lines, at most one per epoch: for pipes, log files and CI."""
 
     def __init__(self, console: Console | None = None):
-        self.console = console or Console(highlight=False)
+        self.console = console or make_console()
         self.epochs: dict[int, int] = {}  # running trial -> its maximum epochs
 
     def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
@@ -111,14 +117,14 @@ class LiveProgress(Progress):
     table of finished trials with the best starred."""
 
     def __init__(self, console: Console | None = None):
-        self.console = console or Console(highlight=False)
+        self.console = console or make_console()
         self.epochs: dict[int, Any] = {}  # running trial -> its epochs bar
         self.trials = RichProgress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
+            TextColumn("ETA", markup=False),
             TimeRemainingColumn(),
             console=self.console,
         )
@@ -127,12 +133,18 @@ class LiveProgress(Progress):
         fixed = {"no_wrap": True}
         elastic = {"no_wrap": True, "overflow": "ellipsis", "ratio": 1}
         self.epochs_bar = RichProgress(
-            TextColumn("trial {task.fields[number]}", table_column=Column(**fixed)),
-            TextColumn("epoch {task.completed}/{task.total}", table_column=Column(**fixed)),
-            TextColumn("{task.fields[short]}", table_column=Column(**fixed)),
+            TextColumn("trial {task.fields[number]}", markup=False, table_column=Column(**fixed)),
+            TextColumn(
+                "epoch {task.completed}/{task.total}", markup=False, table_column=Column(**fixed)
+            ),
+            TextColumn("{task.fields[short]}", markup=False, table_column=Column(**fixed)),
             BarColumn(bar_width=12),
-            TextColumn("{task.fields[params]}", table_column=Column(**elastic, min_width=8)),
-            TextColumn("{task.fields[more]}", table_column=Column(**elastic)),
+            TextColumn(
+                "{task.fields[params]}",
+                markup=False,
+                table_column=Column(**elastic, min_width=8),
+            ),
+            TextColumn("{task.fields[more]}", markup=False, table_column=Column(**elastic)),
             console=self.console,
             expand=True,  # the elastic columns share what the fixed ones leave
         )
@@ -198,7 +210,7 @@ class LiveProgress(Progress):
 
 
 def make_progress(console: Console | None = None) -> Progress:
-    console = console or Console(highlight=False)
+    console = console or make_console()
     return LiveProgress(console) if console.is_terminal else PlainProgress(console)
 
 

@@ -172,9 +172,12 @@ def redact(url: str) -> str:
         rest = rest if sep else url
         hidden = "***@" if "@" in rest or "?" in rest else ""
         return f"{scheme + sep if sep else ''}{hidden}{rest.rpartition('@')[2].partition('?')[0]}"
+    secret = [key for key in parsed.query if any(word in key.lower() for word in _SECRET_KEYS)]
+    if parsed.password is None and not secret:
+        return url  # nothing to hide: shown exactly as given (SQLAlchemy would quote a path)
     shown = parsed.set(query={}).render_as_string(hide_password=True)
     pairs = [
-        f"{key}={'***' if any(word in key.lower() for word in _SECRET_KEYS) else value}"
+        f"{key}={'***' if key in secret else value}"
         for key, values in parsed.query.items()
         for value in (values if isinstance(values, tuple) else (values,))
     ]

@@ -197,11 +197,18 @@ def run_study(
                 outcome = run_workers(request, jobs, progress)
     finally:
         progress.stop()
-    streak, reason = failing_streak(study, request.first_trial)
+    with storage_errors(url, during=True):
+        streak, reason = failing_streak(study, request.first_trial)
+        finished = counts(study)[0]
     if streak >= MAX_FAILURES_IN_A_ROW:
         raise VaesweepError(f"{streak} trials in a row failed (last: {reason}); stopped the study")
+    if outcome.errors:
+        if finished < n_trials:
+            raise VaesweepError(outcome.errors[0])
+        for error in outcome.errors:  # the other workers finished the study meanwhile
+            warn(f"warning: {error}; the other workers finished the study")
     return RunSummary(
         study_name=name, storage_url=url, results_dir=results_dir, target=n_trials,
-        finished=counts(study)[0], ran=outcome.ran, failed=outcome.failed,
+        finished=finished, ran=outcome.ran, failed=outcome.failed,
         answers=[a.sentence for a in collect(study, results_dir).answers],
     )  # fmt: skip

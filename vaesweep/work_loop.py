@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -57,10 +57,12 @@ class RunRequest:
 class WorkerOutcome:
     ran: int = 0
     failed: int = 0
+    errors: list[str] = field(default_factory=list)  # workers that ended early, and why
 
     def merge(self, other: WorkerOutcome) -> None:
         self.ran += other.ran
         self.failed += other.failed
+        self.errors += other.errors
 
 
 class SurplusTrial(Exception):

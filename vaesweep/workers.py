@@ -65,6 +65,7 @@ def _worker_main(request: RunRequest, worker: int, events) -> None:
 def run_workers(request: RunRequest, jobs: int, progress: Progress) -> WorkerOutcome:
     """Start `jobs` worker processes; relay their events to the live progress."""
     context = multiprocessing.get_context("spawn")  # no forking of a process that runs torch
+    interrupts.start_resource_tracker()
     events = context.Queue()
     workers = [
         context.Process(target=_worker_main, args=(request, w, events), daemon=True)
@@ -88,8 +89,7 @@ def run_workers(request: RunRequest, jobs: int, progress: Progress) -> WorkerOut
         interrupts.children.clear()
     if interrupted:
         raise KeyboardInterrupt("SIGTERM")
-    if errors:
-        raise VaesweepError(errors[0])
+    outcome.errors += errors  # the run decides: the others may have finished the study
     return outcome
 
 
