@@ -636,9 +636,9 @@ def test_an_unforeseen_failure_is_one_line_and_debug_shows_it(monkeypatch):
     outcome = vaesweep("studies")
     assert outcome.exit_code == 1
     assert outcome.output.strip().splitlines() == [
-        "Error: unexpected failure: disk on fire (finished trials are kept; re-running resumes; "
+        "Error: unexpected failure: disk on fire (nothing stored was changed; "
         "set VAESWEEP_DEBUG=1 to see where it happened)"
-    ]
+    ]  # outside 'run', nothing is stored at all
     monkeypatch.setenv("VAESWEEP_DEBUG", "1")
     with pytest.raises(RuntimeError, match="disk on fire"):
         vaesweep("studies")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -285,3 +286,47 @@ def test_hostile_study_names_write_nothing_outside_out_and_link_only_files(copy_
         assert (page.parent / target).resolve().is_relative_to(out.resolve()), target
         assert (page.parent / target).is_file(), target
     assert (out / "pareto" / "trials.csv").is_file()
+
+
+def test_damage_after_a_report_is_found_by_the_next_one(copy_of):
+    import numpy as np
+
+    results, data_dir = copy_of
+    folders = results / "warmup"
+    (folders / "trial-0000" / "history.csv").unlink()
+    (folders / "trial-0001" / "latents.npz").write_bytes(np.random.default_rng(0).bytes(4096))
+    (folders / "trial-0002" / "metrics.json").write_text("{}")
+    metrics = json.loads((folders / "trial-0003" / "metrics.json").read_text())
+    nan = {name: float("nan") for name in metrics}
+    (folders / "trial-0003" / "metrics.json").write_text(json.dumps(nan))
+    outcome = vaesweep("report", "--results", str(results), "--data-dir", str(data_dir))
+    assert outcome.exit_code == 0, outcome.output
+    warned = {line for line in outcome.output.splitlines() if line.startswith("warning: ")}
+    assert any("trial 0: " in w and "history.csv: cannot read (missing)" in w for w in warned)
+    assert any("trial 1: " in w and "latents.npz: cannot read (" in w for w in warned)
+    assert any("trial 2: " in w and "(no val_loss, which the trial's record holds)" in w
+               for w in warned)  # fmt: skip
+    assert any("trial 3: " in w and "val_loss is nan, the trial's record" in w for w in warned)
+    for name in ("FileNotFoundError", "UnicodeDecodeError", "BadZipFile", "ValueError"):
+        assert name not in outcome.output
+    table = pd.read_csv(results / "report" / "warmup" / "trials.csv")
+    assert table["note"].fillna("").str.contains("cannot read").all()
+
+
+def test_a_full_disk_while_reporting_is_one_line_that_keeps_what_is_stored(copy_of, monkeypatch):
+    from vaesweep import report
+
+    results, data_dir = copy_of
+    shutil.rmtree(results / "report")
+
+    def onto_a_full_disk(path, text):  # the kernel's own ENOSPC
+        with open("/dev/full", "w") as full:
+            full.write(text)
+
+    monkeypatch.setattr(report, "_write_if_changed", onto_a_full_disk)
+    outcome = vaesweep("report", "--results", str(results), "--data-dir", str(data_dir))
+    assert outcome.exit_code == 1
+    assert outcome.output.strip().splitlines()[-1] == (
+        f"Error: cannot write the report in {results / 'report'}: No space left on device; "
+        "nothing stored was changed; run the report again once there is room"
+    )

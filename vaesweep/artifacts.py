@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
+import pickle
 import shutil
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +26,7 @@ import torch
 from torch import Tensor
 
 from vaesweep.config import TrainConfig
-from vaesweep.errors import VaesweepError, first_line
+from vaesweep.errors import VaesweepError, first_line, shown
 from vaesweep.layout import (
     CONFIG_FILE,
     HISTORY_FILE,
@@ -99,7 +102,7 @@ def load_model(folder: str | Path) -> tuple[VAE, TrainConfig]:
         model = build_model(config.arch, config.latent_dim)
         model.load_state_dict(state)
     except Exception as err:
-        raise VaesweepError(f"{path}: cannot load weights ({type(err).__name__}: {err})") from None
+        raise VaesweepError(f"{path}: cannot load weights ({describe(err)})") from None
     return model.eval(), config
 
 
@@ -110,7 +113,24 @@ def _reading(path: Path) -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        raise VaesweepError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
+        raise VaesweepError(f"{path}: cannot read ({describe(err)})") from None
+
+
+def describe(err: Exception) -> str:
+    """What went wrong with a file, in words rather than an exception's name."""
+    if isinstance(err, FileNotFoundError):
+        return "missing"
+    if isinstance(err, OSError):
+        return err.strerror or first_line(err)
+    if isinstance(err, UnicodeDecodeError):
+        return "not text"
+    if isinstance(err, json.JSONDecodeError):
+        return f"not JSON: {err.msg}"
+    if isinstance(err, pd.errors.EmptyDataError):
+        return "empty"
+    if isinstance(err, zipfile.BadZipFile | pickle.UnpicklingError | EOFError):
+        return f"not what vaesweep writes: {first_line(err)}"
+    return first_line(err)
 
 
 HISTORY_COLUMNS = ("epoch", "beta", "lr", "train_loss", "val_loss", "val_elbo")
@@ -125,12 +145,31 @@ def load_history(folder: Path) -> pd.DataFrame:
         return history
 
 
-def load_metrics(folder: Path) -> dict[str, float]:
+def load_metrics(folder: Path, recorded: dict[str, Any] | None = None) -> dict[str, float]:
+    """The folder's metrics; where the trial's record holds them too (`recorded`), they must be
+    the same numbers (both are written from one evaluation)."""
     with _reading(folder / METRICS_FILE):
         metrics = json.loads((folder / METRICS_FILE).read_text())
         if not isinstance(metrics, dict):
             raise ValueError("not a JSON object")
+        if recorded is not None and (differ := _differing(metrics, recorded)):
+            raise ValueError(differ)
         return metrics
+
+
+def _differing(metrics: dict[str, Any], recorded: dict[str, Any]) -> str | None:
+    """The first recorded metric the folder lacks or holds another value of (NaN equals NaN)."""
+    for name, value in recorded.items():
+        if name not in metrics:
+            return f"no {name}, which the trial's record holds"
+        mine = metrics[name]
+        same = mine == value or (
+            isinstance(mine, float) and isinstance(value, float) and math.isnan(mine)
+            and math.isnan(value)
+        )  # fmt: skip
+        if not same:
+            return f"{name} is {shown(mine, 40)}, the trial's record {shown(value, 40)}"
+    return None
 
 
 def load_latents(folder: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ import optuna
 import pandas as pd
 
 from vaesweep.anchors import PUBLISHED, Anchor, pca_floor
-from vaesweep.errors import VaesweepError, shown
+from vaesweep.errors import VaesweepError, first_line, shown
 from vaesweep.html_page import TRIAL_FIGURES, write_index
 from vaesweep.layout import (
     LATENTS_FILE,
@@ -30,7 +30,7 @@ from vaesweep.layout import (
     figure_file,
     trial_folder_name,
 )
-from vaesweep.storage import best_trials, open_storage, redact
+from vaesweep.storage import METRICS_ATTR, best_trials, open_storage, redact
 from vaesweep.study_data import StudyData, TrialEntry, collect
 
 # torch, matplotlib and friends take seconds to import: they are imported only when something
@@ -73,6 +73,27 @@ def render_report(
     if not available:
         raise VaesweepError(f"no studies in {redact(storage_url)}; run 'vaesweep run' first")
     check_writable(out_dir, "report folder")
+    try:
+        names = study_names or tuple(available)
+        return _render(results_dir, out_dir, storage_url, names, bool(study_names), data_dir, warn)
+    except OSError as err:  # a full disk, say: what is stored was only read
+        where = f" ({err.filename})" if err.filename else ""
+        raise VaesweepError(
+            f"cannot write the report in {out_dir}: {err.strerror or first_line(err)}{where}; "
+            "nothing stored was changed; run the report again once there is room"
+        ) from None
+
+
+def _render(
+    results_dir: Path,
+    out_dir: Path,
+    storage_url: str,
+    names: tuple[str, ...],
+    asked: bool,  # the names were asked for: one without finished trials is an error
+    data_dir: Path | None,
+    warn: Callable[[str], None],
+) -> ReportSummary:
+    storage = open_storage(storage_url)
     manifest = _load_manifest(out_dir)
     painter = _Painter(out_dir, data_dir, manifest)
     warnings: list[str] = []
@@ -82,11 +103,11 @@ def render_report(
         warn(f"warning: {message}")
 
     reports = []
-    for name in study_names or tuple(available):
+    for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         report = collect(study, results_dir, note)
         if not report.entries:
-            if study_names:
+            if asked:
                 raise VaesweepError(f"study {shown(name)} has no finished trials yet")
             note(f"study {shown(name)} has no finished trials yet; skipped")
             continue
@@ -265,7 +286,7 @@ class _Painter:
             _mark(study, entry, str(err), note)
             return
         except Exception as err:  # a figure that cannot be drawn from what the folder holds
-            _mark(study, entry, f"cannot draw its figures ({type(err).__name__}: {err})", note)
+            _mark(study, entry, f"cannot draw its figures ({first_line(err)})", note)
             return
         self.manifest[manifest_key] = key
 
@@ -275,7 +296,8 @@ class _Painter:
 
         number = entry.trial.number
         model, _ = load_model(entry.folder)
-        history, metrics = load_history(entry.folder), load_metrics(entry.folder)
+        history = load_history(entry.folder)
+        metrics = load_metrics(entry.folder, entry.trial.user_attrs.get(METRICS_ATTR))
         folder.mkdir(parents=True, exist_ok=True)
         title = f"{study} trial {number} ({_format_params(entry.trial.params)})"
         means, labels = self._latents(entry.folder, model)

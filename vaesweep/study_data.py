@@ -20,7 +20,7 @@ from vaesweep import effects
 from vaesweep.binding import mismatch
 from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Design, grid_values
 from vaesweep.errors import shown
-from vaesweep.layout import STUDY_NAME, WEIGHTS_FILE, report_folder_name, trial_folder
+from vaesweep.layout import STUDY_NAME, report_folder_name, trial_folder
 from vaesweep.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
 from vaesweep.storage import (
     ANALYSIS_ATTR,
@@ -45,11 +45,13 @@ class TrialEntry:
 
     @property
     def key(self) -> str:
-        weights = self.folder / WEIGHTS_FILE if self.folder else None
-        stamp = weights.stat().st_mtime_ns if weights and weights.is_file() else None
+        """What the trial's figures are drawn from: its record, and the size and time of every
+        file in its folder, so a file damaged or removed after a report is redrawn (and found)."""
+        files = sorted(self.folder.iterdir()) if self.folder and self.folder.is_dir() else []
+        stamps = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
         # The stored relative folder, so a moved results folder keeps its figures.
         relative = self.trial.user_attrs.get(FOLDER_ATTR)
-        return f"{self.trial.state.name}|{self.trial.datetime_complete}|{relative}|{stamp}"
+        return f"{self.trial.state.name}|{self.trial.datetime_complete}|{relative}|{stamps}"
 
 
 @dataclass
