@@ -540,6 +540,20 @@ def test_a_storage_away_during_a_trial_is_one_line_and_the_trial_recorded_when_i
         assert trial.state.name == "RUNNING"
 
 
+def test_no_failed_trial_is_left_without_its_reason(
+    study_with_two_trials, tiny_data_dir, monkeypatch
+):
+    def unforeseen(*args, **kwargs):
+        raise RuntimeError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr("vaesweep.objective.evaluate", unforeseen)
+    outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
+    assert outcome.exit_code == 1 and "unexpected failure: cannot convert" in outcome.output
+    trial = stored_trials(study_with_two_trials)[2]
+    assert trial.state.name == "FAIL"
+    assert trial.user_attrs["fail_reason"] == "error: cannot convert float infinity to integer"
+
+
 def test_a_full_disk_during_a_trial_is_one_line_and_leaves_no_partial_folder(
     study_with_two_trials, tiny_data_dir, monkeypatch
 ):

@@ -155,9 +155,14 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                 raise SurplusTrial
         try:
             return objective(trial)
+        except optuna.TrialPruned:
+            raise
         except Exception as err:
-            if failure := environment_failure(err):  # recorded while the storage still answers
-                _quietly(lambda: trial.set_user_attr(FAIL_REASON_ATTR, _what_failed(failure)))
+            # No failed trial without its reason (the objective names divergence itself).
+            failure = environment_failure(err)
+            reason = _what_failed(failure) if failure else f"error: {first_line(err)}"
+            if FAIL_REASON_ATTR not in _quietly(lambda: trial.user_attrs, {FAIL_REASON_ATTR: 0}):
+                _quietly(lambda: trial.set_user_attr(FAIL_REASON_ATTR, reason[:500]))
             raise
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -250,11 +255,12 @@ def _environment_error(
     return VaesweepError(f"{what}; {outcome}; finished trials are kept; {again}")
 
 
-def _quietly(call) -> None:
+def _quietly(call, otherwise=None):
+    """`call()`, or `otherwise` where the storage fails (it is already failing: say so once)."""
     try:
-        call()
+        return call()
     except STORAGE_FAILURES:
-        pass
+        return otherwise
 
 
 def _failed_while_away(study: optuna.Study, running: optuna.Trial) -> bool:
