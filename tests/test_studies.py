@@ -130,6 +130,7 @@ def test_malformed_toml_is_reported_with_the_path(tmp_path):
             "search.lr is continuous: a study over it needs 'explore = N'",
         ),
         ({"search": {}}, "\\[search\\] lists no setting, so there is nothing to compare"),
+        ({"replicates": 10**10}, "'replicates' must be at most 1,000; got 10000000000"),
         (
             {
                 "search": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},

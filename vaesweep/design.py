@@ -114,6 +114,10 @@ class Slot:
 WAIT = Slot("wait", -1)  # exploration still running elsewhere: confirmation cannot choose yet
 
 
+# Far beyond any study a machine could run; a typo beyond them is refused, not attempted.
+_DESIGN_MAXIMA = {"replicates": 1000, "explore": 100_000, "confirm_top": 1000}
+
+
 def parse_design(raw: Mapping[str, Any], source: str) -> Design:
     values: dict[str, Any] = {}
     if "blocked" in raw:
@@ -126,6 +130,10 @@ def parse_design(raw: Mapping[str, Any], source: str) -> Design:
         if not isinstance(value, int) or isinstance(value, bool) or value < (key == "replicates"):
             least = "a positive" if key == "replicates" else "a non-negative"
             raise VaesweepError(f"{source}: '{key}' must be {least} integer; got {shown(value)}")
+        if value > _DESIGN_MAXIMA[key]:
+            raise VaesweepError(
+                f"{source}: '{key}' must be at most {_DESIGN_MAXIMA[key]:,}; got {shown(value)}"
+            )
         values[key] = value
     if values["confirm_top"] and not values["explore"]:
         raise VaesweepError(
