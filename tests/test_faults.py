@@ -164,10 +164,7 @@ def test_workers_end_with_their_parent(tmp_path, tiny_data_dir):
     results = tmp_path / "results"
     process = start(results, tiny_data_dir, 3, "--jobs", "2")
     wait_for_running(process, results, count=2)
-    children = subprocess.run(
-        ["pgrep", "-P", str(process.pid)], capture_output=True, text=True
-    ).stdout.split()
-    workers = [int(pid) for pid in children if "spawn_main" in _command_line(int(pid))]
+    workers = _workers(process)
     assert len(workers) == 2
     os.kill(process.pid, signal.SIGKILL)  # the parent alone, as `kill -9` does
     finish(process)
@@ -184,16 +181,22 @@ def test_a_killed_worker_whose_study_the_other_finished_is_a_warning(tmp_path, t
     results = tmp_path / "results"
     process = start(results, tiny_data_dir, 3, "--jobs", "2")
     wait_for_running(process, results, count=2)
-    children = subprocess.run(
-        ["pgrep", "-P", str(process.pid)], capture_output=True, text=True
-    ).stdout.split()
-    workers = [int(pid) for pid in children if "spawn_main" in _command_line(int(pid))]
-    os.kill(workers[0], signal.SIGKILL)  # its trial goes stale; the other worker takes over
+    os.kill(
+        _workers(process)[0], signal.SIGKILL
+    )  # its trial goes stale; the other worker takes over
     code, output = finish(process, timeout=300)
     assert code == 0, output
     assert re.search(r"warning: worker \d exited with code -9; the other workers finished", output)
     finished = [t for t in trials_of(results) if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 3
+
+
+def _workers(process: subprocess.Popen) -> list[int]:
+    """The run's worker processes (its other children: multiprocessing's resource tracker)."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    return [int(pid) for pid in children if "spawn_main" in _command_line(int(pid))]
 
 
 def _command_line(pid: int) -> str:
