@@ -34,3 +34,18 @@ def test_a_trial_trains_on_cuda_and_its_evaluation_matches_the_cpus(tiny_data, p
             assert abs(on_cuda[name] - value) <= 0.02, name  # a few neighbours may swap
         else:
             assert on_cuda[name] == pytest.approx(value, rel=1e-3), name
+
+
+def test_workers_train_on_the_visible_gpus_in_turn(tmp_path, tiny_data_dir):
+    import json
+
+    from test_cli import run_args, vaesweep
+
+    results = tmp_path / "results"
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 2, "--device", "cuda", "--jobs", "2"))
+    assert outcome.exit_code == 0, outcome.output
+    devices = {
+        json.loads((folder / "trial.json").read_text())["device"]
+        for folder in (results / "warmup").glob("trial-*")
+    }
+    assert devices <= {f"cuda:{w % torch.cuda.device_count()}" for w in range(2)}

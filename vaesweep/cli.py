@@ -24,7 +24,9 @@ class OneLineErrors(click.Group):
         )
         try:
             # From the first moment, before the seconds of importing torch: a signal then is an
-            # interrupt like any other, never a silent death.
+            # interrupt like any other, never a silent death. (The commands hold it until their
+            # imports are done: a KeyboardInterrupt raised inside torch's import, even when
+            # handled, makes Python end by SIGINT, exit -2, instead of 130.)
             with graceful_interrupts():
                 return super().invoke(ctx)
         except VaesweepError as err:
@@ -103,15 +105,18 @@ def main() -> None:
 )
 @click.option(
     "--jobs", default="auto", show_default=True,
-    help="Worker processes sharing the study and the cores; auto: one per core, at most 4.",
+    help="Worker processes sharing the study; auto: one per GPU on CUDA, else one per core "
+    "(at most 4).",
 )  # fmt: skip
 def run(study, trials, storage, results, overrides, name, data_dir, device, seed, jobs) -> None:
     """Run a study until it has --trials finished trials (re-running resumes)."""
-    from vaesweep.interrupts import graceful_interrupts
-    from vaesweep.progress import make_console, make_progress
-    from vaesweep.storage import redact
-    from vaesweep.studies import load_study, parse_overrides
-    from vaesweep.sweep import run_study
+    from vaesweep.interrupts import safe_points_only
+
+    with safe_points_only():  # a signal during the imports is taken once they are done
+        from vaesweep.progress import make_console, make_progress
+        from vaesweep.storage import redact
+        from vaesweep.studies import load_study, parse_overrides
+        from vaesweep.sweep import run_study
 
     _quiet_optuna()
     spec = load_study(study).with_overrides(parse_overrides(overrides))
@@ -234,13 +239,16 @@ def bench(
     """Measure training throughput, data loading, evaluation and per-trial overhead here."""
     import json
 
-    import torch
+    from vaesweep.interrupts import safe_points_only
 
-    from vaesweep.bench import run_bench
-    from vaesweep.bench_table import BenchTable
-    from vaesweep.device import resolve_device
-    from vaesweep.model import ARCHITECTURES
-    from vaesweep.progress import make_console
+    with safe_points_only():  # a signal during the imports is taken once they are done
+        import torch
+
+        from vaesweep.bench import run_bench
+        from vaesweep.bench_table import BenchTable
+        from vaesweep.device import resolve_device
+        from vaesweep.model import ARCHITECTURES
+        from vaesweep.progress import make_console
 
     for arch in archs:
         if arch not in ARCHITECTURES:
@@ -259,13 +267,10 @@ def bench(
         click.echo(json.dumps(records, indent=1, default=str))
 
 
-def _jobs(value: str) -> int:
-    """--jobs: a count, or auto (one single-threaded worker per core, at most 4: the fastest
-    split measured here for the shipped studies, see BENCHMARKS.md)."""
-    import os
-
+def _jobs(value: str) -> int | None:
+    """--jobs: a count, or auto (None: the run decides, from its device; `device.auto_jobs`)."""
     if value == "auto":
-        return max(1, min(os.cpu_count() or 1, 4))
+        return None
     try:
         return int(value)
     except ValueError:

@@ -44,6 +44,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def visible_gpus(device: torch.device) -> int:
+    """GPUs a CUDA run spreads its workers over: those CUDA_VISIBLE_DEVICES leaves (torch numbers
+    only those); none for a CPU run."""
+    return torch.cuda.device_count() if device.type == "cuda" else 0
+
+
+def placed(compute: Compute, worker: int, gpus: int) -> Compute:
+    """Worker `worker`'s Compute: on CUDA, GPU `worker mod gpus` of the visible ones, so a run's
+    workers fill every GPU in turn; elsewhere the run's own."""
+    if compute.device.type != "cuda" or gpus < 1:
+        return compute
+    return dataclasses.replace(compute, device=torch.device("cuda", worker % gpus))
+
+
+CPU_AUTO_JOBS = 4  # the fastest split measured on this project's CPU machines (BENCHMARKS.md)
+
+
+def auto_jobs(gpus: int, cores: int) -> int:
+    """`--jobs auto`: one worker per visible GPU; on the CPU one single-threaded worker per core,
+    at most CPU_AUTO_JOBS."""
+    return max(1, min(gpus, cores)) if gpus else max(1, min(cores, CPU_AUTO_JOBS))
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether this device computes bf16 natively (AVX-512 BF16 / AMX on CPU, Ampere+ on CUDA)."""
     if device.type == "cuda":

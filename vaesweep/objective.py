@@ -85,7 +85,7 @@ class Objective:
         trial.set_user_attr(SEED_ATTR, seed)
         # Binds the folder to this record before the folder exists (see binding.py).
         trial.set_user_attr(FOLDER_ID_ATTR, run.folder_id)
-        self.progress.trial_started(trial.number, params, config.epochs)
+        self.progress.trial_started(trial.number, params, config.epochs, str(self.compute.device))
         try:
             result = train(config, run.splits, self.compute, lambda r, m: self._on_epoch(run, r, m))
         except TrainingDiverged as err:

@@ -63,7 +63,9 @@ class Progress:
     def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
         pass
 
-    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
+    def trial_started(
+        self, number: int, params: Mapping[str, Any], epochs: int, device: str = "cpu"
+    ) -> None:
         pass
 
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
@@ -95,9 +97,11 @@ class PlainProgress(Progress):
             f"objective: {', '.join(objectives)}"
         )
 
-    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
+    def trial_started(
+        self, number: int, params: Mapping[str, Any], epochs: int, device: str = "cpu"
+    ) -> None:
         self.epochs[number] = epochs
-        self.console.print(f"trial {number} started: {_format_params(params)}")
+        self.console.print(f"trial {number} started{_on(device)}: {_format_params(params)}")
 
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
         epoch = int(record["epoch"]) + 1
@@ -158,10 +162,18 @@ class LiveProgress(Progress):
         self.trials_task = self.trials.add_task(f"study {study}", total=target, completed=finished)
         self.live.start()
 
-    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
+    def trial_started(
+        self, number: int, params: Mapping[str, Any], epochs: int, device: str = "cpu"
+    ) -> None:
         self.status = ""
+        where = "" if device == "cpu" else f"{device} "  # a GPU run names each trial's GPU
         self.epochs[number] = self.epochs_bar.add_task(
-            "", total=epochs, number=number, params=_format_params(params), short="", more=""
+            "",
+            total=epochs,
+            number=number,
+            params=where + _format_params(params),
+            short="",
+            more="",
         )
         self.live.update(self._render())
 
@@ -209,6 +221,11 @@ class LiveProgress(Progress):
         return Group(self.trials, *status, self.epochs_bar, table)
 
 
+def _on(device: str) -> str:
+    """' on cuda:1' where a trial trains on a GPU; nothing on the CPU."""
+    return "" if device == "cpu" else f" on {device}"
+
+
 def make_progress(console: Console | None = None) -> Progress:
     console = console or make_console()
     return LiveProgress(console) if console.is_terminal else PlainProgress(console)
@@ -218,9 +235,10 @@ class TrialStarted(NamedTuple):
     number: int
     params: dict[str, Any]
     epochs: int
+    device: str
 
     def show(self, progress: Progress) -> None:
-        progress.trial_started(self.number, self.params, self.epochs)
+        progress.trial_started(self.number, self.params, self.epochs, self.device)
 
 
 class EpochFinished(NamedTuple):
@@ -249,8 +267,10 @@ class QueueProgress(Progress):
     def __init__(self, events, worker: int):
         self.events, self.worker = events, worker
 
-    def trial_started(self, number: int, params: Mapping[str, Any], epochs: int) -> None:
-        self.events.put((self.worker, TrialStarted(number, dict(params), epochs)))
+    def trial_started(
+        self, number: int, params: Mapping[str, Any], epochs: int, device: str = "cpu"
+    ) -> None:
+        self.events.put((self.worker, TrialStarted(number, dict(params), epochs, device)))
 
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
         self.events.put((self.worker, EpochFinished(number, dict(record))))

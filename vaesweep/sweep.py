@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from vaesweep.binding import clean_debris, foreign_folders
 from vaesweep.data import check_sizes, load_fashion_mnist
 from vaesweep.design import Design
+from vaesweep.device import auto_jobs, visible_gpus
 from vaesweep.errors import VaesweepError
 from vaesweep.layout import check_study_name, check_writable
 from vaesweep.precision import decide
@@ -127,15 +128,16 @@ def run_study(
     data_dir: Path | None = None,
     device: str = "auto",
     seed: int = 0,
-    jobs: int = 1,
+    jobs: int | None = 1,
     warn: Callable[[str], None] = lambda message: None,
 ) -> RunSummary:
     """Run trials until `n_trials` are finished (completed or pruned); resumes where it stopped.
-    With `jobs` > 1, that many worker processes share the study and the cores."""
+    With `jobs` > 1, that many worker processes share the study and the cores (None: one per
+    GPU on CUDA, else one per core, at most 4); on CUDA, worker i trains on GPU i mod the GPUs."""
     if n_trials < 1:
         raise VaesweepError(f"--trials must be at least 1; got {n_trials}")
     cores = os.cpu_count() or 1
-    if not 1 <= jobs <= cores:
+    if jobs is not None and not 1 <= jobs <= cores:
         raise VaesweepError(f"--jobs must be between 1 and {cores} (the cores here); got {jobs}")
     if not 0 <= seed < 2**32:
         raise VaesweepError(f"--seed must be between 0 and {2**32 - 1}; got {seed}")
@@ -147,6 +149,8 @@ def run_study(
     _check_data(spec, len(data.train_x))
     storage = open_storage(url)  # after the data's checks: a refused run leaves no database
     compute = decide(device, spec.base.precision, spec.base.arch, spec.base.batch_size)
+    gpus = visible_gpus(compute.device)
+    jobs = jobs or auto_jobs(gpus, cores)
 
     with storage_errors(url):
         # Before anything is stored: a folder another storage wrote is never taken over.
@@ -186,6 +190,7 @@ def run_study(
         compute,
         seed,
         max(1, cores // jobs),
+        gpus=gpus,
         first_trial=len(study.trials),
     )
     progress.start(name, spec.objectives, n_trials, counts(study)[0])

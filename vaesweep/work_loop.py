@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep import interrupts
 from vaesweep.design import EXPLORE, WAIT, holds_its_slot, next_slot, slot_of
-from vaesweep.device import Compute
+from vaesweep.device import Compute, placed
 from vaesweep.errors import VaesweepError, first_line
 from vaesweep.objective import Objective
 from vaesweep.progress import Progress
@@ -51,6 +51,7 @@ class RunRequest:
     seed: int
     threads: int
     first_trial: int  # the first trial number of this session
+    gpus: int = 0  # visible GPUs of a CUDA run: worker i trains on GPU i mod gpus
 
 
 @dataclass
@@ -122,6 +123,9 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     storage, each place in the design filled once.
     """
     torch.set_num_threads(request.threads)
+    compute = placed(request.compute, worker, request.gpus)
+    if compute.device.type == "cuda":
+        torch.cuda.set_device(compute.device)  # what torch puts on "cuda" lands there too
     spec = request.spec
     study = optuna.load_study(
         study_name=request.study_name, storage=open_storage(request.storage_url),
@@ -130,9 +134,8 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
     study.sampler = spec.make_sampler((request.seed + len(study.trials) + 7919 * worker) % 2**32)
     objective = Objective(
-        spec, request.study_name, data, request.results_dir, request.compute,
-        progress, request.seed,
-    )  # fmt: skip
+        spec, request.study_name, data, request.results_dir, compute, progress, request.seed
+    )
     lock = _StartLock(request.results_dir / f".{request.study_name}.start-lock")
     grid = spec.grid
     outcome = WorkerOutcome()
