@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from vaesweep.device import native_bf16
@@ -51,3 +52,16 @@ def test_an_unknown_architecture_is_one_line_before_anything_is_measured(tiny_da
     outcome = vaesweep("bench", "--arch", "resnet", "--data-dir", str(tiny_data_dir))
     assert outcome.exit_code != 0
     assert outcome.output.strip() == "Error: --arch 'resnet': choose from seed, mlp"
+
+
+def test_population_records_give_the_total_and_each_member_s_rate(tiny_data_dir):
+    outcome = vaesweep(
+        "bench", "--json", "--arch", "mlp", "--seconds", "0.1", "--data-dir", str(tiny_data_dir),
+        "--trial-study", "", "--precision-epochs", "0", "--population", "4",
+    )  # fmt: skip
+    assert outcome.exit_code == 0, outcome.output
+    populations = [r for r in json.loads(outcome.output) if r["kind"] == "population"]
+    assert [r["members"] for r in populations] == [1, 2, 4]
+    for r in populations:
+        assert r["per_member"] == pytest.approx(r["samples_per_s"] / r["members"])
+        assert r["alone"] > 0

@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 import torch
 
+from vaesweep import population
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, load_fashion_mnist, make_splits
 from vaesweep.device import Compute, native_bf16
@@ -47,6 +48,26 @@ def bench_training(device: torch.device, archs: list[str], seconds: float) -> li
                 layout = "channels_last" if channels_last else "contiguous"
                 records.append(_record("train", arch=arch, precision=precision,
                                        memory_format=layout, samples_per_s=rate))  # fmt: skip
+    return records
+
+
+def bench_population(
+    device: torch.device, archs: list[str], seconds: float, largest: int
+) -> list[dict[str, Any]]:
+    """Populations of 1, 2, 4, ... up to `largest` members trained as one network (fp32): samples/s
+    in total and per member, against one network trained alone."""
+    compute = Compute(device, "fp32")
+    records = []
+    for arch in archs:
+        alone = training_throughput(arch, "fp32", False, device, seconds)
+        size = 1
+        while size <= largest:
+            total = population.training_throughput(arch, size, compute, seconds)
+            records.append(_record(
+                "population", arch=arch, precision="fp32", memory_format="contiguous",
+                samples_per_s=total, members=size, per_member=total / size, alone=alone,
+            ))  # fmt: skip
+            size *= 2
     return records
 
 
@@ -156,6 +177,7 @@ def run_bench(
     trial_study: str | None,
     precision_epochs: int,
     on_record: Callable[[dict[str, Any]], None] = lambda record: None,
+    population_size: int = 0,
 ) -> list[dict[str, Any]]:
     """Every measurement in turn; `on_record` sees each as it arrives (for live output)."""
     records: list[dict[str, Any]] = []
@@ -167,6 +189,8 @@ def run_bench(
             on_record(record)
 
     add(bench_training(device, archs, seconds))
+    if population_size:
+        add(bench_population(device, archs, seconds, population_size))
     data, loading = bench_data(data_dir)
     add([loading])
     add(bench_evaluation(data, device))

@@ -27,6 +27,12 @@ def _detail(record: dict[str, Any]) -> str:
             f"{record['training_steps_s']:.1f} s, validation {record['validation_s']:.1f} s, "
             f"rest {record['rest_s']:.1f} s; overhead {record['overhead_fraction']:.1%}"
         )
+    if record["kind"] == "population":
+        return (
+            f"{record['members']} members: {record['per_member']:,.0f} samples/s each; "
+            f"{record['samples_per_s'] / record['alone']:.2f}x one network alone "
+            f"({record['alone']:,.0f})"
+        )
     if record["kind"] == "precision_check":
         verdict = "within" if record["within_tolerance"] else "OUTSIDE"
         return (

@@ -233,8 +233,20 @@ def report(study_names, storage, results, out, data_dir) -> None:
     show_default=True,
     help="Epochs of the bf16-vs-fp32 ELBO check; 0 skips it.",
 )
+@click.option(
+    "--population", "population_size", type=click.IntRange(min=0), default=0, show_default=True,
+    help="Also time populations of 1, 2, 4, ... up to this many members trained as one network.",
+)  # fmt: skip
 def bench(
-    as_json, archs, seconds, threads, device, data_dir, trial_study, precision_epochs
+    as_json,
+    archs,
+    seconds,
+    threads,
+    device,
+    data_dir,
+    trial_study,
+    precision_epochs,
+    population_size,
 ) -> None:
     """Measure training throughput, data loading, evaluation and per-trial overhead here."""
     import json
@@ -260,6 +272,7 @@ def bench(
     records = run_bench(
         resolve_device(device), list(archs) or list(ARCHITECTURES), seconds, data_dir,
         trial_study or None, precision_epochs, on_record=table.add if table else lambda r: None,
+        population_size=population_size,
     )  # fmt: skip
     if table:
         table.finish()

@@ -74,5 +74,11 @@ def native_bf16(device: torch.device) -> bool:
     return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so a timing measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def memory_format(model: VAE) -> torch.memory_format:
     return torch.channels_last if model.channels_last else torch.contiguous_format

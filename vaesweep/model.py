@@ -52,9 +52,13 @@ class VAE(nn.Module):
         """Logits of shape (N, 1, 28, 28)."""
         return self.decoder(z)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, x: Tensor, eps: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Logits, mu and logvar; `eps` is the noise to use, drawn here when not given (a
+        population passes each member's own, as `vmap` draws none)."""
         mu, logvar = self.encode(x)
-        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+        if eps is None:
+            return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+        return self.decode(mu + torch.exp(0.5 * logvar) * eps.to(mu.dtype)), mu, logvar
 
     def reconstruct(self, x: Tensor) -> Tensor:
         """Deterministic reconstruction with z = mu, as pixel intensities in [0, 1]."""

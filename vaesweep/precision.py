@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from vaesweep.device import Compute, native_bf16, resolve_device
+from vaesweep.device import Compute, native_bf16, resolve_device, synchronize
 from vaesweep.losses import vae_loss
 from vaesweep.model import IMAGE_SHAPE, build_model
 from vaesweep.train import make_optimizer
@@ -69,15 +69,10 @@ def training_throughput(
 
     for _ in range(3):  # allocator and kernel selection settle first
         step()
-    _sync(device)
+    synchronize(device)
     steps, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds or steps < 3:
         step()
         steps += 1
-    _sync(device)
+    synchronize(device)
     return steps * batch_size / (time.perf_counter() - started)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
