@@ -5,6 +5,8 @@ along to training, validation and evaluation."""
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -78,6 +80,20 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work, so a timing measures it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def steps_per_second(step: Callable[[], None], device: torch.device, seconds: float) -> float:
+    """How often `step` runs per second on `device`: for `seconds` and at least 3 times, after
+    3 untimed runs (the allocator and kernel selection settle first)."""
+    for _ in range(3):
+        step()
+    synchronize(device)
+    steps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds or steps < 3:
+        step()
+        steps += 1
+    synchronize(device)
+    return steps / (time.perf_counter() - started)
 
 
 def memory_format(model: VAE) -> torch.memory_format:

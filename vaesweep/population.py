@@ -25,7 +25,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from vaesweep.config import TrainConfig
 from vaesweep.data import Splits
-from vaesweep.device import Compute, synchronize
+from vaesweep.device import Compute, steps_per_second
 from vaesweep.interrupts import stop_if_requested
 from vaesweep.losses import vae_loss
 from vaesweep.model import IMAGE_SHAPE, VAE, build_model
@@ -253,15 +253,7 @@ def training_throughput(
     def step() -> None:
         network.step(xs, noises, betas, [1e-3] * members, active)
 
-    for _ in range(3):
-        step()
-    synchronize(device)
-    steps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds or steps < 3:
-        step()
-        steps += 1
-    synchronize(device)
-    return steps * batch_size * members / (time.perf_counter() - started)
+    return steps_per_second(step, device, seconds) * batch_size * members
 
 
 class _BatchedAdam:
