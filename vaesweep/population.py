@@ -99,9 +99,14 @@ def train_population(
         sums = _train_epoch(members, network, train_x, betas, compute)
         train_seconds = time.perf_counter() - started
         for index, m in enumerate(members):
-            if m.active:
-                _end_epoch(index, m, network.params, epoch, betas, lrs, sums, len(train_x), val_x,
-                           compute, train_seconds, started, on_epoch)  # fmt: skip
+            if not m.active:
+                continue
+            beta = beta_at(epoch, m.config.warmup_epochs)
+            total, recon, kl = (sums[index] / len(train_x)).tolist()
+            record = {"epoch": epoch, "beta": beta, "lr": lrs[index], "train_loss": total}
+            record |= {"train_recon": recon, "train_kl": kl, "train_beta_kl": beta * kl}
+            record["train_seconds"] = train_seconds  # the population's, shared by its members
+            _end_epoch(index, m, record, network, val_x, compute, started, on_epoch)
     results: list[TrainResult | BaseException] = []
     for index, m in enumerate(members):
         if m.error is not None:
@@ -122,7 +127,8 @@ def _member(config: TrainConfig, compute: Compute) -> _Member:
     if config.binarize:
         binarizer = torch.Generator(device=compute.device).manual_seed(config.seed + 1)
     return _Member(
-        config=config, model=model,
+        config=config,
+        model=model,
         order=torch.Generator().manual_seed(config.seed),
         # `train.train` seeds the global generator with the seed: the same stream, per member.
         noise=torch.Generator(device=compute.device).manual_seed(config.seed),
@@ -130,7 +136,7 @@ def _member(config: TrainConfig, compute: Compute) -> _Member:
         schedule=_lr_scheduler(stand_in, config),
         early_stopping=EarlyStopping(config.early_stop_start_epoch, config.early_stop_patience),
         history=[],
-    )  # fmt: skip
+    )
 
 
 def _train_epoch(members, network, train_x, betas, compute) -> Tensor:
@@ -138,13 +144,15 @@ def _train_epoch(members, network, train_x, betas, compute) -> Tensor:
     summed (total, recon, kl) per member, weighted by batch size."""
     n, batch = len(train_x), members[0].config.batch_size
     latent = members[0].config.latent_dim
-    active = torch.tensor([m.active for m in members], device=compute.device)
+    device = compute.device
+    active = torch.tensor([m.active for m in members], device=device)
+    # A stopped member draws nothing (its streams end where its solo run's would); it gets
+    # placeholder batches, computed and not applied.
+    idle = torch.zeros(n, dtype=torch.long, device=device)
     orders = [
-        torch.randperm(n, generator=m.order).to(compute.device)
-        if m.active else torch.zeros(n, dtype=torch.long, device=compute.device)
-        for m in members
-    ]  # fmt: skip
-    sums = torch.zeros(len(members), 3, device=compute.device)
+        torch.randperm(n, generator=m.order).to(device) if m.active else idle for m in members
+    ]
+    sums = torch.zeros(len(members), 3, device=device)
     for start in range(0, n, batch):
         stop_if_requested()
         xs, noises = [], []
@@ -152,11 +160,9 @@ def _train_epoch(members, network, train_x, betas, compute) -> Tensor:
             x = train_x[order[start : start + batch]]
             if m.active and m.binarizer is not None:
                 x = torch.bernoulli(x, generator=m.binarizer)
-            shape, dtype = (len(x), latent), torch.float32
-            eps = (
-                torch.randn(shape, generator=m.noise, dtype=dtype, device=compute.device)
-                if m.active else torch.zeros(shape, dtype=dtype, device=compute.device)
-            )  # fmt: skip
+            eps = torch.zeros(len(x), latent, device=device)
+            if m.active:  # the noise `VAE.reparameterize` would draw alone, from its stream
+                eps = torch.randn(len(x), latent, generator=m.noise, device=device)
             xs.append(x)
             noises.append(eps)
         terms = network.step(
@@ -166,28 +172,26 @@ def _train_epoch(members, network, train_x, betas, compute) -> Tensor:
     return sums
 
 
-def _end_epoch(index, m, params, epoch, betas, lrs, sums, n, val_x, compute, train_seconds,
-               started, on_epoch) -> None:  # fmt: skip
+def _end_epoch(
+    index: int,
+    m: _Member,
+    record: dict[str, float],
+    network: _Batched,
+    val_x: Tensor,
+    compute: Compute,
+    started: float,
+    on_epoch: Callable[[int, dict[str, float], VAE], None] | None,
+) -> None:
     """What `train.train` does after each epoch, for one member: validate, record, call back,
     schedule, and stop early or on divergence."""
-    beta = float(betas[index])
-    total, recon, kl = (sums[index] / n).tolist()
-    _show(m, params, index)
-    val_stats = validate(m.model, val_x, m.config, beta, compute).stats
-    record = {"epoch": epoch, "beta": beta, "lr": lrs[index]}
-    record |= {
-        "train_loss": total,
-        "train_recon": recon,
-        "train_kl": kl,
-        "train_beta_kl": beta * kl,
-    }
+    _show(m, network.params, index)
+    val_stats = validate(m.model, val_x, m.config, record["beta"], compute).stats
     record |= {f"val_{key}": value for key, value in val_stats.items()}
-    record["train_seconds"] = train_seconds  # the population's, shared by its members
-    record["seconds"] = time.perf_counter() - started
+    record["seconds"] = time.perf_counter() - started  # with validation
     m.history.append(record)
     try:
         if not all(math.isfinite(value) for value in record.values()):
-            raise TrainingDiverged(f"loss became NaN or infinite in epoch {epoch + 1}")
+            raise TrainingDiverged(f"loss became NaN or infinite in epoch {record['epoch'] + 1}")
         if on_epoch is not None:
             on_epoch(index, record, m.model)
     except KeyboardInterrupt:
@@ -197,7 +201,7 @@ def _end_epoch(index, m, params, epoch, betas, lrs, sums, n, val_x, compute, tra
         return
     monitor = record[f"val_{m.config.monitor}"]
     m.schedule.step(monitor)
-    if m.early_stopping.should_stop(epoch, monitor, m.model):
+    if m.early_stopping.should_stop(record["epoch"], monitor, m.model):
         m.active, m.stop_reason = False, "early_stopping"
 
 
