@@ -103,6 +103,30 @@ def test_first_signal_records_the_trial_as_failed_and_exits_cleanly(sig, tmp_pat
     assert [t.state.name for t in stored][0] == "FAIL"
 
 
+def test_ctrl_c_records_every_member_of_a_population(tmp_path, tiny_data_dir):
+    results = tmp_path / "results"
+    process = start(results, tiny_data_dir, 3, "--population", "3")
+    wait_for_running(process, results, count=3)
+    os.killpg(process.pid, signal.SIGINT)
+    code, output = finish(process)
+    assert code == 130 and "Traceback" not in output, output
+    stored = trials_of(results)
+    assert [t.state.name for t in stored] == ["FAIL"] * 3
+    assert all(t.user_attrs["fail_reason"] == "interrupted (SIGINT)" for t in stored)
+    resume_and_check(results, tiny_data_dir, 3)  # the grid's places refilled, in order
+
+
+def test_a_killed_population_leaves_stale_trials_that_the_next_run_fails(tmp_path, tiny_data_dir):
+    results = tmp_path / "results"
+    process = start(results, tiny_data_dir, 2, "--population", "2")
+    wait_for_running(process, results, count=2)
+    os.killpg(process.pid, signal.SIGKILL)
+    finish(process)
+    assert [t.state.name for t in trials_of(results)] == ["RUNNING"] * 2
+    stored = resume_and_check(results, tiny_data_dir, 2)
+    assert [t.state.name for t in stored][:2] == ["FAIL"] * 2  # each member's heartbeat lapsed
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_while_the_run_is_starting_is_an_interrupt_too(sig, tmp_path, tiny_data_dir):
     results = tmp_path / "results"

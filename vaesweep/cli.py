@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -108,18 +109,27 @@ def main() -> None:
     help="Worker processes sharing the study; auto: one per GPU on CUDA, else one per core "
     "(at most 4).",
 )  # fmt: skip
-def run(study, trials, storage, results, overrides, name, data_dir, device, seed, jobs) -> None:
+@click.option(
+    "--population",
+    help="Trials each worker trains at once as one network (1 to 64), or auto: measured on a GPU, "
+    "1 on a CPU [default: the study's, else auto].",
+)
+def run(
+    study, trials, storage, results, overrides, name, data_dir, device, seed, jobs, population
+) -> None:
     """Run a study until it has --trials finished trials (re-running resumes)."""
     from vaesweep.interrupts import safe_points_only
 
     with safe_points_only():  # a signal during the imports is taken once they are done
         from vaesweep.progress import make_console, make_progress
         from vaesweep.storage import redact
-        from vaesweep.studies import load_study, parse_overrides
+        from vaesweep.studies import check_population, load_study, parse_overrides
         from vaesweep.sweep import run_study
 
     _quiet_optuna()
     spec = load_study(study).with_overrides(parse_overrides(overrides))
+    if population is not None:
+        spec = dataclasses.replace(spec, population=check_population(population, "--population"))
     console = make_console(soft_wrap=True)
     with graceful_interrupts():
         summary = run_study(

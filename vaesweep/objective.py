@@ -1,8 +1,12 @@
-"""Objective: one Optuna trial = sample a config, train, report and prune, evaluate, save."""
+"""Objective: one Optuna trial = sample a config, train, report and prune, evaluate, save.
+
+A worker starts several trials at once when it trains a population: `start` each, `train` them
+together, `finish` each; calling the objective does the three for one trial."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +23,10 @@ from vaesweep.layout import trial_folder
 from vaesweep.metric_names import PER_EPOCH
 from vaesweep.metrics import evaluate
 from vaesweep.model import VAE
+from vaesweep.population import population_key, train_population
 from vaesweep.progress import Progress
 from vaesweep.storage import (
     EPOCHS_DONE_ATTR,
-    FAIL_REASON_ATTR,
     FOLDER_ATTR,
     FOLDER_ID_ATTR,
     METRICS_ATTR,
@@ -30,7 +34,7 @@ from vaesweep.storage import (
     SEED_ATTR,
 )
 from vaesweep.studies import StudySpec
-from vaesweep.train import TrainingDiverged, train
+from vaesweep.train import TrainResult, train
 
 
 @dataclass
@@ -45,6 +49,7 @@ class _TrialRun:
     folder_id: str = field(default_factory=new_folder_id)
     started: float = field(default_factory=time.perf_counter)
     history: list[dict[str, float]] = field(default_factory=list)
+    population: int = 1  # the trials trained together with it, itself included
 
 
 class Objective:
@@ -69,6 +74,15 @@ class Objective:
         self.base_seed = base_seed
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        """One trial from start to finish, alone (as Optuna's `study.optimize` calls it)."""
+        run = self.start(trial)
+        [result] = self.train([run])
+        if isinstance(result, BaseException):
+            raise result
+        return self.finish(run, result)
+
+    def start(self, trial: optuna.Trial) -> _TrialRun:
+        """Suggest the trial's values, derive its seed and config, and bind its record."""
         params = self.spec.suggest(trial)
         # The design placed this trial: its seed follows from its block (or configuration) alone.
         phase = trial.user_attrs.get(PHASE_ATTR, EXPLORE)
@@ -86,14 +100,42 @@ class Objective:
         # Binds the folder to this record before the folder exists (see binding.py).
         trial.set_user_attr(FOLDER_ID_ATTR, run.folder_id)
         self.progress.trial_started(trial.number, params, config.epochs, str(self.compute.device))
+        return run
+
+    def train(self, runs: Sequence[_TrialRun]) -> list[TrainResult | BaseException]:
+        """Train the runs, those that can share a network as one population (`population.py`),
+        the others alone; per run its result or the exception that stopped it (divergence, a
+        prune, a failure). A KeyboardInterrupt stops them all."""
+        results: dict[int, TrainResult | BaseException] = {}
+        groups: dict[tuple, list[_TrialRun]] = {}
+        for run in runs:
+            groups.setdefault(population_key(run.config), []).append(run)
+        for members in groups.values():
+            for run in members:
+                run.population = len(members)
+            train_members = self._train_together if len(members) > 1 else self._train_alone
+            outcomes = train_members(members)
+            results |= {id(run): outcome for run, outcome in zip(members, outcomes, strict=True)}
+        return [results[id(run)] for run in runs]
+
+    def _train_together(self, members: list[_TrialRun]) -> list[TrainResult | BaseException]:
+        def on_epoch(index: int, record: dict[str, float], model: VAE) -> None:
+            self._on_epoch(members[index], record, model)
+
+        configs = [run.config for run in members]
+        return train_population(configs, members[0].splits, self.compute, on_epoch)
+
+    def _train_alone(self, members: list[_TrialRun]) -> list[TrainResult | BaseException]:
+        [run] = members
         try:
-            result = train(config, run.splits, self.compute, lambda r, m: self._on_epoch(run, r, m))
-        except TrainingDiverged as err:
-            trial.set_user_attr(FAIL_REASON_ATTR, f"diverged: {err}")
-            raise
-        except KeyboardInterrupt as err:
-            trial.set_user_attr(FAIL_REASON_ATTR, f"interrupted ({err or 'SIGINT'})")
-            raise
+            return [
+                train(run.config, run.splits, self.compute, lambda r, m: self._on_epoch(run, r, m))
+            ]
+        except Exception as err:  # the run's own outcome, told by the caller
+            return [err]
+
+    def finish(self, run: _TrialRun, result: TrainResult) -> float | list[float]:
+        """A trained run's evaluation and folder; its objective values."""
         run.history = result.history
         metrics = self._finish(
             run, result.model, "COMPLETE", epochs_run=len(result.history),
@@ -134,7 +176,8 @@ class Objective:
             "study": self.study_name, "number": run.trial.number, "state": state,
             "folder_id": run.folder_id,
             "seconds": round(time.perf_counter() - run.started, 3),
-            "device": str(self.compute.device), "precision": self.compute.precision, **info,
+            "device": str(self.compute.device), "precision": self.compute.precision,
+            "population": run.population, **info,
         }  # fmt: skip
         save_trial(
             run.folder, run.config, run.history, info, model, metrics,

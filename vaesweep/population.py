@@ -42,6 +42,39 @@ from vaesweep.validation import validate
 # What members must share to be trained as one network: the shapes, the data and the loss.
 SHARED = ("arch", "latent_dim", "likelihood", "batch_size", "val_size", "train_subset", "binarize")
 ADAM_BETAS = (0.9, 0.999)  # torch's defaults, as `train.make_optimizer` uses
+AUTO_SIZES = (1, 2, 4, 8, 16, 32)  # the populations `auto` measures on a GPU
+AUTO_SHARE = 0.9  # auto: the smallest population within 10% of the best measured throughput
+MEASURE_SECONDS = 0.3  # per population size (at least 3 steps after 3 to settle)
+
+
+def decide_population(setting: int | str, compute: Compute, arch: str, batch_size: int):
+    """The run's population size and, for 'auto', how it was chosen: on a CPU one trial at a
+    time (populations of 2 to 8 trained 0.5-0.7x as many samples/s in all there, BENCHMARKS.md),
+    on a GPU the measured size (`choose_population`) for the study's network."""
+    if setting != "auto":
+        return setting, ""
+    if compute.device.type != "cuda":
+        return 1, "auto: 1, as populations train slower than single trials on a CPU"
+    rates: dict[int, float] = {}
+    for size in AUTO_SIZES:
+        try:
+            rates[size] = training_throughput(arch, size, compute, MEASURE_SECONDS, batch_size)
+        except torch.cuda.OutOfMemoryError:
+            break  # and larger ones would not fit either
+        finally:
+            torch.cuda.empty_cache()
+    size = choose_population(rates)
+    return size, (
+        f"auto: {size}; {size} {arch} trials at once train {rates[size] / rates[1]:.1f}x as many "
+        f"samples/s as one on {compute.device} (measured {', '.join(map(str, rates))})"
+    )
+
+
+def choose_population(rates: dict[int, float]) -> int:
+    """The smallest population whose total samples/s is within AUTO_SHARE of the best: a bigger
+    one would hold more trials in flight (each finishing later) for little more throughput."""
+    best = max(rates.values())
+    return min(size for size, rate in rates.items() if rate >= AUTO_SHARE * best)
 
 
 def population_key(config: TrainConfig) -> tuple:

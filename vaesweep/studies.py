@@ -46,8 +46,12 @@ MAX_CORNERS = 4096
 _DESIGN_KEYS = {"replicates", "explore", "confirm_top", "blocked"}
 # How the answer is read, not what is trained: outside the stored definition.
 _ANALYSIS_KEYS = {"equivalence", "noise"}
+# How trials are trained, not what: outside the stored definition too, so a resumed run may
+# change it.
+_RUN_KEYS = {"population"}
 _TOP_LEVEL_KEYS = {"description", "objectives", "search", "fixed", "sampler", "pruner"}
-_TOP_LEVEL_KEYS |= _DESIGN_KEYS | _ANALYSIS_KEYS
+_TOP_LEVEL_KEYS |= _DESIGN_KEYS | _ANALYSIS_KEYS | _RUN_KEYS
+MAX_POPULATION = 64
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class StudySpec:
     equivalence: Mapping[str, float] = field(default_factory=dict)
     # objective -> residual SD measured here on this design: what it can detect, before it runs
     noise: Mapping[str, float] = field(default_factory=dict)
+    # trials a worker trains at once as one network, or "auto" (decided per run by measuring)
+    population: int | str = "auto"
     source: str = ""
 
     @property
@@ -268,6 +274,7 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
         design=parse_design(raw, source),
         equivalence=_per_objective(raw, "equivalence", objectives, source),
         noise=_per_objective(raw, "noise", objectives, source),
+        population=check_population(raw.get("population", "auto"), source),
         source=source,
     )
     if spec.design.kind == "grid" and "sampler" in raw:
@@ -277,6 +284,21 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
         )
     _validate(spec, source)
     return spec
+
+
+def check_population(value: Any, where: str) -> int | str:
+    """A population size (a study file's `population`, or --population): a whole number from 1
+    to MAX_POPULATION, or "auto"."""
+    if value == "auto":
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_POPULATION:
+        return value
+    raise VaesweepError(
+        f"{where}: population must be a whole number from 1 to {MAX_POPULATION} or auto; "
+        f"got {shown(value)}"
+    )
 
 
 def _per_objective(

@@ -19,6 +19,7 @@ from vaesweep.design import Design
 from vaesweep.device import auto_jobs, visible_gpus
 from vaesweep.errors import VaesweepError
 from vaesweep.layout import check_study_name, check_writable
+from vaesweep.population import decide_population
 from vaesweep.precision import decide
 from vaesweep.progress import Progress
 from vaesweep.storage import (
@@ -149,6 +150,9 @@ def run_study(
     _check_data(spec, len(data.train_x))
     storage = open_storage(url)  # after the data's checks: a refused run leaves no database
     compute = decide(device, spec.base.precision, spec.base.arch, spec.base.batch_size)
+    population, population_why = decide_population(
+        spec.population, compute, spec.base.arch, spec.base.batch_size
+    )
     gpus = visible_gpus(compute.device)
     jobs = jobs or auto_jobs(gpus, cores)
 
@@ -177,6 +181,8 @@ def run_study(
         warn(warning)
     if compute.why:
         warn(f"precision {compute.why}")
+    if population_why:
+        warn(f"population {population_why}")
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     for path in clean_debris(results_dir / name, failed, older_than=grace_seconds()):
         warn(f"removed {path}: left by a run that crashed before recording it")
@@ -192,6 +198,7 @@ def run_study(
         max(1, cores // jobs),
         gpus=gpus,
         first_trial=len(study.trials),
+        population=population,
     )
     progress.start(name, spec.objectives, n_trials, counts(study)[0])
     try:

@@ -3,13 +3,17 @@ place, and stop at exactly the requested count (on one machine or several)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
 import torch
+from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize uses
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep import interrupts
@@ -52,6 +56,7 @@ class RunRequest:
     threads: int
     first_trial: int  # the first trial number of this session
     gpus: int = 0  # visible GPUs of a CUDA run: worker i trains on GPU i mod gpus
+    population: int = 1  # trials each worker starts at once and trains together
 
 
 @dataclass
@@ -64,11 +69,6 @@ class WorkerOutcome:
         self.ran += other.ran
         self.failed += other.failed
         self.errors += other.errors
-
-
-class SurplusTrial(Exception):
-    """Another worker already started the last trial the study needed, or its place in the
-    design."""
 
 
 def counts(study: optuna.Study) -> tuple[int, int]:
@@ -94,33 +94,32 @@ def failing_streak(study: optuna.Study, since: int) -> tuple[int, str]:
 
 
 class _StartLock:
-    """Serialises 'count the trials, then start one' among the workers of one machine, so they
-    never start more trials than the study needs. Released once the new trial is RUNNING."""
+    """Serialises 'count the trials, then start some' among the workers of one machine, so they
+    never start more trials than the study needs. Held until the new trials are RUNNING."""
 
     def __init__(self, path: Path):
         self.path, self.handle = path, None
 
-    def acquire(self) -> None:
+    def __enter__(self) -> None:
         self.handle = open(self.path, "a")  # noqa: SIM115 (held across calls)
         fcntl.flock(self.handle, fcntl.LOCK_EX)
 
-    def release(self) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
+    def __exit__(self, *exc_info) -> None:
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
 
 
 def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> WorkerOutcome:
     """One worker's loop: start trials while the study needs more, then stop.
 
-    A trial starts only while finished + running trials are fewer than requested, checked under a
-    lock shared by the workers of this machine; it takes the design's next free place (queued
-    with `enqueue_trial`). Workers on other machines may still race for the last trial or for
-    the same place; the storage numbers trials, and one that finds the study already full, or
-    its place held (counting only lower-numbered trials), steps aside as a failed 'surplus'
-    trial. So the study ends with exactly the requested number of finished trials, on any
-    storage, each place in the design filled once.
+    Trials start only while finished + running trials are fewer than requested, counted under a
+    lock shared by the workers of this machine; each takes the design's next free place (queued
+    with `enqueue_trial`), up to `request.population` at a time, trained together. Workers on
+    other machines may still race for the last trial or for the same place; the storage numbers
+    trials, and one that finds the study already full, or its place held (counting only
+    lower-numbered trials), steps aside as a failed 'surplus' trial. So the study ends with
+    exactly the requested number of finished trials, on any storage, each place in the design
+    filled once.
     """
     torch.set_num_threads(request.threads)
     compute = placed(request.compute, worker, request.gpus)
@@ -137,40 +136,9 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
         spec, request.study_name, data, request.results_dir, compute, progress, request.seed
     )
     lock = _StartLock(request.results_dir / f".{request.study_name}.start-lock")
-    grid = spec.grid
     outcome = WorkerOutcome()
 
-    current: dict[str, optuna.Trial] = {}  # the trial this worker runs now
-
-    def guarded(trial: optuna.Trial) -> float | list[float]:
-        lock.release()  # the trial is RUNNING now, so the next count includes it
-        current["trial"] = trial
-        trials = study.get_trials(deepcopy=False)
-        started = FINISHED_STATES + (TrialState.RUNNING,)
-        ahead = [t for t in trials if t.number < trial.number and t.state in started]
-        if len(ahead) >= request.n_trials:
-            trial.set_user_attr(FAIL_REASON_ATTR, "surplus: the study was already full")
-            raise SurplusTrial
-        me = slot_of(next(t for t in trials if t.number == trial.number))
-        if me is not None and me[0] != EXPLORE:
-            if any(slot_of(t) == me and holds_its_slot(t) for t in ahead):
-                trial.set_user_attr(FAIL_REASON_ATTR, "surplus: its place was already taken")
-                raise SurplusTrial
-        try:
-            return objective(trial)
-        except optuna.TrialPruned:
-            raise
-        except Exception as err:
-            # No failed trial without its reason (the objective names divergence itself).
-            failure = environment_failure(err)
-            reason = _what_failed(failure) if failure else f"error: {first_line(err)}"
-            if FAIL_REASON_ATTR not in _quietly(lambda: trial.user_attrs, {FAIL_REASON_ATTR: 0}):
-                _quietly(lambda: trial.set_user_attr(FAIL_REASON_ATTR, reason[:500]))
-            raise
-
-    def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.user_attrs.get(FAIL_REASON_ATTR, "").startswith("surplus"):
-            return
+    def told(trial: FrozenTrial) -> None:
         outcome.ran += 1
         outcome.failed += trial.state == TrialState.FAIL
         best = {t.number for t in best_trials(study)}
@@ -179,43 +147,142 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     with interrupts.safe_points_only():
         while failing_streak(study, request.first_trial)[0] < MAX_FAILURES_IN_A_ROW:
             interrupts.stop_if_requested()
-            lock.acquire()
+            untold: list[optuna.Trial] = []  # started here and not yet told: failed if we fail
             try:
-                finished, running = counts(study)
-                if finished >= request.n_trials:
-                    break
-                slot = WAIT
-                if finished + running < request.n_trials:
-                    trials = study.get_trials(deepcopy=False)
-                    slot = next_slot(spec.design, grid, trials, spec.directions)
-                if slot is WAIT:
-                    lock.release()
-                    # The last trials run elsewhere; if their worker died, its heartbeat stops
-                    # and the trial is failed after the grace period, and this worker takes over.
-                    optuna.storages.fail_stale_trials(study)
+                with lock:
+                    # A trial whose worker died (its heartbeat stopped) is failed, its place free.
+                    with _as_optimize_does():
+                        optuna.storages.fail_stale_trials(study)
+                    finished, running = counts(study)
+                    if finished >= request.n_trials:
+                        break
+                    room = min(request.population, request.n_trials - finished - running)
+                    placed_any = _start_trials(study, spec, request.n_trials, room, untold)
+                if not placed_any:
+                    # The last trials run elsewhere; if their worker dies, its heartbeat stops,
+                    # the trial is failed after the grace period, and this worker takes over.
                     time.sleep(WAIT_SECONDS)
-                    continue
-                current.clear()  # the trial about to start, once it has
-                study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
-                try:
-                    study.optimize(
-                        guarded, n_trials=1, catch=(TrainingDiverged, SurplusTrial),
-                        callbacks=[after_trial],
-                    )  # fmt: skip
-                except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
-                    # This worker was stopped (SIGSTOP, a suspended laptop) past the grace
-                    # period, and the heartbeat check failed its trial meanwhile: that is the
-                    # normal outcome, not an error. Anything else is.
-                    if "trial" not in current or not _failed_while_away(study, current["trial"]):
-                        raise
-                except Exception as err:
-                    if (failure := environment_failure(err)) is None:
-                        raise
-                    running = current.get("trial")
-                    raise _environment_error(failure, study, running, request) from None
-            finally:
-                lock.release()
+                elif untold:
+                    _run_together(study, objective, untold, told)
+            except BaseException as err:
+                failure = environment_failure(err) if isinstance(err, Exception) else None
+                if failure is not None:
+                    raise _environment_error(failure, study, untold, request) from None
+                for trial in untold:
+                    _tell_failed(study, trial, err)
+                raise
     return outcome
+
+
+@contextlib.contextmanager
+def _as_optimize_does():
+    """Optuna warns that heartbeats are meant for `study.optimize`, and that failing stale
+    trials is experimental; this loop does what `optimize` does for each trial, so it silences
+    them as `optimize` does."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _start_trials(
+    study: optuna.Study, spec: StudySpec, n_trials: int, room: int, started: list[optuna.Trial]
+) -> bool:
+    """Start up to `room` trials, each in the design's next free place, onto `started`; whether
+    any place was free. A trial that another machine overtook steps aside (told as surplus)."""
+    for _ in range(room):
+        trials = study.get_trials(deepcopy=False)
+        slot = next_slot(spec.design, spec.grid, trials, spec.directions)
+        if slot is WAIT:
+            return bool(started)
+        study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
+        with _as_optimize_does():
+            trial = study.ask()
+        if surplus := _surplus(study, trial, n_trials):
+            trial.set_user_attr(FAIL_REASON_ATTR, surplus)
+            study.tell(trial, state=TrialState.FAIL)
+            return True  # counted again before the next start
+        started.append(trial)
+    return room > 0
+
+
+def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> str | None:
+    """Why `trial` must step aside, if another machine's trials already fill the study or its
+    place in the design (trials numbered before it count; the storage numbers them)."""
+    trials = study.get_trials(deepcopy=False)
+    started = FINISHED_STATES + (TrialState.RUNNING,)
+    ahead = [t for t in trials if t.number < trial.number and t.state in started]
+    if len(ahead) >= n_trials:
+        return "surplus: the study was already full"
+    me = slot_of(next(t for t in trials if t.number == trial.number))
+    if me is not None and me[0] != EXPLORE:
+        if any(slot_of(t) == me and holds_its_slot(t) for t in ahead):
+            return "surplus: its place was already taken"
+    return None
+
+
+def _run_together(
+    study: optuna.Study,
+    objective: Objective,
+    untold: list[optuna.Trial],
+    told: Callable[[FrozenTrial], None],
+) -> None:
+    """Train the started trials together and tell each its outcome, removing it from `untold`:
+    complete, pruned, or failed with its reason. Every trial is told before a failure that is
+    not the trial's own (not a divergence) is raised again."""
+    with contextlib.ExitStack() as heartbeats:
+        for trial in untold:  # each trial its own heartbeat, as `study.optimize` gives it
+            heartbeats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+        runs = [objective.start(trial) for trial in untold]
+        results = objective.train(runs)
+        fatal: Exception | None = None
+        for run, result in zip(runs, results, strict=True):
+            trial = run.trial
+            try:
+                if isinstance(result, optuna.TrialPruned):
+                    frozen = study.tell(trial, state=TrialState.PRUNED)
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    frozen = study.tell(trial, objective.finish(run, result))
+            except Exception as err:
+                if _failed_while_away(study, trial):
+                    # This worker was stopped (SIGSTOP, a suspended laptop) past the grace
+                    # period, and the heartbeat check failed its trial meanwhile: the normal
+                    # outcome, not an error.
+                    untold.remove(trial)
+                    continue
+                if environment_failure(err) is not None:
+                    raise
+                frozen = _tell_failed(study, trial, err)
+                if not isinstance(err, TrainingDiverged):
+                    fatal = fatal or err
+            untold.remove(trial)
+            if frozen is not None:
+                told(frozen)
+        if fatal is not None:
+            raise fatal
+
+
+def _reason(err: BaseException) -> str:
+    """A failed trial's stored reason."""
+    if isinstance(err, TrainingDiverged):
+        return f"diverged: {err}"
+    if isinstance(err, KeyboardInterrupt):
+        return f"interrupted ({err or 'SIGINT'})"
+    failure = environment_failure(err) if isinstance(err, Exception) else None
+    return _what_failed(failure) if failure else f"error: {first_line(err)}"
+
+
+def _tell_failed(
+    study: optuna.Study, trial: optuna.Trial, err: BaseException
+) -> FrozenTrial | None:
+    """Record `trial` as failed with its reason (no failed trial without one), where the storage
+    answers; a trial already finished (failed while this worker was away) stays as it is."""
+    attrs = _quietly(lambda: trial.user_attrs, {FAIL_REASON_ATTR: None})
+    if FAIL_REASON_ATTR not in attrs:
+        _quietly(lambda: trial.set_user_attr(FAIL_REASON_ATTR, _reason(err)[:500]))
+    return _quietly(lambda: study.tell(trial, state=TrialState.FAIL, skip_if_finished=True))
 
 
 def _what_failed(failure: BaseException) -> str:
@@ -226,36 +293,51 @@ def _what_failed(failure: BaseException) -> str:
 
 
 def _environment_error(
-    failure: BaseException, study: optuna.Study, running: optuna.Trial | None, request: RunRequest
+    failure: BaseException, study: optuna.Study, running: list[optuna.Trial], request: RunRequest
 ) -> VaesweepError:
-    """One line for a storage or disk that failed during a trial, with that trial recorded as
+    """One line for a storage or disk that failed during trials, with those trials recorded as
     failed if the storage answers within RECORD_RETRIES (a restarting database); otherwise the
-    heartbeat check fails it once the grace period has passed."""
-    recorded = running is None
-    for delay in (0.0, *RECORD_RETRIES) if running is not None else ():
+    heartbeat check fails them once the grace period has passed."""
+    left = list(running)
+    for delay in (0.0, *RECORD_RETRIES) if left else ():
         time.sleep(delay)
         try:
-            stored = next(t for t in study.get_trials(deepcopy=False) if t.number == running.number)
-            if stored.state == TrialState.RUNNING:
-                if FAIL_REASON_ATTR not in stored.user_attrs:
-                    running.set_user_attr(FAIL_REASON_ATTR, _what_failed(failure))
-                study.tell(running, state=TrialState.FAIL)
-            recorded = True
+            stored = {t.number: t for t in study.get_trials(deepcopy=False)}
+            for trial in list(left):
+                if stored[trial.number].state == TrialState.RUNNING:
+                    if FAIL_REASON_ATTR not in stored[trial.number].user_attrs:
+                        trial.set_user_attr(FAIL_REASON_ATTR, _what_failed(failure))
+                    study.tell(trial, state=TrialState.FAIL)
+                left.remove(trial)
             break
         except (*STORAGE_FAILURES, ValueError, optuna.exceptions.UpdateFinishedTrialError):
             continue
-    trial = f"trial {running.number}" if running is not None else "the run"
-    outcome = f"{trial} was recorded as failed"
-    if not recorded:
-        outcome = f"{trial} stays running until its heartbeat lapses ({grace_seconds()} s)"
+    numbers = [trial.number for trial in running]
+    trials = _named(numbers)
+    were = "was" if len(numbers) == 1 else "were"
+    outcome = f"{trials} {were} recorded as failed"
+    if left:
+        its = "its heartbeat lapses" if len(numbers) == 1 else "their heartbeats lapse"
+        outcome = f"{_named([t.number for t in left])} stay{'s' * (len(left) == 1)} running "
+        outcome += f"until {its} ({grace_seconds()} s)"
     if isinstance(failure, OSError):
-        what = f"{trial} {_what_failed(failure)}"
+        what = f"{trials} {_what_failed(failure)}"
         again = "re-running resumes once there is room"
     else:
-        what = f"storage {redact(request.storage_url)} failed during {trial}: "
+        what = f"storage {redact(request.storage_url)} failed during {trials}: "
         what += first_line(failure.__cause__ or failure)
         again = "re-running resumes once it works again"
+    if not numbers:
+        outcome = "no trial was running"
     return VaesweepError(f"{what}; {outcome}; finished trials are kept; {again}")
+
+
+def _named(numbers: list[int]) -> str:
+    if not numbers:
+        return "the run"
+    if len(numbers) == 1:
+        return f"trial {numbers[0]}"
+    return "trials " + ", ".join(map(str, numbers))
 
 
 def _quietly(call, otherwise=None):
@@ -267,5 +349,6 @@ def _quietly(call, otherwise=None):
 
 
 def _failed_while_away(study: optuna.Study, running: optuna.Trial) -> bool:
-    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == running.number), None)
+    stored = _quietly(lambda: study.get_trials(deepcopy=False), [])
+    trial = next((t for t in stored if t.number == running.number), None)
     return trial is not None and trial.state == TrialState.FAIL
