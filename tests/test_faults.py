@@ -19,8 +19,10 @@ from vaesweep.studies import load_study
 
 from conftest import TINY_SETTINGS
 
-# Trials long enough to interrupt: many epochs, no early stopping.
-LONG = (*TINY_SETTINGS, "--set", "epochs=120", "--set", "early_stop_patience=1000")
+# Trials long enough to interrupt, without early stopping: small batches make each epoch long,
+# so 40 epochs (and their storage writes) last as long as 120 at the default batch.
+LONG = (*TINY_SETTINGS, "--set", "epochs=40", "--set", "batch_size=32")
+LONG += ("--set", "early_stop_patience=1000")
 GRACE = "3"  # seconds before a silent trial counts as stale
 
 
@@ -99,8 +101,9 @@ def test_first_signal_records_the_trial_as_failed_and_exits_cleanly(sig, tmp_pat
     assert trial.state.name == "FAIL"
     assert trial.user_attrs["fail_reason"] == f"interrupted ({sig.name})"
     assert not (results / "warmup" / "trial-0000").exists()
-    stored = resume_and_check(results, tiny_data_dir, 2)
-    assert [t.state.name for t in stored][0] == "FAIL"
+    if sig == signal.SIGINT:  # resuming is the same after any of them
+        stored = resume_and_check(results, tiny_data_dir, 2)
+        assert [t.state.name for t in stored][0] == "FAIL"
 
 
 def test_ctrl_c_records_every_member_of_a_population(tmp_path, tiny_data_dir):
@@ -116,15 +119,16 @@ def test_ctrl_c_records_every_member_of_a_population(tmp_path, tiny_data_dir):
     resume_and_check(results, tiny_data_dir, 3)  # the grid's places refilled, in order
 
 
-def test_a_killed_population_leaves_stale_trials_that_the_next_run_fails(tmp_path, tiny_data_dir):
+def test_a_killed_worker_leaves_stale_trials_that_the_next_run_fails(tmp_path, tiny_data_dir):
     results = tmp_path / "results"
     process = start(results, tiny_data_dir, 2, "--population", "2")
     wait_for_running(process, results, count=2)
     os.killpg(process.pid, signal.SIGKILL)
     finish(process)
-    assert [t.state.name for t in trials_of(results)] == ["RUNNING"] * 2
+    assert [t.state.name for t in trials_of(results)] == ["RUNNING"] * 2  # nobody could record
     stored = resume_and_check(results, tiny_data_dir, 2)
-    assert [t.state.name for t in stored][:2] == ["FAIL"] * 2  # each member's heartbeat lapsed
+    # Each trial's own heartbeat lapsed: failed by the heartbeat check, not run twice.
+    assert [t.state.name for t in stored][:2] == ["FAIL"] * 2
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
@@ -155,18 +159,6 @@ def test_second_ctrl_c_leaves_at_once_and_nothing_is_corrupted(jobs, tmp_path, t
     resume_and_check(results, tiny_data_dir, 2)
 
 
-def test_killed_worker_leaves_a_stale_trial_that_the_next_run_fails(tmp_path, tiny_data_dir):
-    results = tmp_path / "results"
-    process = start(results, tiny_data_dir, 2)
-    wait_for_running(process, results)
-    os.killpg(process.pid, signal.SIGKILL)
-    finish(process)
-    [trial] = trials_of(results)
-    assert trial.state.name == "RUNNING"  # nobody could record anything
-    stored = resume_and_check(results, tiny_data_dir, 2)
-    assert stored[0].state.name == "FAIL"  # failed by the heartbeat check, not run twice
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP])
 def test_ctrl_c_with_two_workers_stops_both_cleanly(sig, tmp_path, tiny_data_dir):
     results = tmp_path / "results"
@@ -181,7 +173,8 @@ def test_ctrl_c_with_two_workers_stops_both_cleanly(sig, tmp_path, tiny_data_dir
     assert len(interrupted) == 2
     assert all(t.user_attrs["fail_reason"] == "interrupted (SIGTERM)" for t in interrupted)
     assert not [t for t in stored if t.state.name == "RUNNING"]
-    resume_and_check(results, tiny_data_dir, 3)
+    if sig == signal.SIGINT:  # resuming is the same after either
+        resume_and_check(results, tiny_data_dir, 3)
 
 
 def test_workers_end_with_their_parent(tmp_path, tiny_data_dir):

@@ -152,3 +152,22 @@ def test_auto_picks_the_smallest_population_near_the_best_throughput():
     assert choose_population({1: 100.0, 2: 60.0, 4: 55.0}) == 1
     assert decide_population("auto", Compute(torch.device("cpu"), "fp32"), "mlp", 128)[0] == 1
     assert decide_population(5, Compute(torch.device("cpu"), "fp32"), "mlp", 128) == (5, "")
+
+
+def test_populations_in_parallel_workers_keep_the_exact_count(tmp_path, tiny_data_dir):
+    results = tmp_path / "results"
+    args = run_args(results, tiny_data_dir, 5, "--population", "2", "--jobs", "2")
+    outcome = vaesweep(*args)
+    assert outcome.exit_code == 0, outcome.output
+    trials = stored_trials(results)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 5
+    assert sorted(populations(results)) == [1, 2, 2, 2, 2]  # the fifth place was the last
+    assert len({(t.user_attrs["replicate"], t.params["warmup_epochs"]) for t in trials}) == 5
+
+
+def test_the_run_says_which_population_auto_chose(tmp_path, tiny_data_dir):
+    outcome = vaesweep(*run_args(tmp_path / "results", tiny_data_dir, 1))
+    assert outcome.exit_code == 0, outcome.output
+    assert "population auto: 1, as populations train slower than single trials on a CPU" in (
+        outcome.output
+    )
