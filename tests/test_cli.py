@@ -163,16 +163,24 @@ def test_parallel_workers_stop_at_exactly_the_requested_count(tmp_path, tiny_dat
     assert "3/3 trials finished" in outcome.output
 
 
-def test_a_place_gives_the_same_metrics_with_one_or_two_workers(tmp_path, tiny_data_dir):
-    by_place = {}
-    for jobs in ("1", "2"):
-        results = tmp_path / f"jobs-{jobs}"
-        outcome = vaesweep(*run_args(results, tiny_data_dir, 6, "--jobs", jobs))
+def run_each(tmp_path: Path, data_dir: Path, trials: int, option: str, values) -> dict[str, Path]:
+    """The warm-up study run once per value of `option`, each in a results folder of its own."""
+    folders = {}
+    for value in values:
+        folders[value] = tmp_path / f"{option.strip('-')}-{value}"
+        outcome = vaesweep(*run_args(folders[value], data_dir, trials, option, value))
         assert outcome.exit_code == 0, outcome.output
-        by_place[jobs] = {
+    return folders
+
+
+def test_a_place_gives_the_same_metrics_with_one_or_two_workers(tmp_path, tiny_data_dir):
+    by_place = {
+        jobs: {
             (t.params["warmup_epochs"], t.user_attrs["replicate"]): t.user_attrs["metrics"]
             for t in stored_trials(results)
         }
+        for jobs, results in run_each(tmp_path, tiny_data_dir, 6, "--jobs", ("1", "2")).items()
+    }
     assert len(by_place["1"]) == 6 and (0, 1) in by_place["1"]
     assert by_place["1"].keys() == by_place["2"].keys()
     # One worker runs on 2 threads, each of two on 1: the same computation, summed in another
@@ -219,15 +227,18 @@ def test_five_failures_in_a_row_stop_the_study(tmp_path, tiny_data_dir):
     assert [t.state.name for t in trials] == ["FAIL"] * 5
 
 
+PRUNABLE_STUDY = (
+    'description = "a learning rate too small to learn"\nobjectives = ["val_loss"]\n'
+    "explore = 4\n"
+    '[search]\nlr = { type = "categorical", choices = [2e-3, 1e-7] }\n'
+    '[fixed]\nmin_lr = 0.0\nwarmup_epochs = 0\n[sampler]\nname = "random"\n'
+    '[pruner]\nname = "median"\nn_startup_trials = 1\n'
+)
+
+
 def test_pruned_trials_keep_weights_metrics_and_reason(tmp_path, tiny_data_dir):
     study_file = tmp_path / "prunable.toml"
-    study_file.write_text(
-        'description = "a learning rate too small to learn"\nobjectives = ["val_loss"]\n'
-        "explore = 4\n"
-        '[search]\nlr = { type = "categorical", choices = [2e-3, 1e-7] }\n'
-        '[fixed]\nmin_lr = 0.0\nwarmup_epochs = 0\n[sampler]\nname = "random"\n'
-        '[pruner]\nname = "median"\nn_startup_trials = 1\n'
-    )
+    study_file.write_text(PRUNABLE_STUDY)
     results = tmp_path / "results"
     # With seed 2 the random sampler draws 2e-3 three times, then 1e-7.
     outcome = vaesweep(

@@ -15,7 +15,7 @@ from vaesweep.errors import VaesweepError
 from vaesweep.population import choose_population, decide_population
 from vaesweep.studies import check_population, load_study, parse_study
 
-from test_cli import run_args, run_unstable, stored_trials, vaesweep
+from test_cli import PRUNABLE_STUDY, run_args, run_each, run_unstable, stored_trials, vaesweep
 
 TIMING = {"seconds", "train_seconds"}
 # Members match their solo runs up to float rounding (the trainer's test: 6e-6): here within
@@ -33,12 +33,7 @@ def populations(results, name="warmup") -> list[int]:
 
 
 def test_a_population_gives_each_trial_what_it_gets_alone(tmp_path, tiny_data_dir):
-    runs = {}
-    for size in ("1", "3"):
-        results = tmp_path / f"population-{size}"
-        outcome = vaesweep(*run_args(results, tiny_data_dir, 3, "--population", size))
-        assert outcome.exit_code == 0, outcome.output
-        runs[size] = results
+    runs = run_each(tmp_path, tiny_data_dir, 3, "--population", ("1", "3"))
     assert populations(runs["1"]) == [1, 1, 1] and populations(runs["3"]) == [3, 3, 3]
     alone, together = stored_trials(runs["1"]), stored_trials(runs["3"])
     assert [t.params for t in alone] == [t.params for t in together]
@@ -108,13 +103,7 @@ def test_a_diverging_member_fails_alone(tmp_path, tiny_data_dir, monkeypatch):
 
 def test_a_pruned_member_is_pruned_alone(tmp_path, tiny_data_dir):
     study_file = tmp_path / "prunable.toml"
-    study_file.write_text(
-        'description = "a learning rate too small to learn"\nobjectives = ["val_loss"]\n'
-        "explore = 4\n"
-        '[search]\nlr = { type = "categorical", choices = [2e-3, 1e-7] }\n'
-        '[fixed]\nmin_lr = 0.0\nwarmup_epochs = 0\n[sampler]\nname = "random"\n'
-        '[pruner]\nname = "median"\nn_startup_trials = 1\n'
-    )
+    study_file.write_text(PRUNABLE_STUDY)
     results = tmp_path / "results"
     # With seed 2 the random sampler draws 2e-3 three times, then 1e-7: trials 2 and 3 train
     # together, after 0 and 1 completed, and only 3 is worse than their median.
