@@ -637,8 +637,20 @@ def test_a_run_whose_epochs_end_inside_the_warmup_warns_once(tmp_path, tiny_data
     outcome = vaesweep(*run_args(tmp_path / "results", tiny_data_dir, 1))  # epochs 2, warm-up 0-4
     warnings = [line for line in outcome.output.splitlines() if line.startswith("warning:")]
     assert warnings == [
-        "warning: warmup_epochs up to 4 with epochs = 2: beta never reaches 1 in some trials, "
-        "so they never train the ELBO they report"
+        "warning: warmup_epochs up to 4 with epochs = 2: beta never reaches 1 where "
+        "warmup_epochs >= 2, so those trials never train the ELBO they report; train more than "
+        "4 epochs to cover every warm-up"
+    ]
+
+
+def test_a_fixed_warmup_longer_than_the_run_says_every_trial_and_what_to_set(
+    tmp_path, tiny_data_dir
+):
+    outcome = vaesweep(*run_args(tmp_path / "results", tiny_data_dir, 1, study="lr"))
+    warnings = [line for line in outcome.output.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: warmup_epochs = 2 with epochs = 2: beta never reaches 1, so no trial trains the "
+        "ELBO it reports; add --set warmup_epochs=0 for a quick look, or train more than 2 epochs"
     ]
 
 

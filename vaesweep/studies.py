@@ -92,17 +92,25 @@ class StudySpec:
 
     def beta_warning(self) -> str | None:
         """A warning when some trial's epochs end before its KL warm-up does: such a trial never
-        trains the beta = 1 ELBO it is scored on."""
-        epochs, warmups = self.base.epochs, [self.base.warmup_epochs]
+        trains the beta = 1 ELBO it is scored on. It says which trials, and what to set."""
+        epochs, warmups, searched = self.base.epochs, [self.base.warmup_epochs], False
         for param in self.search:
             if param.name == "warmup_epochs":
-                warmups = list(param.choices) or [param.high]
+                warmups, searched = list(param.extremes), True
         longest = max(warmups)
         if longest < epochs:
             return None
+        if not searched:
+            return (
+                f"warning: warmup_epochs = {longest} with epochs = {epochs}: beta never reaches 1, "
+                "so no trial trains the ELBO it reports; add --set warmup_epochs=0 for a quick "
+                f"look, or train more than {longest} epochs"
+            )
+        which = "in any trial" if min(warmups) >= epochs else f"where warmup_epochs >= {epochs}"
         return (
             f"warning: warmup_epochs up to {longest} with epochs = {epochs}: beta never reaches 1 "
-            "in some trials, so they never train the ELBO they report"
+            f"{which}, so those trials never train the ELBO they report; train more than "
+            f"{longest} epochs to cover every warm-up"
         )
 
     @property
