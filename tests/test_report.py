@@ -330,3 +330,21 @@ def test_a_full_disk_while_reporting_is_one_line_that_keeps_what_is_stored(copy_
         f"Error: cannot write the report in {results / 'report'}: No space left on device; "
         "nothing stored was changed; run the report again once there is room"
     )
+
+
+def test_learning_curves_count_epochs_from_1_and_keep_the_last_epochs_readable():
+    from vaesweep.figures import learning_curves
+
+    lr = [0.0003250038744574342, 0.001]
+    loss = {e: 300 - 10 * e + 500 * (e == 0) for e in range(7)}  # epoch 1 far above the rest
+    rows = [
+        {"trial": t, "lr": lr[t], "epoch": e, "val_elbo": loss[e] + t, "beta": 1.0}
+        for t in (0, 1)
+        for e in range(7)
+    ]
+    left = learning_curves(pd.DataFrame(rows), "lr").axes[0]
+    assert [line.get_xdata()[0] for line in left.get_lines()[:2]] == [1, 1]
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["0.000325", "0.001"]
+    low, high = left.get_ylim()
+    assert high < 800 and low < 240 < 291 < high  # epochs 2-7 span the axis; epoch 1 is above
+    assert "epoch 1 is above it" in left.get_title()

@@ -19,6 +19,7 @@ from sklearn.decomposition import PCA
 from torchvision.utils import make_grid
 
 from vaesweep.data import CLASS_NAMES
+from vaesweep.effects import configuration
 from vaesweep.metric_names import label as metric_label
 from vaesweep.model import VAE
 
@@ -179,16 +180,28 @@ def explored(
 
 def learning_curves(histories: pd.DataFrame, param: str) -> Figure | None:
     """Validation β=1 loss per epoch of every trial, and every trial's β schedule (None when no
-    trial's history could be read)."""
+    trial's history could be read). Epochs count from 1, as in the live view and each trial's
+    figures; the loss axis spans the epochs after the first where there are some, since the
+    first epoch's loss, far above, would flatten the differences at the end."""
     if histories.empty:
         return None
     fig, (left, right) = _figure(1, 2, figsize=(11, 4))
-    palette = "viridis" if pd.api.types.is_numeric_dtype(histories[param]) else "tab10"
-    common = dict(
-        data=histories, x="epoch", hue=param, units="trial", estimator=None, palette=palette
-    )
+    ordered = histories.sort_values(param, kind="stable")
+    shown = {param: configuration(histories, [param])}  # values as the tables write them
+    data = histories.assign(epoch=histories["epoch"] + 1, **shown)
+    order = list(dict.fromkeys(configuration(ordered, [param])))
+    numeric = pd.api.types.is_numeric_dtype(histories[param])
+    palette = sns.color_palette("viridis" if numeric else "tab10", len(order))
+    common = dict(data=data, x="epoch", hue=param, hue_order=order, units="trial")
+    common |= dict(estimator=None, palette=palette)
     sns.lineplot(y="val_elbo", ax=left, lw=1, **common)
-    left.set(title="validation loss at β=1 (−ELBO) per epoch", ylabel="val loss (β=1)")
+    title = "validation loss at β=1 (−ELBO) per epoch"
+    later = data.loc[data["epoch"] > 1, "val_elbo"]
+    if not later.empty and data["val_elbo"].max() > later.max():
+        pad = 0.05 * (later.max() - later.min() or abs(later.max()) or 1.0)
+        left.set_ylim(later.min() - pad, later.max() + pad)
+        title += "\n(axis from epoch 2; epoch 1 is above it)"
+    left.set(title=title, ylabel="val loss (β=1)")
     sns.lineplot(y="beta", ax=right, lw=1.5, **common)
     right.set(title="KL weight β per epoch (warm-up)", ylabel="β")
     for ax in (left, right):
