@@ -348,3 +348,21 @@ def test_learning_curves_count_epochs_from_1_and_keep_the_last_epochs_readable()
     low, high = left.get_ylim()
     assert high < 800 and low < 240 < 291 < high  # epochs 2-7 span the axis; epoch 1 is above
     assert "epoch 1 is above it" in left.get_title()
+
+
+def test_many_metrics_wrap_into_rows_and_a_constant_count_gets_a_whole_number_axis():
+    import numpy as np
+
+    from vaesweep.figures import explored
+
+    metrics = ["val_loss", "val_recon", "val_kl", "val_mse", "val_ssim", "val_knn_accuracy"]
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"lr": 10 ** rng.uniform(-4, -2, 6), "state": ["COMPLETE"] * 6})
+    table = table.assign(**{m: rng.normal(1, 0.1, 6) for m in metrics}, val_active_units=2)
+    fig = explored(table, "lr", [*metrics, "val_active_units"], categorical=False, log=True)
+    width, height = fig.get_size_inches()
+    assert width < 2 * height  # 3 rows of at most 3, not a strip of 7
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 7
+    assert shown[-1].get_ylim() == (1, 3)  # not 1.9 to 2.1
+    assert all(tick == int(tick) for tick in shown[-1].get_yticks())

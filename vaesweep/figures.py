@@ -36,6 +36,29 @@ def _figure(rows: int = 1, cols: int = 1, figsize=None, **subplots):
     return fig, fig.subplots(rows, cols, **subplots)
 
 
+def _panels(n: int, most: int = 3) -> tuple[int, int]:
+    """Rows and columns for n panels, at most `most` to a row (a long strip is unreadable)."""
+    cols = max(1, min(most, n))
+    return -(-n // cols), cols
+
+
+def _hide_unused(axes: np.ndarray, used: int) -> None:
+    for ax in list(axes.flat)[used:]:
+        ax.set_visible(False)
+
+
+def _whole_numbers(ax, values: pd.Series) -> None:
+    """A count (active units) gets whole-number ticks, and a constant one an axis around it
+    rather than matplotlib's 1.900 to 2.100."""
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    # Whole numbers above 1: a count, not an accuracy that happens to be exactly 0 or 1.
+    if values.empty or values.max() <= 1 or not np.all(np.mod(values, 1) == 0):
+        return
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if values.min() == values.max():
+        ax.set_ylim(values.min() - 1, values.max() + 1)
+
+
 def _tile(images: torch.Tensor, nrow: int) -> np.ndarray:
     """Images (N, 1, 28, 28) in [0, 1] as one grayscale picture, row by row."""
     return make_grid(images, nrow=nrow, padding=0)[0].numpy()
@@ -56,8 +79,7 @@ def effects_plot(
     labelled = trials.assign(configuration=configuration(trials, params))
     table = effects[effects["metric"].isin(metrics)]
     order = list(dict.fromkeys(table["value"]))
-    cols = min(3, len(metrics))
-    rows = -(-len(metrics) // cols)
+    rows, cols = _panels(len(metrics))
     width = max(4.2, 0.55 * len(order) + 1.8)
     fig, axes = _figure(rows, cols, figsize=(width * cols, 3.6 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=False):
@@ -71,8 +93,8 @@ def effects_plot(
         ax.set(xlabel=", ".join(params), ylabel=metric_label(metric), title=metric_label(metric))
         ax.tick_params(axis="x", labelrotation=30 if len(params) > 1 else 0)
         ax.grid(axis="y", alpha=0.3)
-    for ax in list(axes.flat)[len(metrics) :]:
-        ax.set_visible(False)
+        _whole_numbers(ax, labelled[metric])
+    _hide_unused(axes, len(metrics))
     axes.flat[0].legend(fontsize=8)
     n = table.groupby("value")["n"].max()
     counts = f"{n.min()}" if n.min() == n.max() else f"{n.min()}–{n.max()}"
@@ -157,9 +179,10 @@ def explored(
 ) -> Figure:
     """What the sampler explored: each metric against one parameter. Pruned trials trained for
     fewer epochs, so they are greyed and never enter a comparison; no trend line is drawn."""
-    fig, axes = _figure(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), squeeze=False)
+    rows, cols = _panels(len(metrics))
+    fig, axes = _figure(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False)
     palette = {"COMPLETE": "C0", "PRUNED": "0.75"}
-    for ax, metric in zip(axes[0], metrics, strict=True):
+    for ax, metric in zip(axes.flat, metrics, strict=False):
         data = table.dropna(subset=[metric])
         if categorical:
             order = sorted(data[param].unique(), key=str)
@@ -172,8 +195,10 @@ def explored(
                 ax.set_xscale("log")
         ax.set_ylabel(metric_label(metric))
         ax.set_title(f"explored: {metric_label(metric)}", fontsize=10)
+        _whole_numbers(ax, data[metric])
         if ax.get_legend():
             ax.get_legend().set_title("grey: pruned, not comparable")
+    _hide_unused(axes, len(metrics))
     fig.tight_layout()
     return fig
 
@@ -396,8 +421,10 @@ def kl_per_dimension(kl: Sequence[float], active: int | None, title: str) -> Fig
     information about x (posterior collapse)."""
     fig, ax = _figure(figsize=(max(4.5, 0.35 * len(kl) + 2), 3.4))
     ax.bar([f"z{i + 1}" for i in range(len(kl))], kl, color="C0")
-    units = f"; {active} of {len(kl)} active units" if active is not None else ""
-    ax.set(ylabel="KL (nats)", title=f"{title}\ntest-set KL per latent dimension{units}")
+    # A line each, so the narrow figure of a 2-D latent never clips them.
+    units = f"\n{active} of {len(kl)} active units" if active is not None else ""
+    ax.set_ylabel("KL (nats)")
+    ax.set_title(f"{title}\ntest-set KL per latent dimension{units}", fontsize=10)
     ax.tick_params(axis="x", labelrotation=90 if len(kl) > 12 else 0)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
