@@ -136,6 +136,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
         spec, request.study_name, data, request.results_dir, compute, progress, request.seed
     )
     lock = _StartLock(request.results_dir / f".{request.study_name}.start-lock")
+    grid = spec.grid  # enumerated once, not at every start
     outcome = WorkerOutcome()
 
     def told(trial: FrozenTrial) -> None:
@@ -157,7 +158,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                     if finished >= request.n_trials:
                         break
                     room = min(request.population, request.n_trials - finished - running)
-                    placed_any = _start_trials(study, spec, request.n_trials, room, untold)
+                    placed_any = _start_trials(study, spec, grid, request.n_trials, room, untold)
                 if not placed_any:
                     # The last trials run elsewhere; if their worker dies, its heartbeat stops,
                     # the trial is failed after the grace period, and this worker takes over.
@@ -186,13 +187,18 @@ def _as_optimize_does():
 
 
 def _start_trials(
-    study: optuna.Study, spec: StudySpec, n_trials: int, room: int, started: list[optuna.Trial]
+    study: optuna.Study,
+    spec: StudySpec,
+    grid: list | None,
+    n_trials: int,
+    room: int,
+    started: list[optuna.Trial],
 ) -> bool:
     """Start up to `room` trials, each in the design's next free place, onto `started`; whether
     any place was free. A trial that another machine overtook steps aside (told as surplus)."""
     for _ in range(room):
         trials = study.get_trials(deepcopy=False)
-        slot = next_slot(spec.design, spec.grid, trials, spec.directions)
+        slot = next_slot(spec.design, grid, trials, spec.directions)
         if slot is WAIT:
             return bool(started)
         study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
