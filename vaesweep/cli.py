@@ -193,16 +193,13 @@ def studies() -> None:
 @data_dir_option
 def report(study_names, storage, results, out, data_dir) -> None:
     """Render figures, tables and index.html for every finished trial (redraws only changes)."""
-    from vaesweep.layout import DEFAULT_DB_NAME, PAGE_FILE, REPORT_DIR_NAME
+    from vaesweep.layout import PAGE_FILE, REPORT_DIR_NAME
     from vaesweep.report import render_report
-    from vaesweep.storage import default_storage_url
 
     _quiet_optuna()
-    if storage is None and not (results / DEFAULT_DB_NAME).is_file():
-        raise VaesweepError(f"no results in {results} (no vaesweep.db); run 'vaesweep run' first")
     out = out or results / REPORT_DIR_NAME
     summary = render_report(
-        results, out, storage or default_storage_url(results), study_names, data_dir,
+        results, out, storage, study_names, data_dir,
         warn=lambda message: click.echo(message, err=True),
     )  # fmt: skip
     trials = sum(len(s.entries) for s in summary.studies)

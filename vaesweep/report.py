@@ -20,6 +20,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from vaesweep import results
 from vaesweep.anchors import PUBLISHED, Anchor, pca_floor
 from vaesweep.errors import VaesweepError, first_line, shown
 from vaesweep.html_page import TRIAL_FIGURES, write_index
@@ -30,8 +31,8 @@ from vaesweep.layout import (
     figure_file,
     trial_folder_name,
 )
-from vaesweep.storage import METRICS_ATTR, best_trials, open_storage, redact
-from vaesweep.study_data import StudyData, TrialEntry, collect
+from vaesweep.storage import METRICS_ATTR, best_trials
+from vaesweep.study_data import StudyData, TrialEntry
 
 # torch, matplotlib and friends take seconds to import: they are imported only when something
 # needs drawing, so an up-to-date report re-runs in about a second.
@@ -56,22 +57,17 @@ class ReportSummary:
 def render_report(
     results_dir: Path,
     out_dir: Path,
-    storage_url: str,
+    storage: str | None = None,
     study_names: tuple[str, ...] = (),
     data_dir: Path | None = None,
     warn: Callable[[str], None] = print,
 ) -> ReportSummary:
-    storage = open_storage(storage_url)
-    available = optuna.get_all_study_names(storage)
+    """`storage` None: the results folder's vaesweep.db, which must exist."""
+    storage_url = results.storage_url(results_dir, storage)
+    available = results.study_names(storage_url)
     for name in study_names:
         if name not in available:
-            listed = ", ".join(shown(n, 40) for n in available[:10]) or "none"
-            listed += ", ..." if len(available) > 10 else ""
-            raise VaesweepError(
-                f"unknown study {shown(name)} in {redact(storage_url)} (studies there: {listed})"
-            )
-    if not available:
-        raise VaesweepError(f"no studies in {redact(storage_url)}; run 'vaesweep run' first")
+            results.load(name, storage_url, results_dir)  # says which studies there are
     check_writable(out_dir, "report folder")
     try:
         names = study_names or tuple(available)
@@ -93,7 +89,6 @@ def _render(
     data_dir: Path | None,
     warn: Callable[[str], None],
 ) -> ReportSummary:
-    storage = open_storage(storage_url)
     manifest = _load_manifest(out_dir)
     painter = _Painter(out_dir, data_dir, manifest)
     warnings: list[str] = []
@@ -104,14 +99,13 @@ def _render(
 
     reports = []
     for name in names:
-        study = optuna.load_study(study_name=name, storage=storage)
-        report = collect(study, results_dir, note)
+        report = results.load(name, storage_url, results_dir, note)
         if not report.entries:
             if asked:
                 raise VaesweepError(f"study {shown(name)} has no finished trials yet")
             note(f"study {shown(name)} has no finished trials yet; skipped")
             continue
-        painter.study_figures(report, study, note)
+        painter.study_figures(report, note)
         for entry in report.entries:
             painter.trial_figures(report, entry, note)
         _mark_problems(report)
@@ -183,9 +177,7 @@ class _Painter:
             self.manifest["classes"] = str(REPORT_VERSION)
         return path.name
 
-    def study_figures(
-        self, report: StudyData, study: optuna.Study, note: Callable[[str], None]
-    ) -> None:
+    def study_figures(self, report: StudyData, note: Callable[[str], None]) -> None:
         folder = self.out_dir / report.folder
         planned = _planned_study_figures(report)
         report.figures = {name: f"{report.folder}/{figure_file(name)}" for name in planned}
@@ -195,7 +187,7 @@ class _Painter:
         if self._fresh(f"study:{report.name}", key, [folder / figure_file(n) for n in planned]):
             return
         folder.mkdir(exist_ok=True)
-        draw = self._study_drawings(report, study, note)
+        draw = self._study_drawings(report, note)
         for name in planned:
             figure = draw[name]()
             if figure is None:
@@ -205,13 +197,13 @@ class _Painter:
         self.manifest[f"study:{report.name}"] = key
 
     def _study_drawings(
-        self, report: StudyData, study: optuna.Study, note: Callable[[str], None]
+        self, report: StudyData, note: Callable[[str], None]
     ) -> dict[str, Callable[[], Any]]:
         """How to draw each figure a study's section may plan (see `_planned_study_figures`);
         a drawing that has nothing to show gives None."""
         from vaesweep import figures
 
-        table = report.table
+        table, study = report.table, report.record
         metrics = [m for m in dict.fromkeys([*report.objectives, *KEY_METRICS]) if m in table]
 
         def importances():

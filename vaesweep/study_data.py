@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial
 from vaesweep import effects
 from vaesweep.binding import mismatch
 from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Design, grid_values
-from vaesweep.errors import shown
+from vaesweep.errors import VaesweepError, shown
 from vaesweep.layout import STUDY_NAME, report_folder_name, trial_folder
 from vaesweep.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
 from vaesweep.storage import (
@@ -70,6 +70,28 @@ class StudyData:
     answers: list[effects.Answer] = field(default_factory=list)  # one per objective
     figures: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    record: optuna.Study | None = None  # the stored study this was collected from
+
+    def entry(self, number: int) -> TrialEntry:
+        for entry in self.entries:
+            if entry.trial.number == number:
+                return entry
+        finished = ", ".join(str(e.trial.number) for e in self.entries[:20]) or "none"
+        raise VaesweepError(
+            f"study {shown(self.name)} has no finished trial {number} (finished: {finished})"
+        )
+
+    def history(self, number: int) -> pd.DataFrame:
+        """Trial `number`'s per-epoch history, as its folder's history.csv stores it."""
+        from vaesweep.artifacts import load_history  # torch: only when a history is asked for
+
+        entry = self.entry(number)
+        if entry.folder is None or entry.problem:
+            raise VaesweepError(f"study {shown(self.name)} trial {number}: {entry.problem}")
+        try:
+            return load_history(entry.folder)
+        except VaesweepError as err:
+            raise VaesweepError(f"study {shown(self.name)} trial {number}: {err}") from None
 
     @property
     def folder(self) -> str:
@@ -123,6 +145,7 @@ def collect(
         design=Design.from_stored(definition.get("design", {})),
         entries=entries,
         equivalence=study.user_attrs.get(ANALYSIS_ATTR, {}).get("equivalence", {}),
+        record=study,
     )
     data.table = trials_table(data)
     fair = data.table[data.table["in_answer"]] if not data.table.empty else data.table
