@@ -12,8 +12,10 @@ import pytest
 from vaesweep import results
 from vaesweep.errors import VaesweepError
 from vaesweep.layout import HISTORY_FILE, trial_folder
+from vaesweep.storage import ANSWER_ATTR
 
-from test_report import reported  # noqa: F401 (a fixture: the tiny reported study)
+from test_cli import run_args, snapshot, vaesweep
+from test_report import reported, small_warmup  # noqa: F401 (reported: a fixture)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -80,3 +82,36 @@ def test_what_cannot_be_read_is_one_line(reported, tmp_path):  # noqa: F811
         with pytest.raises(VaesweepError, match=message) as raised:
             call()
         assert "\n" not in str(raised.value)
+
+
+def test_optuna_s_tools_see_the_answer(reported):  # noqa: F811
+    from optuna_dashboard import get_note
+
+    stored, _, _ = reported
+    answer, _ = results.answer("warmup", results=stored)
+    study = results.load("warmup", results=stored).record
+    published = study.user_attrs[ANSWER_ATTR]
+    assert published["answers"] == [answer.sentence]
+    assert [c["configuration"] for c in published["configurations"]] == [
+        "warmup_epochs=0",
+        "warmup_epochs=1",
+    ]
+    assert "best trial" in published["advice"]
+    page = get_note(study)  # optuna-dashboard's study note
+    assert answer.sentence in page and "| warmup_epochs=1 | 2 |" in page and "| the best |" in page
+
+
+def test_a_complete_study_says_so_without_loading_data(reported, tmp_path):  # noqa: F811
+    stored, _, _ = reported
+    copy = tmp_path / "results"
+    shutil.copytree(stored, copy)
+    before = snapshot(copy)
+    args = run_args(copy, tmp_path / "no-data-here", 4, study=small_warmup(tmp_path))
+    outcome = vaesweep(*args)
+    assert outcome.exit_code == 0, outcome.output
+    assert "has 4 finished trials already: nothing to run" in outcome.output
+    assert results.answer("warmup", results=copy)[0].sentence in outcome.output
+    assert snapshot(copy) == before
+    # One more trial needs the data, and says so.
+    outcome = vaesweep(*run_args(copy, tmp_path / "no-data-here", 5, study=small_warmup(tmp_path)))
+    assert outcome.exit_code == 1 and "Fashion-MNIST" in outcome.output

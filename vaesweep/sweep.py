@@ -12,8 +12,10 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 
 from vaesweep.binding import clean_debris, foreign_folders
+from vaesweep.dashboard import publish
 from vaesweep.data import check_sizes, load_fashion_mnist
 from vaesweep.design import Design
 from vaesweep.device import auto_jobs, visible_gpus
@@ -104,6 +106,30 @@ def _check_data(spec: StudySpec, n_images: int) -> None:
             raise VaesweepError(f"{err} (searched: train_subset = {config.train_subset})") from None
 
 
+def _complete_already(
+    url: str, name: str, spec: StudySpec, n_trials: int, results_dir: Path
+) -> RunSummary | None:
+    """The summary of a stored study that has its trials already, found without the seconds of
+    loading the data; None when there is work (or no such study, or no SQLite file yet)."""
+    if url.startswith("sqlite") and not Path(make_url(url).database or "").is_file():
+        return None  # a run that is refused later leaves no database
+    storage = open_storage(url)
+    with storage_errors(url):
+        if name not in optuna.get_all_study_names(storage):
+            return None
+        study = optuna.load_study(study_name=name, storage=storage)
+        if DEFINITION_ATTR not in study.user_attrs:
+            return None  # the full run names what is wrong with it
+        _check_definition(study, spec)
+        finished = counts(study)[0]
+        if finished < n_trials:
+            return None
+        answered = collect(study, results_dir)
+        publish(answered)
+    sentences = [a.sentence for a in answered.answers]
+    return RunSummary(name, url, results_dir, n_trials, finished, 0, 0, sentences)
+
+
 def _stored_trials(storage: optuna.storages.BaseStorage, name: str) -> list[FrozenTrial]:
     try:
         return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
@@ -146,6 +172,12 @@ def run_study(
     url = storage_url or default_storage_url(results_dir)
     check_url(url)  # before anything is written, a folder included
     check_writable(results_dir)
+    if done := _complete_already(url, name, spec, n_trials, results_dir):
+        warn(
+            f"study '{name}' has {done.finished} finished trials already: nothing to run "
+            "(a larger --trials adds more)"
+        )
+        return done
     data = load_fashion_mnist(data_dir)
     _check_data(spec, len(data.train_x))
     storage = open_storage(url)  # after the data's checks: a refused run leaves no database
@@ -212,6 +244,8 @@ def run_study(
     with storage_errors(url, during=True):
         streak, reason = failing_streak(study, request.first_trial)
         finished = counts(study)[0]
+        answered = collect(study, results_dir)
+        publish(answered)
     if streak >= MAX_FAILURES_IN_A_ROW:
         raise VaesweepError(f"{streak} trials in a row failed (last: {reason}); stopped the study")
     if outcome.errors:
@@ -222,5 +256,5 @@ def run_study(
     return RunSummary(
         study_name=name, storage_url=url, results_dir=results_dir, target=n_trials,
         finished=finished, ran=outcome.ran, failed=outcome.failed,
-        answers=[a.sentence for a in collect(study, results_dir).answers],
+        answers=[a.sentence for a in answered.answers],
     )  # fmt: skip
