@@ -1,11 +1,16 @@
 """`vaesweep bench` on tiny data."""
 
+import io
 import json
 
 import pytest
 import torch
+from rich.console import Console
 
+from vaesweep.bench_table import BenchTable
+from vaesweep.config import TrainConfig
 from vaesweep.device import native_bf16
+from vaesweep.metrics import evaluation_steps
 from vaesweep.precision import training_throughput
 
 from test_cli import vaesweep
@@ -24,7 +29,7 @@ def test_json_records_for_scripts(tiny_data_dir):
         "--trial-study", "", "--precision-epochs", "1",
     )  # fmt: skip
     assert outcome.exit_code == 0, outcome.output
-    records = json.loads(outcome.output)
+    records = json.loads(outcome.stdout)
     for record in records:
         assert {"kind", "arch", "precision", "memory_format", "samples_per_s"} <= set(record)
     training = [r for r in records if r["kind"] == "train"]
@@ -32,20 +37,38 @@ def test_json_records_for_scripts(tiny_data_dir):
     assert {r["precision"] for r in training} == expected
     assert all(r["arch"] == "mlp" and r["samples_per_s"] > 0 for r in training)
     kinds = {r["kind"] for r in records}
-    assert {"data", "eval_ssim", "eval_knn"} <= kinds
+    assert {"data", "evaluation"} <= kinds
+    steps = [r["step"] for r in records if r["kind"] == "evaluation"]
+    assert steps == evaluation_steps(TrainConfig(iwae_samples=1))
     checks = [r for r in records if r["kind"] == "precision_check"]
     if native_bf16(CPU):
         assert {r["precision"] for r in checks} == {"fp32", "bf16"}
         assert all(r["relative_gap"] >= 0 and r["val_elbo"] > 0 for r in checks)
 
 
-def test_bench_table_on_screen(tiny_data_dir):
+def test_bench_off_a_terminal_says_what_it_measures_in_whole_lines(tiny_data_dir):
     outcome = vaesweep(
         "bench", "--arch", "mlp", "--seconds", "0.1", "--data-dir", str(tiny_data_dir),
         "--trial-study", "", "--precision-epochs", "0",
     )  # fmt: skip
     assert outcome.exit_code == 0, outcome.output
-    assert "vaesweep bench" in outcome.output and "samples/s" in outcome.output
+    lines = outcome.output.splitlines()
+    assert lines[0] == "measuring training throughput (mlp; 0.1 s each)..."
+    assert "measuring the final evaluation's steps (mlp)..." in lines
+    # Every field written out, however narrow the pipe (a table was cut at 80 columns).
+    assert any(line.endswith("detail: test -log p(x) (20 images)") for line in lines)
+
+
+def test_bench_table_in_a_terminal_says_what_it_measures():
+    screen = io.StringIO()
+    table = BenchTable(Console(file=screen, force_terminal=True, width=120))
+    table.measuring("the final evaluation's steps (mlp)")
+    table.add({"kind": "data", "arch": None, "precision": None, "memory_format": None,
+               "threads": 1, "samples_per_s": 70_000.0, "seconds": 1.0})  # fmt: skip
+    shown = screen.getvalue()
+    table.finish()
+    assert "vaesweep bench" in shown and "70,000" in shown
+    assert "measuring the final evaluation's steps (mlp)..." in shown
 
 
 def test_an_unknown_architecture_is_one_line_before_anything_is_measured(tiny_data_dir):
@@ -60,7 +83,7 @@ def test_population_records_give_the_total_and_each_member_s_rate(tiny_data_dir)
         "--trial-study", "", "--precision-epochs", "0", "--population", "4",
     )  # fmt: skip
     assert outcome.exit_code == 0, outcome.output
-    populations = [r for r in json.loads(outcome.output) if r["kind"] == "population"]
+    populations = [r for r in json.loads(outcome.stdout) if r["kind"] == "population"]
     assert [r["members"] for r in populations] == [1, 2, 4]
     for r in populations:
         assert r["per_member"] == pytest.approx(r["samples_per_s"] / r["members"])

@@ -146,6 +146,9 @@ def test_plain_progress_prints_at_most_a_line_per_epoch(study_with_two_trials, t
         ["trial", "2", "epoch"],
         ["trial", "2", "epoch"],
     ]  # one new trial, two epochs, one line each
+    evaluating = [line for line in lines if " evaluating " in line]
+    assert evaluating[0] == "trial 2 evaluating 1/7: k-NN reference codes"
+    assert evaluating[-1] == "trial 2 evaluating 7/7: test -log p(x)"
     assert any(line.startswith("trial 2 complete value") for line in lines)
     assert "n = 1: no interval" in lines[-1]  # one replicate per value so far
 

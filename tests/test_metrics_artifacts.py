@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import math
 import subprocess
 import sys
 
@@ -7,12 +9,20 @@ import torch
 
 from vaesweep.artifacts import load_latents, load_model, save_trial
 from vaesweep.config import TrainConfig
-from vaesweep.data import make_splits
+from vaesweep.data import fixed_subset, make_splits
 from vaesweep.device import Compute
 from vaesweep.errors import VaesweepError
 from vaesweep.layout import trial_folder
 from vaesweep.metric_names import TABLE_COLUMNS
-from vaesweep.metrics import evaluate, knn_accuracy, mean_ssim, pixel_mse, reconstruct
+from vaesweep.metrics import (
+    SSIM_SEED,
+    evaluate,
+    evaluation_steps,
+    knn_accuracy,
+    mean_ssim,
+    pixel_mse,
+    reconstruct,
+)
 from vaesweep.model import build_model
 from vaesweep.train import train
 
@@ -71,6 +81,41 @@ def test_evaluate_gives_every_metric_for_validation_and_test(tiny_data):
     assert metrics["test_mse"] == pytest.approx(
         pixel_mse(splits.test_x, reconstruct(result.model, splits.test_x, CPU.device))
     )
+
+
+def test_eval_images_keep_the_same_random_images_of_both_splits(tiny_data):
+    whole = make_splits(tiny_data, 100)
+    subset = make_splits(tiny_data, 100, eval_images=30)
+    assert subset.whole == {"val": 100, "test": len(tiny_data.test_x)}
+    again = make_splits(tiny_data, 100, eval_images=30)
+    for part in ("val", "test"):
+        x, y = getattr(subset, f"{part}_x"), getattr(subset, f"{part}_y")
+        all_x, all_y = getattr(whole, f"{part}_x"), getattr(whole, f"{part}_y")
+        assert len(x) == 30 and torch.equal(x, getattr(again, f"{part}_x"))
+        # Each kept image is one of the split's, with its own label, and not just the first 30.
+        found = [int((all_x == image).flatten(1).all(1).nonzero()[0]) for image in x]
+        assert torch.equal(all_y[found], y) and found != list(range(30))
+    assert torch.equal(subset.train_x, whole.train_x)  # training is untouched
+
+
+def test_evaluation_says_each_step_and_skips_the_likelihood_at_zero_samples(tiny_data):
+    config = TrainConfig(arch="mlp", epochs=1, warmup_epochs=0, val_size=100, ssim_images=40)
+    splits = make_splits(tiny_data, 100)
+    model = train(config, splits, CPU).model
+    heard = []
+    metrics = evaluate(model, splits, config, CPU, lambda *step: heard.append(step)).metrics
+    steps = evaluation_steps(config)
+    assert heard == [(step, done, len(steps)) for done, step in enumerate(steps)]
+    assert "test -log p(x)" in steps and metrics["test_nll"] > 0
+    # SSIM reuses the validation pass's z = mu reconstructions: the same as decoding again.
+    chosen = fixed_subset(len(splits.test_x), 40, SSIM_SEED)
+    again = mean_ssim(splits.test_x[chosen], reconstruct(model, splits.test_x[chosen], CPU.device))
+    assert metrics["test_ssim"] == pytest.approx(again, abs=1e-6)
+    quick = dataclasses.replace(config, iwae_samples=0)
+    skipped = evaluate(model, splits, quick, CPU).metrics
+    assert "test -log p(x)" not in evaluation_steps(quick)
+    assert all(math.isnan(skipped[f"{part}_nll"]) for part in ("val", "test"))
+    assert skipped["test_ssim"] == metrics["test_ssim"]
 
 
 def test_evaluation_is_fp32_whatever_the_training_precision(tiny_data):

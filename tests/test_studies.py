@@ -3,6 +3,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from vaesweep.anchors import PUBLISHED
 from vaesweep.errors import VaesweepError
 from vaesweep.studies import available_studies, load_study, parse_study
 
@@ -238,6 +239,17 @@ def test_overrides_are_validated_like_the_file():
         spec.with_overrides({"colour": 2})
     with pytest.raises(VaesweepError, match="'epochs' must be a positive integer"):
         spec.with_overrides({"epochs": -1})
+
+
+def test_a_quick_look_may_skip_the_likelihood_unless_the_study_selects_on_it():
+    quick = {"iwae_samples": 0, "eval_images": 1000}
+    assert load_study("warmup").with_overrides(quick).base.iwae_samples == 0
+    with pytest.raises(VaesweepError, match="objective 'val_nll' needs 'iwae_samples' of at least"):
+        load_study("density").with_overrides(quick)
+    # The published anchors were measured on the whole test set: never set beside a subset.
+    anchor = PUBLISHED[0]
+    assert anchor.applies_to({"latent_dim": 2})
+    assert not anchor.applies_to({"latent_dim": 2, "eval_images": 1000})
 
 
 def test_suggested_parameters_become_a_config():

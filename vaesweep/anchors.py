@@ -22,7 +22,9 @@ class Anchor:
     requires: tuple[tuple[str, Any], ...] = ()  # settings a study must share to be set beside it
 
     def applies_to(self, settings: dict[str, Any]) -> bool:
-        return all(settings.get(k, _DEFAULTS[k]) == v for k, v in self.requires)
+        # Every anchor was measured on the whole test set: never beside a subset of it.
+        required = (*self.requires, ("eval_images", 0))
+        return all(settings.get(k, _DEFAULTS[k]) == v for k, v in required)
 
 
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}

@@ -1,7 +1,7 @@
 """`vaesweep bench`: what this machine does per second, for each architecture and precision.
 
 Every figure is measured on the machine it runs on: training throughput (architecture x precision
-x memory format), data loading, evaluation (SSIM, k-NN over the test set), the overhead of a
+x memory format), data loading, each step of the final evaluation per image, the overhead of a
 default trial beyond its training steps, and whether bf16 reaches fp32's validation ELBO.
 """
 
@@ -20,7 +20,7 @@ from vaesweep import population
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, load_fashion_mnist, make_splits
 from vaesweep.device import Compute, native_bf16
-from vaesweep.metrics import encode_means, knn_accuracy, mean_ssim, reconstruct
+from vaesweep.metrics import evaluate
 from vaesweep.model import build_model
 from vaesweep.objective import Objective
 from vaesweep.precision import decide, training_throughput
@@ -84,25 +84,57 @@ def _splits(data: FashionMNIST):
     return make_splits(data, val_size=min(10_000, len(data.train_x) // 2))
 
 
-def bench_evaluation(data: FashionMNIST, device: torch.device) -> list[dict[str, Any]]:
-    """SSIM of z = mu reconstructions and 5-NN accuracy of latent means, over the test set."""
-    model = build_model("mlp", 2).to(device).eval()
-    splits = _splits(data)
-    timings = {}
-    started = time.perf_counter()
-    x_hat = reconstruct(model, splits.test_x, device)
-    mean_ssim(splits.test_x, x_hat)
-    timings["eval_ssim"] = (time.perf_counter() - started, len(splits.test_x))
-    started = time.perf_counter()
-    reference = encode_means(model, splits.train_x, device)
-    knn_accuracy(
-        reference, splits.train_y, encode_means(model, splits.test_x, device), splits.test_y
+# The final evaluation's steps are timed on small sets (the `seed` network decodes about 100
+# images a second on one thread here), and each is given per image: a step's cost at a study's
+# settings is its images times this (the likelihood's at EVAL_SIZES' importance samples).
+EVAL_SIZES = {"train_subset": 1000, "eval_images": 200, "nll_images": 20, "iwae_samples": 50}
+
+
+def bench_evaluation(
+    data: FashionMNIST, device: torch.device, archs: list[str]
+) -> list[dict[str, Any]]:
+    """Each step of `metrics.evaluate` (fp32), per image, for each architecture."""
+    nll = EVAL_SIZES["nll_images"]
+    val_size = min(10_000, len(data.train_x) // 2)  # half of the tests' tiny data
+    records = []
+    for arch in archs:
+        config = TrainConfig(
+            arch=arch,
+            val_size=val_size,
+            train_subset=min(EVAL_SIZES["train_subset"], len(data.train_x) - val_size),
+            eval_images=EVAL_SIZES["eval_images"],
+            ssim_images=0,
+            nll_val_images=nll,
+            nll_test_images=nll,
+            iwae_samples=EVAL_SIZES["iwae_samples"],
+        )
+        splits = make_splits(
+            data, config.val_size, config.train_subset, eval_images=config.eval_images
+        )
+        for step, seconds in _timed_steps(build_model(arch, 2, seed=0), splits, config, device):
+            images = len(splits.train_x) if step.startswith("k-NN") else len(splits.val_x)
+            images = nll if step.endswith("p(x)") else images
+            record = _record("evaluation", arch=arch, seconds=seconds)
+            records.append(
+                record | {"step": step, "images": images, "samples_per_s": images / seconds}
+            )
+    return records
+
+
+def _timed_steps(
+    model: torch.nn.Module, splits: Any, config: TrainConfig, device: torch.device
+) -> list[tuple[str, float]]:
+    """(step, seconds) of each step of one final evaluation."""
+    starts: list[tuple[str, float]] = []
+    evaluate(
+        model.to(device),
+        splits,
+        config,
+        Compute(device, "fp32"),
+        lambda step, done, total: starts.append((step, time.perf_counter())),
     )
-    timings["eval_knn"] = (time.perf_counter() - started, len(splits.test_x))
-    return [
-        _record(kind, arch="mlp", seconds=seconds, samples_per_s=count / seconds)
-        for kind, (seconds, count) in timings.items()
-    ]
+    ends = [at for _, at in starts[1:]] + [time.perf_counter()]
+    return [(step, end - began) for (step, began), end in zip(starts, ends, strict=True)]
 
 
 def bench_trial(data: FashionMNIST, device: torch.device, study: str = "warmup") -> dict[str, Any]:
@@ -178,8 +210,10 @@ def run_bench(
     precision_epochs: int,
     on_record: Callable[[dict[str, Any]], None] = lambda record: None,
     population_size: int = 0,
+    on_start: Callable[[str], None] = lambda what: None,
 ) -> list[dict[str, Any]]:
-    """Every measurement in turn; `on_record` sees each as it arrives (for live output)."""
+    """Every measurement in turn; `on_start` hears what each part measures as it starts, and
+    `on_record` sees each result as it arrives (for live output)."""
     records: list[dict[str, Any]] = []
 
     def add(new: list[dict[str, Any]]) -> None:
@@ -188,14 +222,20 @@ def run_bench(
             records.append(record)
             on_record(record)
 
+    on_start(f"training throughput ({', '.join(archs)}; {seconds:g} s each)")
     add(bench_training(device, archs, seconds))
     if population_size:
+        on_start(f"populations of up to {population_size}")
         add(bench_population(device, archs, seconds, population_size))
+    on_start("loading Fashion-MNIST")
     data, loading = bench_data(data_dir)
     add([loading])
-    add(bench_evaluation(data, device))
+    on_start(f"the final evaluation's steps ({', '.join(archs)})")
+    add(bench_evaluation(data, device, archs))
     if trial_study:
+        on_start(f"one default {trial_study} trial")
         add([bench_trial(data, device, trial_study)])
     if precision_epochs and native_bf16(device):
+        on_start(f"bf16 against fp32 over {precision_epochs} epochs")
         add(check_precision(data, device, precision_epochs))
     return records

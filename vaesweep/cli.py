@@ -264,7 +264,7 @@ def bench(
         import torch
 
         from vaesweep.bench import run_bench
-        from vaesweep.bench_table import BenchTable
+        from vaesweep.bench_table import BenchLines, BenchTable
         from vaesweep.device import resolve_device
         from vaesweep.model import ARCHITECTURES
         from vaesweep.progress import make_console
@@ -275,15 +275,15 @@ def bench(
     _quiet_optuna()
     if threads:
         torch.set_num_threads(threads)
-    table = None if as_json else BenchTable(make_console())
+    console = make_console(stderr=as_json)  # --json: stdout holds the JSON alone
+    table = (BenchTable if console.is_terminal else BenchLines)(console)
     records = run_bench(
         resolve_device(device), list(archs) or list(ARCHITECTURES), seconds, data_dir,
-        trial_study or None, precision_epochs, on_record=table.add if table else lambda r: None,
-        population_size=population_size,
+        trial_study or None, precision_epochs, on_record=table.add,
+        population_size=population_size, on_start=table.measuring,
     )  # fmt: skip
-    if table:
-        table.finish()
-    else:
+    table.finish()
+    if as_json:
         click.echo(json.dumps(records, indent=1, default=str))
 
 

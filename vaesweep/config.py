@@ -46,10 +46,13 @@ class TrainConfig:
     early_stop_start: float = 0.5  # fraction of the warm-up before early stopping starts
     monitor: str = "loss"
     precision: str = "auto"
-    iwae_samples: int = 50  # importance samples of the val/test negative log-likelihood
+    iwae_samples: int = 50  # importance samples of the val/test -log p(x) (0: not estimated)
     nll_val_images: int = 500  # fixed random validation images for the likelihood (0: all)
     nll_test_images: int = 500  # fixed random test images for the likelihood (0: all)
     ssim_images: int = 1000  # fixed random images per split for SSIM (0: all), as the notebook
+    # Fixed random validation and test images that every evaluation uses, each epoch's and the
+    # final one (0: the whole splits): a quick look's evaluation, at a subset's noise.
+    eval_images: int = 0
     binarize: bool = False  # dynamic binarization of training images, fixed of val/test
     seed: int = 0
 
@@ -96,7 +99,6 @@ _POSITIVE_INTS = {
     "val_size",
     "lr_patience",
     "early_stop_patience",
-    "iwae_samples",
 }
 _NON_NEGATIVE_INTS = {
     "warmup_epochs",
@@ -105,6 +107,8 @@ _NON_NEGATIVE_INTS = {
     "nll_val_images",
     "nll_test_images",
     "ssim_images",
+    "eval_images",
+    "iwae_samples",
 }
 _POSITIVE_FLOATS = {"lr"}
 _NON_NEGATIVE_FLOATS = {"min_lr", "early_stop_start"}
@@ -117,7 +121,7 @@ _MAXIMA = {
     "latent_dim": 1024, "batch_size": 65_536, "epochs": 100_000, "iwae_samples": 100_000,
     "warmup_epochs": 100_000, "seed": 2**32 - 1, "lr_patience": 100_000,
     "early_stop_patience": 100_000, "train_subset": 10**7, "val_size": 10**7,
-    "nll_val_images": 10**7, "nll_test_images": 10**7, "ssim_images": 10**7,
+    "nll_val_images": 10**7, "nll_test_images": 10**7, "ssim_images": 10**7, "eval_images": 10**7,
     "lr": 10.0, "min_lr": 10.0, "early_stop_start": 100.0,
 }  # fmt: skip
 

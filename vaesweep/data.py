@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,8 @@ class Splits:
     val_y: Tensor
     test_x: Tensor
     test_y: Tensor
+    # Each evaluation split's full size, of which `eval_images` may have kept a subset.
+    whole: dict[str, int] = field(default_factory=dict)
 
 
 def cache_dir() -> Path:
@@ -201,28 +203,46 @@ def check_sizes(n_images: int, val_size: int, train_subset: int) -> int:
 
 
 BINARIZE_SEED = 2015  # the one fixed binarization of validation and test images
+EVAL_IMAGES_SEED = 31  # the fixed evaluation subsets of `eval_images`
 
 
 def make_splits(
-    data: FashionMNIST, val_size: int, train_subset: int = 0, binarize: bool = False
+    data: FashionMNIST,
+    val_size: int,
+    train_subset: int = 0,
+    binarize: bool = False,
+    eval_images: int = 0,
 ) -> Splits:
     """Hold out the last `val_size` training images for validation (the same ones for every
     trial, so trials compare like with like); `train_subset` keeps the first N of the rest.
     `binarize` replaces validation and test images by one fixed Bernoulli sample of their
     intensities (the density-estimation protocol; training images are binarized afresh each
-    batch by the trainer)."""
+    batch by the trainer). `eval_images` keeps that many fixed random images of each of the
+    validation and test splits (0: all), the same for every trial."""
     n_train = check_sizes(len(data.train_x), val_size, train_subset)
     keep = train_subset or n_train
-    val_x, test_x = data.train_x[n_train:], data.test_x
+    val_x, val_y = data.train_x[n_train:], data.train_y[n_train:]
+    test_x, test_y = data.test_x, data.test_y
     if binarize:
         generator = torch.Generator().manual_seed(BINARIZE_SEED)
         val_x = torch.bernoulli(val_x, generator=generator)
         test_x = torch.bernoulli(test_x, generator=generator)
+    if eval_images:
+        val = fixed_subset(len(val_x), eval_images, EVAL_IMAGES_SEED)
+        test = fixed_subset(len(test_x), eval_images, EVAL_IMAGES_SEED)
+        val_x, val_y, test_x, test_y = val_x[val], val_y[val], test_x[test], test_y[test]
     return Splits(
         train_x=data.train_x[:keep],
         train_y=data.train_y[:keep],
         val_x=val_x,
-        val_y=data.train_y[n_train:],
+        val_y=val_y,
         test_x=test_x,
-        test_y=data.test_y,
+        test_y=test_y,
+        whole={"val": len(data.train_x) - n_train, "test": len(data.test_x)},
     )
+
+
+def fixed_subset(n_images: int, size: int, seed: int) -> Tensor:
+    """Fixed images of a split (sorted indices), the same for every trial and every run."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_images, generator=generator)[: min(size, n_images)].sort().values

@@ -13,6 +13,7 @@ Definitions follow the literature and the reference notebook:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -23,7 +24,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from torch import Tensor
 
 from vaesweep.config import TrainConfig
-from vaesweep.data import Splits
+from vaesweep.data import Splits, fixed_subset
 from vaesweep.device import Compute
 from vaesweep.losses import log_likelihood
 from vaesweep.metric_names import KNN_NEIGHBOURS
@@ -145,45 +146,66 @@ def reconstruct(model: VAE, x: Tensor, device: torch.device) -> Tensor:
     return torch.cat(parts).float().cpu()
 
 
-def fixed_subset(n_images: int, size: int, seed: int) -> Tensor:
-    """Fixed images of a split, the same for every trial and every run."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(n_images, generator=generator)[: min(size, n_images)].sort().values
-
-
 class Evaluation(NamedTuple):
     metrics: dict[str, float]
     test_means: Tensor  # latent means of the test set, kept for the report's scatter plots
 
 
-def evaluate(model: VAE, splits: Splits, config: TrainConfig, compute: Compute) -> Evaluation:
+def evaluation_steps(config: TrainConfig) -> list[str]:
+    """The final evaluation's steps, in order, as its progress names them."""
+    per_split = ["ELBO and MSE", "SSIM"] + (["-log p(x)"] if config.iwae_samples else [])
+    return ["k-NN reference codes"] + [f"{s} {step}" for s in ("val", "test") for step in per_split]
+
+
+def evaluate(
+    model: VAE,
+    splits: Splits,
+    config: TrainConfig,
+    compute: Compute,
+    on_step: Callable[[str, int, int], None] = lambda step, done, total: None,
+) -> Evaluation:
     """Final metrics on validation and test, in fp32 whatever the training precision, so the same
     weights give the same metrics on every machine: beta=1 loss (the negative ELBO) with its
     recon and KL terms, per-pixel MSE of z = mu reconstructions, 5-NN accuracy of latent means
     (fitted on the training split's; and, for test, the notebook's protocol), active units and
     per-dimension KL, SSIM of z = mu reconstructions on a fixed 1,000 images (as the notebook
-    does), and the IWAE negative log-likelihood on a fixed 500 (both cost the most)."""
+    does), and the IWAE negative log-likelihood on a fixed 500 (both cost the most; NaN where
+    `iwae_samples` is 0). `on_step(step, done, total)` hears each step as it starts."""
     compute = compute.for_evaluation
     device = compute.device
+    steps = iter(enumerate(evaluation_steps(config)))
+    total = len(evaluation_steps(config))
+
+    def step() -> None:
+        done, name = next(steps)
+        on_step(name, done, total)
+
+    step()
     reference = encode_means(model, splits.train_x, device)
     metrics: dict[str, float | list[float]] = {}
     means = {}
     for part, x, y in (("val", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y)):
-        check = validate(model, x.to(device), config, 1.0, compute)
+        whole = splits.whole.get(part, len(x))  # what a subset's standard error is of
+        step()
+        check = validate(model, x.to(device), config, 1.0, compute, keep_reconstructions=True)
         stats, means[part] = check.stats, check.means
-        ssim_images = x[fixed_subset(len(x), config.ssim_images or len(x), SSIM_SEED)]
-        nll_size = config.nll_val_images if part == "val" else config.nll_test_images
-        nll_images = x[fixed_subset(len(x), nll_size or len(x), NLL_SEED)].to(device)
-        generator = torch.Generator().manual_seed(NLL_SEED)
+        step()
+        chosen = fixed_subset(len(x), config.ssim_images or len(x), SSIM_SEED)
         ssim, ssim_se = subset_estimate(
-            ssim_per_image(ssim_images, reconstruct(model, ssim_images, device)), len(x)
+            ssim_per_image(x[chosen], check.reconstructions[chosen]), whole
         )
-        nll, nll_se = subset_estimate(
-            iwae_nll_per_image(
-                model, nll_images, config.likelihood, config.iwae_samples, generator
-            ),
-            len(x),
-        )
+        nll, nll_se = math.nan, math.nan
+        if config.iwae_samples:
+            step()
+            nll_size = config.nll_val_images if part == "val" else config.nll_test_images
+            nll_images = x[fixed_subset(len(x), nll_size or len(x), NLL_SEED)].to(device)
+            generator = torch.Generator().manual_seed(NLL_SEED)
+            nll, nll_se = subset_estimate(
+                iwae_nll_per_image(
+                    model, nll_images, config.likelihood, config.iwae_samples, generator
+                ),
+                whole,
+            )
         metrics |= {
             f"{part}_loss": stats["loss"],
             f"{part}_recon": stats["recon"],

@@ -91,7 +91,9 @@ class Objective:
         config = self.spec.config_for(params, seed=seed)
         run = _TrialRun(
             trial, phase, config,
-            splits=make_splits(self.data, config.val_size, config.train_subset, config.binarize),
+            splits=make_splits(
+                self.data, config.val_size, config.train_subset, config.binarize, config.eval_images
+            ),
             folder=trial_folder(self.results_dir, self.study_name, trial.number),
         )  # fmt: skip
         # The seed, with the study's stored definition and the params, gives the trial's
@@ -171,7 +173,14 @@ class Objective:
 
     def _finish(self, run: _TrialRun, model: VAE, state: str, **info: Any) -> dict[str, float]:
         """Evaluate, write the trial folder, and point the trial record to it."""
-        metrics, test_means = evaluate(model, run.splits, run.config, self.compute)
+        number = run.trial.number
+        metrics, test_means = evaluate(
+            model,
+            run.splits,
+            run.config,
+            self.compute,
+            lambda step, done, total: self.progress.evaluating(number, step, done, total),
+        )
         info = {
             "study": self.study_name, "number": run.trial.number, "state": state,
             "folder_id": run.folder_id,

@@ -71,6 +71,9 @@ class Progress:
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
         pass
 
+    def evaluating(self, number: int, step: str, done: int, total: int) -> None:
+        """Trial `number` starts step `done` + 1 of its `total` final evaluation steps."""
+
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
         pass
 
@@ -107,6 +110,9 @@ class PlainProgress(Progress):
         epoch = int(record["epoch"]) + 1
         total = self.epochs.get(number, "?")
         self.console.print(f"trial {number} epoch {epoch}/{total} {_epoch_summary(record)}")
+
+    def evaluating(self, number: int, step: str, done: int, total: int) -> None:
+        self.console.print(f"trial {number} evaluating {done + 1}/{total}: {step}")
 
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
         self.epochs.pop(trial.number, None)
@@ -188,6 +194,12 @@ class LiveProgress(Progress):
                 ),
             )  # fmt: skip
 
+    def evaluating(self, number: int, step: str, done: int, total: int) -> None:
+        if number in self.epochs:
+            self.epochs_bar.update(
+                self.epochs[number], short=f"evaluating {done + 1}/{total}", more=step
+            )
+
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
         if trial.number in self.epochs:
             self.epochs_bar.remove_task(self.epochs.pop(trial.number))
@@ -249,6 +261,16 @@ class EpochFinished(NamedTuple):
         progress.epoch_finished(self.number, self.record)
 
 
+class Evaluating(NamedTuple):
+    number: int
+    step: str
+    done: int
+    total: int
+
+    def show(self, progress: Progress) -> None:
+        progress.evaluating(self.number, self.step, self.done, self.total)
+
+
 class TrialFinished(NamedTuple):
     trial: FrozenTrial
     finished: int
@@ -258,7 +280,7 @@ class TrialFinished(NamedTuple):
         progress.trial_finished(self.trial, self.finished, self.best)
 
 
-ProgressEvent = TrialStarted | EpochFinished | TrialFinished
+ProgressEvent = TrialStarted | EpochFinished | Evaluating | TrialFinished
 
 
 class QueueProgress(Progress):
@@ -274,6 +296,9 @@ class QueueProgress(Progress):
 
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
         self.events.put((self.worker, EpochFinished(number, dict(record))))
+
+    def evaluating(self, number: int, step: str, done: int, total: int) -> None:
+        self.events.put((self.worker, Evaluating(number, step, done, total)))
 
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
         self.events.put((self.worker, TrialFinished(trial, finished, best)))

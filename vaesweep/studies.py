@@ -351,10 +351,15 @@ def _check_search(spec: StudySpec, source: str) -> None:
                 raise VaesweepError(f"{source}: {err} (in search.{param.name})") from None
     for corner in spec.corners():  # rules across settings, e.g. min_lr <= lr, both searched
         try:
-            dataclasses.replace(spec.base, **corner)
+            config = dataclasses.replace(spec.base, **corner)
         except VaesweepError as err:
             values = ", ".join(f"{k} = {v}" for k, v in corner.items())
             raise VaesweepError(f"{source}: {err} (searched together: {values})") from None
+        if config.iwae_samples == 0 and "val_nll" in spec.objectives:
+            raise VaesweepError(
+                f"{source}: objective 'val_nll' needs 'iwae_samples' of at least 1 "
+                "(0 skips the likelihood)"
+            )
 
 
 def _validate(spec: StudySpec, source: str) -> None:

@@ -186,7 +186,6 @@ def run_study(
         spec.population, compute, spec.base.arch, spec.base.batch_size
     )
     gpus = visible_gpus(compute.device)
-    jobs = jobs or auto_jobs(gpus, cores)
 
     with storage_errors(url):
         # Before anything is stored: a folder another storage wrote is never taken over.
@@ -218,6 +217,9 @@ def run_study(
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     for path in clean_debris(results_dir / name, failed, older_than=grace_seconds()):
         warn(f"removed {path}: left by a run that crashed before recording it")
+    if jobs is None:  # auto: no more workers than trials to run, so none idles with its cores
+        missing = n_trials - counts(study)[0]
+        jobs = max(1, min(auto_jobs(gpus, cores), -(-missing // population)))
     request = RunRequest(
         spec,
         n_trials,
