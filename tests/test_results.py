@@ -115,3 +115,23 @@ def test_a_complete_study_says_so_without_loading_data(reported, tmp_path):  # n
     # One more trial needs the data, and says so.
     outcome = vaesweep(*run_args(copy, tmp_path / "no-data-here", 5, study=small_warmup(tmp_path)))
     assert outcome.exit_code == 1 and "Fashion-MNIST" in outcome.output
+
+
+def test_each_trial_records_its_versions_and_processor_and_the_report_shows_them(reported):  # noqa: F811
+    import json
+    import platform
+
+    import optuna
+    import torch
+
+    import vaesweep
+
+    stored, _, _ = reported
+    stamp = json.loads((trial_folder(stored, "warmup", 0) / "trial.json").read_text())
+    environment = stamp["environment"]
+    assert environment["torch"] == torch.__version__ and environment["optuna"] == optuna.__version__
+    assert environment["vaesweep"] == vaesweep.__version__
+    assert environment["python"] == platform.python_version() and environment["processor"]
+    page = (stored / "report" / "index.html").read_text()
+    assert f"Trained with: vaesweep {vaesweep.__version__}, PyTorch {torch.__version__}" in page
+    assert f"on {environment['processor']}</p>" in page

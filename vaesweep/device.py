@@ -98,3 +98,37 @@ def steps_per_second(step: Callable[[], None], device: torch.device, seconds: fl
 
 def memory_format(model: VAE) -> torch.memory_format:
     return torch.channels_last if model.channels_last else torch.contiguous_format
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """What a trial's numbers also depend on (floating-point rounding differs between machines
+    and library versions), recorded in its trial.json: the versions and the processor."""
+    import platform
+
+    import optuna
+
+    from vaesweep import __version__
+
+    if device.type == "cuda":
+        processor = torch.cuda.get_device_name(device)
+    else:
+        processor = _cpu_model() or platform.processor() or platform.machine()
+    return {
+        "vaesweep": __version__,
+        "torch": torch.__version__,
+        "optuna": optuna.__version__,
+        "python": platform.python_version(),
+        "processor": processor,
+    }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name, where Linux says it."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""

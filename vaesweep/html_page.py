@@ -139,7 +139,19 @@ def _answer_block(report: StudyData) -> str:
         "Tukey's 95% simultaneous interval, valid for every configuration at once although "
         "the best is picked from the data; a configuration is better only where its interval "
         "excludes 0 and the ANOVA rejects at 5%.</p>"
-        f'<p class="fixed">Fixed settings: {escape(fixed)}</p></div>'
+        f'<p class="fixed">Fixed settings: {escape(fixed)}</p>'
+        f'<p class="fixed">Trained with: {escape(_environments(report))}</p></div>'
+    )
+
+
+def _environments(report: StudyData) -> str:
+    """Where the trials ran: the same weights give the same metrics only with the same versions
+    and processor, so a study trained in several places says so."""
+    found = report.environments
+    if len(found) == 1:
+        return found[0][0]
+    return "; ".join(f"{where} ({n} trials)" for where, n in found) + (
+        ". Rounding differs between these, so the last digits of their trials may too."
     )
 
 

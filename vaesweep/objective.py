@@ -18,7 +18,7 @@ from vaesweep.binding import new_folder_id
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, Splits, make_splits
 from vaesweep.design import EXPLORE, PHASE_ATTR, REPLICATE_ATTR
-from vaesweep.device import Compute
+from vaesweep.device import Compute, environment
 from vaesweep.layout import trial_folder
 from vaesweep.metric_names import PER_EPOCH
 from vaesweep.metrics import evaluate
@@ -72,6 +72,7 @@ class Objective:
         self.compute = compute
         self.progress = progress
         self.base_seed = base_seed
+        self.environment = environment(compute.device)
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         """One trial from start to finish, alone (as Optuna's `study.optimize` calls it)."""
@@ -186,7 +187,7 @@ class Objective:
             "folder_id": run.folder_id,
             "seconds": round(time.perf_counter() - run.started, 3),
             "device": str(self.compute.device), "precision": self.compute.precision,
-            "population": run.population, **info,
+            "population": run.population, "environment": self.environment, **info,
         }  # fmt: skip
         save_trial(
             run.folder, run.config, run.history, info, model, metrics,

@@ -6,6 +6,7 @@ Read-only and light (no torch, no matplotlib), so `vaesweep run` can print the a
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial
 
 from vaesweep import effects
-from vaesweep.binding import mismatch
+from vaesweep.binding import mismatch, read_stamp
 from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Design, grid_values
 from vaesweep.errors import VaesweepError, shown
 from vaesweep.layout import STUDY_NAME, report_folder_name, trial_folder
@@ -99,6 +100,15 @@ class StudyData:
         return report_folder_name(self.name)
 
     @property
+    def environments(self) -> list[tuple[str, int]]:
+        """Where the trials ran, from each folder's trial.json, most trials first."""
+        found: Counter[str] = Counter()
+        for entry in self.entries:
+            stamp = read_stamp(entry.folder) if entry.folder and not entry.problem else None
+            found[describe_environment((stamp or {}).get("environment"))] += 1
+        return found.most_common()
+
+    @property
     def params(self) -> list[str]:
         return [p["name"] for p in self.search] or sorted(
             {name for e in self.entries for name in e.trial.params}
@@ -119,6 +129,14 @@ class StudyData:
         rows = self.table[self.table["in_answer"]]
         labels = effects.configuration(rows, self.params)
         return set(rows.loc[labels == self.answers[0].best, "trial"])
+
+
+def describe_environment(environment: dict[str, str] | None) -> str:
+    if not isinstance(environment, dict):
+        return "versions not recorded (trials from before vaesweep recorded them, or unreadable)"
+    names = {"vaesweep": "vaesweep", "torch": "PyTorch", "optuna": "Optuna", "python": "Python"}
+    versions = ", ".join(f"{label} {environment.get(key, '?')}" for key, label in names.items())
+    return f"{versions} on {environment.get('processor', '?')}"
 
 
 def collect(

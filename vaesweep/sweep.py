@@ -120,7 +120,10 @@ def _complete_already(
         study = optuna.load_study(study_name=name, storage=storage)
         if DEFINITION_ATTR not in study.user_attrs:
             return None  # the full run names what is wrong with it
-        _check_definition(study, spec)
+        try:
+            _check_definition(study, spec)
+        except VaesweepError:
+            return None  # likewise, after the checks against the data
         finished = counts(study)[0]
         if finished < n_trials:
             return None
