@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def run(
 def studies() -> None:
     """List the studies in studies/ with their descriptions and search spaces."""
     from vaesweep.progress import make_console
-    from vaesweep.studies import available_studies, load_study
+    from vaesweep.studies import STUDIES_DIR, available_studies, load_study
 
     table = Table(show_lines=True)
     for column in ("study", "description", "searches", "objectives", "design", "detects"):
@@ -174,6 +175,11 @@ def studies() -> None:
         table.add_row(name, spec.description, searches, "\n".join(spec.objectives), design, power)
     console = make_console()
     console.print(table)
+    console.print(
+        f"study files: {STUDIES_DIR} (in a clone, also studies/); run your own with "
+        "--study FILE.toml",
+        soft_wrap=True,
+    )
     console.print(
         "detects: the smallest true difference from another configuration that the design's "
         "answer finds with 80% power, at the residual SD σ measured here (the study file's "
@@ -207,6 +213,39 @@ def report(study_names, storage, results, out, data_dir) -> None:
         f"report {out / PAGE_FILE}: {len(summary.studies)} studies, {trials} trials, "
         f"{summary.drawn} figures drawn"
     )
+
+
+@main.command()
+@click.argument("study_names", metavar="STUDY STUDY...", nargs=-1, required=True)
+@storage_option
+@results_option("Folder holding the trial folders.")
+@click.option("--objective", help="Compare on this objective [default: the first they share].")
+def compare(study_names, storage, results, objective) -> None:
+    """Stored studies that share an objective, side by side: each answer, the settings that
+    differ, and whether their best configurations differ."""
+    from vaesweep import results as stored
+    from vaesweep.metric_names import better, label
+    from vaesweep.progress import make_console
+    from vaesweep.side_by_side import side_by_side
+
+    found = side_by_side([stored.load(n, storage, results) for n in study_names], objective)
+    console = make_console()
+    way = "higher" if better(found.objective) == "maximize" else "lower"
+    table = Table(title=f"{found.objective} ({label(found.objective)}; {way} is better)")
+    for column in ("study", "best configuration", "n", "mean (95% CI)"):
+        table.add_column(column)
+    for row in found.rows:
+        interval = "" if math.isnan(row.half_width) else f" ± {row.half_width:.2g}"
+        mean = f"{row.mean:.4g}{interval}" if row.best else "—"
+        table.add_row(row.study, row.shown, str(row.n or ""), mean)
+    console.print(table)
+    console.print("settings that differ:" if found.differing else "no setting differs")
+    for setting, values in found.differing.items():
+        each = ", ".join(f"{v} ({r.study})" for v, r in zip(values, found.rows, strict=True))
+        console.print(f"  {setting}: {each}", soft_wrap=True)
+    console.print(found.verdict, soft_wrap=True)
+    for row in found.rows:
+        console.print(f"{row.study}: {row.sentence}", soft_wrap=True)
 
 
 @main.command()

@@ -11,6 +11,8 @@ from urllib.parse import quote
 import numpy as np
 
 from vaesweep.layout import PAGE_FILE
+from vaesweep.metric_names import label
+from vaesweep.side_by_side import SideBySide, groups
 from vaesweep.storage import redact
 
 if TYPE_CHECKING:
@@ -217,6 +219,35 @@ def _study_section(report: StudyData, anchors: list[Anchor]) -> str:
     )
 
 
+def _side_by_side(compared: list[SideBySide]) -> str:
+    parts = []
+    for found in compared:
+        rows = "".join(
+            f"<tr><td>{escape(r.study)}</td><td>{escape(r.shown)}</td><td>{r.n}</td>"
+            f"<td>{_cell(r.mean)}{'' if math.isnan(r.half_width) else f' ± {r.half_width:.2g}'}"
+            "</td></tr>"
+            for r in found.rows
+        )
+        names = [r.study for r in found.rows]
+        differing = "".join(
+            f"<li>{escape(k)}: "
+            + escape(", ".join(f"{v} ({n})" for v, n in zip(values, names, strict=True)))
+            + "</li>"
+            for k, values in found.differing.items()
+        )
+        parts.append(
+            f"<h3>{escape(label(found.objective))}</h3><table><tr><th>study</th>"
+            f"<th>best configuration</th><th>n</th><th>mean (95% CI)</th></tr>{rows}</table>"
+            f"<p>Settings that differ:</p><ul>{differing or '<li>none</li>'}</ul>"
+            f"<p>{escape(found.verdict)}</p>"
+        )
+    return (
+        '<section id="side-by-side"><h2>studies side by side</h2><p>Studies that share an '
+        "objective, each by its best configuration (as <code>vaesweep compare</code> shows "
+        f"them).</p>{''.join(parts)}</section>"
+    )
+
+
 def write_index(
     out_dir: Path,
     reports: list[StudyData],
@@ -232,6 +263,10 @@ def write_index(
         for r in reports
     )
     body = "".join(_study_section(report, anchors) for report in reports)
+    compared = groups(reports)
+    if compared:
+        nav += '<a href="#side-by-side">studies side by side</a>'
+        body += _side_by_side(compared)
     page = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>vaesweep report</title><style>{STYLE}</style></head><body>"

@@ -3,6 +3,7 @@ live view in a terminal, plain lines anywhere else, and a queue from a worker to
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -81,10 +82,18 @@ class Progress:
         pass
 
 
+# Off a terminal (a pipe, a file) nothing limits a line, so tables are laid out this wide rather
+# than at rich's 80 columns, which cut their cells ("val_knn_accur…").
+PIPE_WIDTH = 240
+
+
 def make_console(**options: Any) -> Console:
     """The console of every command: what it prints (paths, names, reasons, values) is shown as
     it is, never read as rich markup."""
-    return Console(highlight=False, markup=False, **options)
+    console = Console(highlight=False, markup=False, **options)
+    if not console.is_terminal and "COLUMNS" not in os.environ and "width" not in options:
+        console.width = PIPE_WIDTH
+    return console
 
 
 class PlainProgress(Progress):
