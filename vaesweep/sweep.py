@@ -106,8 +106,19 @@ def _check_data(spec: StudySpec, n_images: int) -> None:
             raise VaesweepError(f"{err} (searched: train_subset = {config.train_subset})") from None
 
 
+def _clean_debris(study: optuna.Study, results_dir: Path, warn: Callable[[str], None]) -> None:
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    for path in clean_debris(results_dir / study.study_name, failed, older_than=grace_seconds()):
+        warn(f"removed {path}: left by a run that crashed before recording it")
+
+
 def _complete_already(
-    url: str, name: str, spec: StudySpec, n_trials: int, results_dir: Path
+    url: str,
+    name: str,
+    spec: StudySpec,
+    n_trials: int,
+    results_dir: Path,
+    warn: Callable[[str], None],
 ) -> RunSummary | None:
     """The summary of a stored study that has its trials already, found without the seconds of
     loading the data; None when there is work (or no such study, or no SQLite file yet)."""
@@ -127,6 +138,7 @@ def _complete_already(
         finished = counts(study)[0]
         if finished < n_trials:
             return None
+        _clean_debris(study, results_dir, warn)
         answered = collect(study, results_dir)
         publish(answered)
     sentences = [a.sentence for a in answered.answers]
@@ -175,7 +187,7 @@ def run_study(
     url = storage_url or default_storage_url(results_dir)
     check_url(url)  # before anything is written, a folder included
     check_writable(results_dir)
-    if done := _complete_already(url, name, spec, n_trials, results_dir):
+    if done := _complete_already(url, name, spec, n_trials, results_dir, warn):
         warn(
             f"study '{name}' has {done.finished} finished trials already: nothing to run "
             "(a larger --trials adds more)"
@@ -217,9 +229,7 @@ def run_study(
         warn(f"precision {compute.why}")
     if population_why:
         warn(f"population {population_why}")
-    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    for path in clean_debris(results_dir / name, failed, older_than=grace_seconds()):
-        warn(f"removed {path}: left by a run that crashed before recording it")
+    _clean_debris(study, results_dir, warn)
     if jobs is None:  # auto: no more workers than trials to run, so none idles with its cores
         missing = n_trials - counts(study)[0]
         jobs = max(1, min(auto_jobs(gpus, cores), -(-missing // population)))
