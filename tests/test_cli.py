@@ -668,6 +668,14 @@ def test_studies_lists_every_study_with_its_search_space():
     assert "detects" in outcome.output and "(σ " in outcome.output
 
 
+def test_studies_piped_are_whole_and_say_where_the_files_live(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    outcome = CliRunner().invoke(main, ["studies"])  # a pipe: no terminal, no COLUMNS
+    assert outcome.exit_code == 0, outcome.output
+    assert "…" not in outcome.output and "val_knn_accuracy" in outcome.output
+    assert f"study files: {STUDIES_DIR}" in outcome.output
+
+
 def test_an_unforeseen_failure_is_one_line_and_debug_shows_it(monkeypatch):
     def broken() -> list[str]:
         raise RuntimeError("disk on fire\nsecond line")

@@ -36,6 +36,23 @@ def test_each_running_trial_shows_its_number_epoch_loss_and_beta(width):
     assert not any("loading Fashion-MNIST" in line for line in lines)
 
 
+def test_at_100_columns_a_short_parameter_list_leaves_room_for_every_term_and_evaluating():
+    console = Console(width=100, record=True, force_terminal=True, color_system=None)
+    progress = LiveProgress(console)
+    progress.start("warmup", ["val_knn_accuracy"], target=30, finished=0)
+    progress.stop()
+    progress.trial_started(3, {"warmup_epochs": 2}, epochs=7)
+    progress.epoch_finished(3, RECORD)
+    console.export_text()
+    console.print(progress._render())
+    [line] = [line for line in console.export_text().splitlines() if line.startswith("trial 3 ")]
+    assert line.rstrip().endswith("warmup_epochs=2  recon 257.1 kl 6.41 val_elbo 262.3"), line
+    progress.evaluating(3, "test SSIM", 5, 7)
+    console.print(progress._render())
+    [line] = [line for line in console.export_text().splitlines() if line.startswith("trial 3 ")]
+    assert "evaluating 6/7" in line and line.rstrip().endswith("warmup_epochs=2  test SSIM"), line
+
+
 def test_user_text_is_shown_as_it_is_never_read_as_markup():
     import optuna
 

@@ -74,6 +74,16 @@ def copy_of(reported, tmp_path):
     return copy, data_dir
 
 
+def test_the_report_says_what_it_draws_off_a_terminal(reported):
+    _, _, outcome = reported
+    lines = outcome.output.splitlines()
+    assert "study warmup: drawing its figures and 4 trials'" in lines
+    assert lines.index("study warmup: done") > lines.index(
+        "study warmup: drawing its figures and 4 trials'"
+    )
+    assert lines[-1].startswith("report ")  # the summary last
+
+
 def test_every_figure_and_table_is_written(reported):
     results, _, outcome = reported
     report = results / "report"

@@ -200,14 +200,19 @@ def studies() -> None:
 def report(study_names, storage, results, out, data_dir) -> None:
     """Render figures, tables and index.html for every finished trial (redraws only changes)."""
     from vaesweep.layout import PAGE_FILE, REPORT_DIR_NAME
+    from vaesweep.progress import StudyBars, make_console
     from vaesweep.report import render_report
 
     _quiet_optuna()
     out = out or results / REPORT_DIR_NAME
-    summary = render_report(
-        results, out, storage, study_names, data_dir,
-        warn=lambda message: click.echo(message, err=True),
-    )  # fmt: skip
+    bars = StudyBars(make_console(stderr=True))  # stdout keeps the one summary line
+    try:
+        summary = render_report(
+            results, out, storage, study_names, data_dir,
+            warn=lambda message: bars.console.print(message, soft_wrap=True), on_progress=bars,
+        )  # fmt: skip
+    finally:
+        bars.stop()
     trials = sum(len(s.entries) for s in summary.studies)
     click.echo(
         f"report {out / PAGE_FILE}: {len(summary.studies)} studies, {trials} trials, "

@@ -148,9 +148,10 @@ class LiveProgress(Progress):
             console=self.console,
         )
         # Narrow terminals keep, in this order: the trial, its epoch k/N, its loss and beta;
-        # the bar, the parameters and the other terms shrink or are cut first.
+        # the bar, then the parameters and the other terms (one column, so the terms take
+        # whatever the parameters leave) shrink or are cut first.
         fixed = {"no_wrap": True}
-        elastic = {"no_wrap": True, "overflow": "ellipsis", "ratio": 1}
+        elastic = {"no_wrap": True, "overflow": "ellipsis", "ratio": 1, "min_width": 8}
         self.epochs_bar = RichProgress(
             TextColumn("trial {task.fields[number]}", markup=False, table_column=Column(**fixed)),
             TextColumn(
@@ -159,11 +160,10 @@ class LiveProgress(Progress):
             TextColumn("{task.fields[short]}", markup=False, table_column=Column(**fixed)),
             BarColumn(bar_width=12),
             TextColumn(
-                "{task.fields[params]}",
+                "{task.fields[params]}  {task.fields[more]}",
                 markup=False,
-                table_column=Column(**elastic, min_width=8),
+                table_column=Column(**elastic),
             ),
-            TextColumn("{task.fields[more]}", markup=False, table_column=Column(**elastic)),
             console=self.console,
             expand=True,  # the elastic columns share what the fixed ones leave
         )
@@ -311,3 +311,35 @@ class QueueProgress(Progress):
 
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
         self.events.put((self.worker, TrialFinished(trial, finished, best)))
+
+
+class StudyBars:
+    """`vaesweep report`'s progress: in a terminal a bar per study (its figures, then each
+    trial's); off one, a line as each study starts and one as it ends."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.bars = RichProgress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.tasks: dict[str, Any] = {}
+        if console.is_terminal:
+            self.bars.start()
+
+    def __call__(self, study: str, done: int, total: int) -> None:
+        if self.console.is_terminal:
+            if study not in self.tasks:
+                self.tasks[study] = self.bars.add_task(f"study {study}", total=total)
+            self.bars.update(self.tasks[study], completed=done)
+        elif done == 0:
+            self.console.print(f"study {study}: drawing its figures and {total - 1} trials'")
+        elif done == total:
+            self.console.print(f"study {study}: done")
+
+    def stop(self) -> None:
+        if self.console.is_terminal:
+            self.bars.stop()

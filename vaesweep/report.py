@@ -61,8 +61,11 @@ def render_report(
     study_names: tuple[str, ...] = (),
     data_dir: Path | None = None,
     warn: Callable[[str], None] = print,
+    on_progress: Callable[[str, int, int], None] = lambda study, done, total: None,
 ) -> ReportSummary:
-    """`storage` None: the results folder's vaesweep.db, which must exist."""
+    """`storage` None: the results folder's vaesweep.db, which must exist. `on_progress(study,
+    done, total)` hears each study's parts (its own figures, then each trial's) as they are
+    done."""
     storage_url = results.storage_url(results_dir, storage)
     available = results.study_names(storage_url)
     for name in study_names:
@@ -71,7 +74,9 @@ def render_report(
     check_writable(out_dir, "report folder")
     try:
         names = study_names or tuple(available)
-        return _render(results_dir, out_dir, storage_url, names, bool(study_names), data_dir, warn)
+        return _render(
+            results_dir, out_dir, storage_url, names, bool(study_names), data_dir, warn, on_progress
+        )
     except OSError as err:  # a full disk, say: what is stored was only read
         where = f" ({err.filename})" if err.filename else ""
         raise VaesweepError(
@@ -88,6 +93,7 @@ def _render(
     asked: bool,  # the names were asked for: one without finished trials is an error
     data_dir: Path | None,
     warn: Callable[[str], None],
+    on_progress: Callable[[str, int, int], None],
 ) -> ReportSummary:
     manifest = _load_manifest(out_dir)
     painter = _Painter(out_dir, data_dir, manifest)
@@ -105,9 +111,13 @@ def _render(
                 raise VaesweepError(f"study {shown(name)} has no finished trials yet")
             note(f"study {shown(name)} has no finished trials yet; skipped")
             continue
+        parts = 1 + len(report.entries)
+        on_progress(name, 0, parts)
         painter.study_figures(report, note)
-        for entry in report.entries:
+        on_progress(name, 1, parts)
+        for done, entry in enumerate(report.entries, start=2):
             painter.trial_figures(report, entry, note)
+            on_progress(name, done, parts)
         _mark_problems(report)
         _write_tables(report, out_dir)
         reports.append(report)
