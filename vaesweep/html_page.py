@@ -239,7 +239,7 @@ def _side_by_side(compared: list[SideBySide]) -> str:
             f"<h3>{escape(label(found.objective))}</h3><table><tr><th>study</th>"
             f"<th>best configuration</th><th>n</th><th>mean (95% CI)</th></tr>{rows}</table>"
             f"<p>Settings that differ:</p><ul>{differing or '<li>none</li>'}</ul>"
-            f"<p>{escape(found.verdict)}</p>"
+            f"<p>{escape(found.verdict[:1].upper() + found.verdict[1:])}</p>"
         )
     return (
         '<section id="side-by-side"><h2>studies side by side</h2><p>Studies that share an '
