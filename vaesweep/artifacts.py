@@ -164,9 +164,11 @@ def _differing(metrics: dict[str, Any], recorded: dict[str, Any]) -> str | None:
             return f"no {name}, which the trial's record holds"
         mine = metrics[name]
         same = mine == value or (
-            isinstance(mine, float) and isinstance(value, float) and math.isnan(mine)
+            isinstance(mine, float)
+            and isinstance(value, float)
+            and math.isnan(mine)
             and math.isnan(value)
-        )  # fmt: skip
+        )
         if not same:
             return f"{name} is {shown(mine, 40)}, the trial's record {shown(value, 40)}"
     return None

@@ -32,8 +32,15 @@ PRECISION_TOLERANCE = 0.01  # bf16 must reach fp32's validation ELBO within 1%
 
 
 def _record(kind: str, **fields: Any) -> dict[str, Any]:
-    base = {"kind": kind, "arch": None, "precision": None, "memory_format": None,
-            "threads": torch.get_num_threads(), "samples_per_s": None, "seconds": None}  # fmt: skip
+    base = {
+        "kind": kind,
+        "arch": None,
+        "precision": None,
+        "memory_format": None,
+        "threads": torch.get_num_threads(),
+        "samples_per_s": None,
+        "seconds": None,
+    }
     return base | fields
 
 
@@ -46,8 +53,15 @@ def bench_training(device: torch.device, archs: list[str], seconds: float) -> li
             for channels_last in (False, True) if convolutional else (False,):
                 rate = training_throughput(arch, precision, channels_last, device, seconds)
                 layout = "channels_last" if channels_last else "contiguous"
-                records.append(_record("train", arch=arch, precision=precision,
-                                       memory_format=layout, samples_per_s=rate))  # fmt: skip
+                records.append(
+                    _record(
+                        "train",
+                        arch=arch,
+                        precision=precision,
+                        memory_format=layout,
+                        samples_per_s=rate,
+                    )
+                )
     return records
 
 
@@ -63,10 +77,18 @@ def bench_population(
         size = 1
         while size <= largest:
             total = population.training_throughput(arch, size, compute, seconds)
-            records.append(_record(
-                "population", arch=arch, precision="fp32", memory_format="contiguous",
-                samples_per_s=total, members=size, per_member=total / size, alone=alone,
-            ))  # fmt: skip
+            records.append(
+                _record(
+                    "population",
+                    arch=arch,
+                    precision="fp32",
+                    memory_format="contiguous",
+                    samples_per_s=total,
+                    members=size,
+                    per_member=total / size,
+                    alone=alone,
+                )
+            )
             size *= 2
     return records
 
@@ -154,10 +176,17 @@ def bench_trial(data: FashionMNIST, device: torch.device, study: str = "warmup")
     steps = sum(r["train_seconds"] for r in collector.records)
     epochs = sum(r["seconds"] for r in collector.records)
     return _record(
-        "trial", arch=spec.base.arch, seconds=total, study=study,
-        params=trial.params, epochs=len(collector.records), training_steps_s=steps,
-        validation_s=epochs - steps, rest_s=total - epochs, overhead_fraction=1 - steps / total,
-    )  # fmt: skip
+        "trial",
+        arch=spec.base.arch,
+        seconds=total,
+        study=study,
+        params=trial.params,
+        epochs=len(collector.records),
+        training_steps_s=steps,
+        validation_s=epochs - steps,
+        rest_s=total - epochs,
+        overhead_fraction=1 - steps / total,
+    )
 
 
 def _middle(param) -> Any:
@@ -185,8 +214,15 @@ def check_precision(data: FashionMNIST, device: torch.device, epochs: int) -> li
     splits = _splits(data)
     elbo = {}
     for precision in ("fp32", "bf16"):
-        config = TrainConfig(arch="mlp", likelihood="bce", lr=2e-3, epochs=epochs, warmup_epochs=0,
-                             precision=precision, early_stop_patience=epochs)  # fmt: skip
+        config = TrainConfig(
+            arch="mlp",
+            likelihood="bce",
+            lr=2e-3,
+            epochs=epochs,
+            warmup_epochs=0,
+            precision=precision,
+            early_stop_patience=epochs,
+        )
         started = time.perf_counter()
         result = train(config, splits, Compute(device, precision))
         elbo[precision] = (
@@ -195,10 +231,18 @@ def check_precision(data: FashionMNIST, device: torch.device, epochs: int) -> li
         )
     gap = abs(elbo["bf16"][0] - elbo["fp32"][0]) / elbo["fp32"][0]
     return [
-        _record("precision_check", arch="mlp", precision=p, seconds=seconds, val_elbo=value,
-                relative_gap=gap, within_tolerance=gap <= PRECISION_TOLERANCE, epochs=epochs)
+        _record(
+            "precision_check",
+            arch="mlp",
+            precision=p,
+            seconds=seconds,
+            val_elbo=value,
+            relative_gap=gap,
+            within_tolerance=gap <= PRECISION_TOLERANCE,
+            epochs=epochs,
+        )
         for p, (value, seconds) in elbo.items()
-    ]  # fmt: skip
+    ]
 
 
 def run_bench(

@@ -72,9 +72,11 @@ def foreign_folders(study_folder: Path, load_trials: Callable[[], list[FrozenTri
     or whose record is another trial. Unreadable ones prove nothing and are left to the report.
     The folders are listed before the records are read: a record exists before its folder."""
     folders = [
-        f for f in sorted(study_folder.glob(FOLDER_GLOB)) if study_folder.is_dir()
+        f
+        for f in sorted(study_folder.glob(FOLDER_GLOB))
+        if study_folder.is_dir()
         if f.is_dir() and f.name.removeprefix("trial-").isdigit()
-    ]  # fmt: skip
+    ]
     by_number = {t.number: t for t in load_trials()} if folders else {}
     foreign = []
     for folder in folders:

@@ -74,9 +74,12 @@ device_option = click.option(
 
 def results_option(help: str):
     return click.option(
-        "--results", type=click.Path(path_type=Path), default=Path("results"),
-        show_default=True, help=help,
-    )  # fmt: skip
+        "--results",
+        type=click.Path(path_type=Path),
+        default=Path("results"),
+        show_default=True,
+        help=help,
+    )
 
 
 @click.group(cls=OneLineErrors)
@@ -106,10 +109,12 @@ def main() -> None:
     "--seed", type=int, default=0, show_default=True, help="Base seed of sampler and trials."
 )
 @click.option(
-    "--jobs", default="auto", show_default=True,
+    "--jobs",
+    default="auto",
+    show_default=True,
     help="Worker processes sharing the study; auto: one per GPU on CUDA, else one per core "
     "(at most 4).",
-)  # fmt: skip
+)
 @click.option(
     "--population",
     help="Trials each worker trains at once as one network (1 to 64), or auto: measured on a GPU, "
@@ -208,9 +213,14 @@ def report(study_names, storage, results, out, data_dir) -> None:
     bars = StudyBars(make_console(stderr=True))  # stdout keeps the one summary line
     try:
         summary = render_report(
-            results, out, storage, study_names, data_dir,
-            warn=lambda message: bars.console.print(message, soft_wrap=True), on_progress=bars,
-        )  # fmt: skip
+            results,
+            out,
+            storage,
+            study_names,
+            data_dir,
+            warn=lambda message: bars.console.print(message, soft_wrap=True),
+            on_progress=bars,
+        )
     finally:
         bars.stop()
     trials = sum(len(s.entries) for s in summary.studies)
@@ -285,9 +295,13 @@ def compare(study_names, storage, results, objective) -> None:
     help="Epochs of the bf16-vs-fp32 ELBO check; 0 skips it.",
 )
 @click.option(
-    "--population", "population_size", type=click.IntRange(min=0), default=0, show_default=True,
+    "--population",
+    "population_size",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
     help="Also time populations of 1, 2, 4, ... up to this many members trained as one network.",
-)  # fmt: skip
+)
 def bench(
     as_json,
     archs,
@@ -322,10 +336,16 @@ def bench(
     console = make_console(stderr=as_json)  # --json: stdout holds the JSON alone
     table = (BenchTable if console.is_terminal else BenchLines)(console)
     records = run_bench(
-        resolve_device(device), list(archs) or list(ARCHITECTURES), seconds, data_dir,
-        trial_study or None, precision_epochs, on_record=table.add,
-        population_size=population_size, on_start=table.measuring,
-    )  # fmt: skip
+        resolve_device(device),
+        list(archs) or list(ARCHITECTURES),
+        seconds,
+        data_dir,
+        trial_study or None,
+        precision_epochs,
+        on_record=table.add,
+        population_size=population_size,
+        on_start=table.measuring,
+    )
     table.finish()
     if as_json:
         click.echo(json.dumps(records, indent=1, default=str))

@@ -118,12 +118,24 @@ _NON_NEGATIVE_FLOATS = {"min_lr", "early_stop_start"}
 # above any sensible run (an Adam step size above 10 diverges; early stopping beyond a hundred
 # warm-ups never starts). Sizes beyond the data are refused against the data itself.
 _MAXIMA = {
-    "latent_dim": 1024, "batch_size": 65_536, "epochs": 100_000, "iwae_samples": 100_000,
-    "warmup_epochs": 100_000, "seed": 2**32 - 1, "lr_patience": 100_000,
-    "early_stop_patience": 100_000, "train_subset": 10**7, "val_size": 10**7,
-    "nll_val_images": 10**7, "nll_test_images": 10**7, "ssim_images": 10**7, "eval_images": 10**7,
-    "lr": 10.0, "min_lr": 10.0, "early_stop_start": 100.0,
-}  # fmt: skip
+    "latent_dim": 1024,
+    "batch_size": 65_536,
+    "epochs": 100_000,
+    "iwae_samples": 100_000,
+    "warmup_epochs": 100_000,
+    "seed": 2**32 - 1,
+    "lr_patience": 100_000,
+    "early_stop_patience": 100_000,
+    "train_subset": 10**7,
+    "val_size": 10**7,
+    "nll_val_images": 10**7,
+    "nll_test_images": 10**7,
+    "ssim_images": 10**7,
+    "eval_images": 10**7,
+    "lr": 10.0,
+    "min_lr": 10.0,
+    "early_stop_start": 100.0,
+}
 
 
 def _choices(name: str) -> tuple[str, ...]:

@@ -59,9 +59,20 @@ def effects_table(
     and its difference from the metric's best configuration with a simultaneous 95% interval
     (paired within blocks where `blocked`)."""
     columns = [
-        "param", "value", "metric", "n", "mean", "sd", "ci_low", "ci_high",
-        "best", "diff", "diff_low", "diff_high", "paired",
-    ]  # fmt: skip
+        "param",
+        "value",
+        "metric",
+        "n",
+        "mean",
+        "sd",
+        "ci_low",
+        "ci_high",
+        "best",
+        "diff",
+        "diff_low",
+        "diff_high",
+        "paired",
+    ]
     if trials.empty:
         return pd.DataFrame(columns=columns)
     labelled = trials.assign(_config=configuration(trials, params))

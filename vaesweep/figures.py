@@ -25,9 +25,11 @@ from vaesweep.model import VAE
 
 GRID_SIZE, GRID_LIMIT = 15, 3.0
 HISTORY_PANELS = (
-    ("loss", "total loss (recon + β·KL)"), ("recon", "reconstruction"), ("kl", "KL (unscaled)"),
+    ("loss", "total loss (recon + β·KL)"),
+    ("recon", "reconstruction"),
+    ("kl", "KL (unscaled)"),
     ("beta_kl", "β·KL"),
-)  # fmt: skip
+)
 
 
 def _figure(rows: int = 1, cols: int = 1, figsize=None, **subplots):
@@ -83,13 +85,30 @@ def effects_plot(
     width = max(4.2, 0.55 * len(order) + 1.8)
     fig, axes = _figure(rows, cols, figsize=(width * cols, 3.6 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=False):
-        sns.stripplot(data=labelled, x="configuration", y=metric, order=order, ax=ax,
-                      color="0.45", size=4, jitter=0.15, alpha=0.8)  # fmt: skip
+        sns.stripplot(
+            data=labelled,
+            x="configuration",
+            y=metric,
+            order=order,
+            ax=ax,
+            color="0.45",
+            size=4,
+            jitter=0.15,
+            alpha=0.8,
+        )
         rows_of = table[table["metric"] == metric].set_index("value").reindex(order)
         positions = np.arange(len(order))
         half = (rows_of["ci_high"] - rows_of["ci_low"]).to_numpy() / 2
-        ax.errorbar(positions + 0.25, rows_of["mean"], yerr=half, fmt="o", color="C3",
-                    capsize=4, ms=5, label="mean ± 95% CI")  # fmt: skip
+        ax.errorbar(
+            positions + 0.25,
+            rows_of["mean"],
+            yerr=half,
+            fmt="o",
+            color="C3",
+            capsize=4,
+            ms=5,
+            label="mean ± 95% CI",
+        )
         ax.set(xlabel=", ".join(params), ylabel=metric_label(metric), title=metric_label(metric))
         ax.tick_params(axis="x", labelrotation=30 if len(params) > 1 else 0)
         ax.grid(axis="y", alpha=0.3)
@@ -186,11 +205,18 @@ def explored(
         data = table.dropna(subset=[metric])
         if categorical:
             order = sorted(data[param].unique(), key=str)
-            sns.stripplot(data=data, x=param, y=metric, order=order, hue="state", ax=ax,
-                          size=5, palette=palette)  # fmt: skip
+            sns.stripplot(
+                data=data,
+                x=param,
+                y=metric,
+                order=order,
+                hue="state",
+                ax=ax,
+                size=5,
+                palette=palette,
+            )
         else:
-            sns.scatterplot(data=data, x=param, y=metric, hue="state", ax=ax, s=35,
-                            palette=palette)  # fmt: skip
+            sns.scatterplot(data=data, x=param, y=metric, hue="state", ax=ax, s=35, palette=palette)
             if log:
                 ax.set_xscale("log")
         ax.set_ylabel(metric_label(metric))
@@ -252,8 +278,11 @@ def optimization_history(
         )
         ax.step(complete["trial"], best, where="post", color="C3", label="best so far")
         ax.legend(fontsize=8)
-        ax.set(title=f"optimisation history ({direction})", xlabel="trial number",
-               ylabel=metric_label(objective))  # fmt: skip
+        ax.set(
+            title=f"optimisation history ({direction})",
+            xlabel="trial number",
+            ylabel=metric_label(objective),
+        )
     fig.tight_layout()
     return fig
 
@@ -278,8 +307,13 @@ def pareto_front(table: pd.DataFrame, objectives: Sequence[str], front: set[int]
         data=data, x=x, y=y, hue="pareto", palette={True: "C3", False: "0.6"}, ax=ax, s=45
     )
     for row in data[data["pareto"]].itertuples():
-        ax.annotate(str(row.trial), (getattr(row, x), getattr(row, y)), fontsize=8,
-                    xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        ax.annotate(
+            str(row.trial),
+            (getattr(row, x), getattr(row, y)),
+            fontsize=8,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     ax.set(title="Pareto front", xlabel=metric_label(x), ylabel=metric_label(y))
     fig.tight_layout()
     return fig
@@ -383,8 +417,11 @@ def uncertainty_maps(model: VAE, originals: torch.Tensor, title: str, samples: i
     mean, variance = decodes.mean(0), decodes.var(0)
     fig, axes = _figure(3, 1, figsize=(12, 4.2))
     fig.subplots_adjust(left=0.1, right=0.88, top=0.84, bottom=0.02, hspace=0.1)
-    rows = ((originals, "original", "gray", 1.0), (mean, "mean decode", "gray", 1.0),
-            (variance, "variance", "magma", float(variance.max()) or 1.0))  # fmt: skip
+    rows = (
+        (originals, "original", "gray", 1.0),
+        (mean, "mean decode", "gray", 1.0),
+        (variance, "variance", "magma", float(variance.max()) or 1.0),
+    )
     for ax, (images, label, cmap, top) in zip(axes, rows, strict=True):
         shown = ax.imshow(_tile(images, len(images)), cmap=cmap, vmin=0, vmax=top)
         ax.set_xticks([])

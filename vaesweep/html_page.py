@@ -79,7 +79,7 @@ def _trials_table(report: StudyData) -> str:
     never enter an estimate (greyed)."""
     table = report.table.assign(best=report.table["best"].map({True: "★", False: ""}))
     order = table.assign(
-        _rank=(report.table["best"] == False).astype(int) + (~report.table["in_answer"]) * 2  # noqa: E712
+        _rank=(~report.table["best"]).astype(int) + (~report.table["in_answer"]) * 2
     ).sort_values(["_rank", "trial"], kind="stable")
     head = "".join(f"<th>{escape(str(c))}</th>" for c in table.columns)
     rows = []

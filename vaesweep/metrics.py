@@ -131,8 +131,10 @@ def iwae_nll_per_image(
 @torch.no_grad()
 def encode_means(model: VAE, x: Tensor, device: torch.device) -> Tensor:
     model.eval()
-    parts = [model.encode(x[i : i + EVAL_BATCH].to(device))[0].float() for i in
-             range(0, len(x), EVAL_BATCH)]  # fmt: skip
+    parts = [
+        model.encode(x[i : i + EVAL_BATCH].to(device))[0].float()
+        for i in range(0, len(x), EVAL_BATCH)
+    ]
     return torch.cat(parts).cpu()
 
 

@@ -20,9 +20,13 @@ class VAE(nn.Module):
     """
 
     def __init__(
-        self, encoder: nn.Module, features: int, decoder: nn.Module, latent_dim: int,
+        self,
+        encoder: nn.Module,
+        features: int,
+        decoder: nn.Module,
+        latent_dim: int,
         channels_last: bool = False,
-    ):  # fmt: skip
+    ):
         super().__init__()
         # Convolutions run faster on CPU and GPU with channels-last tensors (measured: `bench`).
         self.channels_last = channels_last

@@ -91,12 +91,14 @@ class Objective:
         seed = self.spec.design.seed(self.base_seed, params, phase, replicate)
         config = self.spec.config_for(params, seed=seed)
         run = _TrialRun(
-            trial, phase, config,
+            trial,
+            phase,
+            config,
             splits=make_splits(
                 self.data, config.val_size, config.train_subset, config.binarize, config.eval_images
             ),
             folder=trial_folder(self.results_dir, self.study_name, trial.number),
-        )  # fmt: skip
+        )
         # The seed, with the study's stored definition and the params, gives the trial's
         # settings; the whole config is stored once, in its folder's config.json.
         trial.set_user_attr(SEED_ATTR, seed)
@@ -141,9 +143,13 @@ class Objective:
         """A trained run's evaluation and folder; its objective values."""
         run.history = result.history
         metrics = self._finish(
-            run, result.model, "COMPLETE", epochs_run=len(result.history),
-            best_epoch=result.best_epoch, stop_reason=result.stop_reason,
-        )  # fmt: skip
+            run,
+            result.model,
+            "COMPLETE",
+            epochs_run=len(result.history),
+            best_epoch=result.best_epoch,
+            stop_reason=result.stop_reason,
+        )
         values = [metrics[name] for name in self.spec.objectives]
         return values[0] if len(values) == 1 else values
 
@@ -183,16 +189,26 @@ class Objective:
             lambda step, done, total: self.progress.evaluating(number, step, done, total),
         )
         info = {
-            "study": self.study_name, "number": run.trial.number, "state": state,
+            "study": self.study_name,
+            "number": run.trial.number,
+            "state": state,
             "folder_id": run.folder_id,
             "seconds": round(time.perf_counter() - run.started, 3),
-            "device": str(self.compute.device), "precision": self.compute.precision,
-            "population": run.population, "environment": self.environment, **info,
-        }  # fmt: skip
+            "device": str(self.compute.device),
+            "precision": self.compute.precision,
+            "population": run.population,
+            "environment": self.environment,
+            **info,
+        }
         save_trial(
-            run.folder, run.config, run.history, info, model, metrics,
+            run.folder,
+            run.config,
+            run.history,
+            info,
+            model,
+            metrics,
             latents=(test_means, run.splits.test_y),
-        )  # fmt: skip
+        )
         run.trial.set_user_attr(FOLDER_ATTR, str(run.folder.relative_to(self.results_dir)))
         run.trial.set_user_attr(METRICS_ATTR, metrics)
         return metrics

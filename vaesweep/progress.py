@@ -195,13 +195,14 @@ class LiveProgress(Progress):
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
         if number in self.epochs:
             self.epochs_bar.update(
-                self.epochs[number], advance=1,
+                self.epochs[number],
+                advance=1,
                 short=f"loss {record['train_loss']:.1f} β {record['beta']:.2f}",
                 more=(
                     f"recon {record['train_recon']:.1f} kl {record['train_kl']:.2f} "
                     f"val_elbo {record['val_elbo']:.1f}"
                 ),
-            )  # fmt: skip
+            )
 
     def evaluating(self, number: int, step: str, done: int, total: int) -> None:
         if number in self.epochs:

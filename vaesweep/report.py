@@ -39,9 +39,14 @@ from vaesweep.study_data import StudyData, TrialEntry
 
 REPORT_VERSION = 5  # bump when figures change, so every report redraws once
 KEY_METRICS = (
-    "val_ssim", "val_mse", "val_knn_accuracy", "val_kl", "val_nll", "val_active_units",
+    "val_ssim",
+    "val_mse",
+    "val_knn_accuracy",
+    "val_kl",
+    "val_nll",
+    "val_active_units",
     "test_knn_accuracy",
-)  # fmt: skip
+)
 SAMPLE_SEED, SAMPLES_SHOWN = 42, 10
 DPI = 100
 
@@ -173,9 +178,15 @@ class _Painter:
         if key not in self.manifest:
             data = self.data
             self.manifest[key] = json.dumps(
-                asdict(pca_floor(data.train_x.numpy(), data.train_y.numpy(),
-                                 data.test_x.numpy(), data.test_y.numpy()))
-            )  # fmt: skip
+                asdict(
+                    pca_floor(
+                        data.train_x.numpy(),
+                        data.train_y.numpy(),
+                        data.test_x.numpy(),
+                        data.test_y.numpy(),
+                    )
+                )
+            )
         return Anchor(**json.loads(self.manifest[key]))
 
     def class_samples(self) -> str:
@@ -225,11 +236,12 @@ class _Painter:
             return None
 
         draw = {
-            "paired-differences": lambda: figures.paired_differences(
-                report.answers, report.params
-            ),
+            "paired-differences": lambda: figures.paired_differences(report.answers, report.params),
             "effects": lambda: figures.effects_plot(
-                table[table["in_answer"]], report.effects, report.params, metrics,
+                table[table["in_answer"]],
+                report.effects,
+                report.params,
+                metrics,
                 report.design.answer_phase,
             ),
             "learning-curves": lambda: figures.learning_curves(
@@ -242,12 +254,15 @@ class _Painter:
             "pareto-front": lambda: figures.pareto_front(
                 table, report.objectives, {t.number for t in best_trials(study)}
             ),
-        }  # fmt: skip
+        }
         for param in report.search:
             draw[f"metrics-vs-{param['name']}"] = lambda param=param: figures.explored(
-                table[table["phase"] == "explore"], param["name"], metrics,
-                categorical=param["kind"] == "categorical", log=bool(param.get("log")),
-            )  # fmt: skip
+                table[table["phase"] == "explore"],
+                param["name"],
+                metrics,
+                categorical=param["kind"] == "categorical",
+                log=bool(param.get("log")),
+            )
         return draw
 
     def _histories(self, report: StudyData, note: Callable[[str], None]) -> pd.DataFrame:

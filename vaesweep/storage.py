@@ -134,9 +134,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return _Storage(
-                    url, engine_kwargs=engine, heartbeat_interval=max(1, grace // 6),
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=max(1, grace // 6),
                     grace_period=grace,
-                )  # fmt: skip
+                )
         except ModuleNotFoundError as err:
             raise VaesweepError(
                 f"storage {redact(url)}: its database driver is missing ({err})"

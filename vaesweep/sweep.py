@@ -269,7 +269,12 @@ def run_study(
         for error in outcome.errors:  # the other workers finished the study meanwhile
             warn(f"warning: {error}; the other workers finished the study")
     return RunSummary(
-        study_name=name, storage_url=url, results_dir=results_dir, target=n_trials,
-        finished=finished, ran=outcome.ran, failed=outcome.failed,
+        study_name=name,
+        storage_url=url,
+        results_dir=results_dir,
+        target=n_trials,
+        finished=finished,
+        ran=outcome.ran,
+        failed=outcome.failed,
         answers=[a.sentence for a in answered.answers],
-    )  # fmt: skip
+    )

@@ -61,8 +61,12 @@ def validate(
             reconstructions.append(recon_mu.cpu())
     recon, kl, mse = (sums / len(x_all)).tolist()
     stats = {
-        "loss": recon + beta * kl, "recon": recon, "kl": kl, "beta_kl": beta * kl,
-        "elbo": recon + kl, "mse": mse,
-    }  # fmt: skip
+        "loss": recon + beta * kl,
+        "recon": recon,
+        "kl": kl,
+        "beta_kl": beta * kl,
+        "elbo": recon + kl,
+        "mse": mse,
+    }
     kept = torch.cat(reconstructions) if keep_reconstructions else None
     return Validation(stats, torch.cat(means), (kl_dims / len(x_all)).float().cpu(), kept)

@@ -4,7 +4,6 @@ place, and stop at exactly the requested count (on one machine or several)."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import time
 import warnings
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import torch
+from filelock import FileLock
 from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize uses
 from optuna.trial import FrozenTrial, TrialState
 
@@ -93,22 +93,6 @@ def failing_streak(study: optuna.Study, since: int) -> tuple[int, str]:
     return streak, reason
 
 
-class _StartLock:
-    """Serialises 'count the trials, then start some' among the workers of one machine, so they
-    never start more trials than the study needs. Held until the new trials are RUNNING."""
-
-    def __init__(self, path: Path):
-        self.path, self.handle = path, None
-
-    def __enter__(self) -> None:
-        self.handle = open(self.path, "a")  # noqa: SIM115 (held across calls)
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc_info) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
-
-
 def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> WorkerOutcome:
     """One worker's loop: start trials while the study needs more, then stop.
 
@@ -127,15 +111,18 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
         torch.cuda.set_device(compute.device)  # what torch puts on "cuda" lands there too
     spec = request.spec
     study = optuna.load_study(
-        study_name=request.study_name, storage=open_storage(request.storage_url),
+        study_name=request.study_name,
+        storage=open_storage(request.storage_url),
         pruner=spec.make_pruner(),
-    )  # fmt: skip
+    )
     # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
     study.sampler = spec.make_sampler((request.seed + len(study.trials) + 7919 * worker) % 2**32)
     objective = Objective(
         spec, request.study_name, data, request.results_dir, compute, progress, request.seed
     )
-    lock = _StartLock(request.results_dir / f".{request.study_name}.start-lock")
+    # Serialises "count the trials, then start some" among this machine's workers, so they never
+    # start more trials than the study needs; held until the new trials are RUNNING.
+    lock = FileLock(request.results_dir / f".{request.study_name}.start-lock")
     grid = spec.grid  # enumerated once, not at every start
     outcome = WorkerOutcome()
 
