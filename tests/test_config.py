@@ -1,6 +1,9 @@
+import dataclasses
+from pathlib import Path
+
 import pytest
 
-from vaesweep.config import TrainConfig, parse_override
+from vaesweep.config import RULES, Rule, TrainConfig, parse_override, rules, setting
 from vaesweep.errors import VaesweepError
 
 
@@ -63,3 +66,30 @@ def test_parse_override(text, expected):
 def test_malformed_override(text):
     with pytest.raises(VaesweepError, match="expected KEY=VALUE"):
         parse_override(text)
+
+
+def test_a_setting_declared_without_its_rule_is_refused():
+    @dataclasses.dataclass(frozen=True)
+    class Careless:
+        checked: int = setting(1, Rule("int", low=1))
+        forgotten: int = 2  # a new field whose author forgot its rule
+
+    with pytest.raises(TypeError, match="Careless.forgotten has no Rule"):
+        rules(Careless)
+    assert set(rules(TrainConfig)) == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def test_the_docs_settings_table_matches_the_declarations():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "studies.md").read_text()
+    documented = {}
+    for line in docs.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`") and cells[1] != "default":
+            names = [n.strip("` ") for n in cells[0].split(",")]
+            defaults = [d.strip() for d in cells[1].split(",")]
+            if all(n in RULES for n in names) and len(names) == len(defaults):
+                documented |= dict(zip(names, defaults, strict=True))
+    assert set(documented) == set(RULES) - {"seed"}  # the seed is each trial's, never set
+    defaults = TrainConfig()
+    for name, shown in documented.items():
+        assert parse_override(f"{name}={shown.strip('`')}")[1] == getattr(defaults, name), name

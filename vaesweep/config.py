@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,34 +27,111 @@ MONITORS = ("elbo", "loss")
 
 
 @dataclass(frozen=True)
+class Rule:
+    """What one setting may be, declared on its field (`setting`): every check of a file, a
+    `--set`, a searched range and a config reads it, and a field without one is refused."""
+
+    kind: str  # "int", "float", "bool" or "choice"
+    low: float | None = None  # ints and floats: the least value
+    low_open: bool = False  # the least value itself excluded (a positive float)
+    high: float | None = None  # the greatest value: keeps a typo from asking for terabytes
+    high_open: bool = False
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
+
+    def options(self) -> tuple[str, ...]:
+        return self.choices() if callable(self.choices) else self.choices
+
+    def check(self, name: str, value: Any) -> None:
+        """Type and range of one value of this setting, alone (cross-setting rules are the
+        config's), as one line naming the setting."""
+        if self.kind == "choice":
+            if not isinstance(value, str) or value not in self.options():
+                raise VaesweepError(
+                    f"'{name}' must be one of {', '.join(self.options())}; got {shown(value)}"
+                )
+        elif self.kind == "bool":
+            if not isinstance(value, bool):
+                raise VaesweepError(f"'{name}' must be true or false; got {shown(value)}")
+        elif self.low_open and self.high_open:  # an open interval, such as a factor in (0, 1)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not self.low < value < self.high:
+                raise VaesweepError(
+                    f"'{name}' must be between {self.low:g} and {self.high:g}; got {shown(value)}"
+                )
+        else:
+            self._check_number(name, value)
+
+    def _check_number(self, name: str, value: Any) -> None:
+        kind = "a positive" if self.low_open or self.low == 1 else "a non-negative"
+        if self.kind == "int":
+            if not isinstance(value, int) or isinstance(value, bool) or value < self.low:
+                raise VaesweepError(f"'{name}' must be {kind} integer; got {shown(value)}")
+        else:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not (value > self.low if self.low_open else value >= self.low):
+                raise VaesweepError(f"'{name}' must be {kind} number; got {shown(value)}")
+            if not math.isfinite(value):
+                raise VaesweepError(f"'{name}' must be a finite number; got {shown(value)}")
+        if self.high is not None and value > self.high:
+            raise VaesweepError(f"'{name}' must be at most {self.high}; got {shown(value)}")
+
+
+def _architectures() -> tuple[str, ...]:
+    # The architectures' one home is the model's registry. Importing it here, when a value is
+    # checked, keeps this module free of torch, so light readers (the report's page) get the
+    # defaults.
+    from vaesweep.model import ARCHITECTURES
+
+    return tuple(ARCHITECTURES)
+
+
+def setting(default: Any, rule: Rule) -> Any:
+    """A TrainConfig field: its default and its rule, in one place."""
+    return dataclasses.field(default=default, metadata={"rule": rule})
+
+
+# The usual rules. Upper bounds sit far above any sensible run (an Adam step size above 10
+# diverges; early stopping beyond a hundred warm-ups never starts); sizes beyond the data are
+# refused against the data itself.
+def _count(high: int, low: int = 1) -> Rule:
+    return Rule("int", low=low, high=high)
+
+
+_IMAGES = _count(10**7, low=0)  # a number of images, 0 meaning all of them
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One training run. `train_subset = 0` means every training image."""
 
-    arch: str = "seed"
-    latent_dim: int = 2
-    likelihood: str = "mse"
-    lr: float = 1e-4
-    batch_size: int = 128
-    epochs: int = 60
-    warmup_epochs: int = 40
-    train_subset: int = 0
-    val_size: int = 10_000
-    lr_factor: float = 0.5
-    lr_patience: int = 5
-    min_lr: float = 5e-5
-    early_stop_patience: int = 10
-    early_stop_start: float = 0.5  # fraction of the warm-up before early stopping starts
-    monitor: str = "loss"
-    precision: str = "auto"
-    iwae_samples: int = 50  # importance samples of the val/test -log p(x) (0: not estimated)
-    nll_val_images: int = 500  # fixed random validation images for the likelihood (0: all)
-    nll_test_images: int = 500  # fixed random test images for the likelihood (0: all)
-    ssim_images: int = 1000  # fixed random images per split for SSIM (0: all), as the notebook
+    arch: str = setting("seed", Rule("choice", choices=_architectures))
+    latent_dim: int = setting(2, _count(1024))
+    likelihood: str = setting("mse", Rule("choice", choices=LIKELIHOODS))
+    lr: float = setting(1e-4, Rule("float", low=0, low_open=True, high=10.0))
+    batch_size: int = setting(128, _count(65_536))
+    epochs: int = setting(60, _count(100_000))
+    warmup_epochs: int = setting(40, _count(100_000, low=0))
+    train_subset: int = setting(0, _IMAGES)
+    val_size: int = setting(10_000, _count(10**7))
+    lr_factor: float = setting(0.5, Rule("float", low=0, low_open=True, high=1, high_open=True))
+    lr_patience: int = setting(5, _count(100_000))
+    min_lr: float = setting(5e-5, Rule("float", low=0, high=10.0))
+    early_stop_patience: int = setting(10, _count(100_000))
+    # The fraction of the warm-up before early stopping starts.
+    early_stop_start: float = setting(0.5, Rule("float", low=0, high=100.0))
+    monitor: str = setting("loss", Rule("choice", choices=MONITORS))
+    precision: str = setting("auto", Rule("choice", choices=PRECISIONS))
+    # Importance samples of the val/test -log p(x) (0: not estimated).
+    iwae_samples: int = setting(50, _count(100_000, low=0))
+    nll_val_images: int = setting(500, _IMAGES)  # fixed random validation images for the NLL
+    nll_test_images: int = setting(500, _IMAGES)  # fixed random test images for the NLL
+    ssim_images: int = setting(1000, _IMAGES)  # fixed random images per split for SSIM
     # Fixed random validation and test images that every evaluation uses, each epoch's and the
     # final one (0: the whole splits): a quick look's evaluation, at a subset's noise.
-    eval_images: int = 0
-    binarize: bool = False  # dynamic binarization of training images, fixed of val/test
-    seed: int = 0
+    eval_images: int = setting(0, _IMAGES)
+    # Dynamic binarization of training images, one fixed binarization of val/test.
+    binarize: bool = setting(False, Rule("bool"))
+    seed: int = setting(0, _count(2**32 - 1, low=0))
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -84,100 +161,23 @@ class TrainConfig:
             raise VaesweepError(f"{source}: {err}") from None
 
 
-FIELD_NAMES = tuple(f.name for f in dataclasses.fields(TrainConfig))
-
-_CHOICES = {
-    "arch": (),  # the model's registry, read when checked (see `_choices`)
-    "likelihood": LIKELIHOODS,
-    "precision": PRECISIONS,
-    "monitor": MONITORS,
-}
-_POSITIVE_INTS = {
-    "latent_dim",
-    "batch_size",
-    "epochs",
-    "val_size",
-    "lr_patience",
-    "early_stop_patience",
-}
-_NON_NEGATIVE_INTS = {
-    "warmup_epochs",
-    "train_subset",
-    "seed",
-    "nll_val_images",
-    "nll_test_images",
-    "ssim_images",
-    "eval_images",
-    "iwae_samples",
-}
-_POSITIVE_FLOATS = {"lr"}
-_NON_NEGATIVE_FLOATS = {"min_lr", "early_stop_start"}
+def rules(cls: type) -> dict[str, Rule]:
+    """Each field's rule; a field declared without one is a mistake, refused at import."""
+    found = {}
+    for field in dataclasses.fields(cls):
+        if not isinstance(field.metadata.get("rule"), Rule):
+            raise TypeError(f"{cls.__name__}.{field.name} has no Rule: declare it with setting()")
+        found[field.name] = field.metadata["rule"]
+    return found
 
 
-# Upper bounds that keep a typo from asking for terabytes, years or certain divergence; far
-# above any sensible run (an Adam step size above 10 diverges; early stopping beyond a hundred
-# warm-ups never starts). Sizes beyond the data are refused against the data itself.
-_MAXIMA = {
-    "latent_dim": 1024,
-    "batch_size": 65_536,
-    "epochs": 100_000,
-    "iwae_samples": 100_000,
-    "warmup_epochs": 100_000,
-    "seed": 2**32 - 1,
-    "lr_patience": 100_000,
-    "early_stop_patience": 100_000,
-    "train_subset": 10**7,
-    "val_size": 10**7,
-    "nll_val_images": 10**7,
-    "nll_test_images": 10**7,
-    "ssim_images": 10**7,
-    "eval_images": 10**7,
-    "lr": 10.0,
-    "min_lr": 10.0,
-    "early_stop_start": 100.0,
-}
-
-
-def _choices(name: str) -> tuple[str, ...]:
-    if name == "arch":
-        # The architectures' one home is the model's registry. Importing it here, not at the top,
-        # keeps this module free of torch, so light readers (the report's page) get the defaults.
-        from vaesweep.model import ARCHITECTURES
-
-        return tuple(ARCHITECTURES)
-    return _CHOICES[name]
+RULES = rules(TrainConfig)
+FIELD_NAMES = tuple(RULES)
 
 
 def check_setting(name: str, value: Any) -> None:
     """Type and range of one setting, alone (cross-setting rules are the config's)."""
-    if name in _CHOICES:
-        if not isinstance(value, str) or value not in _choices(name):
-            raise VaesweepError(
-                f"'{name}' must be one of {', '.join(_choices(name))}; got {shown(value)}"
-            )
-    elif name in _POSITIVE_INTS or name in _NON_NEGATIVE_INTS:
-        low = 1 if name in _POSITIVE_INTS else 0
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            kind = "a positive" if low else "a non-negative"
-            raise VaesweepError(f"'{name}' must be {kind} integer; got {shown(value)}")
-        if value > _MAXIMA.get(name, value):
-            raise VaesweepError(f"'{name}' must be at most {_MAXIMA[name]}; got {shown(value)}")
-    elif name in _POSITIVE_FLOATS or name in _NON_NEGATIVE_FLOATS:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok or not (value > 0 if name in _POSITIVE_FLOATS else value >= 0):
-            kind = "a positive" if name in _POSITIVE_FLOATS else "a non-negative"
-            raise VaesweepError(f"'{name}' must be {kind} number; got {shown(value)}")
-        if not math.isfinite(value):
-            raise VaesweepError(f"'{name}' must be a finite number; got {shown(value)}")
-        if value > _MAXIMA.get(name, value):
-            raise VaesweepError(f"'{name}' must be at most {_MAXIMA[name]}; got {shown(value)}")
-    elif name == "binarize":
-        if not isinstance(value, bool):
-            raise VaesweepError(f"'binarize' must be true or false; got {shown(value)}")
-    elif name == "lr_factor":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if not ok or not 0 < value < 1:
-            raise VaesweepError(f"'lr_factor' must be between 0 and 1; got {shown(value)}")
+    RULES[name].check(name, value)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
