@@ -3,13 +3,12 @@ source: published results, and a floor computed here from the pixels alone."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from vaesweep.config import TrainConfig
+from vaesweep.config import DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -24,10 +23,7 @@ class Anchor:
     def applies_to(self, settings: dict[str, Any]) -> bool:
         # Every anchor was measured on the whole test set: never beside a subset of it.
         required = (*self.requires, ("eval_images", 0))
-        return all(settings.get(k, _DEFAULTS[k]) == v for k, v in required)
-
-
-_DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
+        return all(settings.get(k, DEFAULTS[k]) == v for k, v in required)
 
 
 UMAP_SOURCE = (

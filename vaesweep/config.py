@@ -173,6 +173,7 @@ def rules(cls: type) -> dict[str, Rule]:
 
 RULES = rules(TrainConfig)
 FIELD_NAMES = tuple(RULES)
+DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 
 
 def check_setting(name: str, value: Any) -> None:

@@ -4,14 +4,13 @@ the same, whether their best configurations differ, with the answers' own statis
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from vaesweep import effects
-from vaesweep.config import TrainConfig
+from vaesweep.config import DEFAULTS
 from vaesweep.errors import VaesweepError, shown
 from vaesweep.metric_names import LIKELIHOOD_SCALED, label
 from vaesweep.study_data import StudyData
@@ -27,7 +26,6 @@ EVALUATION_SETTINGS = (
     "iwae_samples",
     "binarize",
 )
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 @dataclass
@@ -101,7 +99,7 @@ def _row(study: StudyData, objective: str) -> Row:
 
 def _settings(study: StudyData) -> dict[str, Any]:
     searched = {p["name"] for p in study.search}
-    values = _DEFAULTS | study.fixed
+    values = DEFAULTS | study.fixed
     return {k: ("searched" if k in searched else v) for k, v in values.items() if k != "seed"}
 
 
