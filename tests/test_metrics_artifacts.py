@@ -211,6 +211,6 @@ def test_the_page_and_its_anchors_read_the_defaults_without_torch():
     code = (
         "import sys; from vaesweep import report, anchors, study_data; "
         "assert 'torch' not in sys.modules, 'torch imported'; "
-        "assert anchors._DEFAULTS['latent_dim'] == 2 and anchors._DEFAULTS['binarize'] is False"
+        "assert anchors.DEFAULTS['latent_dim'] == 2 and anchors.DEFAULTS['binarize'] is False"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
