@@ -29,6 +29,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check vaesweep tests
 	$(BIN)/ruff format --check vaesweep tests
+	$(BIN)/mypy
 
 test: lint postgres
 	$(BIN)/pytest

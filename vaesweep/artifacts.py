@@ -45,7 +45,7 @@ def save_trial(
     history: list[dict[str, float]],
     info: dict[str, Any],
     model: VAE,
-    metrics: dict[str, float],
+    metrics: dict[str, Any],
     latents: tuple[Tensor, Tensor] | None = None,
 ) -> Path:
     """Write a trial's folder atomically; `latents` = (test latent means, test labels)."""
@@ -145,7 +145,7 @@ def load_history(folder: Path) -> pd.DataFrame:
         return history
 
 
-def load_metrics(folder: Path, recorded: dict[str, Any] | None = None) -> dict[str, float]:
+def load_metrics(folder: Path, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
     """The folder's metrics; where the trial's record holds them too (`recorded`), they must be
     the same numbers (both are written from one evaluation)."""
     with _reading(folder / METRICS_FILE):

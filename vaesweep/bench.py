@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, load_fashion_mnist, make_splits
 from vaesweep.device import Compute, native_bf16
 from vaesweep.metrics import evaluate
-from vaesweep.model import build_model
+from vaesweep.model import VAE, build_model
 from vaesweep.objective import Objective
 from vaesweep.precision import decide, training_throughput
 from vaesweep.progress import Progress
@@ -144,7 +144,7 @@ def bench_evaluation(
 
 
 def _timed_steps(
-    model: torch.nn.Module, splits: Any, config: TrainConfig, device: torch.device
+    model: VAE, splits: Any, config: TrainConfig, device: torch.device
 ) -> list[tuple[str, float]]:
     """(step, seconds) of each step of one final evaluation."""
     starts: list[tuple[str, float]] = []
@@ -205,7 +205,7 @@ class _EpochCollector(Progress):
     def __init__(self) -> None:
         self.records: list[dict[str, float]] = []
 
-    def epoch_finished(self, number: int, record: dict[str, float]) -> None:
+    def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
         self.records.append(dict(record))
 
 

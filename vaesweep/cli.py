@@ -15,6 +15,12 @@ from vaesweep.errors import VaesweepError, shown
 from vaesweep.interrupts import EXIT_INTERRUPTED, graceful_interrupts
 
 
+class _OneLineUsage(click.ClickException):
+    """A usage error as one line (no usage block), with click's usage exit status."""
+
+    exit_code = click.UsageError.exit_code
+
+
 class OneLineErrors(click.Group):
     """Every user error, usage errors included, is one 'Error: ...' line and a non-zero exit."""
 
@@ -43,9 +49,7 @@ class OneLineErrors(click.Group):
             click.echo(message, err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except click.UsageError as err:
-            usage = click.ClickException(err.format_message())
-            usage.exit_code = err.exit_code
-            raise usage from None
+            raise _OneLineUsage(err.format_message()) from None
         except (click.exceptions.Exit, click.ClickException):
             raise
         except Exception as err:  # a bug, or a failure nothing above foresaw: still one line

@@ -64,7 +64,7 @@ class Rule:
     def _check_number(self, name: str, value: Any) -> None:
         kind = "a positive" if self.low_open or self.low == 1 else "a non-negative"
         if self.kind == "int":
-            if not isinstance(value, int) or isinstance(value, bool) or value < self.low:
+            if not isinstance(value, int) or isinstance(value, bool) or value < (self.low or 0):
                 raise VaesweepError(f"'{name}' must be {kind} integer; got {shown(value)}")
         else:
             number = isinstance(value, int | float) and not isinstance(value, bool)

@@ -20,6 +20,7 @@ number or the worker: the same design gives the same trials however it is run.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import itertools
 import json
@@ -32,10 +33,26 @@ from optuna.trial import FrozenTrial, TrialState
 from vaesweep.errors import VaesweepError, shown
 from vaesweep.storage import FAIL_REASON_ATTR
 
-PHASE_ATTR = "phase"  # trial: grid, explore or confirm
+PHASE_ATTR = "phase"  # trial: its Phase, stored as its string
 REPLICATE_ATTR = "replicate"  # trial: its replicate index within its configuration and phase
-GRID, EXPLORE, CONFIRM = "grid", "explore", "confirm"
 MAX_GRID = 10_000
+
+
+class Phase(enum.StrEnum):
+    """Where a design placed a trial; stored (and compared) as its plain string."""
+
+    GRID = "grid"
+    EXPLORE = "explore"
+    CONFIRM = "confirm"
+
+    @property
+    def sampled(self) -> bool:
+        """The sampler chose the trial's configuration: its place is not fixed, it may be
+        pruned, and it is seeded by its configuration alone."""
+        return self is Phase.EXPLORE
+
+
+GRID, EXPLORE, CONFIRM = Phase.GRID, Phase.EXPLORE, Phase.CONFIRM
 
 
 @dataclass(frozen=True)
@@ -64,31 +81,43 @@ class Design:
         """A trial's seed: its block's (phase, replicate) in a blocked grid or confirmation;
         otherwise its configuration's, phase and replicate."""
         key = f"{phase}|{replicate}"
-        if not (self.shares_seeds and phase != EXPLORE):
+        if not self.shares_seeds or Phase(phase).sampled:
             key = f"{config_key(params)}|{key}"
         digest = hashlib.sha256(key.encode()).digest()
         return (int.from_bytes(digest[:4], "big") + base_seed) % 2**32
 
     @property
-    def kind(self) -> str:
-        return GRID if self.explore == 0 else "search"
+    def samples(self) -> bool:
+        """Whether the study's sampler chooses the configurations (a search: it then takes a
+        [sampler] and may take a [pruner]); a grid lists every one."""
+        return self.explore > 0
+
+    def configurations(self, search: Sequence[Any]) -> list[dict[str, Any]] | None:
+        """Every configuration of a grid over `search`; None for a search, whose sampler
+        chooses them."""
+        return None if self.samples else grid_values(search)
+
+    def compared(self, search: Sequence[Any]) -> int:
+        """How many configurations the answer compares."""
+        grid = self.configurations(search)
+        return self.confirm_top if grid is None else len(grid)
 
     @property
-    def answer_phase(self) -> str:
+    def answer_phase(self) -> Phase:
         """The phase whose full-budget trials the study's answer compares."""
-        if self.kind == GRID:
+        if not self.samples:
             return GRID
         return CONFIRM if self.confirm_top else EXPLORE
 
     def trials_to_complete(self, grid_size: int) -> int:
-        if self.kind == GRID:
+        if not self.samples:
             return grid_size * self.replicates
         return self.explore + self.confirm_top * self.replicates
 
     def describe(self, grid_size: int) -> str:
         total = self.trials_to_complete(grid_size)
         blocks = "seed blocks" if self.shares_seeds else "independent replicates"
-        if self.kind == GRID:
+        if not self.samples:
             shape = f"grid {grid_size} × {self.replicates} {blocks}"
         elif self.confirm_top:
             shape = (
@@ -103,7 +132,7 @@ class Design:
 class Slot:
     """What the next trial trains: `params` None means the sampler chooses (exploration)."""
 
-    phase: str
+    phase: str  # a Phase, or "wait"
     replicate: int
     params: dict[str, Any] | None = None
 
@@ -150,7 +179,7 @@ def parse_design(raw: Mapping[str, Any], source: str) -> Design:
 
 def grid_values(spec_search: Sequence[Any]) -> list[dict[str, Any]]:
     """Every configuration of a discrete space, in the file's order (int ranges ascending)."""
-    axes = []
+    axes: list[Sequence[Any]] = []
     for param in spec_search:
         if param.kind == "categorical":
             axes.append(list(param.choices))
@@ -205,8 +234,7 @@ def next_slot(
 ) -> Slot:
     """The first place in the design that no trial holds."""
     taken = {slot_of(t) for t in trials if holds_its_slot(t)}
-    if design.kind == GRID:
-        assert grid is not None
+    if grid is not None:
         for index in itertools.count():
             replicate, params = divmod(index, len(grid))[0], grid[index % len(grid)]
             if (GRID, config_key(params), replicate) not in taken:
@@ -242,7 +270,8 @@ def confirmed_configurations(
     def dominated(a: list[float], b: list[float]) -> bool:
         return all(y <= x for x, y in zip(a, b, strict=True)) and b != a
 
-    rank, remaining, front_index = {}, set(range(len(complete))), 0
+    rank: dict[int, int] = {}
+    remaining, front_index = set(range(len(complete))), 0
     while remaining:
         front = {
             i for i in remaining if not any(dominated(losses[i], losses[j]) for j in remaining)

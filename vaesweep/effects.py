@@ -117,7 +117,9 @@ def compare_metric(
         }
         for config, group in rows.groupby("_config", sort=False)
     }
-    return compare(samples, sorted(samples, key=order.get), direction, key is not None, margin)
+    return compare(
+        samples, sorted(samples, key=order.__getitem__), direction, key is not None, margin
+    )
 
 
 def _value_order(trials: pd.DataFrame, params: Sequence[str]) -> dict[str, int]:

@@ -369,7 +369,7 @@ def manifold_grid(model: VAE, spread: np.ndarray, title: str) -> Figure:
         images = torch.sigmoid(model.decode(values)).float()
         fig, ax = _figure(figsize=(12, 1.8))
         half = GRID_LIMIT / (GRID_SIZE - 1)
-        extent = (-GRID_LIMIT - half, GRID_LIMIT + half, 0, 1)
+        extent: tuple[float, ...] = (-GRID_LIMIT - half, GRID_LIMIT + half, 0, 1)
         ax.imshow(_tile(images, GRID_SIZE), cmap="gray", vmin=0, vmax=1, extent=extent)
         ax.set(xlabel="z1", yticks=[], title=title)
         fig.tight_layout()

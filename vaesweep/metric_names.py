@@ -6,6 +6,9 @@ only, so the report's page imports it freely)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+Direction = Literal["minimize", "maximize"]
 
 SPLITS = ("val", "test")
 KNN_NEIGHBOURS = 5  # the k-NN metrics' k: also the fewest training images a run may keep
@@ -14,7 +17,7 @@ KNN_NEIGHBOURS = 5  # the k-NN metrics' k: also the fewest training images a run
 @dataclass(frozen=True)
 class Metric:
     label: str
-    better: str  # "minimize" or "maximize"
+    better: Direction
     selectable: bool = True  # a study may select on its validation value
     per_epoch: str | None = None  # its counterpart in the training history (what a pruner sees)
     likelihood_scaled: bool = False  # on the likelihood's own scale: MSE and BCE trials differ
@@ -64,7 +67,7 @@ def label(column: str) -> str:
     return f"{split} {metric.label}" if split in SPLITS and metric else column
 
 
-def better(column: str) -> str:
+def better(column: str) -> Direction:
     """Which way is better for a table column ('minimize' for names it does not know)."""
     split, _, name = column.partition("_")
     metric = METRICS.get(name) or TEST_ONLY.get(name)

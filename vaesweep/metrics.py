@@ -149,7 +149,7 @@ def reconstruct(model: VAE, x: Tensor, device: torch.device) -> Tensor:
 
 
 class Evaluation(NamedTuple):
-    metrics: dict[str, float]
+    metrics: dict[str, float | list[float]]  # lists: per latent dimension
     test_means: Tensor  # latent means of the test set, kept for the report's scatter plots
 
 
@@ -193,6 +193,7 @@ def evaluate(
         stats, means[part] = check.stats, check.means
         step()
         chosen = fixed_subset(len(x), config.ssim_images or len(x), SSIM_SEED)
+        assert check.reconstructions is not None  # kept_reconstructions asked for them
         ssim, ssim_se = subset_estimate(
             ssim_per_image(x[chosen], check.reconstructions[chosen]), whole
         )

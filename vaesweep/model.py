@@ -86,12 +86,14 @@ LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
 
 def _torch_init(layer: nn.Module) -> None:
+    assert isinstance(layer, LAYERS)
     layer.reset_parameters()
 
 
 def _keras_init(layer: nn.Module) -> None:
     """Keras's initialisation: Glorot-uniform weights, zero biases (fans as Keras computes
     them; for transposed convolutions PyTorch swaps them, which the uniform bound ignores)."""
+    assert isinstance(layer, LAYERS) and layer.bias is not None
     nn.init.xavier_uniform_(layer.weight)
     nn.init.zeros_(layer.bias)
 

@@ -17,7 +17,7 @@ from vaesweep.artifacts import save_trial
 from vaesweep.binding import new_folder_id
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, Splits, make_splits
-from vaesweep.design import EXPLORE, PHASE_ATTR, REPLICATE_ATTR
+from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Phase
 from vaesweep.device import Compute, environment
 from vaesweep.layout import trial_folder
 from vaesweep.metric_names import PER_EPOCH
@@ -42,7 +42,7 @@ class _TrialRun:
     """What one trial needs from start to finish."""
 
     trial: optuna.Trial
-    phase: str
+    phase: Phase
     config: TrainConfig
     splits: Splits
     folder: Path
@@ -86,7 +86,7 @@ class Objective:
         """Suggest the trial's values, derive its seed and config, and bind its record."""
         params = self.spec.suggest(trial)
         # The design placed this trial: its seed follows from its block (or configuration) alone.
-        phase = trial.user_attrs.get(PHASE_ATTR, EXPLORE)
+        phase = Phase(trial.user_attrs.get(PHASE_ATTR, Phase.EXPLORE))
         replicate = trial.user_attrs.get(REPLICATE_ATTR, 0)
         seed = self.spec.design.seed(self.base_seed, params, phase, replicate)
         config = self.spec.config_for(params, seed=seed)
@@ -168,7 +168,7 @@ class Objective:
         # during warm-up, while the model is still being shaped by a small beta.
         if (
             self.spec.prune_metric is not None
-            and run.phase == EXPLORE
+            and run.phase.sampled
             and epoch >= run.config.warmup_epochs
             and run.trial.should_prune()
         ):
@@ -178,7 +178,7 @@ class Objective:
             self._finish(run, model, "PRUNED", epochs_run=epoch + 1, stop_reason=reason)
             raise optuna.TrialPruned(reason)
 
-    def _finish(self, run: _TrialRun, model: VAE, state: str, **info: Any) -> dict[str, float]:
+    def _finish(self, run: _TrialRun, model: VAE, state: str, **info: Any) -> dict[str, Any]:
         """Evaluate, write the trial folder, and point the trial record to it."""
         number = run.trial.number
         metrics, test_means = evaluate(

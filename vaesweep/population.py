@@ -234,7 +234,7 @@ def _end_epoch(
         return
     monitor = record[f"val_{m.config.monitor}"]
     m.schedule.step(monitor)
-    if m.early_stopping.should_stop(record["epoch"], monitor, m.model):
+    if m.early_stopping.should_stop(int(record["epoch"]), monitor, m.model):
         m.active, m.stop_reason = False, "early_stopping"
 
 
@@ -319,6 +319,7 @@ class _BatchedAdam:
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True):
             shape = (-1,) + (1,) * (p.dim() - 1)
             g = p.grad
+            assert g is not None  # every member's parameters take part in the loss
             if not everyone:  # a stopped member's gradient moves nothing, its moments included
                 on = active.view(shape)
                 g = torch.where(on, g, 0.0)

@@ -52,7 +52,7 @@ def training_throughput(
     """Samples per second of full training steps (forward, loss, backward, Adam)."""
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_model(arch, 2).to(device, memory_format=layout)
+    model = build_model(arch, 2).to(device, memory_format=layout)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     optimizer = make_optimizer(model, lr=1e-3)
     x = torch.rand(batch_size, *IMAGE_SHAPE, device=device).contiguous(memory_format=layout)
     compute = Compute(device, precision)

@@ -150,8 +150,13 @@ class LiveProgress(Progress):
         # Narrow terminals keep, in this order: the trial, its epoch k/N, its loss and beta;
         # the bar, then the parameters and the other terms (one column, so the terms take
         # whatever the parameters leave) shrink or are cut first.
-        fixed = {"no_wrap": True}
-        elastic = {"no_wrap": True, "overflow": "ellipsis", "ratio": 1, "min_width": 8}
+        fixed: dict[str, Any] = {"no_wrap": True}
+        elastic: dict[str, Any] = {
+            "no_wrap": True,
+            "overflow": "ellipsis",
+            "ratio": 1,
+            "min_width": 8,
+        }
         self.epochs_bar = RichProgress(
             TextColumn("trial {task.fields[number]}", markup=False, table_column=Column(**fixed)),
             TextColumn(

@@ -7,6 +7,7 @@ matches are kept.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import pandas as pd
 
 from vaesweep import results
 from vaesweep.anchors import PUBLISHED, Anchor, pca_floor
+from vaesweep.design import Phase
 from vaesweep.errors import VaesweepError, first_line, shown
 from vaesweep.html_page import TRIAL_FIGURES, write_index
 from vaesweep.layout import (
@@ -225,6 +227,7 @@ class _Painter:
         from vaesweep import figures
 
         table, study = report.table, report.record
+        assert study is not None  # a study's section is drawn from its stored record
         metrics = [m for m in dict.fromkeys([*report.objectives, *KEY_METRICS]) if m in table]
 
         def importances():
@@ -255,14 +258,18 @@ class _Painter:
                 table, report.objectives, {t.number for t in best_trials(study)}
             ),
         }
-        for param in report.search:
-            draw[f"metrics-vs-{param['name']}"] = lambda param=param: figures.explored(
-                table[table["phase"] == "explore"],
+
+        def explored(param: dict[str, Any]) -> Any:
+            return figures.explored(
+                table[table["phase"] == Phase.EXPLORE],
                 param["name"],
                 metrics,
                 categorical=param["kind"] == "categorical",
                 log=bool(param.get("log")),
             )
+
+        for param in report.search:
+            draw[f"metrics-vs-{param['name']}"] = functools.partial(explored, param)
         return draw
 
     def _histories(self, report: StudyData, note: Callable[[str], None]) -> pd.DataFrame:
@@ -271,6 +278,7 @@ class _Painter:
         frames = []
         for entry in report.entries:
             if entry.problem is None:
+                assert entry.folder is not None  # a trial without a problem has its folder
                 try:
                     history = load_history(entry.folder)
                 except VaesweepError as err:
@@ -312,6 +320,7 @@ class _Painter:
         from vaesweep.artifacts import load_history, load_metrics, load_model
 
         number = entry.trial.number
+        assert entry.folder is not None  # only trials without a problem are drawn
         model, _ = load_model(entry.folder)
         history = load_history(entry.folder)
         metrics = load_metrics(entry.folder, entry.trial.user_attrs.get(METRICS_ATTR))
@@ -375,7 +384,7 @@ def _planned_study_figures(report: StudyData) -> list[str]:
         names.append("paired-differences")
     if report.table["in_answer"].any():
         names.append("effects")
-    search = report.design.kind == "search"
+    search = report.design.samples
     if search:
         names += [f"metrics-vs-{p['name']}" for p in report.search]
     if report.search:
@@ -389,6 +398,10 @@ def _planned_study_figures(report: StudyData) -> list[str]:
     return names
 
 
+def _signed_value(index: int, sign: float, trial: optuna.trial.FrozenTrial) -> float:
+    return sign * trial.values[index]
+
+
 def _importances(study: optuna.Study, objectives: list[str]) -> dict[str, dict[str, float]]:
     """Optuna's default parameter importances per objective; empty with too little to compare."""
     result = {}
@@ -399,7 +412,7 @@ def _importances(study: optuna.Study, objectives: list[str]) -> dict[str, dict[s
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 values = optuna.importance.get_param_importances(
-                    study, target=lambda t, i=index, s=sign: s * t.values[i]
+                    study, target=functools.partial(_signed_value, index, sign)
                 )
         except (ValueError, RuntimeError):
             return {}

@@ -35,6 +35,7 @@ class ParamSpec:
     def suggest(self, trial: optuna.Trial) -> Any:
         if self.kind == "categorical":
             return trial.suggest_categorical(self.name, list(self.choices))
+        assert self.low is not None and self.high is not None  # a range has both ends
         if self.kind == "int":
             return trial.suggest_int(
                 self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
@@ -76,7 +77,9 @@ def parse_param(name: str, raw: Any, source: str) -> ParamSpec:
         raise VaesweepError(f"{where}: 'type' must be int, float or categorical; got {shown(kind)}")
     if "choices" in raw:
         raise VaesweepError(f"{where}: 'choices' is for categorical parameters")
-    low, high, step, log = raw.get("low"), raw.get("high"), raw.get("step"), raw.get("log", False)
+    low: Any = raw.get("low")
+    high: Any = raw.get("high")
+    step, log = raw.get("step"), raw.get("log", False)
     number = int if kind == "int" else (int, float)
     for label, value in (("low", low), ("high", high)):
         if not isinstance(value, number) or isinstance(value, bool) or not math.isfinite(value):

@@ -115,11 +115,12 @@ def environment_failure(err: BaseException) -> BaseException | None:
     """The storage or disk failure behind `err`, if any: Optuna's own bookkeeping, failing in
     turn, can replace it with an unrelated error (an unbound local, "Should not reach")."""
     seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, (*STORAGE_FAILURES, OSError)):
-            return err
-        err = err.__cause__ or err.__context__
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, (*STORAGE_FAILURES, OSError)):
+            return cause
+        cause = cause.__cause__ or cause.__context__
     return None
 
 

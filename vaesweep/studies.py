@@ -21,9 +21,14 @@ from typing import Any
 import optuna
 
 from vaesweep.config import FIELD_NAMES, TrainConfig, parse_override
-from vaesweep.design import Design, grid_values, parse_design
+from vaesweep.design import Design, parse_design
 from vaesweep.errors import VaesweepError, shown
-from vaesweep.metric_names import LIKELIHOOD_SCALED, OBJECTIVE_DIRECTIONS, PER_EPOCH
+from vaesweep.metric_names import (
+    LIKELIHOOD_SCALED,
+    OBJECTIVE_DIRECTIONS,
+    PER_EPOCH,
+    Direction,
+)
 from vaesweep.search_space import ParamSpec, parse_param
 
 # The shipped studies are package data, so an installed wheel has them too; the repository's
@@ -82,7 +87,7 @@ class StudySpec:
         return {key: getattr(self.base, key) for key in self.fixed_keys}
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         return [OBJECTIVE_DIRECTIONS[name] for name in self.objectives]
 
     @property
@@ -116,7 +121,7 @@ class StudySpec:
     @property
     def compared(self) -> int:
         """How many configurations the answer compares."""
-        return len(self.grid) if self.design.kind == "grid" else self.design.confirm_top
+        return self.design.compared(self.search)
 
     def detectable(self) -> dict[str, float]:
         """Per objective with a measured noise: the difference its design finds with 80% power."""
@@ -133,7 +138,7 @@ class StudySpec:
     @property
     def grid(self) -> list[dict[str, Any]] | None:
         """Every configuration of a grid design; None for a search design."""
-        return grid_values(self.search) if self.design.kind == "grid" else None
+        return self.design.configurations(self.search)
 
     def design_summary(self) -> str:
         grid = self.grid
@@ -285,7 +290,7 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
         population=check_population(raw.get("population", "auto"), source),
         source=source,
     )
-    if spec.design.kind == "grid" and "sampler" in raw:
+    if not spec.design.samples and "sampler" in raw:
         raise VaesweepError(
             f"{source}: a grid study runs every configuration, so it takes no [sampler]; "
             "for a sampled search set 'explore = N' and 'confirm_top = k'"
@@ -409,7 +414,7 @@ def _validate_pruner(spec: StudySpec, searched: set[str], source: str) -> None:
         return
     _check_options(spec.pruner, _PRUNER_OPTIONS[pruner], f"{source}: pruner")
     refusal = None
-    if spec.design.kind == "grid":
+    if not spec.design.samples:
         refusal = "a grid study compares every configuration at its full budget; remove [pruner]"
     elif len(spec.objectives) > 1:
         refusal = 'Optuna cannot prune multi-objective studies; set pruner.name = "none"'

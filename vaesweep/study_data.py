@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial
 
 from vaesweep import effects
 from vaesweep.binding import mismatch, read_stamp
-from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Design, grid_values
+from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Design
 from vaesweep.errors import VaesweepError, shown
 from vaesweep.layout import STUDY_NAME, report_folder_name, trial_folder
 from vaesweep.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
@@ -116,10 +116,9 @@ class StudyData:
 
     @property
     def design_summary(self) -> str:
-        if self.design.kind != "grid":
-            return self.design.describe(0)
         # The stored search as plain attributes, whichever version of vaesweep stored it.
-        return self.design.describe(len(grid_values([SimpleNamespace(**p) for p in self.search])))
+        grid = self.design.configurations([SimpleNamespace(**p) for p in self.search])
+        return self.design.describe(len(grid or ()))
 
     @property
     def best(self) -> set[int]:

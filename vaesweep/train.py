@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -100,7 +101,9 @@ class EarlyStopping:
 
     def __init__(self, start_epoch: int, patience: int):
         self.start_epoch, self.patience = start_epoch, patience
-        self.best_value, self.best_epoch, self.best_state = math.inf, None, None
+        self.best_value = math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, Any] | None = None
         self.waited = 0
 
     def should_stop(self, epoch: int, value: float, model: VAE) -> bool:
@@ -133,7 +136,7 @@ def train(
     model = build_model(config.arch, config.latent_dim, seed=config.seed)
     torch.manual_seed(config.seed)  # the training noise, the same whatever the construction drew
     layout = memory_format(model)
-    model = model.to(compute.device, memory_format=layout)
+    model = model.to(compute.device, memory_format=layout)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     optimizer = make_optimizer(model, config.lr)
     scheduler = _lr_scheduler(optimizer, config)
     early_stopping = EarlyStopping(config.early_stop_start_epoch, config.early_stop_patience)

@@ -17,7 +17,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimi
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep import interrupts
-from vaesweep.design import EXPLORE, WAIT, holds_its_slot, next_slot, slot_of
+from vaesweep.design import WAIT, Phase, holds_its_slot, next_slot, slot_of
 from vaesweep.device import Compute, placed
 from vaesweep.errors import VaesweepError, first_line
 from vaesweep.objective import Objective
@@ -208,7 +208,7 @@ def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> str | N
     if len(ahead) >= n_trials:
         return "surplus: the study was already full"
     me = slot_of(next(t for t in trials if t.number == trial.number))
-    if me is not None and me[0] != EXPLORE:
+    if me is not None and not Phase(me[0]).sampled:
         if any(slot_of(t) == me and holds_its_slot(t) for t in ahead):
             return "surplus: its place was already taken"
     return None
@@ -224,13 +224,17 @@ def _run_together(
     complete, pruned, or failed with its reason. Every trial is told before a failure that is
     not the trial's own (not a divergence) is raised again."""
     with contextlib.ExitStack() as heartbeats:
-        for trial in untold:  # each trial its own heartbeat, as `study.optimize` gives it
-            heartbeats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+        # Each trial its own heartbeat, as `study.optimize` gives it (a context manager that
+        # Optuna's annotations call a thread).
+        for trial in untold:
+            thread = get_heartbeat_thread(trial._trial_id, study._storage)
+            heartbeats.enter_context(thread)  # type: ignore[arg-type]
         runs = [objective.start(trial) for trial in untold]
         results = objective.train(runs)
         fatal: Exception | None = None
         for run, result in zip(runs, results, strict=True):
             trial = run.trial
+            frozen: FrozenTrial | None
             try:
                 if isinstance(result, optuna.TrialPruned):
                     frozen = study.tell(trial, state=TrialState.PRUNED)

@@ -73,6 +73,7 @@ def run_workers(request: RunRequest, jobs: int, progress: Progress) -> WorkerOut
     ]
     for process in workers:
         process.start()
+        assert process.pid is not None  # set by start()
         interrupts.children.append(process.pid)
     try:
         outcome, interrupted, errors = _relay(workers, events, progress)
