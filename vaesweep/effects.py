@@ -44,8 +44,10 @@ def mean_interval(values: np.ndarray) -> tuple[float, float, float, float]:
     if n < 2:
         return mean, math.nan, math.nan, math.nan
     sd = float(np.std(values, ddof=1))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
-    return mean, sd, mean - half, mean + half
+    if sd == 0:  # scipy's interval of a constant sample is NaN; it is the point itself
+        return mean, sd, mean, mean
+    low, high = stats.t.interval(CONFIDENCE, n - 1, loc=mean, scale=sd / math.sqrt(n))
+    return mean, sd, float(low), float(high)
 
 
 def effects_table(

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import optuna
 import sqlalchemy.exc
+import tenacity
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError, first_line, shown
@@ -130,32 +131,36 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     grace = grace_seconds()
     # Several workers may write at once: SQLite waits for its lock instead of failing at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    for attempt in range(SCHEMA_ATTEMPTS):
-        try:
-            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return _Storage(
-                    url,
-                    engine_kwargs=engine,
-                    heartbeat_interval=max(1, grace // 6),
-                    grace_period=grace,
-                )
-        except ModuleNotFoundError as err:
-            raise VaesweepError(
-                f"storage {redact(url)}: its database driver is missing ({err})"
-            ) from None
-        except sqlalchemy.exc.DBAPIError as err:
-            # Another process created the schema at the same moment (a duplicate version row, or
-            # a table that "already exists"): it is there now, so try again.
-            racing = isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in str(err)
-            if not racing or attempt + 1 == SCHEMA_ATTEMPTS:
-                raise VaesweepError(
-                    f"cannot open storage {redact(url)}: {first_line(err)}"
-                ) from None
-            time.sleep(0.2 * (attempt + 1))
-        except Exception as err:  # SQLAlchemy's URL, connection and schema errors
-            raise VaesweepError(f"cannot open storage {redact(url)}: {first_line(err)}") from None
-    raise AssertionError("unreachable")
+    try:
+        return _connect(url, engine, grace)
+    except ModuleNotFoundError as err:
+        raise VaesweepError(
+            f"storage {redact(url)}: its database driver is missing ({err})"
+        ) from None
+    except Exception as err:  # SQLAlchemy's URL, connection and schema errors
+        raise VaesweepError(f"cannot open storage {redact(url)}: {first_line(err)}") from None
+
+
+def _schema_race(err: BaseException) -> bool:
+    """Another process created the schema at the same moment (a duplicate version row, or a
+    table that "already exists"): it is there now, so trying again succeeds."""
+    return isinstance(err, sqlalchemy.exc.IntegrityError) or (
+        isinstance(err, sqlalchemy.exc.DBAPIError) and "already exists" in str(err)
+    )
+
+
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(_schema_race),
+    stop=tenacity.stop_after_attempt(SCHEMA_ATTEMPTS),
+    wait=tenacity.wait_incrementing(start=0.2, increment=0.2),
+    reraise=True,
+)
+def _connect(url: str, engine: dict[str, Any] | None, grace: int) -> optuna.storages.BaseStorage:
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _Storage(
+            url, engine_kwargs=engine, heartbeat_interval=max(1, grace // 6), grace_period=grace
+        )
 
 
 # Query keys that carry a secret in a SQLAlchemy URL (password=, sslpassword=, passwd=, ...).
