@@ -23,7 +23,8 @@ def installed(tmp_path_factory) -> Path:
         check=True, capture_output=True,
     )  # fmt: skip
     [wheel] = build.glob("vaesweep-*.whl")
-    assert "vaesweep/study_files/warmup.toml" in zipfile.ZipFile(wheel).namelist()
+    shipped = zipfile.ZipFile(wheel).namelist()
+    assert {"vaesweep/study_files/warmup.toml", "vaesweep/templates/index.html.j2"} <= set(shipped)
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_the_answer_is_the_one_the_run_and_the_report_give(reported):  # noqa: F
     stored, _, _ = reported
     answer, effects = results.answer("warmup", results=stored)
     assert answer.objective == "val_loss" and answer.direction == "minimize"
-    assert answer.sentence in (stored / "report" / "index.html").read_text().replace("&#x27;", "'")
+    assert answer.sentence in html.unescape((stored / "report" / "index.html").read_text())
     written = pd.read_csv(stored / "report" / "warmup" / "effects.csv")
     assert list(written.columns) == list(effects.columns) and len(written) == len(effects)
 
