@@ -6,7 +6,8 @@ import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from vaesweep.design import CONFIRM, EXPLORE, GRID, WAIT, Design, next_slot
+from vaesweep.design import CONFIRM, EXPLORE, GRID, Design
+from vaesweep.slots import WAIT, next_slot
 from vaesweep.studies import parse_study
 
 GRID_STUDY = {

@@ -11,6 +11,7 @@ import click
 from rich.table import Table
 
 from vaesweep import __version__
+from vaesweep.config import ARCHITECTURES
 from vaesweep.errors import VaesweepError, shown
 from vaesweep.interrupts import EXIT_INTERRUPTED, graceful_interrupts
 
@@ -131,6 +132,7 @@ def run(
     from vaesweep.interrupts import safe_points_only
 
     with safe_points_only():  # a signal during the imports is taken once they are done
+        from vaesweep.dashboard import answer_and_publish
         from vaesweep.progress import make_console, make_progress
         from vaesweep.storage import redact
         from vaesweep.studies import check_population, load_study, parse_overrides
@@ -147,6 +149,7 @@ def run(
             trials,
             results,
             make_progress(console),
+            lambda stored: answer_and_publish(stored, results),
             storage_url=storage,
             study_name=name,
             data_dir=data_dir,
@@ -166,6 +169,7 @@ def run(
 @main.command()
 def studies() -> None:
     """List the studies in studies/ with their descriptions and search spaces."""
+    from vaesweep.comparison import study_detects
     from vaesweep.progress import make_console
     from vaesweep.studies import STUDIES_DIR, available_studies, load_study
 
@@ -176,7 +180,7 @@ def studies() -> None:
         spec = load_study(name)
         searches = "\n".join(f"{p.name}: {p.describe()}" for p in spec.search)
         design = spec.design_summary().replace("; ", "\n")
-        detects = spec.detectable()
+        detects = study_detects(spec)
         power = "\n".join(
             f"{detects[o]:.2g} (σ {spec.noise[o]:.2g})" if o in detects else "—"
             for o in spec.objectives
@@ -328,7 +332,6 @@ def bench(
         from vaesweep.bench import run_bench
         from vaesweep.bench_table import BenchLines, BenchTable
         from vaesweep.device import resolve_device
-        from vaesweep.model import ARCHITECTURES
         from vaesweep.progress import make_console
 
     for arch in archs:

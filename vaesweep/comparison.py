@@ -26,10 +26,14 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+
+if TYPE_CHECKING:
+    from vaesweep.studies import StudySpec
 
 ALPHA = 0.05
 POWER = 0.80
@@ -115,6 +119,18 @@ def detectable_difference(se: float, k: int, df: int) -> float:
         return float(stats.nct.sf(c, df, shift) + wrong_side) - POWER
 
     return se * float(optimize.brentq(power, 0.0, c + 5))
+
+
+def study_detects(spec: StudySpec) -> dict[str, float]:
+    """Per objective with a measured noise (the study file's `noise`): the difference its design
+    finds with 80% power; empty where it compares fewer than 2 configurations or replicates."""
+    k, r = spec.compared, spec.design.replicates
+    if k < 2 or r < 2:
+        return {}
+    return {
+        name: design_detectable(sd, k, r, spec.design.shares_seeds)
+        for name, sd in spec.noise.items()
+    }
 
 
 def design_detectable(sd: float, k: int, replicates: int, blocked: bool) -> float:

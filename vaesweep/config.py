@@ -13,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from vaesweep.errors import VaesweepError, shown
 
+# The networks by name: "seed", the notebook's convolutional VAE; "mlp", a small dense one.
+# model.BUILDERS builds each (and refuses to import without one for every name here).
+ARCHITECTURES = ("seed", "mlp")
 LIKELIHOODS = ("mse", "bce")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: measured once per run (precision.decide)
 # What early stopping and the LR schedule watch: the beta-weighted validation loss the notebook
@@ -36,18 +39,15 @@ class Rule:
     low_open: bool = False  # the least value itself excluded (a positive float)
     high: float | None = None  # the greatest value: keeps a typo from asking for terabytes
     high_open: bool = False
-    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
-
-    def options(self) -> tuple[str, ...]:
-        return self.choices() if callable(self.choices) else self.choices
+    choices: tuple[str, ...] = ()
 
     def check(self, name: str, value: Any) -> None:
         """Type and range of one value of this setting, alone (cross-setting rules are the
         config's), as one line naming the setting."""
         if self.kind == "choice":
-            if not isinstance(value, str) or value not in self.options():
+            if not isinstance(value, str) or value not in self.choices:
                 raise VaesweepError(
-                    f"'{name}' must be one of {', '.join(self.options())}; got {shown(value)}"
+                    f"'{name}' must be one of {', '.join(self.choices)}; got {shown(value)}"
                 )
         elif self.kind == "bool":
             if not isinstance(value, bool):
@@ -76,15 +76,6 @@ class Rule:
             raise VaesweepError(f"'{name}' must be at most {self.high}; got {shown(value)}")
 
 
-def _architectures() -> tuple[str, ...]:
-    # The architectures' one home is the model's registry. Importing it here, when a value is
-    # checked, keeps this module free of torch, so light readers (the report's page) get the
-    # defaults.
-    from vaesweep.model import ARCHITECTURES
-
-    return tuple(ARCHITECTURES)
-
-
 def setting(default: Any, rule: Rule) -> Any:
     """A TrainConfig field: its default and its rule, in one place."""
     return dataclasses.field(default=default, metadata={"rule": rule})
@@ -104,7 +95,7 @@ _IMAGES = _count(10**7, low=0)  # a number of images, 0 meaning all of them
 class TrainConfig:
     """One training run. `train_subset = 0` means every training image."""
 
-    arch: str = setting("seed", Rule("choice", choices=_architectures))
+    arch: str = setting("seed", Rule("choice", choices=ARCHITECTURES))
     latent_dim: int = setting(2, _count(1024))
     likelihood: str = setting("mse", Rule("choice", choices=LIKELIHOODS))
     lr: float = setting(1e-4, Rule("float", low=0, low_open=True, high=10.0))

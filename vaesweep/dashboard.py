@@ -5,17 +5,26 @@ page shows first. Optuna's "best trial" is one seed; these say what the replicat
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import optuna
 import pandas as pd
 
 from vaesweep.metric_names import label
 from vaesweep.storage import ANSWER_ATTR
-from vaesweep.study_data import StudyData
+from vaesweep.study_data import StudyData, collect
 
 ADVICE = (
     "Compare configurations with the answer (vaesweep report, or vaesweep.results), not with "
     "Optuna's best trial: that is one seed, and the importances read seed noise as effects."
 )
+
+
+def answer_and_publish(study: optuna.Study, results_dir: Path) -> list[str]:
+    """The answers of a study that a run just finished with, stored for Optuna's tools."""
+    data = collect(study, results_dir)
+    publish(data)
+    return [a.sentence for a in data.answers]
 
 
 def publish(data: StudyData) -> None:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from vaesweep.config import ARCHITECTURES
+
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 
@@ -170,12 +172,13 @@ def mlp_vae(latent_dim: int) -> VAE:
     return VAE(encoder, 256, decoder, latent_dim)
 
 
-ARCHITECTURES: dict[str, Callable[[int], VAE]] = {"seed": seed_vae, "mlp": mlp_vae}
+BUILDERS: dict[str, Callable[[int], VAE]] = {"seed": seed_vae, "mlp": mlp_vae}
+assert tuple(BUILDERS) == ARCHITECTURES, "one builder for each of config.ARCHITECTURES"
 
 
 def build_model(arch: str, latent_dim: int, seed: int | None = None) -> VAE:
     """An architecture by name; with a `seed`, each layer initialised from it (`initialise`)."""
-    model = ARCHITECTURES[arch](latent_dim)
+    model = BUILDERS[arch](latent_dim)
     if seed is not None:
         initialise(model, seed)
     return model

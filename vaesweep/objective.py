@@ -17,7 +17,7 @@ from vaesweep.artifacts import save_trial
 from vaesweep.binding import new_folder_id
 from vaesweep.config import TrainConfig
 from vaesweep.data import FashionMNIST, Splits, make_splits
-from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Phase
+from vaesweep.design import Phase
 from vaesweep.device import Compute, environment
 from vaesweep.layout import trial_folder
 from vaesweep.metric_names import PER_EPOCH
@@ -30,7 +30,9 @@ from vaesweep.storage import (
     FOLDER_ATTR,
     FOLDER_ID_ATTR,
     METRICS_ATTR,
+    PHASE_ATTR,
     PRUNE_REASON_ATTR,
+    REPLICATE_ATTR,
     SEED_ATTR,
 )
 from vaesweep.studies import StudySpec

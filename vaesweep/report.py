@@ -21,7 +21,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from vaesweep import results
+from vaesweep import study_data
 from vaesweep.anchors import PUBLISHED, Anchor, pca_floor
 from vaesweep.design import Phase
 from vaesweep.errors import VaesweepError, first_line, shown
@@ -73,11 +73,11 @@ def render_report(
     """`storage` None: the results folder's vaesweep.db, which must exist. `on_progress(study,
     done, total)` hears each study's parts (its own figures, then each trial's) as they are
     done."""
-    storage_url = results.storage_url(results_dir, storage)
-    available = results.study_names(storage_url)
+    storage_url = study_data.storage_url(results_dir, storage)
+    available = study_data.study_names(storage_url)
     for name in study_names:
         if name not in available:
-            results.load(name, storage_url, results_dir)  # says which studies there are
+            study_data.load(name, storage_url, results_dir)  # says which studies there are
     check_writable(out_dir, "report folder")
     try:
         names = study_names or tuple(available)
@@ -112,7 +112,7 @@ def _render(
 
     reports = []
     for name in names:
-        report = results.load(name, storage_url, results_dir, note)
+        report = study_data.load(name, storage_url, results_dir, note)
         if not report.entries:
             if asked:
                 raise VaesweepError(f"study {shown(name)} has no finished trials yet")

@@ -10,66 +10,20 @@ through these same functions.
     warmup.effects                        # per configuration and metric: mean, 95% CI, diff, ...
     warmup.history(7)                     # trial 7's history.csv
 
-Light (no torch) except for `history`.
+Light (no torch) except for `history`. This module is the public face of the report stage's
+readers (study_data.py), so their home can move without breaking a notebook.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-import optuna
 import pandas as pd
 
 from vaesweep.effects import Answer
-from vaesweep.errors import VaesweepError, shown
-from vaesweep.layout import DEFAULT_DB_NAME
-from vaesweep.storage import default_storage_url, open_storage, quiet_optuna, redact
-from vaesweep.study_data import StudyData, collect
+from vaesweep.study_data import DEFAULT_RESULTS, StudyData, load, storage_url, study_names
 
-DEFAULT_RESULTS = Path("results")
-
-
-def storage_url(results: str | Path = DEFAULT_RESULTS, storage: str | None = None) -> str:
-    """The storage a results folder's studies are read from: `storage`, else its SQLite file,
-    which must exist (reading never creates one)."""
-    results = Path(results)
-    if storage is None and not (results / DEFAULT_DB_NAME).is_file():
-        raise VaesweepError(
-            f"no results in {results} (no {DEFAULT_DB_NAME}); run 'vaesweep run' first"
-        )
-    return storage or default_storage_url(results)
-
-
-def study_names(url: str) -> list[str]:
-    """The studies stored at `url`, in the order they were created."""
-    names = optuna.get_all_study_names(open_storage(url))
-    if not names:
-        raise VaesweepError(f"no studies in {redact(url)}; run 'vaesweep run' first")
-    return names
-
-
-def load(
-    study: str,
-    storage: str | None = None,
-    results: str | Path = DEFAULT_RESULTS,
-    note: Callable[[str], None] = lambda _: None,
-) -> StudyData:
-    """A stored study: `.table` (one row per finished trial: trial, state, best, in_answer, phase,
-    replicate, the searched parameters, duration_s, epochs_run, every val_ and test_ metric,
-    note), `.answers` (one per objective), `.effects`, `.history(trial)`. `note` hears what
-    cannot be read (a damaged trial folder, say)."""
-    quiet_optuna()
-    url = storage_url(results, storage)
-    available = study_names(url)
-    if study not in available:
-        listed = ", ".join(shown(n, 40) for n in available[:10])
-        listed += ", ..." if len(available) > 10 else ""
-        raise VaesweepError(
-            f"unknown study {shown(study)} in {redact(url)} (studies there: {listed})"
-        )
-    record = optuna.load_study(study_name=study, storage=open_storage(url))
-    return collect(record, Path(results), note)
+__all__ = ["StudyData", "answer", "history", "load", "storage_url", "study_names", "trials"]
 
 
 def trials(

@@ -123,18 +123,6 @@ class StudySpec:
         """How many configurations the answer compares."""
         return self.design.compared(self.search)
 
-    def detectable(self) -> dict[str, float]:
-        """Per objective with a measured noise: the difference its design finds with 80% power."""
-        from vaesweep.comparison import design_detectable
-
-        k, r = self.compared, self.design.replicates
-        if k < 2 or r < 2:
-            return {}
-        return {
-            name: design_detectable(sd, k, r, self.design.shares_seeds)
-            for name, sd in self.noise.items()
-        }
-
     @property
     def grid(self) -> list[dict[str, Any]] | None:
         """Every configuration of a grid design; None for a search design."""

@@ -19,9 +19,9 @@ from optuna.trial import FrozenTrial
 
 from vaesweep import effects
 from vaesweep.binding import mismatch, read_stamp
-from vaesweep.design import PHASE_ATTR, REPLICATE_ATTR, Design
+from vaesweep.design import Design
 from vaesweep.errors import VaesweepError, shown
-from vaesweep.layout import STUDY_NAME, report_folder_name, trial_folder
+from vaesweep.layout import DEFAULT_DB_NAME, STUDY_NAME, report_folder_name, trial_folder
 from vaesweep.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
 from vaesweep.storage import (
     ANALYSIS_ATTR,
@@ -31,7 +31,13 @@ from vaesweep.storage import (
     FINISHED_STATES,
     FOLDER_ATTR,
     METRICS_ATTR,
+    PHASE_ATTR,
     PRUNE_REASON_ATTR,
+    REPLICATE_ATTR,
+    default_storage_url,
+    open_storage,
+    quiet_optuna,
+    redact,
 )
 
 
@@ -237,3 +243,48 @@ def trials_table(data: StudyData) -> pd.DataFrame:
             in_answer &= complete
         table.insert(3, "in_answer", in_answer)
     return table
+
+
+DEFAULT_RESULTS = Path("results")
+
+
+def storage_url(results: str | Path = DEFAULT_RESULTS, storage: str | None = None) -> str:
+    """The storage a results folder's studies are read from: `storage`, else its SQLite file,
+    which must exist (reading never creates one)."""
+    results = Path(results)
+    if storage is None and not (results / DEFAULT_DB_NAME).is_file():
+        raise VaesweepError(
+            f"no results in {results} (no {DEFAULT_DB_NAME}); run 'vaesweep run' first"
+        )
+    return storage or default_storage_url(results)
+
+
+def study_names(url: str) -> list[str]:
+    """The studies stored at `url`, in the order they were created."""
+    names = optuna.get_all_study_names(open_storage(url))
+    if not names:
+        raise VaesweepError(f"no studies in {redact(url)}; run 'vaesweep run' first")
+    return names
+
+
+def load(
+    study: str,
+    storage: str | None = None,
+    results: str | Path = DEFAULT_RESULTS,
+    note: Callable[[str], None] = lambda _: None,
+) -> StudyData:
+    """A stored study: `.table` (one row per finished trial: trial, state, best, in_answer, phase,
+    replicate, the searched parameters, duration_s, epochs_run, every val_ and test_ metric,
+    note), `.answers` (one per objective), `.effects`, `.history(trial)`. `note` hears what
+    cannot be read (a damaged trial folder, say)."""
+    quiet_optuna()
+    url = storage_url(results, storage)
+    available = study_names(url)
+    if study not in available:
+        listed = ", ".join(shown(n, 40) for n in available[:10])
+        listed += ", ..." if len(available) > 10 else ""
+        raise VaesweepError(
+            f"unknown study {shown(study)} in {redact(url)} (studies there: {listed})"
+        )
+    record = optuna.load_study(study_name=study, storage=open_storage(url))
+    return collect(record, Path(results), note)

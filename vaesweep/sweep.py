@@ -15,7 +15,6 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from vaesweep.binding import clean_debris, foreign_folders
-from vaesweep.dashboard import publish
 from vaesweep.data import check_sizes, load_fashion_mnist
 from vaesweep.design import Design
 from vaesweep.device import auto_jobs, visible_gpus
@@ -36,7 +35,6 @@ from vaesweep.storage import (
     storage_errors,
 )
 from vaesweep.studies import StudySpec
-from vaesweep.study_data import collect
 from vaesweep.work_loop import MAX_FAILURES_IN_A_ROW, RunRequest, counts, failing_streak, work
 from vaesweep.workers import run_workers
 
@@ -119,6 +117,7 @@ def _complete_already(
     n_trials: int,
     results_dir: Path,
     warn: Callable[[str], None],
+    answer: Callable[[optuna.Study], list[str]],
 ) -> RunSummary | None:
     """The summary of a stored study that has its trials already, found without the seconds of
     loading the data; None when there is work (or no such study, or no SQLite file yet)."""
@@ -139,9 +138,7 @@ def _complete_already(
         if finished < n_trials:
             return None
         _clean_debris(study, results_dir, warn)
-        answered = collect(study, results_dir)
-        publish(answered)
-    sentences = [a.sentence for a in answered.answers]
+        sentences = answer(study)
     return RunSummary(name, url, results_dir, n_trials, finished, 0, 0, sentences)
 
 
@@ -165,6 +162,7 @@ def run_study(
     n_trials: int,
     results_dir: Path,
     progress: Progress,
+    answer: Callable[[optuna.Study], list[str]],
     storage_url: str | None = None,
     study_name: str | None = None,
     data_dir: Path | None = None,
@@ -175,7 +173,9 @@ def run_study(
 ) -> RunSummary:
     """Run trials until `n_trials` are finished (completed or pruned); resumes where it stopped.
     With `jobs` > 1, that many worker processes share the study and the cores (None: one per
-    GPU on CUDA, else one per core, at most 4); on CUDA, worker i trains on GPU i mod the GPUs."""
+    GPU on CUDA, else one per core, at most 4); on CUDA, worker i trains on GPU i mod the GPUs.
+    `answer(study)` gives the answers' sentences when the run ends (and may publish them): the
+    reading of a study is the report's, which the run does not import."""
     if n_trials < 1:
         raise VaesweepError(f"--trials must be at least 1; got {n_trials}")
     cores = os.cpu_count() or 1
@@ -187,7 +187,7 @@ def run_study(
     url = storage_url or default_storage_url(results_dir)
     check_url(url)  # before anything is written, a folder included
     check_writable(results_dir)
-    if done := _complete_already(url, name, spec, n_trials, results_dir, warn):
+    if done := _complete_already(url, name, spec, n_trials, results_dir, warn, answer):
         warn(
             f"study '{name}' has {done.finished} finished trials already: nothing to run "
             "(a larger --trials adds more)"
@@ -259,8 +259,7 @@ def run_study(
     with storage_errors(url, during=True):
         streak, reason = failing_streak(study, request.first_trial)
         finished = counts(study)[0]
-        answered = collect(study, results_dir)
-        publish(answered)
+        sentences = answer(study)
     if streak >= MAX_FAILURES_IN_A_ROW:
         raise VaesweepError(f"{streak} trials in a row failed (last: {reason}); stopped the study")
     if outcome.errors:
@@ -276,5 +275,5 @@ def run_study(
         finished=finished,
         ran=outcome.ran,
         failed=outcome.failed,
-        answers=[a.sentence for a in answered.answers],
+        answers=sentences,
     )

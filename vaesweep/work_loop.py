@@ -17,11 +17,12 @@ from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimi
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep import interrupts
-from vaesweep.design import WAIT, Phase, holds_its_slot, next_slot, slot_of
+from vaesweep.design import Phase
 from vaesweep.device import Compute, placed
 from vaesweep.errors import VaesweepError, first_line
 from vaesweep.objective import Objective
 from vaesweep.progress import Progress
+from vaesweep.slots import WAIT, holds_its_slot, next_slot, slot_of
 from vaesweep.storage import (
     FAIL_REASON_ATTR,
     FINISHED_STATES,
