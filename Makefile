@@ -30,6 +30,7 @@ lint: setup
 	$(BIN)/ruff check vaesweep tests
 	$(BIN)/ruff format --check vaesweep tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint postgres
 	$(BIN)/pytest

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vaesweep.data import DEBIAN_DIR, FILE_STEMS, load_fashion_mnist
+from vaesweep.training.data import DEBIAN_DIR, FILE_STEMS, load_fashion_mnist
 
 TINY_TRAIN, TINY_TEST = 600, 200
 # `run` options that make a trial take about a second on tiny data. One worker, so sampler

@@ -7,11 +7,11 @@ import pytest
 import torch
 from rich.console import Console
 
-from vaesweep.bench_table import BenchTable
-from vaesweep.config import TrainConfig
-from vaesweep.device import native_bf16
-from vaesweep.metrics import evaluation_steps
-from vaesweep.precision import training_throughput
+from vaesweep.run.bench_table import BenchTable
+from vaesweep.spec.config import TrainConfig
+from vaesweep.training.device import native_bf16
+from vaesweep.training.metrics import evaluation_steps
+from vaesweep.training.precision import training_throughput
 
 from test_cli import vaesweep
 

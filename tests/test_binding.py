@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 from optuna.distributions import IntDistribution
 
-from vaesweep.binding import belongs, clean_debris, foreign_folders, mismatch, read_stamp
+from vaesweep.store.binding import belongs, clean_debris, foreign_folders, mismatch, read_stamp
 
 
 def record(number: int, seed: int = 7, warmup: int = 2, folder_id: str | None = None):

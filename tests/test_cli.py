@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from vaesweep.cli import main
-from vaesweep.design import Design
-from vaesweep.storage import default_storage_url, redact
-from vaesweep.studies import STUDIES_DIR
+from vaesweep.spec.design import Design
+from vaesweep.spec.studies import STUDIES_DIR
+from vaesweep.store.storage import default_storage_url, redact
 
 from conftest import TINY_SETTINGS
 
@@ -533,7 +533,7 @@ def _storage_down_after(monkeypatch, writes: int, seconds: float) -> None:
 def test_a_storage_away_during_a_trial_is_one_line_and_the_trial_recorded_when_it_returns(
     outage, recorded, study_with_two_trials, tiny_data_dir, monkeypatch
 ):
-    from vaesweep import work_loop
+    from vaesweep.run import work_loop
 
     monkeypatch.setattr(work_loop, "RECORD_RETRIES", (1.0, 1.0))
     monkeypatch.setenv("VAESWEEP_GRACE_SECONDS", "6")  # a heartbeat every second, into the outage
@@ -560,7 +560,7 @@ def test_no_failed_trial_is_left_without_its_reason(
     def unforeseen(*args, **kwargs):
         raise RuntimeError("cannot convert float infinity to integer")
 
-    monkeypatch.setattr("vaesweep.objective.evaluate", unforeseen)
+    monkeypatch.setattr("vaesweep.run.objective.evaluate", unforeseen)
     outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
     assert outcome.exit_code == 1 and "unexpected failure: cannot convert" in outcome.output
     trial = stored_trials(study_with_two_trials)[2]
@@ -573,7 +573,7 @@ def test_a_full_disk_during_a_trial_is_one_line_and_leaves_no_partial_folder(
 ):
     import numpy as np
 
-    from vaesweep import artifacts
+    from vaesweep.store import artifacts
 
     real = np.savez
 
@@ -599,7 +599,7 @@ def test_a_full_disk_during_a_trial_is_one_line_and_leaves_no_partial_folder(
 def test_a_worker_whose_trial_was_failed_while_it_was_stopped_goes_on(
     tmp_path, tiny_data_dir, monkeypatch
 ):
-    from vaesweep.objective import Objective
+    from vaesweep.run.objective import Objective
 
     real = Objective._on_epoch
 
@@ -680,7 +680,7 @@ def test_an_unforeseen_failure_is_one_line_and_debug_shows_it(monkeypatch):
     def broken() -> list[str]:
         raise RuntimeError("disk on fire\nsecond line")
 
-    monkeypatch.setattr("vaesweep.studies.available_studies", broken)
+    monkeypatch.setattr("vaesweep.spec.studies.available_studies", broken)
     outcome = vaesweep("studies")
     assert outcome.exit_code == 1
     assert outcome.output.strip().splitlines() == [

@@ -10,7 +10,7 @@ from scipy import stats
 from statsmodels.stats.anova import AnovaRM
 from statsmodels.stats.weightstats import ttost_paired
 
-from vaesweep.comparison import compare, design_detectable
+from vaesweep.report.comparison import compare, design_detectable
 
 CONFIGS = [str(c) for c in range(5)]
 

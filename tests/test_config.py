@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from vaesweep.config import RULES, Rule, TrainConfig, parse_override, rules, setting
 from vaesweep.errors import VaesweepError
+from vaesweep.spec.config import RULES, Rule, TrainConfig, parse_override, rules, setting
 
 
 def test_defaults_are_the_reference_notebooks_run():

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaesweep.config import TrainConfig
-from vaesweep.data import make_splits
-from vaesweep.metrics import evaluate
-from vaesweep.precision import decide
-from vaesweep.train import train
+from vaesweep.spec.config import TrainConfig
+from vaesweep.training.data import make_splits
+from vaesweep.training.metrics import evaluate
+from vaesweep.training.precision import decide
+from vaesweep.training.train import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from vaesweep import data as data_module
-from vaesweep.data import load_fashion_mnist, locate, make_splits, read_idx
 from vaesweep.errors import VaesweepError
+from vaesweep.training import data as data_module
+from vaesweep.training.data import load_fashion_mnist, locate, make_splits, read_idx
 
 from conftest import TINY_TEST, TINY_TRAIN, write_dataset, write_idx
 

@@ -6,9 +6,9 @@ import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from vaesweep.design import CONFIRM, EXPLORE, GRID, Design
-from vaesweep.slots import WAIT, next_slot
-from vaesweep.studies import parse_study
+from vaesweep.run.slots import WAIT, next_slot
+from vaesweep.spec.design import CONFIRM, EXPLORE, GRID, Design
+from vaesweep.spec.studies import parse_study
 
 GRID_STUDY = {
     "description": "t",
@@ -112,7 +112,7 @@ def test_unblocked_seeds_are_those_of_studies_stored_before_blocking():
 def test_replicate_r_of_two_configurations_starts_from_identical_weights():
     import torch
 
-    from vaesweep.model import build_model
+    from vaesweep.training.model import build_model
 
     seed = Design().seed(0, {"warmup_epochs": 0}, GRID, 2)
     assert seed == Design().seed(0, {"warmup_epochs": 4}, GRID, 2)

@@ -7,7 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
-from vaesweep.studies import load_study, parse_overrides
+from vaesweep.spec.studies import load_study, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "BENCHMARKS.md", *ROOT.glob("docs/*.md")]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vaesweep.effects import answer, effects_table, mean_interval
+from vaesweep.report.effects import answer, effects_table, mean_interval
 
 
 def trials(means: dict[int, float], n: int = 5, spread: float = 0.002, seed: int = 0, block_sd=0.0):

@@ -14,8 +14,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from vaesweep.storage import default_storage_url, open_storage
-from vaesweep.studies import load_study
+from vaesweep.spec.studies import load_study
+from vaesweep.store.storage import default_storage_url, open_storage
 
 from conftest import TINY_SETTINGS
 
@@ -233,7 +233,7 @@ def _alive(pid: int) -> bool:
 
 def test_processes_creating_one_fresh_storage_at_once_all_succeed(tmp_path):
     url = default_storage_url(tmp_path)
-    code = f"from vaesweep.storage import open_storage; open_storage({url!r}); print('ok')"
+    code = f"from vaesweep.store.storage import open_storage; open_storage({url!r}); print('ok')"
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", code],

@@ -24,7 +24,10 @@ def installed(tmp_path_factory) -> Path:
     )  # fmt: skip
     [wheel] = build.glob("vaesweep-*.whl")
     shipped = zipfile.ZipFile(wheel).namelist()
-    assert {"vaesweep/study_files/warmup.toml", "vaesweep/templates/index.html.j2"} <= set(shipped)
+    assert {
+        "vaesweep/spec/study_files/warmup.toml",
+        "vaesweep/report/templates/index.html.j2",
+    } <= set(shipped)
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
@@ -57,4 +60,4 @@ def test_an_installed_wheel_lists_the_shipped_studies_from_another_folder(instal
 
 
 def test_the_repository_studies_folder_is_the_package_data():
-    assert (ROOT / "studies").resolve() == (ROOT / "vaesweep" / "study_files").resolve()
+    assert (ROOT / "studies").resolve() == (ROOT / "vaesweep" / "spec" / "study_files").resolve()

@@ -10,10 +10,10 @@ import optuna
 import pytest
 
 from vaesweep import interrupts
-from vaesweep.data import make_splits
-from vaesweep.precision import decide
-from vaesweep.storage import open_storage
-from vaesweep.train import train
+from vaesweep.store.storage import open_storage
+from vaesweep.training.data import make_splits
+from vaesweep.training.precision import decide
+from vaesweep.training.train import train
 
 from test_train import tiny_config
 

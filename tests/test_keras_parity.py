@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from vaesweep.metrics import mean_ssim
-from vaesweep.model import build_model
-from vaesweep.train import KERAS_ADAM_EPSILON, make_optimizer
+from vaesweep.training.metrics import mean_ssim
+from vaesweep.training.model import build_model
+from vaesweep.training.train import KERAS_ADAM_EPSILON, make_optimizer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

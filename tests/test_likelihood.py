@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from vaesweep.losses import log_likelihood, reconstruction_loss
-from vaesweep.metrics import active_units, iwae_nll, knn_accuracy_notebook
-from vaesweep.model import VAE
+from vaesweep.training.losses import log_likelihood, reconstruction_loss
+from vaesweep.training.metrics import active_units, iwae_nll, knn_accuracy_notebook
+from vaesweep.training.model import VAE
 
 
 def tiny_vae() -> VAE:

@@ -5,7 +5,7 @@ import torch
 from torch.distributions import Bernoulli, Normal
 from torch.distributions import kl_divergence as torch_kl
 
-from vaesweep.losses import kl_divergence, reconstruction_loss, vae_loss
+from vaesweep.training.losses import kl_divergence, reconstruction_loss, vae_loss
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The metric catalogue: what studies may select on, what a pruner compares, and the labels."""
 
-from vaesweep.metric_names import (
+from vaesweep.spec.metric_names import (
     LIKELIHOOD_SCALED,
     OBJECTIVE_DIRECTIONS,
     PER_EPOCH,

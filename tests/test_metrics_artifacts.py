@@ -7,14 +7,14 @@ import sys
 import pytest
 import torch
 
-from vaesweep.artifacts import load_latents, load_model, save_trial
-from vaesweep.config import TrainConfig
-from vaesweep.data import fixed_subset, make_splits
-from vaesweep.device import Compute
 from vaesweep.errors import VaesweepError
-from vaesweep.layout import trial_folder
-from vaesweep.metric_names import TABLE_COLUMNS
-from vaesweep.metrics import (
+from vaesweep.spec.config import TrainConfig
+from vaesweep.spec.metric_names import TABLE_COLUMNS
+from vaesweep.store.artifacts import load_latents, load_model, save_trial
+from vaesweep.store.layout import trial_folder
+from vaesweep.training.data import fixed_subset, make_splits
+from vaesweep.training.device import Compute
+from vaesweep.training.metrics import (
     SSIM_SEED,
     evaluate,
     evaluation_steps,
@@ -23,8 +23,8 @@ from vaesweep.metrics import (
     pixel_mse,
     reconstruct,
 )
-from vaesweep.model import build_model
-from vaesweep.train import train
+from vaesweep.training.model import build_model
+from vaesweep.training.train import train
 
 CPU = Compute(torch.device("cpu"), "fp32")
 
@@ -209,7 +209,7 @@ def test_the_config_is_stored_once_and_older_folders_still_load(tmp_path):
 def test_the_page_and_its_anchors_read_the_defaults_without_torch():
     # An up-to-date report re-runs in about a second because nothing it imports loads torch.
     code = (
-        "import sys; from vaesweep import report, anchors, study_data; "
+        "import sys; from vaesweep.report import render, anchors, study_data; "
         "assert 'torch' not in sys.modules, 'torch imported'; "
         "assert anchors.DEFAULTS['latent_dim'] == 2 and anchors.DEFAULTS['binarize'] is False"
     )

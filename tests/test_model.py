@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from vaesweep.config import ARCHITECTURES
-from vaesweep.model import VAE, build_model
+from vaesweep.spec.config import ARCHITECTURES
+from vaesweep.training.model import VAE, build_model
 
 # Parameter count of the notebook's Keras model, worked out layer by layer: encoder
 # 3328 + 73792 + 36928 + 36928 + 401440 + 66 + 66; decoder 37632 + 3 * 36928 + 204928 + 3201.

@@ -1,54 +1,48 @@
-"""The package's shape: modules import one another without a cycle (lazy imports included)."""
+"""The package's shape, as pyproject's import-linter contracts state it: each stage imports only
+earlier ones, the trainer never imports Optuna, the spec stage is torch-free, and no stage's
+modules import one another in a cycle. `make lint` runs the same check on the package."""
 
 from __future__ import annotations
 
-import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "vaesweep"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
-def _imports() -> dict[str, set[str]]:
-    graph = {}
-    for path in PACKAGE.glob("*.py"):
-        found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module == "vaesweep":
-                found |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vaesweep."):
-                found.add(node.module.split(".")[1])
-            elif isinstance(node, ast.Import):
-                found |= {
-                    a.name.split(".")[1] for a in node.names if a.name.startswith("vaesweep.")
-                }
-        graph[path.stem] = found - {path.stem}
-    return graph
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    """The contracts checked against the package under `root` (found there first)."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    command = [str(LINT_IMPORTS), "--no-cache", str(root / "pyproject.toml")]
+    return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
 
 
-def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, str] = {}
-
-    def visit(module: str, path: list[str]) -> list[str] | None:
-        state[module] = "open"
-        for imported in sorted(graph.get(module, ())):
-            if state.get(imported) == "open":
-                return path[path.index(imported) :] + [imported]
-            if imported not in state and (found := visit(imported, [*path, imported])):
-                return found
-        state[module] = "done"
-        return None
-
-    for module in sorted(graph):
-        if module not in state and (found := visit(module, [module])):
-            return found
-    return None
+def test_the_package_keeps_its_import_contracts():
+    outcome = lint_imports(ROOT)
+    assert outcome.returncode == 0, outcome.stdout
+    assert "4 kept, 0 broken" in outcome.stdout
 
 
-def test_no_import_cycle_in_the_package():
-    graph = _imports()
-    assert {"train", "report", "html_page"} <= set(graph)  # the graph is the package's
-    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
-
-
-def test_a_planted_cycle_is_found():
-    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+@pytest.mark.parametrize(
+    ("module", "planted", "broken"),
+    [
+        ("spec/design.py", "from vaesweep.run import sweep", "only earlier stages"),
+        ("training/losses.py", "from vaesweep.training import train", "no import cycle"),
+        ("training/model.py", "import optuna", "never imports Optuna"),
+        ("spec/config.py", "import torch", "torch-free"),
+    ],
+)
+def test_a_planted_violation_breaks_its_contract(tmp_path, module, planted, broken):
+    shutil.copytree(ROOT / "vaesweep", tmp_path / "vaesweep")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    with (tmp_path / "vaesweep" / module).open("a") as file:
+        file.write(f"\n{planted}  # planted\n")
+    outcome = lint_imports(tmp_path)
+    assert outcome.returncode != 0
+    assert broken in outcome.stdout.split("Broken contracts")[1], outcome.stdout

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from vaesweep.device import Compute, auto_jobs, placed, visible_gpus
-from vaesweep.progress import PlainProgress, make_console
+from vaesweep.run.progress import PlainProgress, make_console
+from vaesweep.training.device import Compute, auto_jobs, placed, visible_gpus
 
 
 def test_worker_i_trains_on_gpu_i_mod_the_visible_gpus():
@@ -49,7 +49,7 @@ def test_the_progress_names_each_trial_s_gpu():
 
 
 def test_the_live_view_names_each_trial_s_gpu():
-    from vaesweep.progress import LiveProgress
+    from vaesweep.run.progress import LiveProgress
 
     console = make_console(width=100, record=True, force_terminal=True, color_system=None)
     progress = LiveProgress(console)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaesweep.config import TrainConfig
-from vaesweep.data import make_splits
-from vaesweep.population import train_population
-from vaesweep.train import TrainingDiverged, train
+from vaesweep.spec.config import TrainConfig
+from vaesweep.training.data import make_splits
+from vaesweep.training.population import train_population
+from vaesweep.training.train import TrainingDiverged, train
 
 from test_train import CPU
 

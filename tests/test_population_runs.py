@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from vaesweep.device import Compute
 from vaesweep.errors import VaesweepError
-from vaesweep.population import choose_population, decide_population
-from vaesweep.studies import check_population, load_study, parse_study
+from vaesweep.spec.studies import check_population, load_study, parse_study
+from vaesweep.training.device import Compute
+from vaesweep.training.population import choose_population, decide_population
 
 from test_cli import PRUNABLE_STUDY, run_args, run_each, run_unstable, stored_trials, vaesweep
 

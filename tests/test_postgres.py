@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from vaesweep.storage import open_storage
+from vaesweep.store.storage import open_storage
 
 from conftest import TINY_SETTINGS
 

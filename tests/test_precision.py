@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vaesweep import precision
-from vaesweep.device import native_bf16
-from vaesweep.precision import decide
+from vaesweep.training import precision
+from vaesweep.training.device import native_bf16
+from vaesweep.training.precision import decide
 
 
 def _measured(monkeypatch, native: bool, fp32: float, bf16: float) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from vaesweep.progress import LiveProgress
+from vaesweep.run.progress import LiveProgress
 
 RECORD = {
     "epoch": 0, "beta": 0.5, "lr": 2e-3, "train_loss": 263.54, "train_recon": 257.1,
@@ -56,7 +56,7 @@ def test_at_100_columns_a_short_parameter_list_leaves_room_for_every_term_and_ev
 def test_user_text_is_shown_as_it_is_never_read_as_markup():
     import optuna
 
-    from vaesweep.progress import make_console
+    from vaesweep.run.progress import make_console
 
     console = make_console(width=100, record=True, force_terminal=True, color_system=None)
     progress = LiveProgress(console)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from vaesweep.studies import STUDIES_DIR
+from vaesweep.spec.studies import STUDIES_DIR
 
 from conftest import write_dataset
 from test_cli import run_args, stored_trials, vaesweep
@@ -324,7 +324,7 @@ def test_damage_after_a_report_is_found_by_the_next_one(copy_of):
 
 
 def test_a_full_disk_while_reporting_is_one_line_that_keeps_what_is_stored(copy_of, monkeypatch):
-    from vaesweep import report
+    from vaesweep.report import render as report
 
     results, data_dir = copy_of
     shutil.rmtree(results / "report")
@@ -343,7 +343,7 @@ def test_a_full_disk_while_reporting_is_one_line_that_keeps_what_is_stored(copy_
 
 
 def test_learning_curves_count_epochs_from_1_and_keep_the_last_epochs_readable():
-    from vaesweep.figures import learning_curves
+    from vaesweep.report.figures import learning_curves
 
     lr = [0.0003250038744574342, 0.001]
     loss = {e: 300 - 10 * e + 500 * (e == 0) for e in range(7)}  # epoch 1 far above the rest
@@ -363,7 +363,7 @@ def test_learning_curves_count_epochs_from_1_and_keep_the_last_epochs_readable()
 def test_many_metrics_wrap_into_rows_and_a_constant_count_gets_a_whole_number_axis():
     import numpy as np
 
-    from vaesweep.figures import explored
+    from vaesweep.report.figures import explored
 
     metrics = ["val_loss", "val_recon", "val_kl", "val_mse", "val_ssim", "val_knn_accuracy"]
     rng = np.random.default_rng(0)

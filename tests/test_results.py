@@ -12,8 +12,8 @@ import pytest
 
 from vaesweep import results
 from vaesweep.errors import VaesweepError
-from vaesweep.layout import HISTORY_FILE, trial_folder
-from vaesweep.storage import ANSWER_ATTR
+from vaesweep.store.layout import HISTORY_FILE, trial_folder
+from vaesweep.store.storage import ANSWER_ATTR
 
 from test_cli import run_args, snapshot, vaesweep
 from test_report import reported, small_warmup  # noqa: F401 (reported: a fixture)

@@ -3,9 +3,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from vaesweep.anchors import PUBLISHED
 from vaesweep.errors import VaesweepError
-from vaesweep.studies import available_studies, load_study, parse_study
+from vaesweep.report.anchors import PUBLISHED
+from vaesweep.spec.studies import available_studies, load_study, parse_study
 
 SHIPPED = ["density", "joint", "latent", "likelihood", "lr", "warmup"]
 
@@ -39,7 +39,7 @@ def test_studies_varying_the_likelihood_score_on_likelihood_free_metrics():
 
 
 def test_an_installation_without_study_files_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("vaesweep.studies.STUDIES_DIR", tmp_path)
+    monkeypatch.setattr("vaesweep.spec.studies.STUDIES_DIR", tmp_path)
     with pytest.raises(VaesweepError, match="no study files in .*installation is incomplete"):
         available_studies()
 
@@ -284,7 +284,7 @@ def test_the_docs_show_the_shipped_warmup_study_as_it_is():
 
 
 def test_each_shipped_study_says_what_its_design_detects():
-    from vaesweep.comparison import design_detectable, study_detects
+    from vaesweep.report.comparison import design_detectable, study_detects
 
     for name in SHIPPED:
         spec = load_study(name)

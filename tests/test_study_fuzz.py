@@ -7,9 +7,9 @@ import copy
 import random
 import tomllib
 
-from vaesweep.comparison import study_detects
 from vaesweep.errors import VaesweepError
-from vaesweep.studies import STUDIES_DIR, parse_study
+from vaesweep.report.comparison import study_detects
+from vaesweep.spec.studies import STUDIES_DIR, parse_study
 
 VALUES = [
     0, -1, 1, 2, 10**10, 10**300, 1e300, 1e-300, float("nan"), float("inf"), -float("inf"), "x",

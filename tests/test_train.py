@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from vaesweep.config import TrainConfig
-from vaesweep.data import make_splits
-from vaesweep.device import Compute
-from vaesweep.losses import vae_loss
-from vaesweep.model import VAE, build_model
-from vaesweep.train import (
+from vaesweep.spec.config import TrainConfig
+from vaesweep.training.data import make_splits
+from vaesweep.training.device import Compute
+from vaesweep.training.losses import vae_loss
+from vaesweep.training.model import VAE, build_model
+from vaesweep.training.train import (
     EarlyStopping,
     TrainingDiverged,
     _lr_scheduler,
@@ -96,7 +96,7 @@ def test_early_stopping_waits_for_its_start_and_restores_the_best_weights():
 def test_training_restores_best_epoch_weights(tiny_data):
     splits = make_splits(tiny_data, 100)
     result = train(tiny_config(epochs=4), splits, CPU)
-    from vaesweep.validation import validate
+    from vaesweep.training.validation import validate
 
     restored = validate(result.model, splits.val_x, tiny_config(), 1.0, CPU)
     restored = restored.stats["elbo"]

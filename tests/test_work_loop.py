@@ -11,11 +11,11 @@ import pytest
 import torch
 from optuna.distributions import IntDistribution
 
-from vaesweep.device import Compute
-from vaesweep.progress import Progress
-from vaesweep.storage import open_storage
-from vaesweep.studies import parse_study
-from vaesweep.work_loop import RunRequest, work
+from vaesweep.run.progress import Progress
+from vaesweep.run.work_loop import RunRequest, work
+from vaesweep.spec.studies import parse_study
+from vaesweep.store.storage import open_storage
+from vaesweep.training.device import Compute
 
 STUDY = {
     "description": "two warm-ups, one replicate",

@@ -11,9 +11,9 @@ import click
 from rich.table import Table
 
 from vaesweep import __version__
-from vaesweep.config import ARCHITECTURES
 from vaesweep.errors import VaesweepError, shown
 from vaesweep.interrupts import EXIT_INTERRUPTED, graceful_interrupts
+from vaesweep.spec.config import ARCHITECTURES
 
 
 class _OneLineUsage(click.ClickException):
@@ -132,11 +132,11 @@ def run(
     from vaesweep.interrupts import safe_points_only
 
     with safe_points_only():  # a signal during the imports is taken once they are done
-        from vaesweep.dashboard import answer_and_publish
-        from vaesweep.progress import make_console, make_progress
-        from vaesweep.storage import redact
-        from vaesweep.studies import check_population, load_study, parse_overrides
-        from vaesweep.sweep import run_study
+        from vaesweep.report.dashboard import answer_and_publish
+        from vaesweep.run.progress import make_console, make_progress
+        from vaesweep.run.sweep import run_study
+        from vaesweep.spec.studies import check_population, load_study, parse_overrides
+        from vaesweep.store.storage import redact
 
     _quiet_optuna()
     spec = load_study(study).with_overrides(parse_overrides(overrides))
@@ -169,9 +169,9 @@ def run(
 @main.command()
 def studies() -> None:
     """List the studies in studies/ with their descriptions and search spaces."""
-    from vaesweep.comparison import study_detects
-    from vaesweep.progress import make_console
-    from vaesweep.studies import STUDIES_DIR, available_studies, load_study
+    from vaesweep.report.comparison import study_detects
+    from vaesweep.run.progress import make_console
+    from vaesweep.spec.studies import STUDIES_DIR, available_studies, load_study
 
     table = Table(show_lines=True)
     for column in ("study", "description", "searches", "objectives", "design", "detects"):
@@ -212,9 +212,9 @@ def studies() -> None:
 @data_dir_option
 def report(study_names, storage, results, out, data_dir) -> None:
     """Render figures, tables and index.html for every finished trial (redraws only changes)."""
-    from vaesweep.layout import PAGE_FILE, REPORT_DIR_NAME
-    from vaesweep.progress import StudyBars, make_console
-    from vaesweep.report import render_report
+    from vaesweep.report.render import render_report
+    from vaesweep.run.progress import StudyBars, make_console
+    from vaesweep.store.layout import PAGE_FILE, REPORT_DIR_NAME
 
     _quiet_optuna()
     out = out or results / REPORT_DIR_NAME
@@ -247,9 +247,9 @@ def compare(study_names, storage, results, objective) -> None:
     """Stored studies that share an objective, side by side: each answer, the settings that
     differ, and whether their best configurations differ."""
     from vaesweep import results as stored
-    from vaesweep.metric_names import better, label
-    from vaesweep.progress import make_console
-    from vaesweep.side_by_side import side_by_side
+    from vaesweep.report.side_by_side import side_by_side
+    from vaesweep.run.progress import make_console
+    from vaesweep.spec.metric_names import better, label
 
     found = side_by_side([stored.load(n, storage, results) for n in study_names], objective)
     console = make_console()
@@ -329,10 +329,10 @@ def bench(
     with safe_points_only():  # a signal during the imports is taken once they are done
         import torch
 
-        from vaesweep.bench import run_bench
-        from vaesweep.bench_table import BenchLines, BenchTable
-        from vaesweep.device import resolve_device
-        from vaesweep.progress import make_console
+        from vaesweep.run.bench import run_bench
+        from vaesweep.run.bench_table import BenchLines, BenchTable
+        from vaesweep.run.progress import make_console
+        from vaesweep.training.device import resolve_device
 
     for arch in archs:
         if arch not in ARCHITECTURES:
@@ -369,6 +369,6 @@ def _jobs(value: str) -> int | None:
 
 
 def _quiet_optuna() -> None:
-    from vaesweep.storage import quiet_optuna
+    from vaesweep.store.storage import quiet_optuna
 
     quiet_optuna()

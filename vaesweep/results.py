@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from vaesweep.effects import Answer
-from vaesweep.study_data import DEFAULT_RESULTS, StudyData, load, storage_url, study_names
+from vaesweep.report.effects import Answer
+from vaesweep.report.study_data import DEFAULT_RESULTS, StudyData, load, storage_url, study_names
 
 __all__ = ["StudyData", "answer", "history", "load", "storage_url", "study_names", "trials"]
 

@@ -1,0 +1,103 @@
+"""The study's answer where Optuna's own tools look: a study user attribute (`optuna studies`,
+`study.user_attrs`) and, when optuna-dashboard is installed, the study's note, which its study
+page shows first. Optuna's "best trial" is one seed; these say what the replicates say."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from vaesweep.report.study_data import StudyData, collect
+from vaesweep.spec.metric_names import label
+from vaesweep.store.storage import ANSWER_ATTR
+
+ADVICE = (
+    "Compare configurations with the answer (vaesweep report, or vaesweep.results), not with "
+    "Optuna's best trial: that is one seed, and the importances read seed noise as effects."
+)
+
+
+def answer_and_publish(study: optuna.Study, results_dir: Path) -> list[str]:
+    """The answers of a study that a run just finished with, stored for Optuna's tools."""
+    data = collect(study, results_dir)
+    publish(data)
+    return [a.sentence for a in data.answers]
+
+
+def publish(data: StudyData) -> None:
+    """Store the answer of `data` on its study (written at the end of each run)."""
+    study = data.record
+    if study is None:
+        return
+    study.set_user_attr(
+        ANSWER_ATTR,
+        {
+            "answers": [a.sentence for a in data.answers] or ["none yet"],
+            "configurations": _configurations(data),
+            "advice": ADVICE,
+        },
+    )
+    try:
+        from optuna_dashboard import get_note, save_note
+    except ImportError:  # an optional extra: vaesweep[dashboard]
+        return
+    body = note(data)
+    if get_note(study) != body:  # each save is a new version of the note
+        save_note(study, body)
+
+
+def _rows(data: StudyData) -> pd.DataFrame:
+    """The effects table's rows of the first objective."""
+    if not data.answers or data.effects.empty:
+        return data.effects.iloc[:0]
+    return data.effects[data.effects["metric"] == data.answers[0].objective]
+
+
+def _configurations(data: StudyData) -> list[dict[str, object]]:
+    """The first objective's row of each compared configuration, as plain JSON."""
+    rows = _rows(data)
+    keep = ["n", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high"]
+    named = len(data.params) == 1  # one parameter's configurations are its values alone
+    return [
+        {"configuration": f"{data.params[0]}={value}" if named else value}
+        | {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for value, row in zip(rows["value"], rows[keep].to_dict("records"), strict=True)
+    ]
+
+
+def note(data: StudyData) -> str:
+    """The study note in Markdown: the answer, each configuration's mean and difference from
+    the best with their intervals, and the advice."""
+    lines = [f"# {data.name}: the answer", ""]
+    lines += [f"**{a.sentence}**" for a in data.answers] or ["No trial has completed the protocol."]
+    configurations = _configurations(data)
+    if configurations:
+        objective = label(data.answers[0].objective)
+        lines += [
+            "",
+            f"| configuration | n | mean {objective} (95% CI) "
+            "| minus the best (95% simultaneous) |",
+            "| --- | --- | --- | --- |",
+        ]
+        best = data.answers[0].best
+        for row, value in zip(configurations, _rows(data)["value"], strict=True):
+            interval = _interval(row["mean"], row["ci_low"], row["ci_high"])
+            diff = (
+                "the best"
+                if value == best
+                else _interval(row["diff"], row["diff_low"], row["diff_high"])
+            )
+            lines.append(f"| {row['configuration']} | {row['n']} | {interval} | {diff} |")
+    lines += ["", ADVICE]
+    return "\n".join(lines) + "\n"
+
+
+def _interval(value: object, low: object, high: object) -> str:
+    if value is None or pd.isna(value):
+        return "—"
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return f"{value:.4g}"
+    return f"{value:.4g} ({low:.4g} to {high:.4g})"

@@ -1,0 +1,196 @@
+"""index.html of a report: every study, table and figure, by relative links (no server needed).
+
+The markup is the template's (templates/index.html.j2, autoescaped, so every name and number is
+shown as text); this module hands it each section's values in page order."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import jinja2
+import numpy as np
+
+from vaesweep.report.side_by_side import groups
+from vaesweep.spec.metric_names import label
+from vaesweep.store.layout import PAGE_FILE
+from vaesweep.store.storage import redact
+
+if TYPE_CHECKING:
+    from vaesweep.report.anchors import Anchor
+    from vaesweep.report.study_data import StudyData, TrialEntry
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.2rem auto; max-width: 1300px; color: #222; }
+h1, h2, h3 { font-weight: 600; margin: 0.6rem 0 0.3rem; } nav a { margin-right: 1rem; }
+table { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0 1rem; }
+th, td { border: 1px solid #ccc; padding: 0.2rem 0.4rem; text-align: right; white-space: nowrap; }
+.scroll { overflow: auto; max-height: 24rem; border: 1px solid #eee; }
+th { background: #f2f4f8; position: sticky; top: 0; }
+tr.best td { background: #e7f6e7; font-weight: 600; }
+tr.excluded td { color: #999; }
+figure { display: inline-block; margin: 0.5rem; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.8rem; color: #555; }
+details { margin: 0.3rem 0; } summary { cursor: pointer; }
+.note { color: #a33; }
+.answer { background: #f6f8fb; border-left: 4px solid #3a6ea5; padding: 0.4rem 0.9rem; }
+.answer p { margin: 0.35rem 0; } .fixed { font-size: 0.8rem; color: #444; }
+ul.answers li { margin: 0.25rem 0; }
+"""
+FLOAT_FORMAT = "{:.4g}".format
+
+# Study figures drawn the page's full width; the others take half.
+WIDE_FIGURES = ("metrics-vs-", "learning-curves", "optimization-history")
+# Every trial's figures, in page order: name (the file's stem) -> (caption, width on the page).
+# The report draws exactly these; a study's figures are named where the report plans them.
+TRIAL_FIGURES = {
+    "latent": ("test-set latent means by class", "38%"),
+    "manifold": ("decoded 15×15 latent grid over [-3, 3]²", "38%"),
+    "reconstructions": ("originals and z = μ reconstructions", "78%"),
+    "uncertainty": ("uncertainty maps", "78%"),
+    "history": ("training history", "78%"),
+    "kl-per-dim": ("KL per latent dimension (test set)", "78%"),
+}
+
+
+def _link(path: str) -> str:
+    """A relative file link: every character that could make it a URL of its own is quoted
+    (the template then escapes it for the attribute)."""
+    return quote(path, safe="/")
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return "✓" if value else ""
+    if isinstance(value, float):
+        return FLOAT_FORMAT(value)
+    return str(value)
+
+
+def _trial_rows(report: StudyData) -> list[tuple[str, list[Any]]]:
+    """(row class, cells): the best configuration's rows first, then the other comparable ones,
+    then the trials that never enter an estimate (greyed)."""
+    table = report.table.assign(best=report.table["best"].map({True: "★", False: ""}))
+    order = table.assign(
+        _rank=(~report.table["best"]).astype(int) + (~report.table["in_answer"]) * 2
+    ).sort_values(["_rank", "trial"], kind="stable")
+    rows = []
+    for _, row in order.drop(columns="_rank").iterrows():
+        kind = "best" if row["best"] else ("" if row["in_answer"] else "excluded")
+        rows.append((kind, list(row.to_numpy())))
+    return rows
+
+
+def _trial(entry: TrialEntry, best: bool) -> dict[str, Any]:
+    trial = entry.trial
+    params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+    star = "★ " if best else ""
+    return {
+        "summary": f"{star}trial {trial.number} — {trial.state.name.lower()} — {params}",
+        "problem": entry.problem,
+        "figures": [] if entry.problem else list(entry.figures.items()),
+    }
+
+
+def _environments(report: StudyData) -> str:
+    """Where the trials ran: the same weights give the same metrics only with the same versions
+    and processor, so a study trained in several places says so."""
+    found = report.environments
+    if len(found) == 1:
+        return found[0][0]
+    return "; ".join(f"{where} ({n} trials)" for where, n in found) + (
+        ". Rounding differs between these, so the last digits of their trials may too."
+    )
+
+
+def _anchors(report: StudyData, anchors: list[Anchor]) -> list[dict[str, Any]]:
+    """Reference numbers for the metrics this study measured, beside its best configuration's."""
+    if not report.answers or report.effects.empty:
+        return []
+    best = report.effects[report.effects["value"] == report.answers[0].best]
+    best_trials = report.table[report.table["best"]]
+    settings = dict(report.fixed)
+    if not best_trials.empty:
+        settings |= {p: best_trials.iloc[0][p] for p in report.params}
+    rows = []
+    for anchor in anchors:
+        mine = best[best["metric"] == anchor.metric]
+        if mine.empty or not anchor.applies_to(settings):
+            continue
+        here = mine.iloc[0]
+        rows.append(
+            {
+                "name": anchor.name,
+                "metric": anchor.metric,
+                "value": anchor.value,
+                "mean": here["mean"],
+                "low": here["ci_low"],
+                "high": here["ci_high"],
+                "protocol": anchor.protocol,
+                "source": anchor.source,
+            }
+        )
+    return rows
+
+
+def _section(report: StudyData, anchors: list[Anchor]) -> dict[str, Any]:
+    """One study's values for the template, in its section's order."""
+    figures = dict(report.figures)
+    evidence = figures.pop("paired-differences", None)  # in the answer block
+    effect = figures.pop("effects", None)
+    fair = report.table["in_answer"]
+    return {
+        "report": report,
+        "design": report.design,
+        "compared": int(fair.sum()),
+        "excluded": len(report.table) - int(fair.sum()),
+        "evidence": evidence,
+        "effect": effect,
+        "fixed": ", ".join(f"{k} = {v}" for k, v in sorted(report.fixed.items())) or "defaults",
+        "environments": _environments(report),
+        "anchors": _anchors(report, anchors),
+        "files": ("effects.csv", "trials.csv", "trials.md"),
+        "columns": [str(c) for c in report.table.columns],
+        "rows": _trial_rows(report),
+        "others": [
+            (name.replace("-", " "), path, "98%" if name.startswith(WIDE_FIGURES) else "48%")
+            for name, path in figures.items()
+        ],
+        "trials": [_trial(e, e.trial.number in report.best) for e in report.entries],
+    }
+
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("vaesweep.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,  # a misspelt name fails the tests, not the page
+    keep_trailing_newline=True,
+)
+_TEMPLATES.filters |= {"link": _link, "cell": _cell, "num": "{:.4g}".format, "label": label}
+_TEMPLATES.tests["finite"] = lambda value: math.isfinite(value)
+_TEMPLATES.globals |= {"trial_figures": TRIAL_FIGURES, "zip": zip}
+
+
+def write_index(
+    out_dir: Path,
+    reports: list[StudyData],
+    classes: str,
+    storage_url: str,
+    anchors: list[Anchor],
+) -> Path:
+    page = _TEMPLATES.get_template("index.html.j2").render(
+        style=STYLE,
+        sections=[_section(report, anchors) for report in reports],
+        compared=groups(reports),
+        classes=classes,
+        storage=redact(storage_url),
+    )
+    path = out_dir / PAGE_FILE
+    if not path.is_file() or path.read_text() != page:
+        path.write_text(page)
+    return path

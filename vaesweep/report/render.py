@@ -1,0 +1,449 @@
+"""`vaesweep report`: storage + trial folders -> figures, tables and index.html. Read-only.
+
+Re-running redraws only what changed: a manifest remembers, for every trial and study, the key
+of what was drawn (trial state, completion time, weights file), and figures whose key still
+matches are kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from vaesweep.errors import VaesweepError, first_line, shown
+from vaesweep.report import study_data
+from vaesweep.report.anchors import PUBLISHED, Anchor, pca_floor
+from vaesweep.report.page import TRIAL_FIGURES, write_index
+from vaesweep.report.study_data import StudyData, TrialEntry
+from vaesweep.spec.design import Phase
+from vaesweep.store.layout import (
+    LATENTS_FILE,
+    MANIFEST_FILE,
+    check_writable,
+    figure_file,
+    trial_folder_name,
+)
+from vaesweep.store.storage import METRICS_ATTR, best_trials
+
+# torch, matplotlib and friends take seconds to import: they are imported only when something
+# needs drawing, so an up-to-date report re-runs in about a second.
+
+REPORT_VERSION = 5  # bump when figures change, so every report redraws once
+KEY_METRICS = (
+    "val_ssim",
+    "val_mse",
+    "val_knn_accuracy",
+    "val_kl",
+    "val_nll",
+    "val_active_units",
+    "test_knn_accuracy",
+)
+SAMPLE_SEED, SAMPLES_SHOWN = 42, 10
+DPI = 100
+
+
+@dataclass
+class ReportSummary:
+    out_dir: Path
+    studies: list[StudyData]
+    drawn: int  # figures drawn this time
+    warnings: list[str]
+
+
+def render_report(
+    results_dir: Path,
+    out_dir: Path,
+    storage: str | None = None,
+    study_names: tuple[str, ...] = (),
+    data_dir: Path | None = None,
+    warn: Callable[[str], None] = print,
+    on_progress: Callable[[str, int, int], None] = lambda study, done, total: None,
+) -> ReportSummary:
+    """`storage` None: the results folder's vaesweep.db, which must exist. `on_progress(study,
+    done, total)` hears each study's parts (its own figures, then each trial's) as they are
+    done."""
+    storage_url = study_data.storage_url(results_dir, storage)
+    available = study_data.study_names(storage_url)
+    for name in study_names:
+        if name not in available:
+            study_data.load(name, storage_url, results_dir)  # says which studies there are
+    check_writable(out_dir, "report folder")
+    try:
+        names = study_names or tuple(available)
+        return _render(
+            results_dir, out_dir, storage_url, names, bool(study_names), data_dir, warn, on_progress
+        )
+    except OSError as err:  # a full disk, say: what is stored was only read
+        where = f" ({err.filename})" if err.filename else ""
+        raise VaesweepError(
+            f"cannot write the report in {out_dir}: {err.strerror or first_line(err)}{where}; "
+            "nothing stored was changed; run the report again once there is room"
+        ) from None
+
+
+def _render(
+    results_dir: Path,
+    out_dir: Path,
+    storage_url: str,
+    names: tuple[str, ...],
+    asked: bool,  # the names were asked for: one without finished trials is an error
+    data_dir: Path | None,
+    warn: Callable[[str], None],
+    on_progress: Callable[[str, int, int], None],
+) -> ReportSummary:
+    manifest = _load_manifest(out_dir)
+    painter = _Painter(out_dir, data_dir, manifest)
+    warnings: list[str] = []
+
+    def note(message: str) -> None:
+        warnings.append(message)
+        warn(f"warning: {message}")
+
+    reports = []
+    for name in names:
+        report = study_data.load(name, storage_url, results_dir, note)
+        if not report.entries:
+            if asked:
+                raise VaesweepError(f"study {shown(name)} has no finished trials yet")
+            note(f"study {shown(name)} has no finished trials yet; skipped")
+            continue
+        parts = 1 + len(report.entries)
+        on_progress(name, 0, parts)
+        painter.study_figures(report, note)
+        on_progress(name, 1, parts)
+        for done, entry in enumerate(report.entries, start=2):
+            painter.trial_figures(report, entry, note)
+            on_progress(name, done, parts)
+        _mark_problems(report)
+        _write_tables(report, out_dir)
+        reports.append(report)
+        _save_manifest(out_dir, manifest)
+    classes = painter.class_samples()
+    write_index(out_dir, reports, classes, storage_url, [*PUBLISHED, painter.pca_floor()])
+    _save_manifest(out_dir, manifest)
+    return ReportSummary(out_dir, reports, painter.drawn, warnings)
+
+
+def _write_tables(report: StudyData, out_dir: Path) -> None:
+    folder = out_dir / report.folder
+    folder.mkdir(exist_ok=True)
+    _write_if_changed(folder / "trials.csv", report.table.to_csv(index=False))
+    _write_if_changed(folder / "effects.csv", report.effects.to_csv(index=False))
+    shown = report.table.assign(best=report.table["best"].map({True: "★", False: ""}))
+    _write_if_changed(folder / "trials.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+class _Painter:
+    """Draws figures whose manifest key changed; keeps the rest."""
+
+    def __init__(self, out_dir: Path, data_dir: Path | None, manifest: dict[str, str]):
+        self.out_dir, self.data_dir, self.manifest = out_dir, data_dir, manifest
+        self.drawn = 0
+        self._data = None
+
+    @property
+    def data(self):
+        if self._data is None:
+            from vaesweep.training.data import load_fashion_mnist
+
+            self._data = load_fashion_mnist(self.data_dir)
+        return self._data
+
+    def _fresh(self, manifest_key: str, key: str, paths: list[Path]) -> bool:
+        return self.manifest.get(manifest_key) == key and all(p.is_file() for p in paths)
+
+    def _save(self, figure, path: Path) -> None:
+        partial = path.with_name(f".{path.name}.partial")
+        figure.savefig(partial, dpi=DPI, format="png")
+        os.replace(partial, path)
+        self.drawn += 1
+
+    def pca_floor(self) -> Anchor:
+        """Computed once per report version and remembered in the manifest."""
+        key = f"pca_floor:{REPORT_VERSION}"
+        if key not in self.manifest:
+            data = self.data
+            self.manifest[key] = json.dumps(
+                asdict(
+                    pca_floor(
+                        data.train_x.numpy(),
+                        data.train_y.numpy(),
+                        data.test_x.numpy(),
+                        data.test_y.numpy(),
+                    )
+                )
+            )
+        return Anchor(**json.loads(self.manifest[key]))
+
+    def class_samples(self) -> str:
+        path = self.out_dir / figure_file("classes")
+        if not self._fresh("classes", str(REPORT_VERSION), [path]):
+            from vaesweep.report import figures
+
+            self._save(figures.class_samples(self.data.train_x, self.data.train_y), path)
+            self.manifest["classes"] = str(REPORT_VERSION)
+        return path.name
+
+    def study_figures(self, report: StudyData, note: Callable[[str], None]) -> None:
+        folder = self.out_dir / report.folder
+        planned = _planned_study_figures(report)
+        report.figures = {name: f"{report.folder}/{figure_file(name)}" for name in planned}
+        key = _digest(
+            [REPORT_VERSION, report.objectives, report.equivalence, [e.key for e in report.entries]]
+        )
+        if self._fresh(f"study:{report.name}", key, [folder / figure_file(n) for n in planned]):
+            return
+        folder.mkdir(exist_ok=True)
+        draw = self._study_drawings(report, note)
+        for name in planned:
+            figure = draw[name]()
+            if figure is None:
+                report.figures.pop(name)
+            else:
+                self._save(figure, folder / figure_file(name))
+        self.manifest[f"study:{report.name}"] = key
+
+    def _study_drawings(
+        self, report: StudyData, note: Callable[[str], None]
+    ) -> dict[str, Callable[[], Any]]:
+        """How to draw each figure a study's section may plan (see `_planned_study_figures`);
+        a drawing that has nothing to show gives None."""
+        from vaesweep.report import figures
+
+        table, study = report.table, report.record
+        assert study is not None  # a study's section is drawn from its stored record
+        metrics = [m for m in dict.fromkeys([*report.objectives, *KEY_METRICS]) if m in table]
+
+        def importances():
+            if found := _importances(study, report.objectives):
+                return figures.param_importances(found)
+            report.notes.append(
+                "parameter importances need completed trials with different parameters"
+            )
+            return None
+
+        draw = {
+            "paired-differences": lambda: figures.paired_differences(report.answers, report.params),
+            "effects": lambda: figures.effects_plot(
+                table[table["in_answer"]],
+                report.effects,
+                report.params,
+                metrics,
+                report.design.answer_phase,
+            ),
+            "learning-curves": lambda: figures.learning_curves(
+                self._histories(report, note), report.search[0]["name"]
+            ),
+            "optimization-history": lambda: figures.optimization_history(
+                table, report.objectives, report.directions
+            ),
+            "importances": importances,
+            "pareto-front": lambda: figures.pareto_front(
+                table, report.objectives, {t.number for t in best_trials(study)}
+            ),
+        }
+
+        def explored(param: dict[str, Any]) -> Any:
+            return figures.explored(
+                table[table["phase"] == Phase.EXPLORE],
+                param["name"],
+                metrics,
+                categorical=param["kind"] == "categorical",
+                log=bool(param.get("log")),
+            )
+
+        for param in report.search:
+            draw[f"metrics-vs-{param['name']}"] = functools.partial(explored, param)
+        return draw
+
+    def _histories(self, report: StudyData, note: Callable[[str], None]) -> pd.DataFrame:
+        from vaesweep.store.artifacts import load_history
+
+        frames = []
+        for entry in report.entries:
+            if entry.problem is None:
+                assert entry.folder is not None  # a trial without a problem has its folder
+                try:
+                    history = load_history(entry.folder)
+                except VaesweepError as err:
+                    _mark(report.name, entry, str(err), note)
+                    continue
+                frames.append(
+                    history.assign(trial=entry.trial.number, **_param_columns(report, entry))
+                )
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def trial_figures(
+        self, report: StudyData, entry: TrialEntry, note: Callable[[str], None]
+    ) -> None:
+        if entry.problem is not None:
+            return
+        study, number = report.name, entry.trial.number
+        folder = self.out_dir / report.folder / trial_folder_name(number)
+        entry.figures = {
+            n: f"{report.folder}/{folder.name}/{figure_file(n)}" for n in TRIAL_FIGURES
+        }
+        manifest_key = f"trial:{study}:{number}"
+        key = f"{REPORT_VERSION}|{entry.key}"
+        if self._fresh(manifest_key, key, [folder / figure_file(n) for n in TRIAL_FIGURES]):
+            return
+
+        # Whatever a damaged folder holds, this trial is marked and the rest of the report renders.
+        try:
+            self._draw_trial(study, entry, folder)
+        except VaesweepError as err:
+            _mark(study, entry, str(err), note)
+            return
+        except Exception as err:  # a figure that cannot be drawn from what the folder holds
+            _mark(study, entry, f"cannot draw its figures ({first_line(err)})", note)
+            return
+        self.manifest[manifest_key] = key
+
+    def _draw_trial(self, study: str, entry: TrialEntry, folder: Path) -> None:
+        from vaesweep.report import figures
+        from vaesweep.store.artifacts import load_history, load_metrics, load_model
+
+        number = entry.trial.number
+        assert entry.folder is not None  # only trials without a problem are drawn
+        model, _ = load_model(entry.folder)
+        history = load_history(entry.folder)
+        metrics = load_metrics(entry.folder, entry.trial.user_attrs.get(METRICS_ATTR))
+        folder.mkdir(parents=True, exist_ok=True)
+        title = f"{study} trial {number} ({_format_params(entry.trial.params)})"
+        means, labels = self._latents(entry.folder, model)
+        originals = self._originals()
+        draw = {  # one drawing for each of the page's TRIAL_FIGURES
+            "latent": lambda: figures.latent_scatter(
+                means, labels, f"{title}: test-set latent means"
+            ),
+            "manifold": lambda: figures.manifold_grid(
+                model, means.std(axis=0), f"{title}: decoded latent grid"
+            ),
+            "reconstructions": lambda: figures.reconstructions(
+                model, originals, f"{title}: test images and z = μ reconstructions"
+            ),
+            "uncertainty": lambda: figures.uncertainty_maps(model, originals, title),
+            "history": lambda: figures.training_history(history, title),
+            "kl-per-dim": lambda: figures.kl_per_dimension(
+                metrics.get("test_kl_per_dim", []), metrics.get("test_active_units"), title
+            ),
+        }
+        for name in TRIAL_FIGURES:
+            self._save(draw[name](), folder / figure_file(name))
+
+    def _latents(self, trial_folder: Path, model) -> tuple[np.ndarray, np.ndarray]:
+        """Saved test latent means; trial folders from before they were saved are re-encoded."""
+        from vaesweep.store.artifacts import load_latents
+        from vaesweep.training.metrics import encode_means
+
+        if (trial_folder / LATENTS_FILE).is_file():
+            return load_latents(trial_folder)
+        means = encode_means(model, self.data.test_x, model.to_mu.weight.device)
+        return means.numpy(), self.data.test_y.numpy()
+
+    def _originals(self):
+        rng = np.random.default_rng(SAMPLE_SEED)
+        indices = rng.choice(len(self.data.test_x), size=SAMPLES_SHOWN, replace=False)
+        return self.data.test_x[np.sort(indices)]
+
+
+def _mark(study: str, entry: TrialEntry, problem: str, note: Callable[[str], None]) -> None:
+    entry.problem, entry.figures = problem, {}
+    note(f"study {shown(study)} trial {entry.trial.number}: {problem}")
+
+
+def _mark_problems(report: StudyData) -> None:
+    """Problems found while drawing go into the table's note column too."""
+    for entry in report.entries:
+        if entry.problem:
+            report.table.loc[report.table["trial"] == entry.trial.number, "note"] = entry.problem
+
+
+def _planned_study_figures(report: StudyData) -> list[str]:
+    """The answer's figures first (each configuration minus the best, then every replicate);
+    exploration views only for sampled searches, and importances only where two or more
+    parameters are searched."""
+    names = []
+    if any(a.comparison for a in report.answers):
+        names.append("paired-differences")
+    if report.table["in_answer"].any():
+        names.append("effects")
+    search = report.design.samples
+    if search:
+        names += [f"metrics-vs-{p['name']}" for p in report.search]
+    if report.search:
+        names.append("learning-curves")
+    if search:
+        names.append("optimization-history")
+    if len(report.search) >= 2:
+        names.append("importances")
+    if len(report.objectives) > 1:
+        names.append("pareto-front")
+    return names
+
+
+def _signed_value(index: int, sign: float, trial: optuna.trial.FrozenTrial) -> float:
+    return sign * trial.values[index]
+
+
+def _importances(study: optuna.Study, objectives: list[str]) -> dict[str, dict[str, float]]:
+    """Optuna's default parameter importances per objective; empty with too little to compare."""
+    result = {}
+    for index, (objective, direction) in enumerate(zip(objectives, study.directions, strict=True)):
+        # The evaluator ranks parameters for low targets, so maximised objectives are negated.
+        sign = -1.0 if direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values = optuna.importance.get_param_importances(
+                    study, target=functools.partial(_signed_value, index, sign)
+                )
+        except (ValueError, RuntimeError):
+            return {}
+        if not values:
+            return {}
+        result[objective] = values
+    return result
+
+
+def _param_columns(report: StudyData, entry: TrialEntry) -> dict[str, Any]:
+    return {p["name"]: entry.trial.params.get(p["name"]) for p in report.search}
+
+
+def _format_params(params: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()[:16]
+
+
+def _load_manifest(out_dir: Path) -> dict[str, str]:
+    try:
+        return json.loads((out_dir / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return {}  # no manifest or a damaged one: draw everything
+
+
+def _save_manifest(out_dir: Path, manifest: dict[str, str]) -> None:
+    partial = out_dir / f".{MANIFEST_FILE}.partial"
+    partial.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    os.replace(partial, out_dir / MANIFEST_FILE)

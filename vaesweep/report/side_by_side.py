@@ -1,0 +1,152 @@
+"""Studies side by side (`vaesweep compare`, and the report's section): studies that share an
+objective, each one's answer, the fixed settings that differ, and, where their evaluations are
+the same, whether their best configurations differ, with the answers' own statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from vaesweep.errors import VaesweepError, shown
+from vaesweep.report import effects
+from vaesweep.report.study_data import StudyData
+from vaesweep.spec.config import DEFAULTS
+from vaesweep.spec.metric_names import LIKELIHOOD_SCALED, label
+
+# Settings that decide what a metric is measured on: studies that differ in one do not measure
+# the same quantity, so their numbers are shown but never tested against each other.
+EVALUATION_SETTINGS = (
+    "val_size",
+    "eval_images",
+    "ssim_images",
+    "nll_val_images",
+    "nll_test_images",
+    "iwae_samples",
+    "binarize",
+)
+
+
+@dataclass
+class Row:
+    study: str
+    best: str  # its best configuration, or "" without an answer
+    shown: str  # the same as the answer names it ("warmup_epochs=2"), or "no answer yet"
+    n: int
+    mean: float
+    half_width: float
+    sentence: str  # its answer, or why there is none
+
+
+@dataclass
+class SideBySide:
+    objective: str
+    rows: list[Row]
+    differing: dict[str, list[Any]]  # setting -> each study's value ("searched" where searched)
+    verdict: str  # whether the best configurations differ, or why that is not tested
+
+
+def groups(studies: list[StudyData]) -> list[SideBySide]:
+    """The report's section: studies with an answer grouped by their first objective, each group
+    of two or more side by side."""
+    by_objective: dict[str, list[StudyData]] = {}
+    for study in studies:
+        if study.answers:
+            by_objective.setdefault(study.objectives[0], []).append(study)
+    return [side_by_side(group, o) for o, group in by_objective.items() if len(group) > 1]
+
+
+def shared_objectives(studies: list[StudyData]) -> list[str]:
+    """The objectives every study has, in the first study's order."""
+    return [o for o in studies[0].objectives if all(o in s.objectives for s in studies[1:])]
+
+
+def side_by_side(studies: list[StudyData], objective: str | None = None) -> SideBySide:
+    if len(studies) < 2:
+        raise VaesweepError("compare needs at least two studies")
+    names = [s.name for s in studies]
+    if len(set(names)) < len(names):
+        raise VaesweepError(f"compare names a study twice ({', '.join(map(shown, names))})")
+    shared = shared_objectives(studies)
+    if objective is None and not shared:
+        listed = "; ".join(f"{shown(s.name)}: {', '.join(s.objectives)}" for s in studies)
+        raise VaesweepError(f"these studies share no objective ({listed})")
+    if objective is not None and objective not in shared:
+        raise VaesweepError(
+            f"objective {shown(objective)} is not one of every study's objectives "
+            f"(shared: {', '.join(shared) or 'none'})"
+        )
+    objective = objective or shared[0]
+    directions = {s.directions[s.objectives.index(objective)] for s in studies}
+    rows = [_row(s, objective) for s in studies]
+    differing = _differing(studies)
+    verdict = _verdict(studies, objective, rows, differing, directions)
+    return SideBySide(objective, rows, differing, verdict)
+
+
+def _answer(study: StudyData, objective: str) -> effects.Answer | None:
+    return next((a for a in study.answers if a.objective == objective), None)
+
+
+def _row(study: StudyData, objective: str) -> Row:
+    found = _answer(study, objective)
+    if found is None:
+        return Row(study.name, "", "no answer yet", 0, float("nan"), float("nan"), "no answer yet")
+    shown = f"{study.params[0]}={found.best}" if len(study.params) == 1 else found.best
+    return Row(study.name, found.best, shown, found.n, found.mean, found.half_width, found.sentence)
+
+
+def _settings(study: StudyData) -> dict[str, Any]:
+    searched = {p["name"] for p in study.search}
+    values = DEFAULTS | study.fixed
+    return {k: ("searched" if k in searched else v) for k, v in values.items() if k != "seed"}
+
+
+def _differing(studies: list[StudyData]) -> dict[str, list[Any]]:
+    settings = [_settings(s) for s in studies]
+    keys = sorted({k for s in settings for k in s})
+    return {
+        k: [s.get(k) for s in settings]
+        for k in keys
+        if any(s.get(k) != settings[0].get(k) for s in settings)
+    }
+
+
+def _best_values(study: StudyData, objective: str, best: str) -> pd.Series:
+    rows = study.table[study.table["in_answer"]]
+    configs = effects.configuration(rows, study.params)
+    return rows.loc[configs == best, objective].dropna()
+
+
+def _verdict(
+    studies: list[StudyData],
+    objective: str,
+    rows: list[Row],
+    differing: dict[str, list[Any]],
+    directions: set[str],
+) -> str:
+    """The answers' test (one-way ANOVA, Tukey-Kramer intervals; unpaired, since a seed block
+    of one study is no block of another) over each study's best configuration, where allowed."""
+    measured = [*EVALUATION_SETTINGS, *(["likelihood"] if objective in LIKELIHOOD_SCALED else [])]
+    unlike = [k for k in measured if k in differing]
+    if unlike:
+        what = ", ".join(f"{k}: {' vs '.join(map(str, differing[k]))}" for k in unlike)
+        return (
+            f"not tested: the studies measure {label(objective)} differently ({what}), so "
+            "their numbers are not like for like"
+        )
+    if len(directions) > 1:
+        return f"not tested: the studies do not agree which way {objective} is better"
+    if any(not r.best for r in rows):
+        waiting = ", ".join(shown(r.study) for r in rows if not r.best)
+        return f"not tested: no answer yet for {waiting}"
+    table = pd.concat(
+        [
+            pd.DataFrame({"study": s.name, objective: _best_values(s, objective, r.best)})
+            for s, r in zip(studies, rows, strict=True)
+        ],
+        ignore_index=True,
+    )
+    found = effects.answer(table, ["study"], objective, directions.pop(), blocked=False)
+    return "each study's best configuration compared: " + found.sentence if found else ""

@@ -1,0 +1,290 @@
+"""What a report (or the end of a run) knows of a stored study: its definition, one row per
+finished trial, and the answer computed from the trials that share the study's protocol.
+
+Read-only and light (no torch, no matplotlib), so `vaesweep run` can print the answer too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial
+
+from vaesweep.errors import VaesweepError, shown
+from vaesweep.report import effects
+from vaesweep.spec.design import Design
+from vaesweep.spec.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
+from vaesweep.store.binding import mismatch, read_stamp
+from vaesweep.store.layout import DEFAULT_DB_NAME, STUDY_NAME, report_folder_name, trial_folder
+from vaesweep.store.storage import (
+    ANALYSIS_ATTR,
+    DEFINITION_ATTR,
+    DESCRIPTION_ATTR,
+    EPOCHS_DONE_ATTR,
+    FINISHED_STATES,
+    FOLDER_ATTR,
+    METRICS_ATTR,
+    PHASE_ATTR,
+    PRUNE_REASON_ATTR,
+    REPLICATE_ATTR,
+    default_storage_url,
+    open_storage,
+    quiet_optuna,
+    redact,
+)
+
+
+@dataclass
+class TrialEntry:
+    """One finished trial as the report sees it; `problem` says why its figures are missing."""
+
+    trial: FrozenTrial
+    folder: Path | None
+    problem: str | None = None
+    figures: dict[str, str] = field(default_factory=dict)  # name -> path relative to the report
+
+    @property
+    def key(self) -> str:
+        """What the trial's figures are drawn from: its record, and the size and time of every
+        file in its folder, so a file damaged or removed after a report is redrawn (and found)."""
+        files = sorted(self.folder.iterdir()) if self.folder and self.folder.is_dir() else []
+        stamps = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+        # The stored relative folder, so a moved results folder keeps its figures.
+        relative = self.trial.user_attrs.get(FOLDER_ATTR)
+        return f"{self.trial.state.name}|{self.trial.datetime_complete}|{relative}|{stamps}"
+
+
+@dataclass
+class StudyData:
+    name: str
+    description: str
+    objectives: list[str]
+    directions: list[str]
+    search: list[dict[str, Any]]
+    fixed: dict[str, Any]
+    design: Design
+    entries: list[TrialEntry]
+    equivalence: dict[str, float] = field(default_factory=dict)  # objective -> margin
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per finished trial
+    effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # see effects.effects_table
+    answers: list[effects.Answer] = field(default_factory=list)  # one per objective
+    figures: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    record: optuna.Study | None = None  # the stored study this was collected from
+
+    def entry(self, number: int) -> TrialEntry:
+        for entry in self.entries:
+            if entry.trial.number == number:
+                return entry
+        finished = ", ".join(str(e.trial.number) for e in self.entries[:20]) or "none"
+        raise VaesweepError(
+            f"study {shown(self.name)} has no finished trial {number} (finished: {finished})"
+        )
+
+    def history(self, number: int) -> pd.DataFrame:
+        """Trial `number`'s per-epoch history, as its folder's history.csv stores it."""
+        from vaesweep.store.artifacts import load_history  # torch: only when a history is asked for
+
+        entry = self.entry(number)
+        if entry.folder is None or entry.problem:
+            raise VaesweepError(f"study {shown(self.name)} trial {number}: {entry.problem}")
+        try:
+            return load_history(entry.folder)
+        except VaesweepError as err:
+            raise VaesweepError(f"study {shown(self.name)} trial {number}: {err}") from None
+
+    @property
+    def folder(self) -> str:
+        """This study's folder in the report."""
+        return report_folder_name(self.name)
+
+    @property
+    def environments(self) -> list[tuple[str, int]]:
+        """Where the trials ran, from each folder's trial.json, most trials first."""
+        found: Counter[str] = Counter()
+        for entry in self.entries:
+            stamp = read_stamp(entry.folder) if entry.folder and not entry.problem else None
+            found[describe_environment((stamp or {}).get("environment"))] += 1
+        return found.most_common()
+
+    @property
+    def params(self) -> list[str]:
+        return [p["name"] for p in self.search] or sorted(
+            {name for e in self.entries for name in e.trial.params}
+        )
+
+    @property
+    def design_summary(self) -> str:
+        # The stored search as plain attributes, whichever version of vaesweep stored it.
+        grid = self.design.configurations([SimpleNamespace(**p) for p in self.search])
+        return self.design.describe(len(grid or ()))
+
+    @property
+    def best(self) -> set[int]:
+        """Trials of the configuration with the best mean first objective (comparable ones)."""
+        if not self.answers or self.table.empty:
+            return set()
+        rows = self.table[self.table["in_answer"]]
+        labels = effects.configuration(rows, self.params)
+        return set(rows.loc[labels == self.answers[0].best, "trial"])
+
+
+def describe_environment(environment: dict[str, str] | None) -> str:
+    if not isinstance(environment, dict):
+        return "versions not recorded (trials from before vaesweep recorded them, or unreadable)"
+    names = {"vaesweep": "vaesweep", "torch": "PyTorch", "optuna": "Optuna", "python": "Python"}
+    versions = ", ".join(f"{label} {environment.get(key, '?')}" for key, label in names.items())
+    return f"{versions} on {environment.get('processor', '?')}"
+
+
+def collect(
+    study: optuna.Study, results_dir: Path, note: Callable[[str], None] = lambda _: None
+) -> StudyData:
+    definition = study.user_attrs.get(DEFINITION_ATTR, {})
+    directions = [d.name.lower() for d in study.directions]
+    objectives = definition.get("objectives") or [f"objective_{i}" for i in range(len(directions))]
+    entries = []
+    for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
+        entry = TrialEntry(trial, *_bound_folder(results_dir, study.study_name, trial))
+        if entry.problem and definition:
+            note(f"study {shown(study.study_name)} trial {trial.number}: {entry.problem}")
+        entries.append(entry)
+    if not definition and entries:
+        note(f"study {shown(study.study_name)} was not made by vaesweep: no trial figures")
+    data = StudyData(
+        name=study.study_name,
+        description=study.user_attrs.get(DESCRIPTION_ATTR, ""),
+        objectives=objectives,
+        directions=directions,
+        search=definition.get("search", []),
+        fixed=definition.get("fixed", {}),
+        design=Design.from_stored(definition.get("design", {})),
+        entries=entries,
+        equivalence=study.user_attrs.get(ANALYSIS_ATTR, {}).get("equivalence", {}),
+        record=study,
+    )
+    data.table = trials_table(data)
+    fair = data.table[data.table["in_answer"]] if not data.table.empty else data.table
+    metrics = [m for m in dict.fromkeys([*objectives, *COMPARED_COLUMNS]) if m in fair]
+    blocked = data.design.shares_seeds
+    data.effects = effects.effects_table(
+        fair, data.params, metrics, blocked, dict(zip(objectives, directions, strict=True))
+    )
+    data.answers = [
+        a
+        for objective, direction in zip(objectives, directions, strict=True)
+        if objective in fair
+        and (
+            a := effects.answer(
+                fair, data.params, objective, direction, blocked, data.equivalence.get(objective)
+            )
+        )
+    ]
+    if not data.table.empty:
+        data.table["best"] = data.table["trial"].isin(data.best)
+    return data
+
+
+def _bound_folder(
+    results_dir: Path, study_name: str, trial: FrozenTrial
+) -> tuple[Path | None, str | None]:
+    """The trial's folder where vaesweep writes it (never a path read from the storage), and why
+    it cannot be read as this trial's, if so (see binding.py)."""
+    if trial.user_attrs.get(FOLDER_ATTR) is None:
+        return None, "no trial folder recorded"
+    if not STUDY_NAME.fullmatch(study_name):  # not a name vaesweep runs under
+        return None, "its study's name is not a folder name"
+    folder = trial_folder(results_dir, study_name, trial.number)
+    if not folder.is_dir():
+        return None, f"trial folder {folder} is missing"
+    return folder, mismatch(folder, trial)
+
+
+def trials_table(data: StudyData) -> pd.DataFrame:
+    """One row per finished trial, the numbers exactly as stored; `in_answer` marks the trials
+    that share the study's protocol (completed, in the answer's phase)."""
+    rows = []
+    for entry in data.entries:
+        trial = entry.trial
+        metrics = trial.user_attrs.get(METRICS_ATTR, {})
+        row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name, "best": False}
+        row["phase"] = trial.user_attrs.get(PHASE_ATTR)  # None: stored before designs existed
+        row["replicate"] = trial.user_attrs.get(REPLICATE_ATTR, 0)
+        row |= {name: trial.params.get(name) for name in data.params}
+        row["duration_s"] = trial.duration.total_seconds() if trial.duration else None
+        row["epochs_run"] = trial.user_attrs.get(EPOCHS_DONE_ATTR)
+        row |= {column: metrics.get(column) for column in TABLE_COLUMNS}
+        # A study not made by vaesweep has its objectives only as Optuna's values.
+        row |= {
+            name: value
+            for name, value in zip(data.objectives, trial.values or (), strict=False)
+            if row.get(name) is None
+        }
+        row["note"] = entry.problem or trial.user_attrs.get(PRUNE_REASON_ATTR, "")
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        in_answer = (table["state"] == "COMPLETE") & (table["phase"] == data.design.answer_phase)
+        if data.design.shares_seeds and in_answer.any():
+            # Blocks are compared whole: a block some configuration has not completed waits.
+            configs = effects.configuration(table[in_answer], data.params)
+            blocks = table.loc[in_answer, "replicate"]
+            per_block = configs.groupby(blocks).nunique()
+            complete = table["replicate"].isin(per_block[per_block == configs.nunique()].index)
+            waiting = in_answer & ~complete
+            table.loc[waiting & (table["note"] == ""), "note"] = "its seed block is incomplete"
+            in_answer &= complete
+        table.insert(3, "in_answer", in_answer)
+    return table
+
+
+DEFAULT_RESULTS = Path("results")
+
+
+def storage_url(results: str | Path = DEFAULT_RESULTS, storage: str | None = None) -> str:
+    """The storage a results folder's studies are read from: `storage`, else its SQLite file,
+    which must exist (reading never creates one)."""
+    results = Path(results)
+    if storage is None and not (results / DEFAULT_DB_NAME).is_file():
+        raise VaesweepError(
+            f"no results in {results} (no {DEFAULT_DB_NAME}); run 'vaesweep run' first"
+        )
+    return storage or default_storage_url(results)
+
+
+def study_names(url: str) -> list[str]:
+    """The studies stored at `url`, in the order they were created."""
+    names = optuna.get_all_study_names(open_storage(url))
+    if not names:
+        raise VaesweepError(f"no studies in {redact(url)}; run 'vaesweep run' first")
+    return names
+
+
+def load(
+    study: str,
+    storage: str | None = None,
+    results: str | Path = DEFAULT_RESULTS,
+    note: Callable[[str], None] = lambda _: None,
+) -> StudyData:
+    """A stored study: `.table` (one row per finished trial: trial, state, best, in_answer, phase,
+    replicate, the searched parameters, duration_s, epochs_run, every val_ and test_ metric,
+    note), `.answers` (one per objective), `.effects`, `.history(trial)`. `note` hears what
+    cannot be read (a damaged trial folder, say)."""
+    quiet_optuna()
+    url = storage_url(results, storage)
+    available = study_names(url)
+    if study not in available:
+        listed = ", ".join(shown(n, 40) for n in available[:10])
+        listed += ", ..." if len(available) > 10 else ""
+        raise VaesweepError(
+            f"unknown study {shown(study)} in {redact(url)} (studies there: {listed})"
+        )
+    record = optuna.load_study(study_name=study, storage=open_storage(url))
+    return collect(record, Path(results), note)

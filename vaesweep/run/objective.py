@@ -1,0 +1,216 @@
+"""Objective: one Optuna trial = sample a config, train, report and prune, evaluate, save.
+
+A worker starts several trials at once when it trains a population: `start` each, `train` them
+together, `finish` each; calling the objective does the three for one trial."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from vaesweep.run.progress import Progress
+from vaesweep.spec.config import TrainConfig
+from vaesweep.spec.design import Phase
+from vaesweep.spec.metric_names import PER_EPOCH
+from vaesweep.spec.studies import StudySpec
+from vaesweep.store.artifacts import save_trial
+from vaesweep.store.binding import new_folder_id
+from vaesweep.store.layout import trial_folder
+from vaesweep.store.storage import (
+    EPOCHS_DONE_ATTR,
+    FOLDER_ATTR,
+    FOLDER_ID_ATTR,
+    METRICS_ATTR,
+    PHASE_ATTR,
+    PRUNE_REASON_ATTR,
+    REPLICATE_ATTR,
+    SEED_ATTR,
+)
+from vaesweep.training.data import FashionMNIST, Splits, make_splits
+from vaesweep.training.device import Compute, environment
+from vaesweep.training.metrics import evaluate
+from vaesweep.training.model import VAE
+from vaesweep.training.population import population_key, train_population
+from vaesweep.training.train import TrainResult, train
+
+
+@dataclass
+class _TrialRun:
+    """What one trial needs from start to finish."""
+
+    trial: optuna.Trial
+    phase: Phase
+    config: TrainConfig
+    splits: Splits
+    folder: Path
+    folder_id: str = field(default_factory=new_folder_id)
+    started: float = field(default_factory=time.perf_counter)
+    history: list[dict[str, float]] = field(default_factory=list)
+    population: int = 1  # the trials trained together with it, itself included
+
+
+class Objective:
+    """Callable for `study.optimize`; holds the data loaded once for every trial."""
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        study_name: str,
+        data: FashionMNIST,
+        results_dir: Path,
+        compute: Compute,
+        progress: Progress,
+        base_seed: int = 0,
+    ):
+        self.spec = spec
+        self.study_name = study_name
+        self.data = data
+        self.results_dir = results_dir
+        self.compute = compute
+        self.progress = progress
+        self.base_seed = base_seed
+        self.environment = environment(compute.device)
+
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        """One trial from start to finish, alone (as Optuna's `study.optimize` calls it)."""
+        run = self.start(trial)
+        [result] = self.train([run])
+        if isinstance(result, BaseException):
+            raise result
+        return self.finish(run, result)
+
+    def start(self, trial: optuna.Trial) -> _TrialRun:
+        """Suggest the trial's values, derive its seed and config, and bind its record."""
+        params = self.spec.suggest(trial)
+        # The design placed this trial: its seed follows from its block (or configuration) alone.
+        phase = Phase(trial.user_attrs.get(PHASE_ATTR, Phase.EXPLORE))
+        replicate = trial.user_attrs.get(REPLICATE_ATTR, 0)
+        seed = self.spec.design.seed(self.base_seed, params, phase, replicate)
+        config = self.spec.config_for(params, seed=seed)
+        run = _TrialRun(
+            trial,
+            phase,
+            config,
+            splits=make_splits(
+                self.data, config.val_size, config.train_subset, config.binarize, config.eval_images
+            ),
+            folder=trial_folder(self.results_dir, self.study_name, trial.number),
+        )
+        # The seed, with the study's stored definition and the params, gives the trial's
+        # settings; the whole config is stored once, in its folder's config.json.
+        trial.set_user_attr(SEED_ATTR, seed)
+        # Binds the folder to this record before the folder exists (see binding.py).
+        trial.set_user_attr(FOLDER_ID_ATTR, run.folder_id)
+        self.progress.trial_started(trial.number, params, config.epochs, str(self.compute.device))
+        return run
+
+    def train(self, runs: Sequence[_TrialRun]) -> list[TrainResult | BaseException]:
+        """Train the runs, those that can share a network as one population (`population.py`),
+        the others alone; per run its result or the exception that stopped it (divergence, a
+        prune, a failure). A KeyboardInterrupt stops them all."""
+        results: dict[int, TrainResult | BaseException] = {}
+        groups: dict[tuple, list[_TrialRun]] = {}
+        for run in runs:
+            groups.setdefault(population_key(run.config), []).append(run)
+        for members in groups.values():
+            for run in members:
+                run.population = len(members)
+            train_members = self._train_together if len(members) > 1 else self._train_alone
+            outcomes = train_members(members)
+            results |= {id(run): outcome for run, outcome in zip(members, outcomes, strict=True)}
+        return [results[id(run)] for run in runs]
+
+    def _train_together(self, members: list[_TrialRun]) -> list[TrainResult | BaseException]:
+        def on_epoch(index: int, record: dict[str, float], model: VAE) -> None:
+            self._on_epoch(members[index], record, model)
+
+        configs = [run.config for run in members]
+        return train_population(configs, members[0].splits, self.compute, on_epoch)
+
+    def _train_alone(self, members: list[_TrialRun]) -> list[TrainResult | BaseException]:
+        [run] = members
+        try:
+            return [
+                train(run.config, run.splits, self.compute, lambda r, m: self._on_epoch(run, r, m))
+            ]
+        except Exception as err:  # the run's own outcome, told by the caller
+            return [err]
+
+    def finish(self, run: _TrialRun, result: TrainResult) -> float | list[float]:
+        """A trained run's evaluation and folder; its objective values."""
+        run.history = result.history
+        metrics = self._finish(
+            run,
+            result.model,
+            "COMPLETE",
+            epochs_run=len(result.history),
+            best_epoch=result.best_epoch,
+            stop_reason=result.stop_reason,
+        )
+        values = [metrics[name] for name in self.spec.objectives]
+        return values[0] if len(values) == 1 else values
+
+    def _on_epoch(self, run: _TrialRun, record: dict[str, float], model: VAE) -> None:
+        run.history.append(record)
+        self.progress.epoch_finished(run.trial.number, record)
+        epoch = int(record["epoch"])
+        run.trial.set_user_attr(EPOCHS_DONE_ATTR, epoch + 1)
+        # The objective's own per-epoch value, where it has one (dashboards draw these); a
+        # single-objective study's pruned trial keeps the last one as its value.
+        metric = PER_EPOCH.get(self.spec.objectives[0])
+        if metric is None or len(self.spec.objectives) > 1:
+            return
+        run.trial.report(record[metric], epoch)
+        # Only explorations are pruned (confirmations and grids run their full budget), never
+        # during warm-up, while the model is still being shaped by a small beta.
+        if (
+            self.spec.prune_metric is not None
+            and run.phase.sampled
+            and epoch >= run.config.warmup_epochs
+            and run.trial.should_prune()
+        ):
+            reason = f"{metric} {record[metric]:.4g} at epoch {epoch + 1} is worse than the median"
+            run.trial.set_user_attr(PRUNE_REASON_ATTR, reason)
+            # A pruned trial counts as finished, so it keeps its model and metrics too.
+            self._finish(run, model, "PRUNED", epochs_run=epoch + 1, stop_reason=reason)
+            raise optuna.TrialPruned(reason)
+
+    def _finish(self, run: _TrialRun, model: VAE, state: str, **info: Any) -> dict[str, Any]:
+        """Evaluate, write the trial folder, and point the trial record to it."""
+        number = run.trial.number
+        metrics, test_means = evaluate(
+            model,
+            run.splits,
+            run.config,
+            self.compute,
+            lambda step, done, total: self.progress.evaluating(number, step, done, total),
+        )
+        info = {
+            "study": self.study_name,
+            "number": run.trial.number,
+            "state": state,
+            "folder_id": run.folder_id,
+            "seconds": round(time.perf_counter() - run.started, 3),
+            "device": str(self.compute.device),
+            "precision": self.compute.precision,
+            "population": run.population,
+            "environment": self.environment,
+            **info,
+        }
+        save_trial(
+            run.folder,
+            run.config,
+            run.history,
+            info,
+            model,
+            metrics,
+            latents=(test_means, run.splits.test_y),
+        )
+        run.trial.set_user_attr(FOLDER_ATTR, str(run.folder.relative_to(self.results_dir)))
+        run.trial.set_user_attr(METRICS_ATTR, metrics)
+        return metrics

@@ -1,0 +1,351 @@
+"""What a run tells whoever watches it (`Progress`, the interface), and its watchers: a rich
+live view in a terminal, plain lines anywhere else, and a queue from a worker to its parent."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from optuna.trial import FrozenTrial
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import (
+    Progress as RichProgress,
+)
+from rich.table import Column, Table
+from rich.text import Text
+
+from vaesweep.store.storage import PRUNE_REASON_ATTR, fail_reason
+
+TABLE_ROWS = 12
+
+
+def _format_params(params: Mapping[str, Any]) -> str:
+    return " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def _format_values(trial: FrozenTrial) -> str:
+    if trial.values is None:
+        return ""
+    return ", ".join(f"{v:.4g}" for v in trial.values)
+
+
+def _outcome(trial: FrozenTrial) -> str:
+    """The objective value(s) of a completed trial, else why it stopped."""
+    reason = trial.user_attrs.get(PRUNE_REASON_ATTR)
+    if trial.state.name == "FAIL":
+        reason = fail_reason(trial)
+    if reason:
+        return f": {reason}"
+    return f" value {_format_values(trial)}" if trial.values else ""
+
+
+def _epoch_summary(record: Mapping[str, float]) -> str:
+    return (
+        f"loss={record['train_loss']:.2f} recon={record['train_recon']:.2f} "
+        f"kl={record['train_kl']:.2f} beta={record['beta']:.2f} val_elbo={record['val_elbo']:.2f}"
+    )
+
+
+class Progress:
+    """The events of a run, in order: start, then per trial started, epochs finished and
+    finished, then stop. This base shows nothing; each watcher overrides what it shows."""
+
+    def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
+        pass
+
+    def trial_started(
+        self, number: int, params: Mapping[str, Any], epochs: int, device: str = "cpu"
+    ) -> None:
+        pass
+
+    def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
+        pass
+
+    def evaluating(self, number: int, step: str, done: int, total: int) -> None:
+        """Trial `number` starts step `done` + 1 of its `total` final evaluation steps."""
+
+    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+# Off a terminal (a pipe, a file) nothing limits a line, so tables are laid out this wide rather
+# than at rich's 80 columns, which cut their cells ("val_knn_accur…").
+PIPE_WIDTH = 240
+
+
+def make_console(**options: Any) -> Console:
+    """The console of every command: what it prints (paths, names, reasons, values) is shown as
+    it is, never read as rich markup."""
+    console = Console(highlight=False, markup=False, **options)
+    if not console.is_terminal and "COLUMNS" not in os.environ and "width" not in options:
+        console.width = PIPE_WIDTH
+    return console
+
+
+class PlainProgress(Progress):
+    """Plain lines, at most one per epoch: for pipes, log files and CI."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or make_console()
+        self.epochs: dict[int, int] = {}  # running trial -> its maximum epochs
+
+    def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
+        self.console.print(
+            f"study {study}: {finished}/{target} trials finished; "
+            f"objective: {', '.join(objectives)}"
+        )
+
+    def trial_started(
+        self, number: int, params: Mapping[str, Any], epochs: int, device: str = "cpu"
+    ) -> None:
+        self.epochs[number] = epochs
+        self.console.print(f"trial {number} started{_on(device)}: {_format_params(params)}")
+
+    def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
+        epoch = int(record["epoch"]) + 1
+        total = self.epochs.get(number, "?")
+        self.console.print(f"trial {number} epoch {epoch}/{total} {_epoch_summary(record)}")
+
+    def evaluating(self, number: int, step: str, done: int, total: int) -> None:
+        self.console.print(f"trial {number} evaluating {done + 1}/{total}: {step}")
+
+    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+        self.epochs.pop(trial.number, None)
+        mark = " (best so far)" if trial.number in best else ""
+        self.console.print(
+            f"trial {trial.number} {trial.state.name.lower()}{_outcome(trial)}{mark}"
+        )
+
+
+class LiveProgress(Progress):
+    """Overall progress with ETA, each running trial's epochs (one bar per worker's trial), and a
+    table of finished trials with the best starred."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or make_console()
+        self.epochs: dict[int, Any] = {}  # running trial -> its epochs bar
+        self.trials = RichProgress(
+            TextColumn("{task.description}", style="bold", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA", markup=False),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        # Narrow terminals keep, in this order: the trial, its epoch k/N, its loss and beta;
+        # the bar, then the parameters and the other terms (one column, so the terms take
+        # whatever the parameters leave) shrink or are cut first.
+        fixed: dict[str, Any] = {"no_wrap": True}
+        elastic: dict[str, Any] = {
+            "no_wrap": True,
+            "overflow": "ellipsis",
+            "ratio": 1,
+            "min_width": 8,
+        }
+        self.epochs_bar = RichProgress(
+            TextColumn("trial {task.fields[number]}", markup=False, table_column=Column(**fixed)),
+            TextColumn(
+                "epoch {task.completed}/{task.total}", markup=False, table_column=Column(**fixed)
+            ),
+            TextColumn("{task.fields[short]}", markup=False, table_column=Column(**fixed)),
+            BarColumn(bar_width=12),
+            TextColumn(
+                "{task.fields[params]}  {task.fields[more]}",
+                markup=False,
+                table_column=Column(**elastic),
+            ),
+            console=self.console,
+            expand=True,  # the elastic columns share what the fixed ones leave
+        )
+        self.status = "loading Fashion-MNIST and starting the workers..."
+        self.rows: list[tuple[FrozenTrial, bool]] = []
+        self.objectives: Sequence[str] = ()
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4)
+
+    def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
+        self.objectives = objectives
+        self.trials_task = self.trials.add_task(f"study {study}", total=target, completed=finished)
+        self.live.start()
+
+    def trial_started(
+        self, number: int, params: Mapping[str, Any], epochs: int, device: str = "cpu"
+    ) -> None:
+        self.status = ""
+        where = "" if device == "cpu" else f"{device} "  # a GPU run names each trial's GPU
+        self.epochs[number] = self.epochs_bar.add_task(
+            "",
+            total=epochs,
+            number=number,
+            params=where + _format_params(params),
+            short="",
+            more="",
+        )
+        self.live.update(self._render())
+
+    def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
+        if number in self.epochs:
+            self.epochs_bar.update(
+                self.epochs[number],
+                advance=1,
+                short=f"loss {record['train_loss']:.1f} β {record['beta']:.2f}",
+                more=(
+                    f"recon {record['train_recon']:.1f} kl {record['train_kl']:.2f} "
+                    f"val_elbo {record['val_elbo']:.1f}"
+                ),
+            )
+
+    def evaluating(self, number: int, step: str, done: int, total: int) -> None:
+        if number in self.epochs:
+            self.epochs_bar.update(
+                self.epochs[number], short=f"evaluating {done + 1}/{total}", more=step
+            )
+
+    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+        if trial.number in self.epochs:
+            self.epochs_bar.remove_task(self.epochs.pop(trial.number))
+        self.trials.update(self.trials_task, completed=finished)
+        self.rows = [(row, row.number in best) for row, _ in self.rows] + [
+            (trial, trial.number in best)
+        ]
+        self.live.update(self._render())
+
+    def stop(self) -> None:
+        self.live.stop()
+
+    def _render(self) -> Group:
+        table = Table(title="finished trials", expand=False)
+        for column in ("trial", "state", "parameters", ", ".join(self.objectives) or "value", "s"):
+            table.add_column(column)
+        best_rows = [row for row in self.rows if row[1]]
+        shown = self.rows[-TABLE_ROWS:]
+        shown += [row for row in best_rows if row not in shown]
+        for trial, is_best in sorted(shown, key=lambda row: row[0].number):
+            seconds = trial.duration.total_seconds() if trial.duration else 0.0
+            table.add_row(
+                f"{'★ ' if is_best else ''}{trial.number}",
+                trial.state.name.lower(),
+                _format_params(trial.params),
+                _format_values(trial) if trial.state.name == "COMPLETE" else _outcome(trial)[2:],
+                f"{seconds:.0f}",
+                style="bold green" if is_best else None,
+            )
+        status = [Text(self.status, style="italic")] if self.status else []
+        return Group(self.trials, *status, self.epochs_bar, table)
+
+
+def _on(device: str) -> str:
+    """' on cuda:1' where a trial trains on a GPU; nothing on the CPU."""
+    return "" if device == "cpu" else f" on {device}"
+
+
+def make_progress(console: Console | None = None) -> Progress:
+    console = console or make_console()
+    return LiveProgress(console) if console.is_terminal else PlainProgress(console)
+
+
+class TrialStarted(NamedTuple):
+    number: int
+    params: dict[str, Any]
+    epochs: int
+    device: str
+
+    def show(self, progress: Progress) -> None:
+        progress.trial_started(self.number, self.params, self.epochs, self.device)
+
+
+class EpochFinished(NamedTuple):
+    number: int
+    record: dict[str, float]
+
+    def show(self, progress: Progress) -> None:
+        progress.epoch_finished(self.number, self.record)
+
+
+class Evaluating(NamedTuple):
+    number: int
+    step: str
+    done: int
+    total: int
+
+    def show(self, progress: Progress) -> None:
+        progress.evaluating(self.number, self.step, self.done, self.total)
+
+
+class TrialFinished(NamedTuple):
+    trial: FrozenTrial
+    finished: int
+    best: set[int]
+
+    def show(self, progress: Progress) -> None:
+        progress.trial_finished(self.trial, self.finished, self.best)
+
+
+ProgressEvent = TrialStarted | EpochFinished | Evaluating | TrialFinished
+
+
+class QueueProgress(Progress):
+    """In a worker process: sends each event to the parent, which shows them all."""
+
+    def __init__(self, events, worker: int):
+        self.events, self.worker = events, worker
+
+    def trial_started(
+        self, number: int, params: Mapping[str, Any], epochs: int, device: str = "cpu"
+    ) -> None:
+        self.events.put((self.worker, TrialStarted(number, dict(params), epochs, device)))
+
+    def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
+        self.events.put((self.worker, EpochFinished(number, dict(record))))
+
+    def evaluating(self, number: int, step: str, done: int, total: int) -> None:
+        self.events.put((self.worker, Evaluating(number, step, done, total)))
+
+    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+        self.events.put((self.worker, TrialFinished(trial, finished, best)))
+
+
+class StudyBars:
+    """`vaesweep report`'s progress: in a terminal a bar per study (its figures, then each
+    trial's); off one, a line as each study starts and one as it ends."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.bars = RichProgress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.tasks: dict[str, Any] = {}
+        if console.is_terminal:
+            self.bars.start()
+
+    def __call__(self, study: str, done: int, total: int) -> None:
+        if self.console.is_terminal:
+            if study not in self.tasks:
+                self.tasks[study] = self.bars.add_task(f"study {study}", total=total)
+            self.bars.update(self.tasks[study], completed=done)
+        elif done == 0:
+            self.console.print(f"study {study}: drawing its figures and {total - 1} trials'")
+        elif done == total:
+            self.console.print(f"study {study}: done")
+
+    def stop(self) -> None:
+        if self.console.is_terminal:
+            self.bars.stop()

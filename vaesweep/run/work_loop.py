@@ -1,0 +1,352 @@
+"""One worker's loop: start trials while the study needs more, each in the design's next free
+place, and stop at exactly the requested count (on one machine or several)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import torch
+from filelock import FileLock
+from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize uses
+from optuna.trial import FrozenTrial, TrialState
+
+from vaesweep import interrupts
+from vaesweep.errors import VaesweepError, first_line
+from vaesweep.run.objective import Objective
+from vaesweep.run.progress import Progress
+from vaesweep.run.slots import WAIT, holds_its_slot, next_slot, slot_of
+from vaesweep.spec.design import Phase
+from vaesweep.spec.studies import StudySpec
+from vaesweep.store.storage import (
+    FAIL_REASON_ATTR,
+    FINISHED_STATES,
+    STORAGE_FAILURES,
+    best_trials,
+    environment_failure,
+    fail_reason,
+    grace_seconds,
+    open_storage,
+    redact,
+)
+from vaesweep.training.device import Compute, placed
+from vaesweep.training.train import TrainingDiverged
+
+MAX_FAILURES_IN_A_ROW = 5
+WAIT_SECONDS = 2.0  # poll interval while other workers finish the last trials
+RECORD_RETRIES = (1.0, 2.0, 4.0, 8.0)  # seconds between attempts to record a failed trial
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything a worker needs (picklable, for worker processes)."""
+
+    spec: StudySpec
+    n_trials: int
+    results_dir: Path
+    storage_url: str
+    study_name: str
+    data_dir: Path | None
+    compute: Compute  # decided once for the run, the same in every worker
+    seed: int
+    threads: int
+    first_trial: int  # the first trial number of this session
+    gpus: int = 0  # visible GPUs of a CUDA run: worker i trains on GPU i mod gpus
+    population: int = 1  # trials each worker starts at once and trains together
+
+
+@dataclass
+class WorkerOutcome:
+    ran: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)  # workers that ended early, and why
+
+    def merge(self, other: WorkerOutcome) -> None:
+        self.ran += other.ran
+        self.failed += other.failed
+        self.errors += other.errors
+
+
+def counts(study: optuna.Study) -> tuple[int, int]:
+    """(finished, running) trials."""
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return sum(s in FINISHED_STATES for s in states), states.count(TrialState.RUNNING)
+
+
+def failing_streak(study: optuna.Study, since: int) -> tuple[int, str]:
+    """Failed trials in a row at the end of this session's trials (numbered `since` on), across
+    all workers, and the last failure's reason. Surplus trials and running ones do not count."""
+    streak, reason = 0, ""
+    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number, reverse=True):
+        if trial.number < since:
+            break
+        why = fail_reason(trial)
+        if trial.state == TrialState.RUNNING or why.startswith("surplus"):
+            continue
+        if trial.state != TrialState.FAIL:
+            break
+        streak, reason = streak + 1, reason or why
+    return streak, reason
+
+
+def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> WorkerOutcome:
+    """One worker's loop: start trials while the study needs more, then stop.
+
+    Trials start only while finished + running trials are fewer than requested, counted under a
+    lock shared by the workers of this machine; each takes the design's next free place (queued
+    with `enqueue_trial`), up to `request.population` at a time, trained together. Workers on
+    other machines may still race for the last trial or for the same place; the storage numbers
+    trials, and one that finds the study already full, or its place held (counting only
+    lower-numbered trials), steps aside as a failed 'surplus' trial. So the study ends with
+    exactly the requested number of finished trials, on any storage, each place in the design
+    filled once.
+    """
+    torch.set_num_threads(request.threads)
+    compute = placed(request.compute, worker, request.gpus)
+    if compute.device.type == "cuda":
+        torch.cuda.set_device(compute.device)  # what torch puts on "cuda" lands there too
+    spec = request.spec
+    study = optuna.load_study(
+        study_name=request.study_name,
+        storage=open_storage(request.storage_url),
+        pruner=spec.make_pruner(),
+    )
+    # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
+    study.sampler = spec.make_sampler((request.seed + len(study.trials) + 7919 * worker) % 2**32)
+    objective = Objective(
+        spec, request.study_name, data, request.results_dir, compute, progress, request.seed
+    )
+    # Serialises "count the trials, then start some" among this machine's workers, so they never
+    # start more trials than the study needs; held until the new trials are RUNNING.
+    lock = FileLock(request.results_dir / f".{request.study_name}.start-lock")
+    grid = spec.grid  # enumerated once, not at every start
+    outcome = WorkerOutcome()
+
+    def told(trial: FrozenTrial) -> None:
+        outcome.ran += 1
+        outcome.failed += trial.state == TrialState.FAIL
+        best = {t.number for t in best_trials(study)}
+        progress.trial_finished(trial, counts(study)[0], best)
+
+    with interrupts.safe_points_only():
+        while failing_streak(study, request.first_trial)[0] < MAX_FAILURES_IN_A_ROW:
+            interrupts.stop_if_requested()
+            untold: list[optuna.Trial] = []  # started here and not yet told: failed if we fail
+            try:
+                with lock:
+                    # A trial whose worker died (its heartbeat stopped) is failed, its place free.
+                    with _as_optimize_does():
+                        optuna.storages.fail_stale_trials(study)
+                    finished, running = counts(study)
+                    if finished >= request.n_trials:
+                        break
+                    room = min(request.population, request.n_trials - finished - running)
+                    placed_any = _start_trials(study, spec, grid, request.n_trials, room, untold)
+                if not placed_any:
+                    # The last trials run elsewhere; if their worker dies, its heartbeat stops,
+                    # the trial is failed after the grace period, and this worker takes over.
+                    time.sleep(WAIT_SECONDS)
+                elif untold:
+                    _run_together(study, objective, untold, told)
+            except BaseException as err:
+                failure = environment_failure(err) if isinstance(err, Exception) else None
+                if failure is not None:
+                    raise _environment_error(failure, study, untold, request) from None
+                for trial in untold:
+                    _tell_failed(study, trial, err)
+                raise
+    return outcome
+
+
+@contextlib.contextmanager
+def _as_optimize_does():
+    """Optuna warns that heartbeats are meant for `study.optimize`, and that failing stale
+    trials is experimental; this loop does what `optimize` does for each trial, so it silences
+    them as `optimize` does."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _start_trials(
+    study: optuna.Study,
+    spec: StudySpec,
+    grid: list | None,
+    n_trials: int,
+    room: int,
+    started: list[optuna.Trial],
+) -> bool:
+    """Start up to `room` trials, each in the design's next free place, onto `started`; whether
+    any place was free. A trial that another machine overtook steps aside (told as surplus)."""
+    for _ in range(room):
+        trials = study.get_trials(deepcopy=False)
+        slot = next_slot(spec.design, grid, trials, spec.directions)
+        if slot is WAIT:
+            return bool(started)
+        study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
+        with _as_optimize_does():
+            trial = study.ask()
+        if surplus := _surplus(study, trial, n_trials):
+            trial.set_user_attr(FAIL_REASON_ATTR, surplus)
+            study.tell(trial, state=TrialState.FAIL)
+            return True  # counted again before the next start
+        started.append(trial)
+    return room > 0
+
+
+def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> str | None:
+    """Why `trial` must step aside, if another machine's trials already fill the study or its
+    place in the design (trials numbered before it count; the storage numbers them)."""
+    trials = study.get_trials(deepcopy=False)
+    started = FINISHED_STATES + (TrialState.RUNNING,)
+    ahead = [t for t in trials if t.number < trial.number and t.state in started]
+    if len(ahead) >= n_trials:
+        return "surplus: the study was already full"
+    me = slot_of(next(t for t in trials if t.number == trial.number))
+    if me is not None and not Phase(me[0]).sampled:
+        if any(slot_of(t) == me and holds_its_slot(t) for t in ahead):
+            return "surplus: its place was already taken"
+    return None
+
+
+def _run_together(
+    study: optuna.Study,
+    objective: Objective,
+    untold: list[optuna.Trial],
+    told: Callable[[FrozenTrial], None],
+) -> None:
+    """Train the started trials together and tell each its outcome, removing it from `untold`:
+    complete, pruned, or failed with its reason. Every trial is told before a failure that is
+    not the trial's own (not a divergence) is raised again."""
+    with contextlib.ExitStack() as heartbeats:
+        # Each trial its own heartbeat, as `study.optimize` gives it (a context manager that
+        # Optuna's annotations call a thread).
+        for trial in untold:
+            thread = get_heartbeat_thread(trial._trial_id, study._storage)
+            heartbeats.enter_context(thread)  # type: ignore[arg-type]
+        runs = [objective.start(trial) for trial in untold]
+        results = objective.train(runs)
+        fatal: Exception | None = None
+        for run, result in zip(runs, results, strict=True):
+            trial = run.trial
+            frozen: FrozenTrial | None
+            try:
+                if isinstance(result, optuna.TrialPruned):
+                    frozen = study.tell(trial, state=TrialState.PRUNED)
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    frozen = study.tell(trial, objective.finish(run, result))
+            except Exception as err:
+                if _failed_while_away(study, trial):
+                    # This worker was stopped (SIGSTOP, a suspended laptop) past the grace
+                    # period, and the heartbeat check failed its trial meanwhile: the normal
+                    # outcome, not an error.
+                    untold.remove(trial)
+                    continue
+                if environment_failure(err) is not None:
+                    raise
+                frozen = _tell_failed(study, trial, err)
+                if not isinstance(err, TrainingDiverged):
+                    fatal = fatal or err
+            untold.remove(trial)
+            if frozen is not None:
+                told(frozen)
+        if fatal is not None:
+            raise fatal
+
+
+def _reason(err: BaseException) -> str:
+    """A failed trial's stored reason."""
+    if isinstance(err, TrainingDiverged):
+        return f"diverged: {err}"
+    if isinstance(err, KeyboardInterrupt):
+        return f"interrupted ({err or 'SIGINT'})"
+    failure = environment_failure(err) if isinstance(err, Exception) else None
+    return _what_failed(failure) if failure else f"error: {first_line(err)}"
+
+
+def _tell_failed(
+    study: optuna.Study, trial: optuna.Trial, err: BaseException
+) -> FrozenTrial | None:
+    """Record `trial` as failed with its reason (no failed trial without one), where the storage
+    answers; a trial already finished (failed while this worker was away) stays as it is."""
+    attrs = _quietly(lambda: trial.user_attrs, {FAIL_REASON_ATTR: None})
+    if FAIL_REASON_ATTR not in attrs:
+        _quietly(lambda: trial.set_user_attr(FAIL_REASON_ATTR, _reason(err)[:500]))
+    return _quietly(lambda: study.tell(trial, state=TrialState.FAIL, skip_if_finished=True))
+
+
+def _what_failed(failure: BaseException) -> str:
+    if isinstance(failure, OSError):
+        where = f" {failure.filename}" if failure.filename else ""
+        return f"could not write{where}: {failure.strerror or first_line(failure)}"
+    return f"the storage failed: {first_line(failure.__cause__ or failure)}"
+
+
+def _environment_error(
+    failure: BaseException, study: optuna.Study, running: list[optuna.Trial], request: RunRequest
+) -> VaesweepError:
+    """One line for a storage or disk that failed during trials, with those trials recorded as
+    failed if the storage answers within RECORD_RETRIES (a restarting database); otherwise the
+    heartbeat check fails them once the grace period has passed."""
+    left = list(running)
+    for delay in (0.0, *RECORD_RETRIES) if left else ():
+        time.sleep(delay)
+        try:
+            stored = {t.number: t for t in study.get_trials(deepcopy=False)}
+            for trial in list(left):
+                if stored[trial.number].state == TrialState.RUNNING:
+                    if FAIL_REASON_ATTR not in stored[trial.number].user_attrs:
+                        trial.set_user_attr(FAIL_REASON_ATTR, _what_failed(failure))
+                    study.tell(trial, state=TrialState.FAIL)
+                left.remove(trial)
+            break
+        except (*STORAGE_FAILURES, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            continue
+    numbers = [trial.number for trial in running]
+    trials = _named(numbers)
+    were = "was" if len(numbers) == 1 else "were"
+    outcome = f"{trials} {were} recorded as failed"
+    if left:
+        its = "its heartbeat lapses" if len(numbers) == 1 else "their heartbeats lapse"
+        outcome = f"{_named([t.number for t in left])} stay{'s' * (len(left) == 1)} running "
+        outcome += f"until {its} ({grace_seconds()} s)"
+    if isinstance(failure, OSError):
+        what = f"{trials} {_what_failed(failure)}"
+        again = "re-running resumes once there is room"
+    else:
+        what = f"storage {redact(request.storage_url)} failed during {trials}: "
+        what += first_line(failure.__cause__ or failure)
+        again = "re-running resumes once it works again"
+    if not numbers:
+        outcome = "no trial was running"
+    return VaesweepError(f"{what}; {outcome}; finished trials are kept; {again}")
+
+
+def _named(numbers: list[int]) -> str:
+    if not numbers:
+        return "the run"
+    if len(numbers) == 1:
+        return f"trial {numbers[0]}"
+    return "trials " + ", ".join(map(str, numbers))
+
+
+def _quietly(call, otherwise=None):
+    """`call()`, or `otherwise` where the storage fails (it is already failing: say so once)."""
+    try:
+        return call()
+    except STORAGE_FAILURES:
+        return otherwise
+
+
+def _failed_while_away(study: optuna.Study, running: optuna.Trial) -> bool:
+    stored = _quietly(lambda: study.get_trials(deepcopy=False), [])
+    trial = next((t for t in stored if t.number == running.number), None)
+    return trial is not None and trial.state == TrialState.FAIL

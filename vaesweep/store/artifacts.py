@@ -1,0 +1,184 @@
+"""One folder per trial: config, weights, history and metrics, enough to rebuild the model alone.
+
+`config.json` is the one stored copy of a trial's settings; `model.pt` holds the weights alone.
+
+A folder is written under a temporary name and renamed into place, so a folder with the final
+name is always complete.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import pickle
+import shutil
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from vaesweep.errors import VaesweepError, first_line, shown
+from vaesweep.spec.config import TrainConfig
+from vaesweep.store.layout import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    LATENTS_FILE,
+    METRICS_FILE,
+    TRIAL_FILE,
+    WEIGHTS_FILE,
+    staging_folder,
+)
+from vaesweep.training.model import VAE, build_model
+
+
+def save_trial(
+    folder: Path,
+    config: TrainConfig,
+    history: list[dict[str, float]],
+    info: dict[str, Any],
+    model: VAE,
+    metrics: dict[str, Any],
+    latents: tuple[Tensor, Tensor] | None = None,
+) -> Path:
+    """Write a trial's folder atomically; `latents` = (test latent means, test labels)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = staging_folder(folder)
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        _write_json(staging / CONFIG_FILE, config.to_dict())
+        _write_json(staging / TRIAL_FILE, info)
+        pd.DataFrame(history).to_csv(staging / HISTORY_FILE, index=False)
+        _write_json(staging / METRICS_FILE, metrics)
+        state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+        torch.save(state, staging / WEIGHTS_FILE)
+        if latents is not None:
+            means, labels = latents
+            np.savez(
+                staging / LATENTS_FILE, means=means.numpy(), labels=labels.numpy().astype(np.uint8)
+            )
+    except BaseException as err:  # a full disk, say: no half-written staging folder stays
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError) and not err.filename:
+            raise OSError(err.errno, err.strerror, str(staging)) from err
+        if isinstance(err, Exception) and not isinstance(err, OSError):
+            # torch reports a failed write as a RuntimeError: still a write that failed.
+            raise OSError(errno.EIO, first_line(err), str(staging)) from err
+        raise
+    if folder.exists():  # another storage's, written since the run's check: kept, aside
+        folder.rename(folder.with_name(f"{folder.name}.replaced-{os.getpid()}"))
+    staging.rename(folder)
+    return folder
+
+
+def load_config(folder: str | Path) -> TrainConfig:
+    """A trial's settings, from its `config.json`."""
+    path = Path(folder) / CONFIG_FILE
+    with _reading(path):
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object")
+    return TrainConfig.from_mapping(values, str(path))
+
+
+def load_model(folder: str | Path) -> tuple[VAE, TrainConfig]:
+    """Rebuild a trained model (in eval mode, on the CPU) from its folder: `config.json` and
+    `model.pt`. Its `decode(z)` gives logits; `torch.sigmoid(model.decode(z))` or
+    `model.reconstruct(x)` give images in [0, 1]."""
+    config = load_config(folder)
+    path = Path(folder) / WEIGHTS_FILE
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if "state_dict" in state:  # written before config.json became the one copy
+            state = state["state_dict"]
+        model = build_model(config.arch, config.latent_dim)
+        model.load_state_dict(state)
+    except Exception as err:
+        raise VaesweepError(f"{path}: cannot load weights ({describe(err)})") from None
+    return model.eval(), config
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Any failure to read a trial file (missing, empty, other bytes, other columns) becomes one
+    line naming the file, so a reader can mark that trial and go on."""
+    try:
+        yield
+    except Exception as err:
+        raise VaesweepError(f"{path}: cannot read ({describe(err)})") from None
+
+
+def describe(err: Exception) -> str:
+    """What went wrong with a file, in words rather than an exception's name."""
+    if isinstance(err, FileNotFoundError):
+        return "missing"
+    if isinstance(err, OSError):
+        return err.strerror or first_line(err)
+    if isinstance(err, UnicodeDecodeError):
+        return "not text"
+    if isinstance(err, json.JSONDecodeError):
+        return f"not JSON: {err.msg}"
+    if isinstance(err, pd.errors.EmptyDataError):
+        return "empty"
+    if isinstance(err, zipfile.BadZipFile | pickle.UnpicklingError | EOFError):
+        return f"not what vaesweep writes: {first_line(err)}"
+    return first_line(err)
+
+
+HISTORY_COLUMNS = ("epoch", "beta", "lr", "train_loss", "val_loss", "val_elbo")
+
+
+def load_history(folder: Path) -> pd.DataFrame:
+    with _reading(folder / HISTORY_FILE):
+        history = pd.read_csv(folder / HISTORY_FILE)
+        missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
+        if missing or history.empty:
+            raise ValueError(f"no rows, or no column {', '.join(missing)}")
+        return history
+
+
+def load_metrics(folder: Path, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The folder's metrics; where the trial's record holds them too (`recorded`), they must be
+    the same numbers (both are written from one evaluation)."""
+    with _reading(folder / METRICS_FILE):
+        metrics = json.loads((folder / METRICS_FILE).read_text())
+        if not isinstance(metrics, dict):
+            raise ValueError("not a JSON object")
+        if recorded is not None and (differ := _differing(metrics, recorded)):
+            raise ValueError(differ)
+        return metrics
+
+
+def _differing(metrics: dict[str, Any], recorded: dict[str, Any]) -> str | None:
+    """The first recorded metric the folder lacks or holds another value of (NaN equals NaN)."""
+    for name, value in recorded.items():
+        if name not in metrics:
+            return f"no {name}, which the trial's record holds"
+        mine = metrics[name]
+        same = mine == value or (
+            isinstance(mine, float)
+            and isinstance(value, float)
+            and math.isnan(mine)
+            and math.isnan(value)
+        )
+        if not same:
+            return f"{name} is {shown(mine, 40)}, the trial's record {shown(value, 40)}"
+    return None
+
+
+def load_latents(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The test set's latent means and labels, as saved at evaluation."""
+    with _reading(folder / LATENTS_FILE), np.load(folder / LATENTS_FILE) as saved:
+        return saved["means"], saved["labels"]
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,212 @@
+"""Where trial records live: SQLite in the results folder by default, or any Optuna RDB URL."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+import tenacity
+from optuna.trial import FrozenTrial, TrialState
+
+from vaesweep.errors import VaesweepError, first_line, shown
+from vaesweep.store.layout import DEFAULT_DB_NAME
+
+# What vaesweep keeps in Optuna's records. Pruned trials count as finished: the study learned
+# what it needed from them, and they keep their folders like completed ones.
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+DEFINITION_ATTR = "vaesweep_definition"  # study: search space, fixed settings, objectives
+DESCRIPTION_ATTR = "vaesweep_description"  # study: the one-line description
+ANALYSIS_ATTR = "vaesweep_analysis"  # study: equivalence margins (the latest run's file)
+ANSWER_ATTR = "vaesweep_answer"  # study: the answer, for Optuna's tools (dashboard.py)
+LAST_RUN_ATTR = "vaesweep_last_run"  # study: when a run last started (written first: a probe)
+FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
+FOLDER_ID_ATTR = "folder_id"  # trial: a random id, the same in its folder's trial.json
+METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
+PHASE_ATTR = "phase"  # trial: where the design placed it (design.Phase, as its string)
+REPLICATE_ATTR = "replicate"  # trial: its replicate index within its configuration and phase
+FAIL_REASON_ATTR = "fail_reason"
+PRUNE_REASON_ATTR = "prune_reason"
+SEED_ATTR = "seed"  # trial: its seed (settings: the study's definition, the params and this)
+EPOCHS_DONE_ATTR = "epochs_done"  # trial: epochs trained so far (updated every epoch)
+# Optuna fails a trial whose heartbeat stopped without letting anyone annotate it afterwards
+# (a finished trial takes no attributes), so a failed trial without a reason is that case.
+STALE_REASON = "no heartbeat for the grace period: its worker was stopped or killed"
+
+
+def fail_reason(trial: FrozenTrial) -> str:
+    return trial.user_attrs.get(FAIL_REASON_ATTR) or STALE_REASON
+
+
+# A running trial records a heartbeat this often; one silent for the grace period (its worker was
+# killed) is marked failed by the next worker that looks. VAESWEEP_GRACE_SECONDS changes the
+# grace period (the heartbeat follows at a sixth of it), e.g. for tests or slow shared storage.
+DEFAULT_GRACE_SECONDS = 60
+SCHEMA_ATTEMPTS = 5  # processes creating a fresh storage at once: the losers retry
+
+
+def default_storage_url(results_dir: Path) -> str:
+    return f"sqlite:///{(results_dir / DEFAULT_DB_NAME).resolve()}"
+
+
+def grace_seconds() -> int:
+    raw = os.environ.get("VAESWEEP_GRACE_SECONDS", str(DEFAULT_GRACE_SECONDS))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 86_400:
+        raise VaesweepError(
+            "VAESWEEP_GRACE_SECONDS must be a whole number of seconds from 1 to 86400; "
+            f"got {shown(raw)}"
+        )
+    return value
+
+
+def check_url(url: str) -> None:
+    """Refuse what cannot be a lasting Optuna storage, before anything is written."""
+    if "://" not in url:
+        raise VaesweepError(
+            f"storage {shown(redact(url))} is not a URL (e.g. sqlite:///path/study.db or "
+            "postgresql://user:password@host/dbname)"
+        )
+    if url.startswith("sqlite") and (url.split("://", 1)[1] in ("", "/") or ":memory:" in url):
+        raise VaesweepError(
+            f"storage {shown(url)} is an in-memory SQLite database, which vanishes with the "
+            "command; give a file: sqlite:///path/study.db"
+        )
+
+
+@contextmanager
+def storage_errors(url: str, during: bool = False) -> Iterator[None]:
+    """A storage that fails while being written (read-only, locked past the busy timeout, full,
+    gone) is one line; `during` a run, finished trials are kept and re-running resumes."""
+    try:
+        yield
+    except STORAGE_FAILURES as err:
+        cause = err.__cause__ or err
+        outcome = (
+            "finished trials are kept" if during else "nothing was trained"
+        ) + "; re-running resumes once it works again"
+        raise VaesweepError(
+            f"storage {redact(url)} failed: {first_line(cause)}; {outcome}"
+        ) from None
+
+
+class _Storage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose heartbeat outlives a missed beat: while the database is away
+    (a restart, a network blip), the heartbeat thread waits for the next beat instead of dying
+    with a traceback; the trial itself meets the outage at its next write and reports it."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError):
+            pass
+
+
+# What failing storage or disk raises, wherever it surfaces (see `environment_failure`).
+STORAGE_FAILURES = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
+
+
+def environment_failure(err: BaseException) -> BaseException | None:
+    """The storage or disk failure behind `err`, if any: Optuna's own bookkeeping, failing in
+    turn, can replace it with an unrelated error (an unbound local, "Should not reach")."""
+    seen = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, (*STORAGE_FAILURES, OSError)):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """Connect (creating tables if needed); any failure becomes one clear line."""
+    check_url(url)
+    grace = grace_seconds()
+    # Several workers may write at once: SQLite waits for its lock instead of failing at once.
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    try:
+        return _connect(url, engine, grace)
+    except ModuleNotFoundError as err:
+        raise VaesweepError(
+            f"storage {redact(url)}: its database driver is missing ({err})"
+        ) from None
+    except Exception as err:  # SQLAlchemy's URL, connection and schema errors
+        raise VaesweepError(f"cannot open storage {redact(url)}: {first_line(err)}") from None
+
+
+def _schema_race(err: BaseException) -> bool:
+    """Another process created the schema at the same moment (a duplicate version row, or a
+    table that "already exists"): it is there now, so trying again succeeds."""
+    return isinstance(err, sqlalchemy.exc.IntegrityError) or (
+        isinstance(err, sqlalchemy.exc.DBAPIError) and "already exists" in str(err)
+    )
+
+
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(_schema_race),
+    stop=tenacity.stop_after_attempt(SCHEMA_ATTEMPTS),
+    wait=tenacity.wait_incrementing(start=0.2, increment=0.2),
+    reraise=True,
+)
+def _connect(url: str, engine: dict[str, Any] | None, grace: int) -> optuna.storages.BaseStorage:
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _Storage(
+            url, engine_kwargs=engine, heartbeat_interval=max(1, grace // 6), grace_period=grace
+        )
+
+
+# Query keys that carry a secret in a SQLAlchemy URL (password=, sslpassword=, passwd=, ...).
+_SECRET_KEYS = ("pass", "pwd", "secret", "token")
+
+
+def redact(url: str) -> str:
+    """The URL with every credential hidden, for messages and pages: the password of
+    `user:password@host` and any password-like query value (`?password=...`)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # Not a URL SQLAlchemy reads (refused elsewhere): keep the scheme and host alone.
+        scheme, sep, rest = url.partition("://")
+        rest = rest if sep else url
+        hidden = "***@" if "@" in rest or "?" in rest else ""
+        return f"{scheme + sep if sep else ''}{hidden}{rest.rpartition('@')[2].partition('?')[0]}"
+    secret = [key for key in parsed.query if any(word in key.lower() for word in _SECRET_KEYS)]
+    if parsed.password is None and not secret:
+        return url  # nothing to hide: shown exactly as given (SQLAlchemy would quote a path)
+    shown = parsed.set(query={}).render_as_string(hide_password=True)
+    pairs = [
+        f"{key}={'***' if key in secret else value}"
+        for key, values in parsed.query.items()
+        for value in (values if isinstance(values, tuple) else (values,))
+    ]
+    return f"{shown}?{'&'.join(pairs)}" if pairs else shown
+
+
+def best_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The best trial, or the Pareto front of a multi-objective study; empty before any."""
+    try:
+        return study.best_trials if len(study.directions) > 1 else [study.best_trial]
+    except ValueError:
+        return []
+
+
+def quiet_optuna() -> None:
+    """vaesweep's own progress replaces Optuna's per-trial log lines and experimental notes."""
+    import logging
+    import warnings
+
+    optuna.logging.set_verbosity(logging.ERROR)  # failed trials are reported with their reasons
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
