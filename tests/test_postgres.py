@@ -103,7 +103,11 @@ def test_three_workers_share_one_study_and_stop_at_the_count(postgres_url, tmp_p
     # Anything else can only be a trial that stepped aside because the study was already full.
     for trial in trials:
         if trial not in finished:
-            assert trial.user_attrs["fail_reason"].startswith("surplus"), trial.user_attrs
+            assert trial.user_attrs.get("fail_reason", "").startswith("surplus"), (
+                trial.state,
+                trial.user_attrs,
+                trial.system_attrs,
+            )
     # Every finished trial's folder is on exactly one "machine", where its record points.
     for trial in finished:
         homes = [f for f in results if (f / trial.user_attrs["folder"] / "model.pt").is_file()]

@@ -24,7 +24,8 @@ class Slot:
     params: dict[str, Any] | None = None
 
     def user_attrs(self) -> dict[str, Any]:
-        return {PHASE_ATTR: self.phase, REPLICATE_ATTR: self.replicate}
+        # Plain strings only: the record is JSON, and Optuna's cache must hold what it stores.
+        return {PHASE_ATTR: str(self.phase), REPLICATE_ATTR: self.replicate}
 
 
 WAIT = Slot("wait", -1)  # exploration still running elsewhere: confirmation cannot choose yet
