@@ -152,7 +152,6 @@ def test_trial_folder_rebuilds_the_model_alone(tmp_path):
         [{"epoch": 0, "val_elbo": 1.0}],
         {"number": 7},
         model,
-        {"val_ssim": 0.5},
         latents=(means, labels),
     )
     assert folder.name == "trial-0007"
@@ -160,7 +159,6 @@ def test_trial_folder_rebuilds_the_model_alone(tmp_path):
         "config.json",
         "history.csv",
         "latents.npz",
-        "metrics.json",
         "model.pt",
         "trial.json",
     ]
@@ -169,7 +167,6 @@ def test_trial_folder_rebuilds_the_model_alone(tmp_path):
     assert loaded_config == config
     x = torch.rand(4, 1, 28, 28)
     assert torch.equal(rebuilt.reconstruct(x), model.reconstruct(x))
-    assert json.loads((folder / "metrics.json").read_text()) == {"val_ssim": 0.5}
     saved_means, saved_labels = load_latents(folder)
     assert (saved_means == means.numpy()).all() and saved_labels.tolist() == [0, 1, 2, 3, 9]
 
@@ -177,15 +174,15 @@ def test_trial_folder_rebuilds_the_model_alone(tmp_path):
 def test_rewriting_a_trial_folder_keeps_the_old_one_aside(tmp_path):
     folder = trial_folder(tmp_path, "s", 0)
     model = build_model("mlp", 2)
-    save_trial(folder, TrainConfig(arch="mlp"), [], {"n": 1}, model, {})
-    save_trial(folder, TrainConfig(arch="mlp"), [], {"n": 2}, model, {})
+    save_trial(folder, TrainConfig(arch="mlp"), [], {"n": 1}, model)
+    save_trial(folder, TrainConfig(arch="mlp"), [], {"n": 2}, model)
     assert json.loads((folder / "trial.json").read_text()) == {"n": 2}
     assert len(list(folder.parent.glob("trial-0000.replaced-*"))) == 1
 
 
 def test_unreadable_weights_give_a_clear_error(tmp_path):
     folder = trial_folder(tmp_path, "s", 0)
-    save_trial(folder, TrainConfig(arch="mlp"), [], {}, build_model("mlp", 2), {})
+    save_trial(folder, TrainConfig(arch="mlp"), [], {}, build_model("mlp", 2))
     (folder / "model.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(VaesweepError, match="model.pt: cannot load weights"):
         load_model(folder)
@@ -197,7 +194,7 @@ def test_unreadable_weights_give_a_clear_error(tmp_path):
 def test_the_config_is_stored_once_and_older_folders_still_load(tmp_path):
     folder = trial_folder(tmp_path, "s", 0)
     config, model = TrainConfig(arch="mlp", latent_dim=3), build_model("mlp", 3).eval()
-    save_trial(folder, config, [], {}, model, {})
+    save_trial(folder, config, [], {}, model)
     assert set(torch.load(folder / "model.pt", weights_only=True)) == set(model.state_dict())
     # Folders written before config.json was the one copy hold {"config", "state_dict"}.
     torch.save({"config": config.to_dict(), "state_dict": model.state_dict()}, folder / "model.pt")

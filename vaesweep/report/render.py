@@ -25,7 +25,7 @@ from vaesweep.errors import VaesweepError, first_line, shown
 from vaesweep.report import study_data
 from vaesweep.report.anchors import PUBLISHED, Anchor, pca_floor
 from vaesweep.report.page import TRIAL_FIGURES, write_index
-from vaesweep.report.study_data import StudyData, TrialEntry
+from vaesweep.report.study_data import StudyData, TrialEntry, recorded_metrics
 from vaesweep.spec.design import Phase
 from vaesweep.store.layout import (
     LATENTS_FILE,
@@ -34,7 +34,7 @@ from vaesweep.store.layout import (
     figure_file,
     trial_folder_name,
 )
-from vaesweep.store.storage import METRICS_ATTR, best_trials
+from vaesweep.store.storage import best_trials
 
 # torch, matplotlib and friends take seconds to import: they are imported only when something
 # needs drawing, so an up-to-date report re-runs in about a second.
@@ -317,13 +317,13 @@ class _Painter:
 
     def _draw_trial(self, study: str, entry: TrialEntry, folder: Path) -> None:
         from vaesweep.report import figures
-        from vaesweep.store.artifacts import load_history, load_metrics, load_model
+        from vaesweep.store.artifacts import load_history, load_model
 
         number = entry.trial.number
         assert entry.folder is not None  # only trials without a problem are drawn
         model, _ = load_model(entry.folder)
         history = load_history(entry.folder)
-        metrics = load_metrics(entry.folder, entry.trial.user_attrs.get(METRICS_ATTR))
+        metrics = recorded_metrics(entry.trial)  # the copy the table shows
         folder.mkdir(parents=True, exist_ok=True)
         title = f"{study} trial {number} ({_format_params(entry.trial.params)})"
         means, labels = self._latents(entry.folder, model)

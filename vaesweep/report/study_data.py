@@ -207,13 +207,20 @@ def _bound_folder(
     return folder, mismatch(folder, trial)
 
 
+def recorded_metrics(trial: FrozenTrial) -> dict[str, Any]:
+    """The trial's metrics, stored once in its record ({} where a record has none, or none that
+    vaesweep could have written)."""
+    metrics = trial.user_attrs.get(METRICS_ATTR)
+    return metrics if isinstance(metrics, dict) else {}
+
+
 def trials_table(data: StudyData) -> pd.DataFrame:
     """One row per finished trial, the numbers exactly as stored; `in_answer` marks the trials
     that share the study's protocol (completed, in the answer's phase)."""
     rows = []
     for entry in data.entries:
         trial = entry.trial
-        metrics = trial.user_attrs.get(METRICS_ATTR, {})
+        metrics = recorded_metrics(trial)
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name, "best": False}
         row["phase"] = trial.user_attrs.get(PHASE_ATTR)  # None: stored before designs existed
         row["replicate"] = trial.user_attrs.get(REPLICATE_ATTR, 0)

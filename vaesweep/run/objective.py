@@ -208,7 +208,6 @@ class Objective:
             run.history,
             info,
             model,
-            metrics,
             latents=(test_means, run.splits.test_y),
         )
         run.trial.set_user_attr(FOLDER_ATTR, str(run.folder.relative_to(self.results_dir)))

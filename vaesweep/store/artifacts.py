@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import pickle
 import shutil
@@ -25,13 +24,12 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from vaesweep.errors import VaesweepError, first_line, shown
+from vaesweep.errors import VaesweepError, first_line
 from vaesweep.spec.config import TrainConfig
 from vaesweep.store.layout import (
     CONFIG_FILE,
     HISTORY_FILE,
     LATENTS_FILE,
-    METRICS_FILE,
     TRIAL_FILE,
     WEIGHTS_FILE,
     staging_folder,
@@ -45,10 +43,11 @@ def save_trial(
     history: list[dict[str, float]],
     info: dict[str, Any],
     model: VAE,
-    metrics: dict[str, Any],
     latents: tuple[Tensor, Tensor] | None = None,
 ) -> Path:
-    """Write a trial's folder atomically; `latents` = (test latent means, test labels)."""
+    """Write a trial's folder atomically; `latents` = (test latent means, test labels). Its
+    metrics are stored once, in the trial's record (`METRICS_ATTR`), which the table, the figures
+    and Optuna's own tools all read."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_folder(folder)
     shutil.rmtree(staging, ignore_errors=True)
@@ -57,7 +56,6 @@ def save_trial(
         _write_json(staging / CONFIG_FILE, config.to_dict())
         _write_json(staging / TRIAL_FILE, info)
         pd.DataFrame(history).to_csv(staging / HISTORY_FILE, index=False)
-        _write_json(staging / METRICS_FILE, metrics)
         state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
         torch.save(state, staging / WEIGHTS_FILE)
         if latents is not None:
@@ -143,35 +141,6 @@ def load_history(folder: Path) -> pd.DataFrame:
         if missing or history.empty:
             raise ValueError(f"no rows, or no column {', '.join(missing)}")
         return history
-
-
-def load_metrics(folder: Path, recorded: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The folder's metrics; where the trial's record holds them too (`recorded`), they must be
-    the same numbers (both are written from one evaluation)."""
-    with _reading(folder / METRICS_FILE):
-        metrics = json.loads((folder / METRICS_FILE).read_text())
-        if not isinstance(metrics, dict):
-            raise ValueError("not a JSON object")
-        if recorded is not None and (differ := _differing(metrics, recorded)):
-            raise ValueError(differ)
-        return metrics
-
-
-def _differing(metrics: dict[str, Any], recorded: dict[str, Any]) -> str | None:
-    """The first recorded metric the folder lacks or holds another value of (NaN equals NaN)."""
-    for name, value in recorded.items():
-        if name not in metrics:
-            return f"no {name}, which the trial's record holds"
-        mine = metrics[name]
-        same = mine == value or (
-            isinstance(mine, float)
-            and isinstance(value, float)
-            and math.isnan(mine)
-            and math.isnan(value)
-        )
-        if not same:
-            return f"{name} is {shown(mine, 40)}, the trial's record {shown(value, 40)}"
-    return None
 
 
 def load_latents(folder: Path) -> tuple[np.ndarray, np.ndarray]:

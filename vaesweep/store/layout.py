@@ -18,7 +18,6 @@ MANIFEST_FILE = "manifest.json"  # a report's record of what it drew
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.pt"
 HISTORY_FILE = "history.csv"
-METRICS_FILE = "metrics.json"
 TRIAL_FILE = "trial.json"
 LATENTS_FILE = "latents.npz"
 
