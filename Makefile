@@ -27,8 +27,8 @@ run: setup
 	$(BIN)/vaesweep run --study warmup --trials 30
 
 lint: setup
-	$(BIN)/ruff check vaesweep tests
-	$(BIN)/ruff format --check vaesweep tests
+	$(BIN)/ruff check vaesweep tests benchmarks
+	$(BIN)/ruff format --check vaesweep tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 

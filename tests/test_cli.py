@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import optuna
@@ -15,6 +16,7 @@ from vaesweep.cli import main
 from vaesweep.spec.design import Design
 from vaesweep.spec.studies import STUDIES_DIR
 from vaesweep.store.storage import default_storage_url, redact
+from vaesweep.training.data import load_fashion_mnist
 
 from conftest import TINY_SETTINGS
 
@@ -153,7 +155,15 @@ def test_plain_progress_prints_at_most_a_line_per_epoch(study_with_two_trials, t
     assert "n = 1: no interval" in lines[-1]  # one replicate per value so far
 
 
-def test_parallel_workers_stop_at_exactly_the_requested_count(tmp_path, tiny_data_dir):
+def test_parallel_workers_stop_at_exactly_the_requested_count(tmp_path, tiny_data_dir, monkeypatch):
+    from vaesweep.run import sweep
+
+    def load_once(data_dir):  # the run's one load; the workers can only use its copy
+        data = load_fashion_mnist(data_dir)
+        shutil.rmtree(data_dir)
+        return data
+
+    monkeypatch.setattr(sweep, "load_fashion_mnist", load_once)
     results = tmp_path / "results"
     outcome = vaesweep(*run_args(results, tiny_data_dir, 3, "--jobs", "2"))
     assert outcome.exit_code == 0, outcome.output
@@ -164,6 +174,26 @@ def test_parallel_workers_stop_at_exactly_the_requested_count(tmp_path, tiny_dat
     folders = sorted(p.name for p in (results / "warmup").iterdir())
     assert folders == [f"trial-{t.number:04d}" for t in finished]
     assert "3/3 trials finished" in outcome.output
+
+
+def test_workers_share_the_parent_s_data_where_shared_memory_has_room(tiny_data, monkeypatch):
+    from collections import namedtuple
+
+    from vaesweep.run import workers
+
+    usage = namedtuple("usage", "total used free")
+    needed = sum(t.untyped_storage().nbytes() for t in (tiny_data.train_x, tiny_data.train_y))
+    monkeypatch.setattr(workers.shutil, "disk_usage", lambda _: usage(0, 0, needed))
+    assert workers.shared(tiny_data) is None  # no room: each worker loads its own copy
+    assert not tiny_data.train_x.is_shared()
+    monkeypatch.undo()
+    monkeypatch.setattr(workers, "SHARED_MEMORY", "/no/such/folder")
+    assert workers.shared(tiny_data) is None
+    monkeypatch.undo()
+    data = workers.shared(tiny_data)
+    assert data is tiny_data and all(
+        t.is_shared() for t in (data.train_x, data.train_y, data.test_x, data.test_y)
+    )
 
 
 def run_each(tmp_path: Path, data_dir: Path, trials: int, option: str, values) -> dict[str, Path]:

@@ -253,7 +253,7 @@ def run_study(
             if jobs == 1:
                 outcome = work(request, data, progress)
             else:
-                outcome = run_workers(request, jobs, progress)
+                outcome = run_workers(request, data, jobs, progress)
     finally:
         progress.stop()
     with storage_errors(url, during=True):

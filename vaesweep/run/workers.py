@@ -1,11 +1,14 @@
 """Worker processes sharing a study on this machine: started by spawning, each runs the work
-loop; their events reach the parent's progress view through a queue; they end with their parent."""
+loop; their events reach the parent's progress view through a queue; they end with their parent.
+The parent's one load of Fashion-MNIST reaches every worker in shared memory, so a run reads and
+decodes the files once, and N workers hold one copy of the images, not N."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -20,7 +23,9 @@ from vaesweep.store.storage import (
     quiet_optuna,
     storage_errors,
 )
-from vaesweep.training.data import load_fashion_mnist
+from vaesweep.training.data import FashionMNIST, load_fashion_mnist
+
+SHARED_MEMORY = "/dev/shm"  # where torch's shared tensors live on Linux
 
 
 class WorkerDone(NamedTuple):
@@ -43,15 +48,32 @@ def _end_with_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker_main(request: RunRequest, worker: int, events) -> None:
-    """Entry point of a worker process: run the loop, report through the event queue."""
+def shared(data: FashionMNIST) -> FashionMNIST | None:
+    """The data moved into shared memory for the workers, or None where shared memory has no
+    room for it (a container's 64 MB /dev/shm, say): each worker then loads its own copy."""
+    tensors = (data.train_x, data.train_y, data.test_x, data.test_y)
+    needed = sum(t.untyped_storage().nbytes() for t in tensors)
+    try:
+        room = shutil.disk_usage(SHARED_MEMORY).free
+    except OSError:
+        return None
+    if room < 2 * needed:  # leave as much again for everything else that uses it
+        return None
+    for tensor in tensors:
+        tensor.share_memory_()
+    return data
+
+
+def _worker_main(request: RunRequest, worker: int, events, data: FashionMNIST | None) -> None:
+    """Entry point of a worker process: run the loop, report through the event queue. `data` is
+    the parent's, in shared memory (None: this worker loads it)."""
     from vaesweep.run.progress import QueueProgress
 
     quiet_optuna()
     threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
         with graceful_interrupts(worker=True), storage_errors(request.storage_url, during=True):
-            data = load_fashion_mnist(request.data_dir)
+            data = data if data is not None else load_fashion_mnist(request.data_dir)
             outcome = work(request, data, QueueProgress(events, worker), worker)
         events.put((worker, WorkerDone(outcome)))
     except KeyboardInterrupt:  # the parent's SIGTERM: the running trial is recorded as failed
@@ -62,13 +84,18 @@ def _worker_main(request: RunRequest, worker: int, events) -> None:
         events.put((worker, WorkerFailed(f"worker {worker} failed: {first_line(err)}")))
 
 
-def run_workers(request: RunRequest, jobs: int, progress: Progress) -> WorkerOutcome:
+def run_workers(
+    request: RunRequest, data: FashionMNIST, jobs: int, progress: Progress
+) -> WorkerOutcome:
     """Start `jobs` worker processes; relay their events to the live progress."""
     context = multiprocessing.get_context("spawn")  # no forking of a process that runs torch
     interrupts.start_resource_tracker()
     events = context.Queue()
+    data_for_workers = shared(data)
     workers = [
-        context.Process(target=_worker_main, args=(request, w, events), daemon=True)
+        context.Process(
+            target=_worker_main, args=(request, w, events, data_for_workers), daemon=True
+        )
         for w in range(jobs)
     ]
     for process in workers:
