@@ -25,9 +25,19 @@ def test_seed_architecture_trains_channels_last():
 
 def test_json_records_for_scripts(tiny_data_dir):
     outcome = vaesweep(
-        "bench", "--json", "--arch", "mlp", "--seconds", "0.2", "--data-dir", str(tiny_data_dir),
-        "--trial-study", "", "--precision-epochs", "1",
-    )  # fmt: skip
+        "bench",
+        "--json",
+        "--arch",
+        "mlp",
+        "--seconds",
+        "0.2",
+        "--data-dir",
+        str(tiny_data_dir),
+        "--trial-study",
+        "",
+        "--precision-epochs",
+        "1",
+    )
     assert outcome.exit_code == 0, outcome.output
     records = json.loads(outcome.stdout)
     for record in records:
@@ -48,9 +58,18 @@ def test_json_records_for_scripts(tiny_data_dir):
 
 def test_bench_off_a_terminal_says_what_it_measures_in_whole_lines(tiny_data_dir):
     outcome = vaesweep(
-        "bench", "--arch", "mlp", "--seconds", "0.1", "--data-dir", str(tiny_data_dir),
-        "--trial-study", "", "--precision-epochs", "0",
-    )  # fmt: skip
+        "bench",
+        "--arch",
+        "mlp",
+        "--seconds",
+        "0.1",
+        "--data-dir",
+        str(tiny_data_dir),
+        "--trial-study",
+        "",
+        "--precision-epochs",
+        "0",
+    )
     assert outcome.exit_code == 0, outcome.output
     lines = outcome.output.splitlines()
     assert lines[0] == "measuring training throughput (mlp; 0.1 s each)..."
@@ -63,8 +82,17 @@ def test_bench_table_in_a_terminal_says_what_it_measures():
     screen = io.StringIO()
     table = BenchTable(Console(file=screen, force_terminal=True, width=120))
     table.measuring("the final evaluation's steps (mlp)")
-    table.add({"kind": "data", "arch": None, "precision": None, "memory_format": None,
-               "threads": 1, "samples_per_s": 70_000.0, "seconds": 1.0})  # fmt: skip
+    table.add(
+        {
+            "kind": "data",
+            "arch": None,
+            "precision": None,
+            "memory_format": None,
+            "threads": 1,
+            "samples_per_s": 70_000.0,
+            "seconds": 1.0,
+        }
+    )
     shown = screen.getvalue()
     table.finish()
     assert "vaesweep bench" in shown and "70,000" in shown
@@ -79,9 +107,21 @@ def test_an_unknown_architecture_is_one_line_before_anything_is_measured(tiny_da
 
 def test_population_records_give_the_total_and_each_member_s_rate(tiny_data_dir):
     outcome = vaesweep(
-        "bench", "--json", "--arch", "mlp", "--seconds", "0.1", "--data-dir", str(tiny_data_dir),
-        "--trial-study", "", "--precision-epochs", "0", "--population", "4",
-    )  # fmt: skip
+        "bench",
+        "--json",
+        "--arch",
+        "mlp",
+        "--seconds",
+        "0.1",
+        "--data-dir",
+        str(tiny_data_dir),
+        "--trial-study",
+        "",
+        "--precision-epochs",
+        "0",
+        "--population",
+        "4",
+    )
     assert outcome.exit_code == 0, outcome.output
     populations = [r for r in json.loads(outcome.stdout) if r["kind"] == "population"]
     assert [r["members"] for r in populations] == [1, 2, 4]

@@ -16,9 +16,12 @@ from vaesweep.store.binding import belongs, clean_debris, foreign_folders, misma
 def record(number: int, seed: int = 7, warmup: int = 2, folder_id: str | None = None):
     attrs = {"seed": seed} | ({"folder_id": folder_id} if folder_id else {})
     trial = optuna.trial.create_trial(
-        state=optuna.trial.TrialState.COMPLETE, value=1.0, params={"warmup_epochs": warmup},
-        distributions={"warmup_epochs": IntDistribution(0, 4)}, user_attrs=attrs,
-    )  # fmt: skip
+        state=optuna.trial.TrialState.COMPLETE,
+        value=1.0,
+        params={"warmup_epochs": warmup},
+        distributions={"warmup_epochs": IntDistribution(0, 4)},
+        user_attrs=attrs,
+    )
     trial.number = number
     return trial
 

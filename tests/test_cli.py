@@ -342,6 +342,8 @@ BAD_INPUTS = {
     "huge latent": (["--set", "latent_dim=100000000"], "'latent_dim' must be at most 1024"),
     "read-only storage": (["--storage", "{readonly}"], "readonly database"),
     "learning rate that must diverge": (["--set", "lr=1e300"], "'lr' must be at most 10.0"),
+    # An integer no float holds: it was an OverflowError, not a one-line refusal.
+    "400-digit learning rate": (["--set", "lr=1" + "0" * 400], "'lr' must be at most 10.0"),
     "early stop never starts": (
         ["--set", "early_stop_start=1e308"],
         "'early_stop_start' must be at most 100.0",
@@ -369,9 +371,11 @@ def test_bad_input_gives_one_line_and_loses_nothing(
     a_file.write_text("")
     readonly = f"sqlite:///file:{results / 'vaesweep.db'}?mode=ro&uri=true"
     places = {
-        "{empty}": str(empty), "{corrupt}": str(corrupt), "{file}": str(a_file / "results"),
+        "{empty}": str(empty),
+        "{corrupt}": str(corrupt),
+        "{file}": str(a_file / "results"),
         "{readonly}": readonly,
-    }  # fmt: skip
+    }
     args = run_args(results, tiny_data_dir, 3)
     for i in range(0, len(changes), 2):
         option, value = changes[i], places.get(changes[i + 1], changes[i + 1])
@@ -493,8 +497,17 @@ def test_two_storages_sharing_a_results_folder_never_touch_each_other_s_folders(
 
     # The other storage's completed trial 0 is never drawn from this folder's trial 0.
     out = tmp_path / "out"
-    shown = vaesweep("report", "--results", str(results), "--storage", other, "--out", str(out),
-                     "--data-dir", str(tiny_data_dir))  # fmt: skip
+    shown = vaesweep(
+        "report",
+        "--results",
+        str(results),
+        "--storage",
+        other,
+        "--out",
+        str(out),
+        "--data-dir",
+        str(tiny_data_dir),
+    )
     assert shown.exit_code == 0, shown.output
     assert "trial 0: its folder" in shown.output and "another storage's trial" in shown.output
     assert not (out / "warmup" / "trial-0000").exists()

@@ -83,8 +83,13 @@ def test_equivalence_with_two_configurations_is_statsmodels_tost():
     for _ in range(40):
         a = rng.normal(0, 1, 8)
         b = a + rng.normal(rng.uniform(-0.3, 0.3), 0.3, 8)
-        found = compare({"a": dict(enumerate(a)), "b": dict(enumerate(b))}, ["a", "b"],
-                        "maximize", blocked=True, margin=0.5)  # fmt: skip
+        found = compare(
+            {"a": dict(enumerate(a)), "b": dict(enumerate(b))},
+            ["a", "b"],
+            "maximize",
+            blocked=True,
+            margin=0.5,
+        )
         other = found.differences[0]
         x, y = (b, a) if other.config == "b" else (a, b)
         p = ttost_paired(x, y, -0.5, 0.5)[0]

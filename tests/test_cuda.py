@@ -18,9 +18,16 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_trial_trains_on_cuda_and_its_evaluation_matches_the_cpus(tiny_data, precision):
     config = TrainConfig(
-        arch="seed", lr=2e-3, epochs=2, warmup_epochs=0, val_size=100, binarize=True,
-        likelihood="bce", iwae_samples=20, precision=precision,
-    )  # fmt: skip
+        arch="seed",
+        lr=2e-3,
+        epochs=2,
+        warmup_epochs=0,
+        val_size=100,
+        binarize=True,
+        likelihood="bce",
+        iwae_samples=20,
+        precision=precision,
+    )
     splits = make_splits(tiny_data, config.val_size, binarize=True)
     cuda = decide("cuda", precision)
     model = train(config, splits, cuda).model

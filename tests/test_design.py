@@ -90,8 +90,12 @@ def test_blocked_replicates_share_a_seed_and_unblocked_ones_do_not():
     assert len({seed(0, {"a": 1}, phase, r) for phase in (GRID, CONFIRM) for r in (0, 1)}) == 4
     # Explorations, and unblocked designs, seed each configuration apart.
     assert seed(0, {"a": 1}, EXPLORE, 0) != seed(0, {"a": 2}, EXPLORE, 0)
-    seeds = {unblocked.seed(0, {"a": a}, phase, r) for a in (1, 2) for phase in (GRID, CONFIRM)
-             for r in (0, 1)}  # fmt: skip
+    seeds = {
+        unblocked.seed(0, {"a": a}, phase, r)
+        for a in (1, 2)
+        for phase in (GRID, CONFIRM)
+        for r in (0, 1)
+    }
     assert len(seeds) == 8
     # Never the trial number or the worker; --seed shifts every seed.
     assert seed(5, {"a": 1}, GRID, 0) == (seed(0, {"a": 1}, GRID, 0) + 5) % 2**32

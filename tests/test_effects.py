@@ -17,11 +17,14 @@ def trials(means: dict[int, float], n: int = 5, spread: float = 0.002, seed: int
     rng = np.random.default_rng(seed)
     offsets = block_sd * rng.standard_normal(n)
     rows = [
-        {"warmup_epochs": value, "replicate": r,
-         "val_knn_accuracy": mean + offsets[r] + spread * rng.standard_normal()}
+        {
+            "warmup_epochs": value,
+            "replicate": r,
+            "val_knn_accuracy": mean + offsets[r] + spread * rng.standard_normal(),
+        }
         for value, mean in means.items()
         for r in range(n)
-    ]  # fmt: skip
+    ]
     return pd.DataFrame(rows)
 
 
@@ -72,8 +75,12 @@ def test_a_margin_makes_equal_configurations_equivalent_or_asks_for_replicates()
     assert f"run about {more} more replicates of each ({3 * more} more trials)" in tight.sentence
     # That many more replicates would decide it at the noise seen.
     more = trials({0: 0.700, 1: 0.700, 2: 0.700}, n=6 + more, spread=0.001)
-    assert answer(more, ["warmup_epochs"], "val_knn_accuracy", "maximize",
-                  margin=0.0015).comparison.undecided == []  # fmt: skip
+    assert (
+        answer(
+            more, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.0015
+        ).comparison.undecided
+        == []
+    )
 
 
 def test_blocks_separate_what_unpaired_replicates_cannot():
@@ -108,9 +115,20 @@ def test_effects_table_has_one_row_per_configuration_and_metric_with_its_differe
     table = trials({0: 0.6, 1: 0.7}, n=4, block_sd=0.05)
     effects = effects_table(table, ["warmup_epochs"], ["val_knn_accuracy"], blocked=True)
     assert list(effects.columns) == [
-        "param", "value", "metric", "n", "mean", "sd", "ci_low", "ci_high",
-        "best", "diff", "diff_low", "diff_high", "paired",
-    ]  # fmt: skip
+        "param",
+        "value",
+        "metric",
+        "n",
+        "mean",
+        "sd",
+        "ci_low",
+        "ci_high",
+        "best",
+        "diff",
+        "diff_low",
+        "diff_high",
+        "paired",
+    ]
     assert effects["value"].tolist() == ["0", "1"] and effects["n"].tolist() == [4, 4]
     first = table[table["warmup_epochs"] == 0]["val_knn_accuracy"]
     assert effects.loc[0, "mean"] == pytest.approx(first.mean())

@@ -28,14 +28,30 @@ GRACE = "3"  # seconds before a silent trial counts as stale
 
 def start(results: Path, data_dir: Path, trials: int, *extra: str) -> subprocess.Popen:
     command = [
-        sys.executable, "-m", "vaesweep", "run", "--study", "warmup", "--trials", str(trials),
-        "--results", str(results), "--data-dir", str(data_dir), *LONG, *extra,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "vaesweep",
+        "run",
+        "--study",
+        "warmup",
+        "--trials",
+        str(trials),
+        "--results",
+        str(results),
+        "--data-dir",
+        str(data_dir),
+        *LONG,
+        *extra,
+    ]
     env = {**os.environ, "VAESWEEP_GRACE_SECONDS": GRACE, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
         start_new_session=True,  # its own process group, like a terminal job
-    )  # fmt: skip
+    )
 
 
 def trials_of(results: Path) -> list[optuna.trial.FrozenTrial]:

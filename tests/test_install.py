@@ -18,10 +18,21 @@ def installed(tmp_path_factory) -> Path:
     pytest.importorskip("setuptools")
     build = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(build), str(ROOT)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(build),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     [wheel] = build.glob("vaesweep-*.whl")
     shipped = zipfile.ZipFile(wheel).namelist()
     assert {
@@ -30,19 +41,32 @@ def installed(tmp_path_factory) -> Path:
     } <= set(shipped)
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
-         str(wheel)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return target
 
 
 def run_installed(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     code = "import sys, vaesweep.cli; sys.argv[0] = 'vaesweep'; vaesweep.cli.main()"
     return subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         env={"PYTHONPATH": str(site), "COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+    )
 
 
 def test_an_installed_wheel_lists_the_shipped_studies_from_another_folder(installed, tmp_path):
@@ -54,8 +78,11 @@ def test_an_installed_wheel_lists_the_shipped_studies_from_another_folder(instal
         assert f"│ {name} " in outcome.stdout
     origin = subprocess.run(
         [sys.executable, "-c", "import vaesweep; print(vaesweep.__file__)"],
-        cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(installed)},
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(installed)},
+    )
     assert origin.stdout.startswith(str(installed))  # the wheel's copy, not this checkout
 
 

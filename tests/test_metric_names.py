@@ -11,12 +11,20 @@ from vaesweep.spec.metric_names import (
 
 def test_studies_select_on_validation_metrics_only_with_their_directions():
     assert OBJECTIVE_DIRECTIONS == {
-        "val_loss": "minimize", "val_recon": "minimize", "val_kl": "minimize",
-        "val_nll": "minimize", "val_mse": "minimize", "val_ssim": "maximize",
+        "val_loss": "minimize",
+        "val_recon": "minimize",
+        "val_kl": "minimize",
+        "val_nll": "minimize",
+        "val_mse": "minimize",
+        "val_ssim": "maximize",
         "val_knn_accuracy": "maximize",
-    }  # fmt: skip
-    assert PER_EPOCH == {"val_loss": "val_elbo", "val_recon": "val_recon", "val_kl": "val_kl",
-                         "val_mse": "val_mse"}  # fmt: skip
+    }
+    assert PER_EPOCH == {
+        "val_loss": "val_elbo",
+        "val_recon": "val_recon",
+        "val_kl": "val_kl",
+        "val_mse": "val_mse",
+    }
     assert LIKELIHOOD_SCALED == {"val_loss", "val_recon", "val_nll"}
 
 

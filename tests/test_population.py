@@ -23,10 +23,20 @@ TOLERANCE = 1e-4
 
 def member(seed: int, lr: float, warmup: int, patience: int, epochs: int = 10) -> TrainConfig:
     return TrainConfig(
-        arch="mlp", latent_dim=2, epochs=epochs, val_size=100, batch_size=64, seed=seed, lr=lr,
-        warmup_epochs=warmup, early_stop_patience=patience, early_stop_start=0.0, monitor="elbo",
-        min_lr=1e-5, lr_patience=1,
-    )  # fmt: skip
+        arch="mlp",
+        latent_dim=2,
+        epochs=epochs,
+        val_size=100,
+        batch_size=64,
+        seed=seed,
+        lr=lr,
+        warmup_epochs=warmup,
+        early_stop_patience=patience,
+        early_stop_start=0.0,
+        monitor="elbo",
+        min_lr=1e-5,
+        lr_patience=1,
+    )
 
 
 # Alone, these stop early at epochs 4 and 7, and run all 10 with two learning-rate reductions.

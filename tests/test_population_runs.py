@@ -44,8 +44,10 @@ def test_a_population_gives_each_trial_what_it_gets_alone(tmp_path, tiny_data_di
         assert member.value == pytest.approx(one.value, rel=1e-4)
         for name, value in one.user_attrs["metrics"].items():
             print(name, value, member.user_attrs["metrics"][name])
-        histories = [pd.read_csv(r / t.user_attrs["folder"] / "history.csv")
-                     for r, t in ((runs["1"], one), (runs["3"], member))]  # fmt: skip
+        histories = [
+            pd.read_csv(r / t.user_attrs["folder"] / "history.csv")
+            for r, t in ((runs["1"], one), (runs["3"], member))
+        ]
         columns = [c for c in histories[0].columns if c not in TIMING]
         pd.testing.assert_frame_equal(
             histories[0][columns], histories[1][columns], rtol=1e-3, atol=1e-3
@@ -107,8 +109,9 @@ def test_a_pruned_member_is_pruned_alone(tmp_path, tiny_data_dir):
     results = tmp_path / "results"
     # With seed 2 the random sampler draws 2e-3 three times, then 1e-7: trials 2 and 3 train
     # together, after 0 and 1 completed, and only 3 is worse than their median.
-    args = run_args(results, tiny_data_dir, 4, "--population", "2", "--seed", "2",
-                    study=str(study_file))  # fmt: skip
+    args = run_args(
+        results, tiny_data_dir, 4, "--population", "2", "--seed", "2", study=str(study_file)
+    )
     outcome = vaesweep(*args)
     assert outcome.exit_code == 0, outcome.output
     trials = stored_trials(results, "prunable")
@@ -126,9 +129,10 @@ def test_a_bad_population_is_refused(value):
 
 def test_a_population_is_how_a_study_runs_not_what_it_is():
     raw = {
-        "description": "d", "objectives": ["val_loss"],
+        "description": "d",
+        "objectives": ["val_loss"],
         "search": {"warmup_epochs": {"type": "int", "low": 0, "high": 1}},
-    }  # fmt: skip
+    }
     default = parse_study(raw, "p", "p.toml")
     four = parse_study({**raw, "population": 4}, "p", "p.toml")
     assert (default.population, four.population) == ("auto", 4)

@@ -44,20 +44,42 @@ def postgres_url():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     data = root / "data"
-    subprocess.run(_as_postgres([initdb, "-D", str(data), "-U", "vaesweep", "--auth=trust"]),
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        _as_postgres([initdb, "-D", str(data), "-U", "vaesweep", "--auth=trust"]),
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"),
-                                 "-w", "start"]), check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        _as_postgres(
+            [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "vaesweep", "-d", "postgres",
-             "-c", "CREATE DATABASE vaesweep"], check=True, capture_output=True,
-        )  # fmt: skip
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "vaesweep",
+                "-d",
+                "postgres",
+                "-c",
+                "CREATE DATABASE vaesweep",
+            ],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://vaesweep@127.0.0.1:{port}/vaesweep"
     finally:
-        subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -87,7 +109,7 @@ def test_three_workers_share_one_study_and_stop_at_the_count(postgres_url, tmp_p
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )  # fmt: skip
+        )
         for i, folder in enumerate(results)
     ]
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
@@ -139,8 +161,17 @@ def test_no_password_form_is_ever_printed_or_put_on_the_page(postgres_url, tmp_p
         assert outcome.exit_code == 0, outcome.output
         outputs.append(outcome.output)
     out = tmp_path / "report"
-    shown = vaesweep("report", "--storage", forms[1], "--results", str(results), "--out", str(out),
-                     "--data-dir", str(tiny_data_dir))  # fmt: skip
+    shown = vaesweep(
+        "report",
+        "--storage",
+        forms[1],
+        "--results",
+        str(results),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(tiny_data_dir),
+    )
     assert shown.exit_code == 0, shown.output
     unknown = vaesweep("report", "--storage", forms[2], "--results", str(results), "--study", "x")
     assert unknown.exit_code == 1 and "unknown study 'x'" in unknown.output

@@ -8,9 +8,14 @@ from rich.console import Console
 from vaesweep.run.progress import LiveProgress
 
 RECORD = {
-    "epoch": 0, "beta": 0.5, "lr": 2e-3, "train_loss": 263.54, "train_recon": 257.1,
-    "train_kl": 6.41, "val_elbo": 262.3,
-}  # fmt: skip
+    "epoch": 0,
+    "beta": 0.5,
+    "lr": 2e-3,
+    "train_loss": 263.54,
+    "train_recon": 257.1,
+    "train_kl": 6.41,
+    "val_elbo": 262.3,
+}
 PARAMS = {"latent_dim": 16, "warmup_epochs": 2, "lr": 0.001234, "likelihood": "bce"}
 
 

@@ -271,9 +271,16 @@ def test_hostile_study_names_write_nothing_outside_out_and_link_only_files(copy_
     results, data_dir = copy_of
     storage = f"sqlite:///{results}/vaesweep.db"
     hostile = [
-        f"{tmp_path}/absolute/x", "../x", "javascript:alert(1)", "a/b", "index.html",
-        "<b>bold</b>\"'", "two\nlines", "[red]rich[/red]", "a" * 300,
-    ]  # fmt: skip
+        f"{tmp_path}/absolute/x",
+        "../x",
+        "javascript:alert(1)",
+        "a/b",
+        "index.html",
+        "<b>bold</b>\"'",
+        "two\nlines",
+        "[red]rich[/red]",
+        "a" * 300,
+    ]
     for name in hostile:
         plain = optuna.create_study(study_name=name, storage=storage)
         plain.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)

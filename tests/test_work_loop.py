@@ -38,9 +38,17 @@ def _run_racing(tmp_path, tiny_data, n_trials: int, overtaker: optuna.trial.Froz
         return original(self, *args, **kwargs)
 
     request = RunRequest(
-        spec, n_trials, tmp_path, url, "race", None, Compute(torch.device("cpu"), "fp32"),
-        seed=0, threads=1, first_trial=0,
-    )  # fmt: skip
+        spec,
+        n_trials,
+        tmp_path,
+        url,
+        "race",
+        None,
+        Compute(torch.device("cpu"), "fp32"),
+        seed=0,
+        threads=1,
+        first_trial=0,
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(optuna.Study, "enqueue_trial", enqueue_after_the_other_machine)
         outcome = work(request, tiny_data, Progress())

@@ -172,7 +172,7 @@ _TEMPLATES = jinja2.Environment(
     keep_trailing_newline=True,
 )
 _TEMPLATES.filters |= {"link": _link, "cell": _cell, "num": "{:.4g}".format, "label": label}
-_TEMPLATES.tests["finite"] = lambda value: math.isfinite(value)
+_TEMPLATES.tests["finite"] = math.isfinite
 _TEMPLATES.globals |= {"trial_figures": TRIAL_FIGURES, "zip": zip}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ class Rule:
     high_open: bool = False
     choices: tuple[str, ...] = ()
 
+    @property
+    def kind_word(self) -> str:
+        return "integer" if self.kind == "int" else "number"
+
     def check(self, name: str, value: Any) -> None:
         """Type and range of one value of this setting, alone (cross-setting rules are the
         config's), as one line naming the setting."""
@@ -63,17 +68,18 @@ class Rule:
 
     def _check_number(self, name: str, value: Any) -> None:
         kind = "a positive" if self.low_open or self.low == 1 else "a non-negative"
-        if self.kind == "int":
-            if not isinstance(value, int) or isinstance(value, bool) or value < (self.low or 0):
-                raise VaesweepError(f"'{name}' must be {kind} integer; got {shown(value)}")
-        else:
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not number or not (value > self.low if self.low_open else value >= self.low):
-                raise VaesweepError(f"'{name}' must be {kind} number; got {shown(value)}")
-            if not math.isfinite(value):
-                raise VaesweepError(f"'{name}' must be a finite number; got {shown(value)}")
+        least = 0 if self.low is None else self.low  # numbers here are sizes, rates or counts
+        allowed = int if self.kind == "int" else int | float
+        typed = isinstance(value, allowed) and not isinstance(value, bool)
+        # Written so that NaN is outside the range too.
+        if not typed or not (value > least if self.low_open else value >= least):
+            raise VaesweepError(f"'{name}' must be {kind} {self.kind_word}; got {shown(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise VaesweepError(f"'{name}' must be a finite number; got {shown(value)}")
         if self.high is not None and value > self.high:
             raise VaesweepError(f"'{name}' must be at most {self.high}; got {shown(value)}")
+        if value > sys.float_info.max:  # an integer no float holds (10**400)
+            raise VaesweepError(f"'{name}' must be a finite number; got {shown(value)}")
 
 
 def setting(default: Any, rule: Rule) -> Any:
