@@ -1,13 +1,17 @@
 """The package's shape, as pyproject's import-linter contracts state it: each stage imports only
 earlier ones, the trainer never imports Optuna, the spec stage is torch-free, and no stage's
-modules import one another in a cycle. `make lint` runs the same check on the package."""
+modules import one another in a cycle. `make lint` runs the same check on the package. And every
+distribution the package imports is declared in pyproject."""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -46,3 +50,42 @@ def test_a_planted_violation_breaks_its_contract(tmp_path, module, planted, brok
     outcome = lint_imports(tmp_path)
     assert outcome.returncode != 0
     assert broken in outcome.stdout.split("Broken contracts")[1], outcome.stdout
+
+
+def _imported_distributions(package: Path) -> dict[str, set[str]]:
+    """Each third-party distribution the package's modules import, with the modules importing it."""
+    from importlib.metadata import packages_distributions
+
+    providers = packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for top in {name.split(".")[0] for name in names}:
+                if top in sys.stdlib_module_names or top == "vaesweep" or top == "__future__":
+                    continue
+                for distribution in providers.get(top, [top]):
+                    found.setdefault(canonical(distribution), set()).add(path.name)
+    return found
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_imported_distribution_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    declared = {
+        canonical(re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0])
+        for requirement in [*project["dependencies"], *extras["dashboard"]]
+    }
+    imported = _imported_distributions(ROOT / "vaesweep")
+    assert {"torch", "numpy", "scipy", "sqlalchemy", "matplotlib"} <= imported.keys()
+    undeclared = {name: sorted(files) for name, files in imported.items() if name not in declared}
+    assert not undeclared, f"imported but not declared in pyproject: {undeclared}"
