@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,26 +19,19 @@ from test_cli import vaesweep
 CPU = torch.device("cpu")
 
 
-def test_seed_architecture_trains_channels_last():
-    rate = training_throughput("seed", "fp32", channels_last=True, device=CPU, seconds=0.1)
+def test_conv_architecture_trains_channels_last():
+    rate = training_throughput("conv", "fp32", channels_last=True, device=CPU, seconds=0.1)
     assert rate > 0
 
 
+def bench(data_dir: Path, options: str):
+    """`vaesweep bench` of the mlp on tiny data, with no default trial, and `options`."""
+    base = ["bench", "--arch", "mlp", "--data-dir", str(data_dir), "--trial-study", ""]
+    return vaesweep(*base, *options.split())
+
+
 def test_json_records_for_scripts(tiny_data_dir):
-    outcome = vaesweep(
-        "bench",
-        "--json",
-        "--arch",
-        "mlp",
-        "--seconds",
-        "0.2",
-        "--data-dir",
-        str(tiny_data_dir),
-        "--trial-study",
-        "",
-        "--precision-epochs",
-        "1",
-    )
+    outcome = bench(tiny_data_dir, "--json --seconds 0.2 --precision-epochs 1")
     assert outcome.exit_code == 0, outcome.output
     records = json.loads(outcome.stdout)
     for record in records:
@@ -57,19 +51,7 @@ def test_json_records_for_scripts(tiny_data_dir):
 
 
 def test_bench_off_a_terminal_says_what_it_measures_in_whole_lines(tiny_data_dir):
-    outcome = vaesweep(
-        "bench",
-        "--arch",
-        "mlp",
-        "--seconds",
-        "0.1",
-        "--data-dir",
-        str(tiny_data_dir),
-        "--trial-study",
-        "",
-        "--precision-epochs",
-        "0",
-    )
+    outcome = bench(tiny_data_dir, "--seconds 0.1 --precision-epochs 0")
     assert outcome.exit_code == 0, outcome.output
     lines = outcome.output.splitlines()
     assert lines[0] == "measuring training throughput (mlp; 0.1 s each)..."
@@ -102,26 +84,11 @@ def test_bench_table_in_a_terminal_says_what_it_measures():
 def test_an_unknown_architecture_is_one_line_before_anything_is_measured(tiny_data_dir):
     outcome = vaesweep("bench", "--arch", "resnet", "--data-dir", str(tiny_data_dir))
     assert outcome.exit_code != 0
-    assert outcome.output.strip() == "Error: --arch 'resnet': choose from seed, mlp"
+    assert outcome.output.strip() == "Error: --arch 'resnet': choose from conv, mlp"
 
 
 def test_population_records_give_the_total_and_each_member_s_rate(tiny_data_dir):
-    outcome = vaesweep(
-        "bench",
-        "--json",
-        "--arch",
-        "mlp",
-        "--seconds",
-        "0.1",
-        "--data-dir",
-        str(tiny_data_dir),
-        "--trial-study",
-        "",
-        "--precision-epochs",
-        "0",
-        "--population",
-        "4",
-    )
+    outcome = bench(tiny_data_dir, "--json --seconds 0.1 --precision-epochs 0 --population 4")
     assert outcome.exit_code == 0, outcome.output
     populations = [r for r in json.loads(outcome.stdout) if r["kind"] == "population"]
     assert [r["members"] for r in populations] == [1, 2, 4]

@@ -29,19 +29,8 @@ def vaesweep(*args: str):
 def run_args(
     results: Path, data_dir: Path, trials: int, *extra: str, study: str = "warmup"
 ) -> list[str]:
-    return [
-        "run",
-        "--study",
-        study,
-        "--trials",
-        str(trials),
-        "--results",
-        str(results),
-        "--data-dir",
-        str(data_dir),
-        *TINY_SETTINGS,
-        *extra,
-    ]
+    places = ["--study", study, "--trials", str(trials), "--results", str(results)]
+    return ["run", *places, "--data-dir", str(data_dir), *TINY_SETTINGS, *extra]
 
 
 def stored_trials(results: Path, name: str = "warmup") -> list[optuna.trial.FrozenTrial]:

@@ -9,7 +9,7 @@ from vaesweep.spec.config import RULES, Rule, TrainConfig, parse_override, rules
 
 def test_defaults_are_the_reference_notebooks_run():
     config = TrainConfig()
-    assert (config.arch, config.latent_dim, config.likelihood) == ("seed", 2, "mse")
+    assert (config.arch, config.latent_dim, config.likelihood) == ("conv", 2, "mse")
     assert (config.lr, config.batch_size, config.epochs, config.warmup_epochs) == (
         1e-4,
         128,
@@ -18,6 +18,27 @@ def test_defaults_are_the_reference_notebooks_run():
     )
     assert (config.lr_factor, config.lr_patience, config.min_lr) == (0.5, 5, 5e-5)
     assert (config.early_stop_patience, config.early_stop_start_epoch) == (10, 20)
+
+
+def test_the_old_architecture_name_still_reads_and_is_stored_under_the_new_one():
+    from vaesweep.spec.studies import parse_study
+
+    assert TrainConfig(arch="seed") == TrainConfig(arch="conv")
+    assert TrainConfig.from_mapping({"arch": "seed"}).to_dict()["arch"] == "conv"
+    spec = parse_study(
+        {
+            "description": "old names",
+            "objectives": ["val_loss"],
+            "search": {"arch": {"type": "categorical", "choices": ["seed", "mlp"]}},
+        },
+        "old",
+        "old.toml",
+    )
+    assert spec.config_for({"arch": "seed"}, seed=0).arch == "conv"
+    # The definition keeps the file's words, so a study stored with them resumes unchanged.
+    assert spec.definition()["search"][0]["choices"] == ["seed", "mlp"]
+    with pytest.raises(VaesweepError, match="'arch' must be one of conv, mlp; got 'sead'"):
+        TrainConfig(arch="sead")
 
 
 def test_unknown_key_is_named():

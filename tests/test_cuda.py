@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_a_trial_trains_on_cuda_and_its_evaluation_matches_the_cpus(tiny_data, precision):
     config = TrainConfig(
-        arch="seed",
+        arch="conv",
         lr=2e-3,
         epochs=2,
         warmup_epochs=0,

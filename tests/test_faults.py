@@ -17,32 +17,18 @@ import pytest
 from vaesweep.spec.studies import load_study
 from vaesweep.store.storage import default_storage_url, open_storage
 
-from conftest import TINY_SETTINGS
+from test_cli import run_args
 
 # Trials long enough to interrupt, without early stopping: small batches make each epoch long,
 # so 40 epochs (and their storage writes) last as long as 120 at the default batch.
-LONG = (*TINY_SETTINGS, "--set", "epochs=40", "--set", "batch_size=32")
+LONG = ("--set", "epochs=40", "--set", "batch_size=32")  # after run_args' TINY_SETTINGS
 LONG += ("--set", "early_stop_patience=1000")
 GRACE = "3"  # seconds before a silent trial counts as stale
 
 
 def start(results: Path, data_dir: Path, trials: int, *extra: str) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "vaesweep",
-        "run",
-        "--study",
-        "warmup",
-        "--trials",
-        str(trials),
-        "--results",
-        str(results),
-        "--data-dir",
-        str(data_dir),
-        *LONG,
-        *extra,
-    ]
+    command = [sys.executable, "-m", "vaesweep", *run_args(results, data_dir, trials, *LONG)]
+    command += extra
     env = {**os.environ, "VAESWEEP_GRACE_SECONDS": GRACE, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         command,

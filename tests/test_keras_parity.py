@@ -36,7 +36,7 @@ def _conv(weight: np.ndarray) -> torch.Tensor:
 
 def transplant(saved) -> nn.Module:
     """The Keras weights in vaesweep's seed model; Keras flattens (h, w, c), PyTorch (c, h, w)."""
-    model = build_model("seed", 2).eval()
+    model = build_model("conv", 2).eval()
     encoder_convs = [m for m in model.encoder if isinstance(m, nn.Conv2d)]
     names = ["enc_conv1", "enc_conv2", "enc_conv3", "enc_conv4"]
     for module, name in zip(encoder_convs, names, strict=True):
@@ -79,7 +79,7 @@ def test_seed_model_is_initialised_as_keras_does_and_counts_the_same_parameters(
     keras_parameters = sum(
         saved[key].size for key in saved.files if key.endswith(("/kernel", "/bias"))
     )
-    model = build_model("seed", 2)
+    model = build_model("conv", 2)
     assert sum(p.numel() for p in model.parameters()) == keras_parameters
     for module in model.modules():
         if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):

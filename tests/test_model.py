@@ -9,8 +9,8 @@ from vaesweep.training.model import VAE, build_model
 KERAS_SEED_PARAMETERS = 552_548 + 356_545
 
 
-def test_seed_architecture_has_the_notebooks_parameter_count():
-    model = build_model("seed", latent_dim=2)
+def test_conv_architecture_has_the_notebooks_parameter_count():
+    model = build_model("conv", latent_dim=2)
     assert sum(p.numel() for p in model.parameters()) == KERAS_SEED_PARAMETERS
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from vaesweep.store.storage import open_storage
 
-from conftest import TINY_SETTINGS
+from test_cli import run_args, vaesweep
 
 WORKERS, TRIALS = 3, 7
 
@@ -88,24 +88,10 @@ def test_three_workers_share_one_study_and_stop_at_the_count(postgres_url, tmp_p
     workers = [
         subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "vaesweep",
-                "run",
-                "--study",
-                "warmup",
-                "--trials",
-                str(TRIALS),
-                "--storage",
-                postgres_url.replace("vaesweep@", "vaesweep:hunter2@"),  # trust auth ignores it
-                "--results",
-                str(folder),
-                "--data-dir",
-                str(tiny_data_dir),
-                "--seed",
-                str(i),
-                *TINY_SETTINGS,
-            ],
+                *(sys.executable, "-m", "vaesweep"),
+                *run_args(folder, tiny_data_dir, TRIALS, "--seed", str(i)),
+                *("--storage", postgres_url.replace("vaesweep@", "vaesweep:hunter2@")),
+            ],  # trust authentication ignores the password
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -142,8 +128,6 @@ def test_three_workers_share_one_study_and_stop_at_the_count(postgres_url, tmp_p
 
 
 def test_no_password_form_is_ever_printed_or_put_on_the_page(postgres_url, tmp_path, tiny_data_dir):
-    from test_cli import run_args, vaesweep
-
     host = postgres_url.removeprefix("postgresql://vaesweep@")
     forms = [
         postgres_url.replace("vaesweep@", "vaesweep:hunter2@"),

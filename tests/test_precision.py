@@ -24,9 +24,9 @@ def _measured(monkeypatch, native: bool, fp32: float, bf16: float) -> list[str]:
 
 def test_auto_takes_bf16_only_where_measured_clearly_faster(monkeypatch):
     asked = _measured(monkeypatch, native=True, fp32=100.0, bf16=180.0)
-    chosen = decide("cpu", "auto", "seed", 64)
+    chosen = decide("cpu", "auto", "conv", 64)
     assert chosen.precision == "bf16" and "1.80x" in chosen.why
-    assert asked == ["seed/fp32/64/channels_last", "seed/bf16/64/channels_last"]
+    assert asked == ["conv/fp32/64/channels_last", "conv/bf16/64/channels_last"]
     _measured(monkeypatch, native=True, fp32=100.0, bf16=105.0)  # within the margin: exact fp32
     assert decide("cpu", "auto").precision == "fp32"
     _measured(monkeypatch, native=True, fp32=100.0, bf16=60.0)

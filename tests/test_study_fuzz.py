@@ -37,6 +37,7 @@ VALUES = [
     "mse",
     "bce",
     "seed",
+    "conv",
     "mlp",
     [0.0, 1.0],
     3.7,

@@ -129,7 +129,7 @@ def test_on_epoch_can_stop_training(tiny_data):
 
 def test_the_fused_optimizer_takes_the_same_steps_as_plain_adam():
     torch.manual_seed(0)
-    fused_model, plain_model = build_model("seed", 2), build_model("seed", 2)
+    fused_model, plain_model = build_model("conv", 2), build_model("conv", 2)
     plain_model.load_state_dict(fused_model.state_dict())
     initial = [p.detach().clone() for p in plain_model.parameters()]
     fused = make_optimizer(fused_model, lr=1e-3)

@@ -13,7 +13,7 @@ from rich.table import Table
 from vaesweep import __version__
 from vaesweep.errors import VaesweepError, shown
 from vaesweep.interrupts import EXIT_INTERRUPTED, graceful_interrupts
-from vaesweep.spec.config import ARCHITECTURES
+from vaesweep.spec.config import ARCHITECTURES, RULES
 
 
 class _OneLineUsage(click.ClickException):
@@ -277,7 +277,7 @@ def compare(study_names, storage, results, objective) -> None:
     "--arch",
     "archs",
     multiple=True,
-    help="Architectures to time (repeatable): seed, mlp [default: all].",
+    help=f"Architectures to time (repeatable): {', '.join(ARCHITECTURES)} [default: all].",
 )
 @click.option(
     "--seconds",
@@ -334,6 +334,7 @@ def bench(
         from vaesweep.run.progress import make_console
         from vaesweep.training.device import resolve_device
 
+    archs = tuple(RULES["arch"].canonical(arch) for arch in archs)  # an old name, the new
     for arch in archs:
         if arch not in ARCHITECTURES:
             raise VaesweepError(f"--arch {shown(arch)}: choose from {', '.join(ARCHITECTURES)}")

@@ -106,7 +106,7 @@ def _splits(data: FashionMNIST):
     return make_splits(data, val_size=min(10_000, len(data.train_x) // 2))
 
 
-# The final evaluation's steps are timed on small sets (the `seed` network decodes about 100
+# The final evaluation's steps are timed on small sets (the `conv` network decodes about 100
 # images a second on one thread here), and each is given per image: a step's cost at a study's
 # settings is its images times this (the likelihood's at EVAL_SIZES' importance samples).
 EVAL_SIZES = {"train_subset": 1000, "eval_images": 200, "nll_images": 20, "iwae_samples": 50}

@@ -1,6 +1,6 @@
 """TrainConfig: every setting of one training run, validated on construction.
 
-The defaults are the reference notebook's run (seed architecture, MSE, lr 1e-4, batch 128, 60
+The defaults are the reference notebook's run (conv architecture, MSE, lr 1e-4, batch 128, 60
 epochs, 40 of KL warm-up, ReduceLROnPlateau and early stopping on the beta-weighted validation
 loss), with one deliberate difference: validation images are held out from the training file
 (the notebook validates on the test set, which then no longer measures generalisation).
@@ -20,9 +20,12 @@ from typing import Any
 
 from vaesweep.errors import VaesweepError, shown
 
-# The networks by name: "seed", the notebook's convolutional VAE; "mlp", a small dense one.
+# The networks by name: "conv", the notebook's convolutional VAE; "mlp", a small dense one.
 # model.BUILDERS builds each (and refuses to import without one for every name here).
-ARCHITECTURES = ("seed", "mlp")
+ARCHITECTURES = ("conv", "mlp")
+# Names the networks had before, still read wherever a setting is (study files, --set, stored
+# configs, bench --arch); a config holds the current name. "seed" read like the random seed.
+ARCHITECTURE_ALIASES = (("seed", "conv"),)
 LIKELIHOODS = ("mse", "bce")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: measured once per run (precision.decide)
 # What early stopping and the LR schedule watch: the beta-weighted validation loss the notebook
@@ -41,6 +44,11 @@ class Rule:
     high: float | None = None  # the greatest value: keeps a typo from asking for terabytes
     high_open: bool = False
     choices: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()  # (old name, choice) pairs, still accepted
+
+    def canonical(self, value: Any) -> Any:
+        """The value under its current name (an alias's choice)."""
+        return dict(self.aliases).get(value, value) if isinstance(value, str) else value
 
     @property
     def kind_word(self) -> str:
@@ -50,7 +58,7 @@ class Rule:
         """Type and range of one value of this setting, alone (cross-setting rules are the
         config's), as one line naming the setting."""
         if self.kind == "choice":
-            if not isinstance(value, str) or value not in self.choices:
+            if not isinstance(value, str) or self.canonical(value) not in self.choices:
                 raise VaesweepError(
                     f"'{name}' must be one of {', '.join(self.choices)}; got {shown(value)}"
                 )
@@ -101,7 +109,7 @@ _IMAGES = _count(10**7, low=0)  # a number of images, 0 meaning all of them
 class TrainConfig:
     """One training run. `train_subset = 0` means every training image."""
 
-    arch: str = setting("seed", Rule("choice", choices=ARCHITECTURES))
+    arch: str = setting("conv", Rule("choice", choices=ARCHITECTURES, aliases=ARCHITECTURE_ALIASES))
     latent_dim: int = setting(2, _count(1024))
     likelihood: str = setting("mse", Rule("choice", choices=LIKELIHOODS))
     lr: float = setting(1e-4, Rule("float", low=0, low_open=True, high=10.0))
@@ -132,7 +140,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            check_setting(field.name, getattr(self, field.name))
+            value = getattr(self, field.name)
+            check_setting(field.name, value)
+            # An old name is stored under the new one (frozen: set as dataclasses does).
+            object.__setattr__(self, field.name, RULES[field.name].canonical(value))
         if self.min_lr > self.lr:
             raise VaesweepError(f"'min_lr' ({self.min_lr}) must not exceed 'lr' ({self.lr})")
 

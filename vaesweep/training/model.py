@@ -112,7 +112,7 @@ def initialise(model: VAE, seed: int) -> None:
                 model.init_layer(module)
 
 
-def seed_vae(latent_dim: int) -> VAE:
+def conv_vae(latent_dim: int) -> VAE:
     """The reference notebook's network, layer for layer, initialised as Keras does. Keras's
     'same' padding of a stride-2 convolution pads only the bottom and right (28 + 1 -> 14)."""
     encoder = nn.Sequential(
@@ -153,7 +153,7 @@ def seed_vae(latent_dim: int) -> VAE:
 
 
 def mlp_vae(latent_dim: int) -> VAE:
-    """A fully connected VAE (784-512-256-z): about 100x fewer FLOPs than `seed`, for CPU sweeps."""
+    """A fully connected VAE (784-512-256-z): about 100x fewer FLOPs than `conv`, for CPU sweeps."""
     encoder = nn.Sequential(
         nn.Flatten(),
         nn.Linear(IMAGE_PIXELS, 512),
@@ -172,7 +172,7 @@ def mlp_vae(latent_dim: int) -> VAE:
     return VAE(encoder, 256, decoder, latent_dim)
 
 
-BUILDERS: dict[str, Callable[[int], VAE]] = {"seed": seed_vae, "mlp": mlp_vae}
+BUILDERS: dict[str, Callable[[int], VAE]] = {"conv": conv_vae, "mlp": mlp_vae}
 assert tuple(BUILDERS) == ARCHITECTURES, "one builder for each of config.ARCHITECTURES"
 
 
