@@ -277,6 +277,7 @@ def optimization_history(
             else complete[objective].cummax()
         )
         ax.step(complete["trial"], best, where="post", color="C3", label="best so far")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, never 1.5
         ax.legend(fontsize=8)
         ax.set(
             title=f"optimisation history ({direction})",

@@ -39,7 +39,7 @@ from vaesweep.store.storage import best_trials
 # torch, matplotlib and friends take seconds to import: they are imported only when something
 # needs drawing, so an up-to-date report re-runs in about a second.
 
-REPORT_VERSION = 5  # bump when figures change, so every report redraws once
+REPORT_VERSION = 6  # bump when figures change, so every report redraws once
 KEY_METRICS = (
     "val_ssim",
     "val_mse",
