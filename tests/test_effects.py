@@ -42,7 +42,7 @@ def test_a_large_true_difference_is_called_better():
     assert result.best in ("1", "2")
     assert result.better_than == ["0"]
     assert result.sentence.startswith("best warmup_epochs = ")
-    assert "better than 0 (by at least 0.0" in result.sentence
+    assert "better than warmup_epochs = 0 (by at least 0.0" in result.sentence
     assert "Tukey-Kramer 95% simultaneous intervals; one-way ANOVA F(2, 12)" in result.sentence
     assert "(95% CI, n = 5)" in result.sentence
 
@@ -139,5 +139,8 @@ def test_some_equivalent_and_some_undecided_lead_with_no_winner():
     assert [d.config for d in found.differences if d.equivalent] == ["0"]
     assert [d.config for d in found.undecided] == ["4"]
     assert result.sentence.startswith("no winner: the best mean, warmup_epochs = 2: ")
-    assert "; equivalent within ±0.003: 0; undecided: 4, within " in result.sentence
+    assert (
+        "; equivalent within ±0.003: warmup_epochs = 0; undecided: warmup_epochs = 4, within "
+        in (result.sentence)
+    )
     assert "run about 1 more replicate of each (3 more trials) to decide" in result.sentence

@@ -175,8 +175,9 @@ def answer(
 
 def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
     def listed(configs: Sequence[str]) -> str:
-        # A configuration of several parameters is a list itself: set each apart.
-        return ", ".join(f"({c})" if len(params) > 1 else c for c in configs)
+        # A configuration of several parameters is a list itself: set each apart. A bare value
+        # ("undecided: 0") would read as a count, so one parameter's is named.
+        return ", ".join(f"({c})" if len(params) > 1 else f"{params[0]} = {c}" for c in configs)
 
     numbers = f"{label(result.objective)} {result.mean:.4g}"
     if math.isnan(result.half_width):
