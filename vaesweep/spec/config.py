@@ -142,8 +142,9 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             check_setting(field.name, value)
-            # An old name is stored under the new one (frozen: set as dataclasses does).
-            object.__setattr__(self, field.name, RULES[field.name].canonical(value))
+            if (current := RULES[field.name].canonical(value)) is not value:
+                # An old name is stored under the new one (frozen: set as dataclasses does).
+                object.__setattr__(self, field.name, current)
         if self.min_lr > self.lr:
             raise VaesweepError(f"'min_lr' ({self.min_lr}) must not exceed 'lr' ({self.lr})")
 
