@@ -141,6 +141,6 @@ def test_some_equivalent_and_some_undecided_lead_with_no_winner():
     assert result.sentence.startswith("no winner: the best mean, warmup_epochs = 2: ")
     assert (
         "; equivalent within ±0.003: warmup_epochs = 0; undecided: warmup_epochs = 4, within "
-        in (result.sentence)
+        in result.sentence
     )
     assert "run about 1 more replicate of each (3 more trials) to decide" in result.sentence
