@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import re
 
 import pytest
 from scipy import stats
@@ -44,16 +43,21 @@ def test_two_studies_side_by_side_with_their_settings_and_the_answers_test(varia
         answer = results.answer(name, results=variants)[0]
         assert f"{name}: {answer.sentence}" in lines
     [verdict] = [line for line in lines if line.startswith("each study's best configuration")]
-    # The answers' own test over the two best configurations: a one-way ANOVA of 2 groups.
+    # The two bests trained with the same seeds (the same --seed and seed blocks): compared
+    # paired on them, at 5% over the 2 x 2 configurations either study could have chosen.
     best = {}
     for name in ("warmup", "longer"):
         data = results.load(name, results=variants)
         table = data.table[data.table["in_answer"]]
-        best[name] = table.loc[table["warmup_epochs"] == int(data.answers[0].best), "val_loss"]
-    expected = stats.f_oneway(*best.values())
-    f, p = re.search(r"one-way ANOVA F\(1, 2\) = ([\d.]+), p = ([\d.e-]+)", verdict).groups()
-    assert float(f) == pytest.approx(expected.statistic, rel=2e-3)
-    assert float(p) == pytest.approx(expected.pvalue, rel=2e-2, abs=1e-3)
+        chosen = table[table["warmup_epochs"] == int(data.answers[0].best)]
+        seeds = [data.entry(t).trial.user_attrs["seed"] for t in chosen["trial"]]
+        best[name] = dict(zip(seeds, chosen["val_loss"], strict=True))
+    shared = sorted(set(best["warmup"]) & set(best["longer"]))
+    assert len(shared) == 2
+    test = stats.ttest_rel([best["warmup"][s] for s in shared], [best["longer"][s] for s in shared])
+    low, high = test.confidence_interval(1 - 0.05 / 4)
+    assert f"({low:.3g} to {high:.3g}, paired on 2 shared seeds)" in verdict
+    assert "Bonferroni over the 4 pairs of configurations" in verdict
 
 
 def test_studies_measured_on_other_images_are_shown_but_not_tested(variants):

@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vaesweep.report.effects import answer, effects_table, mean_interval
+from vaesweep.report.effects import answer, detectable_differences, effects_table, mean_interval
+from vaesweep.stats import Looks
+from vaesweep.stats.pairwise import critical
+
+
+def worse(result) -> list[str]:
+    """The configurations the answer claims worse than the best."""
+    found = result.comparison
+    return [d.config for d in found.differences if d.separated] if found else []
 
 
 def trials(means: dict[int, float], n: int = 5, spread: float = 0.002, seed: int = 0, block_sd=0.0):
@@ -40,47 +48,66 @@ def test_a_large_true_difference_is_called_better():
     table = trials({0: 0.60, 1: 0.70, 2: 0.70}, spread=0.01)
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
     assert result.best in ("1", "2")
-    assert result.better_than == ["0"]
+    assert worse(result) == ["0"]
     assert result.sentence.startswith("best warmup_epochs = ")
     assert "better than warmup_epochs = 0 (by at least 0.0" in result.sentence
-    assert "Tukey-Kramer 95% simultaneous intervals; one-way ANOVA F(2, 12)" in result.sentence
-    assert "(95% CI, n = 5)" in result.sentence
+    # Unblocked: Welch's t per pair, each at 5% / 3 pairs.
+    assert "95% simultaneous intervals: Welch t, each at 0.017 (Bonferroni over 3" in (
+        result.sentence
+    )
+    assert "(95% CI, n = 5, adjusted for choosing the best of 3)" in result.sentence
+    # The best's interval holds for each of the 3 means at once: t at 5% / 3, 4 df.
+    values = table[table["warmup_epochs"] == int(result.best)]["val_knn_accuracy"]
+    half = 3.960786 * values.std() / math.sqrt(5)  # t(1 - 0.05 / 6, df = 4)
+    assert result.half_width == pytest.approx(half, rel=1e-5)
 
 
 def test_no_winner_says_what_it_rules_out():
     table = trials({0: 0.70, 1: 0.70, 2: 0.70}, spread=0.01)
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
-    assert result.better_than == []
+    assert worse(result) == []
     found = result.comparison
     bound = max(max(abs(d.low), abs(d.high)) for d in found.differences)
     assert result.sentence.startswith(
         f"no winner: every other warmup_epochs value is within {bound:.2g} of the best, "
         f"warmup_epochs = {result.best}: val 5-NN accuracy"
     )
-    assert f"detects differences of {found.detectable:.2g} or more with 80% power" in (
-        result.sentence
-    )
-    # What it could detect: about 3.5 standard errors of a difference (k = 3, 12 df).
-    assert 0.015 < found.detectable < 0.025
+    pair, winner = detectable_differences(found)
+    assert (
+        f"a pair {pair:.2g} apart would be told apart, and one configuration {winner:.2g} "
+        "better than every other found the winner, each with 80% power"
+    ) in result.sentence
+    # A winner must beat both others: each comparison at 90% power, so a larger difference.
+    assert winner > pair > 0
 
 
 def test_a_margin_makes_equal_configurations_equivalent_or_asks_for_replicates():
-    table = trials({0: 0.700, 1: 0.700, 2: 0.700}, n=6, spread=0.001)
+    table = trials({0: 0.700, 1: 0.700, 2: 0.700}, n=6, spread=0.001, seed=1)
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.01)
     assert result.sentence.startswith("equivalent: every other warmup_epochs value is within ±0.01")
-    tight = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.0015)
+    # The advice counts this look and the next: the study may grow to 20 replicates.
+    looks = Looks((), 20)
+    tight = answer(
+        table, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.0008, looks=looks
+    )
     assert tight.comparison.undecided and tight.comparison.more_replicates > 0
     more = tight.comparison.more_replicates
     assert tight.sentence.startswith("no winner: every other warmup_epochs value is within ")
     assert f"run about {more} more replicates of each ({3 * more} more trials)" in tight.sentence
-    # That many more replicates would decide it at the noise seen.
-    more = trials({0: 0.700, 1: 0.700, 2: 0.700}, n=6 + more, spread=0.001)
-    assert (
-        answer(
-            more, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.0015
-        ).comparison.undecided
-        == []
-    )
+    # At that many more, every undecided interval (at its own SD, and the next look's share
+    # of the error after this one) is narrower than its distance to 0 or to the margin; one
+    # fewer leaves some undecided.
+    found, n, after = tight.comparison, tight.comparison.replicates, Looks((6,), 20)
+
+    def decided(m: int) -> bool:
+        half = lambda d: critical(after.level(m) / 3, m - 1) * d.sd / math.sqrt(m)  # noqa: E731
+        room = lambda d: max(abs(d.diff), 0.0008 - abs(d.diff))  # noqa: E731
+        return all(half(d) < room(d) for d in found.undecided)
+
+    assert decided(n + more) and not decided(n + more - 1)
+    # Without a most replicates, growing is not accounted for: no advice to grow.
+    fixed = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.0008)
+    assert fixed.comparison.more_replicates is None
 
 
 def test_blocks_separate_what_unpaired_replicates_cannot():
@@ -88,9 +115,9 @@ def test_blocks_separate_what_unpaired_replicates_cannot():
     table = trials({0: 0.700, 2: 0.704, 4: 0.700}, n=6, spread=0.001, block_sd=0.01, seed=3)
     paired = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", blocked=True)
     unpaired = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", blocked=False)
-    assert paired.best == "2" and paired.better_than == ["0", "4"]
-    assert "paired within 6 seed blocks; repeated-measures ANOVA F(2, 10)" in paired.sentence
-    assert unpaired.better_than == [] and unpaired.sentence.startswith("no winner")
+    assert paired.best == "2" and worse(paired) == ["0", "4"]
+    assert "paired t within 6 seed blocks, each at 0.017" in paired.sentence
+    assert worse(unpaired) == [] and unpaired.sentence.startswith("no winner")
     assert paired.comparison.variance_ratio > 20
 
 
@@ -99,7 +126,7 @@ def test_a_minimised_objective_picks_the_lowest_mean():
         columns={"warmup_epochs": "latent_dim", "val_knn_accuracy": "val_loss"}
     )
     result = answer(table, ["latent_dim"], "val_loss", "minimize")
-    assert result.best == "8" and result.better_than == ["2"]
+    assert result.best == "8" and worse(result) == ["2"]
     assert result.sentence.startswith("best latent_dim = 8")
 
 
@@ -116,6 +143,7 @@ def test_effects_table_has_one_row_per_configuration_and_metric_with_its_differe
     effects = effects_table(table, ["warmup_epochs"], ["val_knn_accuracy"], blocked=True)
     # effects.csv's columns, a stored format: written out here, not read from the code.
     stored = "param value metric n mean sd ci_low ci_high best diff diff_low diff_high paired"
+    stored += " failed"
     assert list(effects.columns) == stored.split()
     assert effects["value"].tolist() == ["0", "1"] and effects["n"].tolist() == [4, 4]
     first = table[table["warmup_epochs"] == 0]["val_knn_accuracy"]
@@ -134,13 +162,20 @@ def test_effects_table_has_one_row_per_configuration_and_metric_with_its_differe
 
 def test_some_equivalent_and_some_undecided_lead_with_no_winner():
     table = trials({0: 0.700, 2: 0.700, 4: 0.698}, n=10, spread=0.002, seed=0)
-    result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.003)
+    result = answer(
+        table,
+        ["warmup_epochs"],
+        "val_knn_accuracy",
+        "maximize",
+        margin=0.0035,
+        looks=Looks((), 20),
+    )
     found = result.comparison
     assert [d.config for d in found.differences if d.equivalent] == ["0"]
     assert [d.config for d in found.undecided] == ["4"]
     assert result.sentence.startswith("no winner: the best mean, warmup_epochs = 2: ")
     assert (
-        "; equivalent within ±0.003: warmup_epochs = 0; undecided: warmup_epochs = 4, within "
+        "; equivalent within ±0.0035: warmup_epochs = 0; undecided: warmup_epochs = 4, within "
         in result.sentence
     )
-    assert "run about 1 more replicate of each (3 more trials) to decide" in result.sentence
+    assert "run about 6 more replicates of each (18 more trials) to decide" in result.sentence

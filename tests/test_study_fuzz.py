@@ -8,7 +8,6 @@ import random
 import tomllib
 
 from vaesweep.errors import VaesweepError
-from vaesweep.report.comparison import study_detects
 from vaesweep.spec.studies import STUDIES_DIR, parse_study
 
 VALUES = [
@@ -130,7 +129,7 @@ def test_fuzzed_study_files_load_whole_or_fail_in_one_line():
             assert "\n" not in str(err) and len(str(err)) < 600, str(err)
             refused += 1
             continue
-        spec.definition(), spec.design_summary(), study_detects(spec), spec.beta_warning()
+        spec.definition(), spec.design_summary(), spec.detects(), spec.beta_warning()
         spec.make_sampler(0), spec.make_pruner()
         for corner in spec.corners()[:20]:
             spec.config_for(corner, seed=1)

@@ -132,9 +132,10 @@ def run(
     from vaesweep.interrupts import safe_points_only
 
     with safe_points_only():  # a signal during the imports is taken once they are done
-        from vaesweep.report.dashboard import answer_and_publish
+        from vaesweep.report.dashboard import answer_and_publish, decided
+        from vaesweep.report.study_data import look_blocks
         from vaesweep.run.progress import make_console, make_progress
-        from vaesweep.run.sweep import run_study
+        from vaesweep.run.sweep import Answered, run_study
         from vaesweep.spec.studies import check_population, load_study, parse_overrides
         from vaesweep.store.storage import redact
 
@@ -143,13 +144,18 @@ def run(
     if population is not None:
         spec = dataclasses.replace(spec, population=check_population(population, "--population"))
     console = make_console(soft_wrap=True)
+
+    def answered(stored) -> Answered:  # each answer a run ends with is a look (study_data)
+        data = answer_and_publish(stored, results)
+        return Answered([a.sentence for a in data.answers], decided(data), look_blocks(data))
+
     with graceful_interrupts():
         summary = run_study(
             spec,
             trials,
             results,
             make_progress(console),
-            lambda stored: answer_and_publish(stored, results),
+            answered,
             storage_url=storage,
             study_name=name,
             data_dir=data_dir,
@@ -169,7 +175,6 @@ def run(
 @main.command()
 def studies() -> None:
     """List the studies in studies/ with their descriptions and search spaces."""
-    from vaesweep.report.comparison import study_detects
     from vaesweep.run.progress import make_console
     from vaesweep.spec.studies import STUDIES_DIR, available_studies, load_study
 
@@ -180,7 +185,7 @@ def studies() -> None:
         spec = load_study(name)
         searches = "\n".join(f"{p.name}: {p.describe()}" for p in spec.search)
         design = spec.design_summary().replace("; ", "\n")
-        detects = study_detects(spec)
+        detects = spec.detects()
         power = "\n".join(
             f"{detects[o]:.2g} (σ {spec.noise[o]:.2g})" if o in detects else "—"
             for o in spec.objectives
@@ -194,9 +199,9 @@ def studies() -> None:
         soft_wrap=True,
     )
     console.print(
-        "detects: the smallest true difference from another configuration that the design's "
-        "answer finds with 80% power, at the residual SD σ measured here (the study file's "
-        "noise); — where unmeasured or nothing is compared"
+        "detects: the smallest true difference between two configurations that the design's "
+        "answer finds with 80% power at its first look, at the residual SD σ measured here "
+        "(the study file's noise); — where unmeasured or nothing is compared"
     )
 
 

@@ -20,11 +20,18 @@ ADVICE = (
 )
 
 
-def answer_and_publish(study: optuna.Study, results_dir: Path) -> list[str]:
+def answer_and_publish(study: optuna.Study, results_dir: Path) -> StudyData:
     """The answers of a study that a run just finished with, stored for Optuna's tools."""
     data = collect(study, results_dir)
     publish(data)
-    return [a.sentence for a in data.answers]
+    return data
+
+
+def decided(data: StudyData) -> bool:
+    """Every objective compared, and every configuration worse than its best or equivalent."""
+    return bool(data.answers) and all(
+        a.comparison is not None and not a.comparison.undecided for a in data.answers
+    )
 
 
 def publish(data: StudyData) -> None:

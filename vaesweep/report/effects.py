@@ -1,10 +1,11 @@
 """The study's answer: per-configuration means with 95% intervals, each configuration's
-difference from the best with a simultaneous 95% interval (`comparison`), and the sentence.
+difference from the best with a simultaneous 95% interval (`vaesweep.stats`), and the sentence.
 
 Only trials trained under the study's protocol enter: completed (full budget, early stopping
-being part of the protocol), placed by the design in its answer phase (the grid, or the
-confirmation re-runs) and, in a blocked design, in a complete block. Intervals of a mean are
-Student-t intervals over replicates.
+being part of the protocol) or failed by divergence (a failure is data: its block's worst),
+placed by the design in its answer phase (the grid, or the confirmation re-runs) and, in a
+blocked design, in a complete block. A configuration's own interval is Student-t over its
+replicates; the best's, in the answer, is adjusted for having been chosen.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from vaesweep.report.comparison import MAX_REPLICATES, Comparison, Difference, compare
 from vaesweep.spec.metric_names import better, label
+from vaesweep.stats import Comparison, Difference, Looks, compare_samples
+from vaesweep.stats.pairwise import ONE_LOOK, critical
+from vaesweep.stats.power import conservative_sd, detectable, winner_power
 
 CONFIDENCE = 0.95
 BLOCK = "replicate"  # the trials table's column that names a trial's block
@@ -56,10 +59,13 @@ def effects_table(
     metrics: Sequence[str],
     blocked: bool = False,
     directions: Mapping[str, str] | None = None,
+    objectives: Sequence[str] = (),
+    looks: Looks = ONE_LOOK,
 ) -> pd.DataFrame:
-    """One row per (configuration, metric) of comparable trials: its mean with a 95% interval,
-    and its difference from the metric's best configuration with a simultaneous 95% interval
-    (paired within blocks where `blocked`)."""
+    """One row per (configuration, metric) of comparable trials: its mean with its own 95%
+    interval, and its difference from the metric's best configuration with a simultaneous
+    interval (paired within blocks where `blocked`). The `objectives` are the answer's family
+    at its look; every other metric is compared alone, at one look."""
     columns = [
         "param",
         "value",
@@ -74,6 +80,7 @@ def effects_table(
         "diff_low",
         "diff_high",
         "paired",
+        "failed",  # failed trials among n, each scored as its block's worst (added last)
     ]
     if trials.empty:
         return pd.DataFrame(columns=columns)
@@ -82,13 +89,23 @@ def effects_table(
     rows = []
     for metric in metrics:
         direction = (directions or {}).get(metric) or better(metric)
-        found = compare_metric(labelled, order, metric, direction, blocked)
+        answered = metric in objectives
+        found = compare_metric(
+            labelled,
+            order,
+            metric,
+            direction,
+            blocked,
+            family=len(objectives) if answered else 1,
+            looks=looks if answered else ONE_LOOK,
+        )
         differences = {d.config: d for d in found.differences} if found else {}
         for config, group in labelled.groupby("_config", sort=False):
-            values = group[metric].dropna().to_numpy(dtype=float)
+            values = _scores(group, metric, found, config)
             mean, sd, low, high = mean_interval(values)
             row = {"param": ", ".join(params), "value": config, "metric": metric}
-            row |= {"n": len(values), "mean": mean, "sd": sd, "ci_low": low, "ci_high": high}
+            row |= {"n": len(values), "failed": found.failures[config] if found else 0}
+            row |= {"mean": mean, "sd": sd, "ci_low": low, "ci_high": high}
             if found:
                 d = differences.get(config, Difference(config, 0.0, 0.0, 0.0))  # the best: 0
                 row |= {"best": found.best, "diff": d.diff, "diff_low": d.low}
@@ -100,6 +117,21 @@ def effects_table(
     ).reset_index(drop=True)
 
 
+def _scores(group: pd.DataFrame, metric: str, found: Comparison | None, config: str) -> np.ndarray:
+    """A configuration's values as the comparison scored them (a failure as its block's
+    worst), or, without a comparison, its completed values."""
+    if found is not None and config in found.scores:
+        return found.scores[config]
+    return group.loc[~_failed(group), metric].dropna().to_numpy(dtype=float)
+
+
+def _failed(rows: pd.DataFrame) -> pd.Series:
+    """Failed trials (diverged: their seeds would fail again), which count as data."""
+    if "state" not in rows:
+        return pd.Series(False, index=rows.index)
+    return rows["state"] == "FAIL"
+
+
 def compare_metric(
     labelled: pd.DataFrame,
     order: Mapping[str, int],
@@ -107,20 +139,31 @@ def compare_metric(
     direction: str,
     blocked: bool,
     margin: float | None = None,
+    family: int = 1,
+    looks: Looks = ONE_LOOK,
 ) -> Comparison | None:
     """The comparison of one metric over trials labelled with their `_config`: by block where
-    `blocked`, else each trial on its own."""
-    rows = labelled.dropna(subset=[metric])
+    `blocked`, else each trial on its own. A failed trial enters as NaN, a failure; a completed
+    one without this metric (not computed) is left out."""
+    failed = _failed(labelled)
+    rows = labelled[failed | labelled[metric].notna()]
+    values = rows[metric].astype(float).where(~failed[rows.index])
     key = BLOCK if blocked and BLOCK in rows else None
     samples = {
         config: {
             int(k): float(v)
-            for k, v in zip(group[key] if key else group.index, group[metric], strict=True)
+            for k, v in zip(group[key] if key else group.index, values[group.index], strict=True)
         }
         for config, group in rows.groupby("_config", sort=False)
     }
-    return compare(
-        samples, sorted(samples, key=order.__getitem__), direction, key is not None, margin
+    return compare_samples(
+        samples,
+        sorted(samples, key=order.__getitem__),
+        direction,
+        key is not None,
+        margin,
+        family,
+        looks,
     )
 
 
@@ -137,14 +180,11 @@ class Answer:
     best: str  # the configuration with the best mean
     n: int
     mean: float
-    half_width: float  # of the 95% interval; NaN with one replicate
+    # Of the best's interval: simultaneous over the k configurations' means (and the looks),
+    # so it holds for the one the data chose. NaN with one replicate.
+    half_width: float
     comparison: Comparison | None = None  # None: one configuration, or too few replicates
     sentence: str = ""
-
-    @property
-    def better_than(self) -> list[str]:
-        found = self.comparison
-        return [d.config for d in found.differences if d.separated] if found else []
 
 
 def answer(
@@ -154,23 +194,40 @@ def answer(
     direction: str,
     blocked: bool = False,
     margin: float | None = None,
+    family: int = 1,
+    looks: Looks = ONE_LOOK,
 ) -> Answer | None:
     """Which configuration has the best mean objective, how far each other one is from it, and
-    what the design could have seen. None without comparable trials."""
-    trials = trials.dropna(subset=[objective])
-    if trials.empty:
+    what the design could have seen. `family`: the study's objectives, which share the error
+    rate. None without comparable trials."""
+    trials = trials[_failed(trials) | trials[objective].notna()]
+    if trials[objective].notna().sum() == 0:
         return None
     labelled = trials.assign(_config=configuration(trials, params))
     order = _value_order(trials, params)
-    found = compare_metric(labelled, order, objective, direction, blocked, margin)
-    means = labelled.groupby("_config", sort=False)[objective].mean()
-    sign = -1.0 if direction == "maximize" else 1.0
-    best = found.best if found else min(means.index, key=lambda c: (sign * means[c], order[c]))
-    values = labelled.loc[labelled["_config"] == best, objective].to_numpy(dtype=float)
-    mean, _, low, high = mean_interval(values)
-    result = Answer(objective, direction, best, len(values), mean, (high - low) / 2, found)
-    result.sentence = _sentence(result, params, len(means) - 1)
+    found = compare_metric(labelled, order, objective, direction, blocked, margin, family, looks)
+    if found is not None:
+        best, values = found.best, found.scores[found.best]
+    else:
+        completed = labelled[~_failed(labelled)]
+        means = completed.groupby("_config", sort=False)[objective].mean()
+        sign = -1.0 if direction == "maximize" else 1.0
+        best = min(means.index, key=lambda c: (sign * means[c], order[c]))
+        values = completed.loc[completed["_config"] == best, objective].to_numpy(dtype=float)
+    k = labelled["_config"].nunique()
+    half = _best_half_width(values, looks.level(len(values)) / k)
+    result = Answer(objective, direction, best, len(values), float(np.mean(values)), half, found)
+    result.sentence = _sentence(result, params, k - 1)
     return result
+
+
+def _best_half_width(values: np.ndarray, level: float) -> float:
+    """Half the best's interval: Bonferroni over the configurations' means, so it holds for
+    whichever the data chose (the winner's curse), at this look's share of the error rate."""
+    if len(values) < 2:
+        return math.nan
+    sd = float(np.std(values, ddof=1))
+    return critical(level, len(values) - 1) * sd / math.sqrt(len(values)) if sd else 0.0
 
 
 def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
@@ -182,6 +239,11 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
     numbers = f"{label(result.objective)} {result.mean:.4g}"
     if math.isnan(result.half_width):
         numbers += f" (n = {result.n}: no interval)"
+    elif n_others:
+        numbers += (
+            f" ± {result.half_width:.2g} (95% CI, n = {result.n}, adjusted for choosing "
+            f"the best of {n_others + 1})"
+        )
     else:
         numbers += f" ± {result.half_width:.2g} (95% CI, n = {result.n})"
     where = f"{params[0]} = {result.best}" if len(params) == 1 else f"({result.best})"
@@ -202,22 +264,16 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
     separated = [d for d in found.differences if d.separated]
     equivalent = [d for d in found.differences if d.equivalent]
     rest = found.undecided
-    how = _method(found)
+    tail = f"{_failures(found, listed)} ({_method(found)})."
     if not separated and not equivalent:
         bound = max(d.bound for d in found.differences)
         return (
             f"no winner: {every} is within {bound:.2g} of the best, {where}: {numbers}; "
-            f"this design detects differences of {found.detectable:.2g} or more with 80% "
-            f"power{_more(found)} ({how})."
+            f"{_detects(found)}{_more(found)}{tail}"
         )
-    if len(equivalent) == n_others:
-        # A difference can be real and still smaller than the margin: say both.
-        smaller = listed([d.config for d in separated])
-        real = f"; {smaller} differ from it, by less than the margin" if separated else ""
-        return (
-            f"equivalent: {every} is within ±{found.margin:.2g} of the best, {where}: "
-            f"{numbers}{real} ({how})."
-        )
+    if len(equivalent) == n_others and not separated:
+        within = f"within ±{found.margin:.2g} of the best"
+        return f"equivalent: {every} is {within}, {where}: {numbers}{tail}"
     # "best" only for a configuration shown better than some other; else the best mean leads.
     parts = [
         f"best {where}: {numbers}" if separated else f"no winner: the best mean, {where}: {numbers}"
@@ -231,31 +287,74 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
         )
         parts.append(f"better than {which} (by at least {gap:.2g})")
     if equivalent:
-        parts.append(
-            f"equivalent within ±{found.margin:.2g}: {listed([d.config for d in equivalent])}"
-        )
+        inside = [d for d in equivalent if not d.separated]
+        smaller = [d for d in equivalent if d.separated]
+        if inside:
+            parts.append(
+                f"equivalent within ±{found.margin:.2g}: {listed([d.config for d in inside])}"
+            )
+        if smaller:  # a real difference can be smaller than the margin: say both
+            parts.append(f"{listed([d.config for d in smaller])} by less than the margin")
     if rest:
         bound = max(d.bound for d in rest)
         kind = "undecided" if found.margin is not None else "not distinguishable"
         each = "each " if len(rest) > 1 else ""
         names = listed([d.config for d in rest])
         parts.append(f"{kind}: {names}, {each}within {bound:.2g} of it{_more(found)}")
-    return "; ".join(parts) + f" ({how})."
+    return "; ".join(parts) + tail
+
+
+def _detects(found: Comparison) -> str:
+    """What a "no winner" could have seen: for a pair, and for a winner (stats.power)."""
+    pair, winner = detectable_differences(found)
+    if math.isinf(pair):
+        return "this look could not have told any difference apart"
+    if found.k == 2:
+        return f"a true difference of {pair:.2g} would be found with 80% power"
+    return (
+        f"a pair {pair:.2g} apart would be told apart, and one configuration {winner:.2g} "
+        "better than every other found the winner, each with 80% power"
+    )
+
+
+def detectable_differences(found: Comparison) -> tuple[float, float]:
+    """(pair, winner): the true differences this comparison finds with 80% power, at the upper
+    90% confidence bound of the noisiest difference's SD."""
+    noisiest = max(found.differences, key=lambda d: conservative_sd(d.sd, d.df))
+    sd, df = conservative_sd(noisiest.sd, noisiest.df), noisiest.df
+    se = sd / math.sqrt(found.replicates)
+    return (
+        detectable(se, df, found.level),
+        detectable(se, df, found.level, winner_power(found.k)),
+    )
+
+
+def _failures(found: Comparison, listed) -> str:
+    failed = {c: n for c, n in found.failures.items() if n}
+    if not failed:
+        return ""
+    each = ", ".join(f"{listed([c])}: {n}" for c, n in failed.items())
+    return f"; failed trials, each counted as its block's worst: {each}"
 
 
 def _method(found: Comparison) -> str:
+    pairs = f"{found.family} comparisons" if found.family > 1 else "1 comparison"
     if found.blocked:
-        intervals = f"Tukey 95% simultaneous intervals, paired within {found.blocks} seed blocks"
+        how = f"paired t within {found.blocks} seed blocks"
     else:
-        intervals = "Tukey-Kramer 95% simultaneous intervals"
-    return f"{intervals}; {found.test}, p = {found.p:.2g}"
+        how = "Welch t"
+    where = ""
+    if found.max_replicates is not None:
+        where = f", this look's share of the error over up to {found.max_replicates} replicates"
+    each = f"each at {found.level:.2g} (Bonferroni over {pairs}{where})"
+    return f"95% simultaneous intervals: {how}, {each}"
 
 
 def _more(found: Comparison) -> str:
-    if found.more_replicates is None:
+    if found.more_replicates is None or found.max_replicates is None:
         return ""
-    if found.more_replicates > MAX_REPLICATES:
-        return f"; more than {MAX_REPLICATES} more replicates would be needed to decide"
+    if found.replicates + found.more_replicates > found.max_replicates:
+        return f"; not decidable within max_replicates = {found.max_replicates} at the noise seen"
     n, trials = found.more_replicates, found.more_replicates * (len(found.differences) + 1)
     replicates = "replicate" if n == 1 else "replicates"
     return f": run about {n} more {replicates} of each ({trials} more trials) to decide"

@@ -4,16 +4,17 @@ the same, whether their best configurations differ, with the answers' own statis
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
-
-import pandas as pd
 
 from vaesweep.errors import VaesweepError, shown
 from vaesweep.report import effects
 from vaesweep.report.study_data import StudyData
 from vaesweep.spec.config import DEFAULTS
 from vaesweep.spec.metric_names import LIKELIHOOD_SCALED, label
+from vaesweep.stats.between import Best, BestPair, compare_bests
+from vaesweep.store.storage import SEED_ATTR
 
 # Settings that decide what a metric is measured on: studies that differ in one do not measure
 # the same quantity, so their numbers are shown but never tested against each other.
@@ -113,10 +114,23 @@ def _differing(studies: list[StudyData]) -> dict[str, list[Any]]:
     }
 
 
-def _best_values(study: StudyData, objective: str, best: str) -> pd.Series:
-    rows = study.table[study.table["in_answer"]]
+def _best(study: StudyData, objective: str, best: str) -> Best:
+    """The best configuration's completed values by seed, and how many it was chosen from."""
+    rows = study.table[study.table["in_answer"] & (study.table["state"] == "COMPLETE")]
+    rows = rows.dropna(subset=[objective])
     configs = effects.configuration(rows, study.params)
-    return rows.loc[configs == best, objective].dropna()
+    chosen = rows[configs == best]
+    seeds = [_seed(study, t) for t in chosen["trial"]]
+    values = dict(zip(seeds, chosen[objective].astype(float), strict=True))
+    return Best(study.name, values, max(configs.nunique(), 1))
+
+
+def _seed(study: StudyData, number: int) -> int:
+    """A trial's seed (negative where not recorded: never shared with another study's)."""
+    for entry in study.entries:
+        if entry.trial.number == number:
+            return int(entry.trial.user_attrs.get(SEED_ATTR, -1 - number))
+    return -1 - number
 
 
 def _verdict(
@@ -126,8 +140,7 @@ def _verdict(
     differing: dict[str, list[Any]],
     directions: set[str],
 ) -> str:
-    """The answers' test (one-way ANOVA, Tukey-Kramer intervals; unpaired, since a seed block
-    of one study is no block of another) over each study's best configuration, where allowed."""
+    """Whether the studies' best configurations differ (stats.between), where allowed."""
     measured = [*EVALUATION_SETTINGS, *(["likelihood"] if objective in LIKELIHOOD_SCALED else [])]
     unlike = [k for k in measured if k in differing]
     if unlike:
@@ -141,12 +154,21 @@ def _verdict(
     if any(not r.best for r in rows):
         waiting = ", ".join(shown(r.study) for r in rows if not r.best)
         return f"not tested: no answer yet for {waiting}"
-    table = pd.concat(
-        [
-            pd.DataFrame({"study": s.name, objective: _best_values(s, objective, r.best)})
-            for s, r in zip(studies, rows, strict=True)
-        ],
-        ignore_index=True,
+    bests = [_best(s, objective, r.best) for s, r in zip(studies, rows, strict=True)]
+    found, family = compare_bests(bests)
+    parts = [_pair_sentence(p) for p in found]
+    how = (
+        f"95% simultaneous intervals, Bonferroni over the {family} pairs of configurations the "
+        "studies could have chosen as their bests; Welch t, or paired on shared seeds"
     )
-    found = effects.answer(table, ["study"], objective, directions.pop(), blocked=False)
-    return "each study's best configuration compared: " + found.sentence if found else ""
+    return "each study's best configuration compared: " + "; ".join(parts) + f" ({how})."
+
+
+def _pair_sentence(pair: BestPair) -> str:
+    names = f"{shown(pair.first)} − {shown(pair.second)}"
+    if math.isnan(pair.diff):
+        return f"{names}: fewer than 2 replicates, not tested"
+    how = f", paired on {pair.paired} shared seeds" if pair.paired else ""
+    interval = f"{pair.diff:.3g} ({pair.low:.3g} to {pair.high:.3g}{how})"
+    verdict = "they differ" if pair.separated else "no difference shown"
+    return f"{names} = {interval}: {verdict}"

@@ -15,30 +15,39 @@ from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError, shown
 from vaesweep.report import effects
 from vaesweep.spec.design import Design
 from vaesweep.spec.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
+from vaesweep.stats import Looks
 from vaesweep.store.binding import mismatch, read_stamp
 from vaesweep.store.layout import DEFAULT_DB_NAME, STUDY_NAME, report_folder_name, trial_folder
 from vaesweep.store.storage import (
     ANALYSIS_ATTR,
+    ANSWER_ATTR,
     DEFINITION_ATTR,
     DESCRIPTION_ATTR,
     EPOCHS_DONE_ATTR,
+    FAIL_REASON_ATTR,
     FINISHED_STATES,
     FOLDER_ATTR,
+    LOOKS_ATTR,
     METRICS_ATTR,
     PHASE_ATTR,
     PRUNE_REASON_ATTR,
     REPLICATE_ATTR,
+    STORAGE_FAILURES,
     default_storage_url,
     open_storage,
     quiet_optuna,
     redact,
 )
+
+# The answer's procedure, stored with the looks: a study without it was answered by an earlier
+# vaesweep (repeated-measures ANOVA and Tukey intervals), whose looks were not recorded.
+PROCEDURE = 2
 
 
 @dataclass
@@ -71,6 +80,8 @@ class StudyData:
     fixed: dict[str, Any]
     design: Design
     entries: list[TrialEntry]
+    diverged: list[FrozenTrial] = field(default_factory=list)  # failures that are data
+    looks: tuple[int, ...] = ()  # block counts of the answers shown before this one
     equivalence: dict[str, float] = field(default_factory=dict)  # objective -> margin
     table: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per finished trial
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # see effects.effects_table
@@ -151,6 +162,11 @@ def collect(
     directions = [d.name.lower() for d in study.directions]
     objectives = definition.get("objectives") or [f"objective_{i}" for i in range(len(directions))]
     entries = []
+    diverged = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if str(t.user_attrs.get(FAIL_REASON_ATTR, "")).startswith("diverged")
+    ]
     for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
         entry = TrialEntry(trial, *_bound_folder(results_dir, study.study_name, trial))
         if entry.problem and definition:
@@ -167,6 +183,8 @@ def collect(
         fixed=definition.get("fixed", {}),
         design=Design.from_stored(definition.get("design", {})),
         entries=entries,
+        diverged=diverged,
+        looks=_looks(study.user_attrs.get(LOOKS_ATTR)),
         equivalence=study.user_attrs.get(ANALYSIS_ATTR, {}).get("equivalence", {}),
         record=study,
     )
@@ -174,8 +192,16 @@ def collect(
     fair = data.table[data.table["in_answer"]] if not data.table.empty else data.table
     metrics = [m for m in dict.fromkeys([*objectives, *COMPARED_COLUMNS]) if m in fair]
     blocked = data.design.shares_seeds
+    looks = Looks(data.looks, data.design.most_replicates)
+    answered = [o for o in objectives if o in fair]
     data.effects = effects.effects_table(
-        fair, data.params, metrics, blocked, dict(zip(objectives, directions, strict=True))
+        fair,
+        data.params,
+        metrics,
+        blocked,
+        dict(zip(objectives, directions, strict=True)),
+        answered,
+        looks,
     )
     data.answers = [
         a
@@ -183,13 +209,63 @@ def collect(
         if objective in fair
         and (
             a := effects.answer(
-                fair, data.params, objective, direction, blocked, data.equivalence.get(objective)
+                fair,
+                data.params,
+                objective,
+                direction,
+                blocked,
+                data.equivalence.get(objective),
+                len(answered),
+                looks,
             )
         )
     ]
     if not data.table.empty:
         data.table["best"] = data.table["trial"].isin(data.best)
+    if definition:
+        _record_look(data, note)
     return data
+
+
+def _looks(stored: Any) -> tuple[int, ...]:
+    """The stored looks (block counts), whatever a storage holds there."""
+    blocks = stored.get("blocks") if isinstance(stored, dict) else None
+    if not isinstance(blocks, list):
+        return ()
+    return tuple(sorted({b for b in blocks if isinstance(b, int) and not isinstance(b, bool)}))
+
+
+def look_blocks(data: StudyData) -> int | None:
+    """The blocks (or replicates) this study's answer saw; None without a comparison."""
+    seen = [a.comparison.replicates for a in data.answers if a.comparison is not None]
+    return max(seen) if seen else None
+
+
+def _record_look(data: StudyData, note: Callable[[str], None]) -> None:
+    """An answer shown at more blocks than before is a new look: stored, so that later answers
+    spend only the error it left (stats.sequential). A storage that refuses the write (read-only)
+    keeps the answer valid now; a later look then cannot know of this one, and is told so."""
+    blocks = look_blocks(data)
+    if blocks is None or blocks in data.looks or data.record is None:
+        return
+    try:
+        data.record.set_user_attr(
+            LOOKS_ATTR, {"blocks": sorted({*data.looks, blocks}), "procedure": PROCEDURE}
+        )
+    except STORAGE_FAILURES:
+        note(
+            f"study {shown(data.name)}: this look at {blocks} blocks could not be recorded "
+            "(the storage refused the write); an answer shown after more blocks will not "
+            "account for it"
+        )
+
+
+def answered_before(data: StudyData) -> bool:
+    """An earlier vaesweep showed this study's answer with another procedure."""
+    record = data.record
+    if record is None:
+        return False
+    return ANSWER_ATTR in record.user_attrs and LOOKS_ATTR not in record.user_attrs
 
 
 def _bound_folder(
@@ -215,11 +291,12 @@ def recorded_metrics(trial: FrozenTrial) -> dict[str, Any]:
 
 
 def trials_table(data: StudyData) -> pd.DataFrame:
-    """One row per finished trial, the numbers exactly as stored; `in_answer` marks the trials
-    that share the study's protocol (completed, in the answer's phase)."""
+    """One row per finished trial, and per diverged one (state FAIL: a failure is data), the
+    numbers exactly as stored; `in_answer` marks the trials that share the study's protocol
+    (completed or diverged, in the answer's phase)."""
     rows = []
-    for entry in data.entries:
-        trial = entry.trial
+    problems = {e.trial.number: e.problem for e in data.entries}
+    for trial in sorted([e.trial for e in data.entries] + data.diverged, key=lambda t: t.number):
         metrics = recorded_metrics(trial)
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name, "best": False}
         row["phase"] = trial.user_attrs.get(PHASE_ATTR)  # None: stored before designs existed
@@ -234,11 +311,16 @@ def trials_table(data: StudyData) -> pd.DataFrame:
             for name, value in zip(data.objectives, trial.values or (), strict=False)
             if row.get(name) is None
         }
-        row["note"] = entry.problem or trial.user_attrs.get(PRUNE_REASON_ATTR, "")
+        row["note"] = (
+            problems.get(trial.number)
+            or trial.user_attrs.get(PRUNE_REASON_ATTR)
+            or trial.user_attrs.get(FAIL_REASON_ATTR, "")
+        )
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:
-        in_answer = (table["state"] == "COMPLETE") & (table["phase"] == data.design.answer_phase)
+        counted = table["state"].isin(["COMPLETE", "FAIL"])  # FAIL: diverged, a block's worst
+        in_answer = counted & (table["phase"] == data.design.answer_phase)
         if data.design.shares_seeds and in_answer.any():
             # Blocks are compared whole: a block some configuration has not completed waits.
             configs = effects.configuration(table[in_answer], data.params)

@@ -16,7 +16,14 @@ from sqlalchemy.engine import make_url
 
 from vaesweep.errors import VaesweepError
 from vaesweep.run.progress import Progress
-from vaesweep.run.work_loop import MAX_FAILURES_IN_A_ROW, RunRequest, counts, failing_streak, work
+from vaesweep.run.work_loop import (
+    MAX_FAILURES_IN_A_ROW,
+    RunRequest,
+    WorkerOutcome,
+    counts,
+    failing_streak,
+    work,
+)
 from vaesweep.run.workers import run_workers
 from vaesweep.spec.design import Design
 from vaesweep.spec.studies import StudySpec
@@ -37,6 +44,16 @@ from vaesweep.training.data import check_sizes, load_fashion_mnist
 from vaesweep.training.device import auto_jobs, visible_gpus
 from vaesweep.training.population import decide_population
 from vaesweep.training.precision import decide
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What the answer said when a run ended: its sentences, whether every configuration is
+    decided (worse or equivalent), and the blocks it saw (None: nothing compared yet)."""
+
+    sentences: list[str]
+    decided: bool = False
+    blocks: int | None = None
 
 
 @dataclass
@@ -117,7 +134,7 @@ def _complete_already(
     n_trials: int,
     results_dir: Path,
     warn: Callable[[str], None],
-    answer: Callable[[optuna.Study], list[str]],
+    answer: Callable[[optuna.Study], Answered],
 ) -> RunSummary | None:
     """The summary of a stored study that has its trials already, found without the seconds of
     loading the data; None when there is work (or no such study, or no SQLite file yet)."""
@@ -138,7 +155,7 @@ def _complete_already(
         if finished < n_trials:
             return None
         _clean_debris(study, results_dir, warn)
-        sentences = answer(study)
+        sentences = answer(study).sentences
     return RunSummary(name, url, results_dir, n_trials, finished, 0, 0, sentences)
 
 
@@ -157,12 +174,34 @@ def _difference(stored, wanted) -> str:
     return ", ".join(f"{k}: {stored.get(k, 'unset')} vs now {wanted.get(k, 'unset')}" for k in keys)
 
 
+def _run_and_answer(
+    request: RunRequest,
+    data,
+    jobs: int,
+    progress: Progress,
+    study: optuna.Study,
+    answer: Callable[[optuna.Study], Answered],
+) -> tuple[WorkerOutcome, Answered]:
+    """Train until the request's trials are finished, then read the answer (a look)."""
+    progress.start(request.study_name, request.spec.objectives, request.n_trials, counts(study)[0])
+    try:
+        with storage_errors(request.storage_url, during=True):
+            if jobs == 1:
+                outcome = work(request, data, progress)
+            else:
+                outcome = run_workers(request, data, jobs, progress)
+    finally:
+        progress.stop()
+    with storage_errors(request.storage_url, during=True):
+        return outcome, answer(study)
+
+
 def run_study(
     spec: StudySpec,
     n_trials: int,
     results_dir: Path,
     progress: Progress,
-    answer: Callable[[optuna.Study], list[str]],
+    answer: Callable[[optuna.Study], Answered],
     storage_url: str | None = None,
     study_name: str | None = None,
     data_dir: Path | None = None,
@@ -174,8 +213,9 @@ def run_study(
     """Run trials until `n_trials` are finished (completed or pruned); resumes where it stopped.
     With `jobs` > 1, that many worker processes share the study and the cores (None: one per
     GPU on CUDA, else one per core, at most 4); on CUDA, worker i trains on GPU i mod the GPUs.
-    `answer(study)` gives the answers' sentences when the run ends (and may publish them): the
-    reading of a study is the report's, which the run does not import."""
+    `answer(study)` gives the answer when the run ends (and may publish it): the reading of a
+    study is the report's, which the run does not import. A design `until_decided` then adds a
+    seed block at a time until every configuration is decided or `max_replicates` is reached."""
     if n_trials < 1:
         raise VaesweepError(f"--trials must be at least 1; got {n_trials}")
     cores = os.cpu_count() or 1
@@ -247,31 +287,38 @@ def run_study(
         first_trial=len(study.trials),
         population=population,
     )
-    progress.start(name, spec.objectives, n_trials, counts(study)[0])
-    try:
-        with storage_errors(url, during=True):
-            if jobs == 1:
-                outcome = work(request, data, progress)
-            else:
-                outcome = run_workers(request, data, jobs, progress)
-    finally:
-        progress.stop()
+    outcome, answered = _run_and_answer(request, data, jobs, progress, study, answer)
+    while spec.design.until_decided and not outcome.errors:
+        blocks = answered.blocks or 0
+        if blocks < spec.design.replicates:  # the design itself is not complete yet
+            break
+        if answered.decided or blocks >= spec.design.most_replicates:
+            why = "every configuration decided" if answered.decided else "max_replicates reached"
+            warn(f"until decided: stopped after seed block {blocks} ({why})")
+            break
+        grown = dataclasses.replace(spec.design, replicates=blocks + 1)
+        n_more = grown.trials_to_complete(spec.compared)
+        if n_more <= request.n_trials:  # the next block is asked for already: nothing to add
+            break
+        request = dataclasses.replace(request, n_trials=n_more)
+        more, answered = _run_and_answer(request, data, jobs, progress, study, answer)
+        outcome.merge(more)
     with storage_errors(url, during=True):
         streak, reason = failing_streak(study, request.first_trial)
         finished = counts(study)[0]
-        sentences = answer(study)
     if streak >= MAX_FAILURES_IN_A_ROW:
         raise VaesweepError(f"{streak} trials in a row failed (last: {reason}); stopped the study")
     if outcome.errors:
-        if finished < n_trials:
+        if finished < request.n_trials:
             raise VaesweepError(outcome.errors[0])
         for error in outcome.errors:  # the other workers finished the study meanwhile
             warn(f"warning: {error}; the other workers finished the study")
+    sentences = answered.sentences
     return RunSummary(
         study_name=name,
         storage_url=url,
         results_dir=results_dir,
-        target=n_trials,
+        target=request.n_trials,
         finished=finished,
         ran=outcome.ran,
         failed=outcome.failed,

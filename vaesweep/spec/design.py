@@ -58,6 +58,14 @@ class Design:
     # Replicate r of every configuration shares seed r. None: the file did not say, which is
     # blocked; a study stored before blocking existed has no such key and resumes unblocked.
     blocked: bool | None = None
+    # The most replicates the study may grow to: the answer spends its error rate over looks up
+    # to it (None: twice `replicates`). Stored, so it cannot change after an answer was shown.
+    max_replicates: int | None = None
+    until_decided: bool = False  # a run adds blocks until every configuration is decided
+
+    @property
+    def most_replicates(self) -> int:
+        return self.max_replicates or 2 * self.replicates
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> Design:
@@ -69,8 +77,13 @@ class Design:
         return self.blocked is not False
 
     def stored(self) -> dict[str, Any]:
-        """What the storage keeps: every field, `blocked` resolved."""
-        return {**dataclasses.asdict(self), "blocked": self.shares_seeds}
+        """What the storage keeps: every field, `blocked` resolved; the fields added since
+        only where set, so a study stored before them resumes as the same definition."""
+        stored = {**dataclasses.asdict(self), "blocked": self.shares_seeds}
+        for key in ("max_replicates", "until_decided"):
+            if not stored[key]:
+                del stored[key]
+        return stored
 
     def seed(self, base_seed: int, params: Mapping[str, Any], phase: str, replicate: int) -> int:
         """A trial's seed: its block's (phase, replicate) in a blocked grid or confirmation;
@@ -120,34 +133,51 @@ class Design:
             )
         else:
             shape = f"explore {self.explore} (no confirmation: answers carry no intervals)"
-        return f"{shape}; --trials {total}"
+        grows = f", until decided, up to {self.most_replicates}" if self.until_decided else ""
+        return f"{shape}{grows}; --trials {total}"
 
 
 # Far beyond any study a machine could run; a typo beyond them is refused, not attempted.
-_DESIGN_MAXIMA = {"replicates": 1000, "explore": 100_000, "confirm_top": 1000}
+_DESIGN_MAXIMA = {
+    "replicates": 1000,
+    "explore": 100_000,
+    "confirm_top": 1000,
+    "max_replicates": 1000,
+}
 
 
 def parse_design(raw: Mapping[str, Any], source: str) -> Design:
     values: dict[str, Any] = {}
-    if "blocked" in raw:
-        if not isinstance(raw["blocked"], bool):
-            got = raw["blocked"]
-            raise VaesweepError(f"{source}: 'blocked' must be true or false; got {shown(got)}")
-        values["blocked"] = raw["blocked"]
+    for key in ("blocked", "until_decided"):
+        if key in raw:
+            if not isinstance(raw[key], bool):
+                raise VaesweepError(
+                    f"{source}: '{key}' must be true or false; got {shown(raw[key])}"
+                )
+            values[key] = raw[key]
     for key in ("replicates", "explore", "confirm_top"):
-        value = raw.get(key, 0 if key != "replicates" else 1)
-        if not isinstance(value, int) or isinstance(value, bool) or value < (key == "replicates"):
-            least = "a positive" if key == "replicates" else "a non-negative"
-            raise VaesweepError(f"{source}: '{key}' must be {least} integer; got {shown(value)}")
-        if value > _DESIGN_MAXIMA[key]:
+        values[key] = _count(raw, key, source, least=int(key == "replicates"))
+    if "max_replicates" in raw:
+        values["max_replicates"] = _count(raw, "max_replicates", source, least=2)
+        if values["max_replicates"] < values["replicates"]:
             raise VaesweepError(
-                f"{source}: '{key}' must be at most {_DESIGN_MAXIMA[key]:,}; got {shown(value)}"
+                f"{source}: 'max_replicates' ({values['max_replicates']}) cannot be below "
+                f"'replicates' ({values['replicates']})"
             )
-        values[key] = value
+    if values.get("until_decided") and "max_replicates" not in values:
+        raise VaesweepError(
+            f"{source}: 'until_decided = true' needs 'max_replicates = B', the most replicates "
+            "the run may add blocks up to"
+        )
     if values["confirm_top"] and not values["explore"]:
         raise VaesweepError(
             f"{source}: 'confirm_top' re-runs the best explored configurations; "
             "it needs 'explore = N' too"
+        )
+    if values.get("until_decided") and values["explore"] and not values["confirm_top"]:
+        raise VaesweepError(
+            f"{source}: 'until_decided' adds seed blocks to a grid or a confirmation; "
+            "this search has no 'confirm_top'"
         )
     if values["confirm_top"] > values["explore"]:
         raise VaesweepError(
@@ -155,6 +185,20 @@ def parse_design(raw: Mapping[str, Any], source: str) -> Design:
             f"({values['explore']}): only explored configurations can be confirmed"
         )
     return Design(**values)
+
+
+def _count(raw: Mapping[str, Any], key: str, source: str, least: int) -> int:
+    value = raw.get(key, 0 if key != "replicates" else 1)
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        what = {0: "a non-negative integer", 1: "a positive integer"}.get(
+            least, f"an integer >= {least}"
+        )
+        raise VaesweepError(f"{source}: '{key}' must be {what}; got {shown(value)}")
+    if value > _DESIGN_MAXIMA[key]:
+        raise VaesweepError(
+            f"{source}: '{key}' must be at most {_DESIGN_MAXIMA[key]:,}; got {shown(value)}"
+        )
+    return value
 
 
 def grid_values(spec_search: Sequence[Any]) -> list[dict[str, Any]]:

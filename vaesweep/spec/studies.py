@@ -30,6 +30,9 @@ from vaesweep.spec.metric_names import (
     Direction,
 )
 from vaesweep.spec.search_space import ParamSpec, parse_param
+from vaesweep.stats.pairwise import ALPHA, pairs
+from vaesweep.stats.power import design_detectable
+from vaesweep.stats.sequential import spent
 
 # The shipped studies are package data, so an installed wheel has them too; the repository's
 # top-level studies/ is a link to this folder, one set of files for both.
@@ -48,7 +51,14 @@ UNSEARCHABLE = {
     "precision": "it is decided once per run, for every trial; set it in [fixed]",
 }
 MAX_CORNERS = 4096
-_DESIGN_KEYS = {"replicates", "explore", "confirm_top", "blocked"}
+_DESIGN_KEYS = {
+    "replicates",
+    "explore",
+    "confirm_top",
+    "blocked",
+    "max_replicates",
+    "until_decided",
+}
 # How the answer is read, not what is trained: outside the stored definition.
 _ANALYSIS_KEYS = {"equivalence", "noise"}
 # How trials are trained, not what: outside the stored definition too, so a resumed run may
@@ -94,6 +104,19 @@ class StudySpec:
     def prune_metric(self) -> str | None:
         """The per-epoch value the pruner compares: the objective's own."""
         return None if self.pruner["name"] == "none" else PER_EPOCH[self.objectives[0]]
+
+    def detects(self) -> dict[str, float]:
+        """Per objective with a measured `noise`: the difference its design finds with 80%
+        power at its first look; empty where fewer than 2 configurations or replicates."""
+        k, design = self.compared, self.design
+        if k < 2 or design.replicates < 2:
+            return {}
+        family = len(self.objectives) * pairs(k)
+        level = spent(design.replicates / design.most_replicates, ALPHA)
+        return {
+            name: design_detectable(sd, k, design.replicates, design.shares_seeds, family, level)
+            for name, sd in self.noise.items()
+        }
 
     def beta_warning(self) -> str | None:
         """A warning when some trial's epochs end before its KL warm-up does: such a trial never

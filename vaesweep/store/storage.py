@@ -24,6 +24,7 @@ DEFINITION_ATTR = "vaesweep_definition"  # study: search space, fixed settings, 
 DESCRIPTION_ATTR = "vaesweep_description"  # study: the one-line description
 ANALYSIS_ATTR = "vaesweep_analysis"  # study: equivalence margins (the latest run's file)
 ANSWER_ATTR = "vaesweep_answer"  # study: the answer, for Optuna's tools (dashboard.py)
+LOOKS_ATTR = "vaesweep_looks"  # study: the blocks each shown answer saw (the error spent)
 LAST_RUN_ATTR = "vaesweep_last_run"  # study: when a run last started (written first: a probe)
 FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
 FOLDER_ID_ATTR = "folder_id"  # trial: a random id, the same in its folder's trial.json
