@@ -7,16 +7,17 @@ import re
 import shutil
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 
-from vaesweep import results
+from vaesweep import results, stats
 from vaesweep.errors import VaesweepError
 from vaesweep.store.layout import HISTORY_FILE, trial_folder
-from vaesweep.store.storage import ANSWER_ATTR
+from vaesweep.store.storage import ANSWER_ATTR, LOOKS_ATTR, default_storage_url
 
 from test_cli import run_args, snapshot, vaesweep
-from test_report import reported, small_warmup  # noqa: F401 (reported: a fixture)
+from test_report import copy_of, reported, small_warmup  # noqa: F401 (fixtures)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -136,3 +137,41 @@ def test_each_trial_records_its_versions_and_processor_and_the_report_shows_them
     page = (stored / "report" / "index.html").read_text()
     assert f"Trained with: vaesweep {vaesweep.__version__}, PyTorch {torch.__version__}" in page
     assert f"on {environment['processor']}</p>" in page
+
+
+def test_a_study_s_answer_is_vaesweep_stats_compare_on_its_trials_table(reported):  # noqa: F811
+    stored, _, _ = reported
+    data = results.load("warmup", results=stored)
+    found = stats.compare(
+        data.table[data.table["in_answer"]],
+        by="warmup_epochs",
+        objective="val_loss",
+        direction="minimize",
+        margin=data.equivalence.get("val_loss"),
+        max_replicates=data.design.most_replicates,
+        looks=[n for n in data.looks if n < 2],  # the looks before this one (2 blocks)
+    ).set_index("warmup_epochs")
+    answer = data.answers[0]
+    assert found.loc[int(answer.best), "verdict"] == "best"
+    effects = data.effects[data.effects["metric"] == "val_loss"].set_index("value")
+    for d in answer.comparison.differences:
+        row = found.loc[int(d.config)]
+        assert (row["diff"], row["diff_low"], row["diff_high"]) == pytest.approx(
+            (d.diff, d.low, d.high)
+        )
+        assert row["verdict"] == d.verdict
+        assert effects.loc[d.config, "diff_low"] == pytest.approx(d.low)
+    # Every answer shown is a recorded look: the run's and the report's saw the same 2 blocks.
+    assert data.looks == (2,)
+
+
+def test_a_study_answered_by_an_earlier_version_still_reports_and_says_so(copy_of):  # noqa: F811
+    copy, data_dir = copy_of
+    record = optuna.load_study(study_name="warmup", storage=default_storage_url(copy))
+    # As an earlier vaesweep left it: its answer stored, no looks recorded.
+    record.set_user_attr(LOOKS_ATTR, None)  # Optuna deletes no attribute: None reads as absent
+    outcome = vaesweep("report", "--results", str(copy), "--data-dir", str(data_dir))
+    assert outcome.exit_code == 0, outcome.output
+    page = html.unescape((copy / "report" / "index.html").read_text())
+    assert "An earlier vaesweep showed this study's answer with its own procedure" in page
+    assert results.answer("warmup", results=copy)[0].sentence in page

@@ -14,6 +14,7 @@ import jinja2
 import numpy as np
 
 from vaesweep.report.side_by_side import groups
+from vaesweep.report.study_data import EARLIER_PROCEDURE
 from vaesweep.spec.metric_names import label
 from vaesweep.store.layout import PAGE_FILE
 from vaesweep.store.storage import redact
@@ -153,6 +154,7 @@ def _section(report: StudyData, anchors: list[Anchor]) -> dict[str, Any]:
         "effect": effect,
         "fixed": ", ".join(f"{k} = {v}" for k, v in sorted(report.fixed.items())) or "defaults",
         "environments": _environments(report),
+        "earlier": EARLIER_PROCEDURE,
         "anchors": _anchors(report, anchors),
         "files": ("effects.csv", "trials.csv", "trials.md"),
         "columns": [str(c) for c in report.table.columns],

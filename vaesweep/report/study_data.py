@@ -82,6 +82,8 @@ class StudyData:
     entries: list[TrialEntry]
     diverged: list[FrozenTrial] = field(default_factory=list)  # failures that are data
     looks: tuple[int, ...] = ()  # block counts of the answers shown before this one
+    # An earlier vaesweep showed an answer with its own procedure, and recorded no looks.
+    answered_earlier: bool = False
     equivalence: dict[str, float] = field(default_factory=dict)  # objective -> margin
     table: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per finished trial
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # see effects.effects_table
@@ -185,6 +187,7 @@ def collect(
         entries=entries,
         diverged=diverged,
         looks=_looks(study.user_attrs.get(LOOKS_ATTR)),
+        answered_earlier=_answered_earlier(study.user_attrs),
         equivalence=study.user_attrs.get(ANALYSIS_ATTR, {}).get("equivalence", {}),
         record=study,
     )
@@ -224,6 +227,8 @@ def collect(
         data.table["best"] = data.table["trial"].isin(data.best)
     if definition:
         _record_look(data, note)
+    if data.answered_earlier:
+        data.notes.append(EARLIER_PROCEDURE)
     return data
 
 
@@ -233,6 +238,21 @@ def _looks(stored: Any) -> tuple[int, ...]:
     if not isinstance(blocks, list):
         return ()
     return tuple(sorted({b for b in blocks if isinstance(b, int) and not isinstance(b, bool)}))
+
+
+def _answered_earlier(attrs: dict[str, Any]) -> bool:
+    looks = attrs.get(LOOKS_ATTR)
+    if isinstance(looks, dict):
+        return bool(looks.get("answered_earlier"))
+    return ANSWER_ATTR in attrs  # an answer stored, and no look: an earlier version's
+
+
+EARLIER_PROCEDURE = (
+    "An earlier vaesweep showed this study's answer with its own procedure (a repeated-measures "
+    "ANOVA and Tukey intervals, which assume equal variances and correlations, and no account "
+    "of looks); this answer is computed anew with the present one, so it may differ, and the "
+    "looks taken then were not recorded."
+)
 
 
 def look_blocks(data: StudyData) -> int | None:
@@ -250,7 +270,12 @@ def _record_look(data: StudyData, note: Callable[[str], None]) -> None:
         return
     try:
         data.record.set_user_attr(
-            LOOKS_ATTR, {"blocks": sorted({*data.looks, blocks}), "procedure": PROCEDURE}
+            LOOKS_ATTR,
+            {
+                "blocks": sorted({*data.looks, blocks}),
+                "procedure": PROCEDURE,
+                "answered_earlier": data.answered_earlier,
+            },
         )
     except STORAGE_FAILURES:
         note(
@@ -258,14 +283,6 @@ def _record_look(data: StudyData, note: Callable[[str], None]) -> None:
             "(the storage refused the write); an answer shown after more blocks will not "
             "account for it"
         )
-
-
-def answered_before(data: StudyData) -> bool:
-    """An earlier vaesweep showed this study's answer with another procedure."""
-    record = data.record
-    if record is None:
-        return False
-    return ANSWER_ATTR in record.user_attrs and LOOKS_ATTR not in record.user_attrs
 
 
 def _bound_folder(

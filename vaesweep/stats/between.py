@@ -63,5 +63,5 @@ def _pair(a: Best, b: Best, level: float) -> BestPair:
         diff, se = float(x.mean() - y.mean()), math.sqrt(vx + vy)
         df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1)) if se else 1.0
         shared = []
-    half = se * critical(level, df) if se > 0 else 0.0
+    half = se * critical(level, df) if se > 0 else (0.0 if diff == 0 else math.inf)  # no noise
     return BestPair(a.study, b.study, diff, diff - half, diff + half, len(shared))

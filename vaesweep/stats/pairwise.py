@@ -219,7 +219,10 @@ def _difference(
         sd = math.sqrt(a.var(ddof=1) + b.var(ddof=1))
         welch = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se else math.nan
         df = float(welch)
-    half = se * critical(level, df) if se > 0 else 0.0
+    if se > 0:
+        half = se * critical(level, df)
+    else:  # no noise: identical values are no difference; a constant gap on a discrete metric
+        half = 0.0 if diff == 0 else math.inf  # may be a rounding coincidence, so no claim
     return Difference(config, diff, diff - half, diff + half, sd, df, per_block)
 
 

@@ -1,0 +1,97 @@
+"""The answer's false-claim rate and power over a grid of simulated studies (BENCHMARKS.md).
+
+Each scenario: 2,000 seeded studies (residual SD 1, block offsets N(0, 3²), equal true means
+unless stated) through `vaesweep.stats` and through the earlier procedure (the additive model's
+repeated-measures ANOVA and Tukey intervals), with exact 95% binomial intervals.
+
+    .venv/bin/python benchmarks/stats_grid.py [--studies 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from stat_scenarios import (
+    SCENARIOS,
+    Scenario,
+    earlier_false_claim_rate,
+    earlier_power,
+    false_claim_rate,
+    optional_stopping_rate,
+    power,
+)
+
+from vaesweep.stats.between import Best, compare_bests
+
+
+def rate(hits: float, n: int) -> str:
+    low, high = stats.binomtest(round(hits * n), n).proportion_ci(0.95, method="exact")
+    return f"{hits:.1%} ({low:.1%}–{high:.1%})"
+
+
+def earlier_applies(s: Scenario) -> bool:
+    """The earlier procedure answered one objective, blocked, with no failures as data."""
+    return s.objectives == 1 and s.blocked and not s.fail_worst and not s.missing
+
+
+def across_studies(n: int, seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    hits = {
+        "best of 5 × 3 vs 1 × 3": 0,
+        "best of 5 × 6 vs 1 × 6": 0,
+        "3 × 10 (SD 1) vs 3 × 3 (SD 2)": 0,
+    }
+    for _ in range(n):
+        for name, (k, b) in (
+            ("best of 5 × 3 vs 1 × 3", (5, 3)),
+            ("best of 5 × 6 vs 1 × 6", (5, 6)),
+        ):
+            many, one = rng.standard_normal((k, b)), rng.standard_normal(b)
+            best = Best("a", dict(enumerate(many[np.argmax(many.mean(1))])), k)
+            hits[name] += compare_bests([best, Best("b", dict(enumerate(one)), 1)])[0][0].separated
+        quiet, loud = rng.standard_normal((3, 10)), 2 * rng.standard_normal((3, 3))
+        first = Best("a", dict(enumerate(quiet[np.argmax(quiet.mean(1))])), 3)
+        second = Best("b", {100 + j: v for j, v in enumerate(loud[np.argmax(loud.mean(1))])}, 3)
+        hits["3 × 10 (SD 1) vs 3 × 3 (SD 2)"] += compare_bests([first, second])[0][0].separated
+    return {k: v / n for k, v in hits.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--studies", type=int, default=2000)
+    n = parser.parse_args().studies
+    start = time.time()
+    print(f"| scenario ({n} null studies each) | false claims now | earlier procedure |")
+    print("| --- | --- | --- |")
+    for s in SCENARIOS:
+        before = rate(earlier_false_claim_rate(s, n, 11), n) if earlier_applies(s) else "—"
+        print(f"| {s.name} | {rate(false_claim_rate(s, n, 11), n)} | {before} |")
+    growing = Scenario("growing", 3, 20)
+    print(
+        f"| looks after every block 3–20, stop at a claim (3 × ≤20) | "
+        f"{rate(optional_stopping_rate(growing, n, 11), n)} | — |"
+    )
+    for name, value in across_studies(n, 11).items():
+        print(f"| compare: {name} | {rate(value, n)} | — |")
+    print()
+    print("| power: the winner found (400 studies) | now | earlier procedure |")
+    print("| --- | --- | --- |")
+    for k, b, effect in ((5, 6, 3.0), (5, 10, 3.0), (3, 10, 2.0), (5, 3, 3.0)):
+        s = Scenario("power", k, b, effect={2 % k: effect})
+        print(
+            f"| {k} × {b}, one {effect:g} SD better | {power(s, 400, 3, str(2 % k)):.0%} | "
+            f"{earlier_power(s, 400, 3, str(2 % k)):.0%} |"
+        )
+    print(f"\n{time.time() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
