@@ -74,8 +74,8 @@ def test_no_winner_says_what_it_rules_out():
     )
     pair, winner = detectable_differences(found)
     assert (
-        f"a pair {pair:.2g} apart would be told apart, and one configuration {winner:.2g} "
-        "better than every other found the winner, each with 80% power"
+        f"a pair {pair:.2g} apart would be told apart, and a configuration {winner:.2g} "
+        "better than every other would be named the winner, each with 80% power"
     ) in result.sentence
     # A winner must beat both others: each comparison at 90% power, so a larger difference.
     assert winner > pair > 0

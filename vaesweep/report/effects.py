@@ -312,8 +312,8 @@ def _detects(found: Comparison) -> str:
     if found.k == 2:
         return f"a true difference of {pair:.2g} would be found with 80% power"
     return (
-        f"a pair {pair:.2g} apart would be told apart, and one configuration {winner:.2g} "
-        "better than every other found the winner, each with 80% power"
+        f"a pair {pair:.2g} apart would be told apart, and a configuration {winner:.2g} "
+        "better than every other would be named the winner, each with 80% power"
     )
 
 
