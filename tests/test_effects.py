@@ -52,7 +52,7 @@ def test_a_large_true_difference_is_called_better():
     assert result.sentence.startswith("best warmup_epochs = ")
     assert "better than warmup_epochs = 0 (by at least 0.0" in result.sentence
     # Unblocked: Welch's t per pair, each at 5% / 3 pairs.
-    assert "95% simultaneous intervals: Welch t, each at 0.017 (Bonferroni over 3" in (
+    assert "(Welch t intervals, each at 1.67%: 95% simultaneous over 3 comparisons)." in (
         result.sentence
     )
     assert "(95% CI, n = 5, adjusted for choosing the best of 3)" in result.sentence
@@ -116,7 +116,7 @@ def test_blocks_separate_what_unpaired_replicates_cannot():
     paired = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", blocked=True)
     unpaired = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", blocked=False)
     assert paired.best == "2" and worse(paired) == ["0", "4"]
-    assert "paired t within 6 seed blocks, each at 0.017" in paired.sentence
+    assert "paired t intervals within 6 seed blocks, each at 1.67%" in paired.sentence
     assert worse(unpaired) == [] and unpaired.sentence.startswith("no winner")
     assert paired.comparison.variance_ratio > 20
 

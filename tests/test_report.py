@@ -141,7 +141,7 @@ def test_the_answer_comes_first_in_the_study_section(reported):
     first = section.index("<img")
     assert section[first:].startswith('<img src="warmup/paired-differences.png"')
     assert first < section.index("Compared: 4 completed grid trials") < section.index("effects.png")
-    assert "paired t within 2 seed blocks" in section[:first]
+    assert "paired t intervals within 2 seed blocks" in section[:first]
     assert "Fixed settings:" in section[: section.index("effects.png")]
     # Anchors under the answer, only those whose protocol the study shares (2-D, grey images).
     anchors = section[section.index("<h3>anchors</h3>") : section.index("<h3>trials</h3>")]

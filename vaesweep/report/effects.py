@@ -338,16 +338,17 @@ def _failures(found: Comparison, listed) -> str:
 
 
 def _method(found: Comparison) -> str:
-    pairs = f"{found.family} comparisons" if found.family > 1 else "1 comparison"
-    if found.blocked:
-        how = f"paired t within {found.blocks} seed blocks"
-    else:
-        how = "Welch t"
-    where = ""
+    """How the intervals were made: e.g. "paired t intervals within 10 seed blocks, each at
+    1.0%: 95% simultaneous over 3 comparisons and over looks up to 20 replicates"."""
+    how = (
+        f"paired t intervals within {found.blocks} seed blocks"
+        if found.blocked
+        else "Welch t intervals"
+    )
+    over = f"{found.family} comparisons" if found.family > 1 else "1 comparison"
     if found.max_replicates is not None:
-        where = f", this look's share of the error over up to {found.max_replicates} replicates"
-    each = f"each at {found.level:.2g} (Bonferroni over {pairs}{where})"
-    return f"95% simultaneous intervals: {how}, {each}"
+        over += f" and over looks up to {found.max_replicates} replicates"
+    return f"{how}, each at {found.level:.2%}: 95% simultaneous over {over}"
 
 
 def _more(found: Comparison) -> str:

@@ -16,6 +16,7 @@ seeds fail is never favoured by dropping them. A block every configuration faile
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,7 +73,6 @@ class Comparison:
     family: int  # comparisons sharing ALPHA: pairs of configurations x objectives
     k: int  # configurations compared
     margin: float | None = None
-    variance_ratio: float | None = None  # blocked: unpaired / paired variance of a difference
     more_replicates: int | None = None  # with a margin: about how many more decide every one
     max_replicates: int | None = None
 
@@ -83,6 +83,17 @@ class Comparison:
     @property
     def counts(self) -> dict[str, int]:
         return {c: len(v) for c, v in self.scores.items()}
+
+    @property
+    def variance_ratio(self) -> float | None:
+        """Blocked: how much pairing cut the variance of a difference, unpaired over paired,
+        averaged over the differences with the best (None unblocked)."""
+        if not self.blocked:
+            return None
+        best = self.scores[self.best].var(ddof=1)
+        unpaired = np.mean([self.scores[d.config].var(ddof=1) + best for d in self.differences])
+        paired = np.mean([d.sd**2 for d in self.differences])
+        return float(unpaired / paired) if paired > 0 else math.nan
 
     @property
     def blocks(self) -> int:
@@ -152,7 +163,6 @@ def compare(
         family,
         len(configs),
         margin,
-        _variance_ratio(groups, differences, best) if blocked else None,
         max_replicates=looks.max_replicates,
     )
     for d in differences:
@@ -226,16 +236,10 @@ def _difference(
     return Difference(config, diff, diff - half, diff + half, sd, df, per_block)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few (level, df) recur in a study and a simulation
 def critical(level: float, df: float) -> float:
     """The two-sided t multiplier at `level` (infinite where no error is left to spend)."""
     return math.inf if level <= 0 else float(stats.t.isf(level / 2, df))
-
-
-def _variance_ratio(groups: Groups, differences: list[Difference], best: str) -> float:
-    """How much pairing cut the variance of a difference: unpaired / paired, over the best's."""
-    unpaired = [groups[d.config][0].var(ddof=1) + groups[best][0].var(ddof=1) for d in differences]
-    paired = [d.sd**2 for d in differences]
-    return float(np.mean(unpaired) / np.mean(paired)) if np.mean(paired) > 0 else math.nan
 
 
 def _more_replicates(found: Comparison, looks: Looks) -> int | None:
