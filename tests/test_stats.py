@@ -67,13 +67,13 @@ def test_a_study_that_picked_its_best_is_not_favoured_against_another():
     """`vaesweep compare`: the best of five configurations against a study of one, equal in
     truth; and two studies of different noise, which a pooled variance would mix."""
     rng = np.random.default_rng(5)
-    claims = {"5 × 3 vs 1 × 3": 0, "3 × 10 at SD 1 vs 3 × 3 at SD 2": 0}
+    claims = {"5 × 3 vs 1 × 3": 0, "5 × 6 vs 1 × 6": 0, "3 × 10 at SD 1 vs 3 × 3 at SD 2": 0}
     for _ in range(STUDIES):
-        five = rng.standard_normal((5, 3))
-        one = rng.standard_normal(3)
-        best = Best("a", dict(enumerate(five[np.argmax(five.mean(axis=1))])), 5)
-        found, family = compare_bests([best, Best("b", dict(enumerate(one)), 1)])
-        claims["5 × 3 vs 1 × 3"] += found[0].separated
+        for b in (3, 6):
+            five, one = rng.standard_normal((5, b)), rng.standard_normal(b)
+            best = Best("a", dict(enumerate(five[np.argmax(five.mean(axis=1))])), 5)
+            found, family = compare_bests([best, Best("b", dict(enumerate(one)), 1)])
+            claims[f"5 × {b} vs 1 × {b}"] += found[0].separated
         quiet, loud = rng.standard_normal((3, 10)), 2 * rng.standard_normal((3, 3))
         first = Best("a", dict(enumerate(quiet[np.argmax(quiet.mean(axis=1))])), 3)
         # Seeds apart: the second study's trials never share the first's seeds.

@@ -1,4 +1,5 @@
-"""`vaesweep report`: storage + trial folders -> figures, tables and index.html. Read-only.
+"""`vaesweep report`: storage + trial folders -> figures, tables and index.html. It changes no
+trial; it records the answer it shows as a look (study_data).
 
 Re-running redraws only what changed: a manifest remembers, for every trial and study, the key
 of what was drawn (trial state, completion time, weights file), and figures whose key still

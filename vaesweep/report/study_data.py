@@ -1,7 +1,9 @@
 """What a report (or the end of a run) knows of a stored study: its definition, one row per
 finished trial, and the answer computed from the trials that share the study's protocol.
 
-Read-only and light (no torch, no matplotlib), so `vaesweep run` can print the answer too.
+Light (no torch, no matplotlib), so `vaesweep run` can print the answer too. Its one write: an
+answer shown at more blocks than before is recorded as a look (`_record_look`), so that later
+answers spend only the error rate it left.
 """
 
 from __future__ import annotations
