@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import optuna
+import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from vaesweep.errors import VaesweepError
 from vaesweep.run.slots import WAIT, next_slot
-from vaesweep.spec.design import CONFIRM, EXPLORE, GRID, Design
+from vaesweep.spec.design import CONFIRM, EXPLORE, GRID, Design, parse_design
 from vaesweep.spec.studies import parse_study
 
 GRID_STUDY = {
@@ -129,3 +133,39 @@ def test_replicate_r_of_two_configurations_starts_from_identical_weights():
     for name, p in a.named_parameters():
         touches_latent = name.startswith(("to_mu", "to_logvar", "decoder.0"))
         assert touches_latent != torch.equal(p, wide[name]), name
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            {"replicates": 4, "max_replicates": 3},
+            "'max_replicates' (3) cannot be below 'replicates' (4)",
+        ),
+        ({"max_replicates": 1}, "'max_replicates' must be an integer >= 2; got 1"),
+        ({"max_replicates": "ten"}, "'max_replicates' must be an integer >= 2; got 'ten'"),
+        ({"until_decided": True}, "'until_decided = true' needs 'max_replicates = B'"),
+        ({"until_decided": "yes", "max_replicates": 4}, "'until_decided' must be true or false"),
+        (
+            {"explore": 5, "until_decided": True, "max_replicates": 4},
+            "'until_decided' adds seed blocks to a grid or a confirmation",
+        ),
+    ],
+)
+def test_growth_settings_are_checked_with_one_line(raw, message):
+    with pytest.raises(VaesweepError, match=re.escape(message)):
+        parse_design(raw, "study.toml")
+
+
+def test_a_design_may_grow_to_twice_its_replicates_unless_it_says_otherwise():
+    assert parse_design({"replicates": 5}, "s").most_replicates == 10
+    grown = parse_design({"replicates": 5, "max_replicates": 8, "until_decided": True}, "s")
+    assert grown.most_replicates == 8 and grown.until_decided
+    assert "until decided, up to 8" in grown.describe(3)
+    # A design stored before these settings existed is the same definition as one without them.
+    assert (
+        parse_design({"replicates": 5}, "s").stored()
+        == Design.from_stored(
+            {"replicates": 5, "explore": 0, "confirm_top": 0, "blocked": True}
+        ).stored()
+    )
