@@ -260,3 +260,11 @@ def test_a_printed_winner_difference_is_found_at_least_80_percent_of_the_time():
     null = Scenario("null", k, b)
     printed = [detectable_differences(claims(null, null.values(rng))[0])[1] for _ in range(300)]
     assert np.mean(np.array(printed) >= true) >= 0.85
+
+
+def test_what_two_blocks_detect_is_finite_and_has_the_power_it_says():
+    """On 2 blocks (1 df) at a small level the power rises slowly with the difference: the
+    search for it must reach that far (it once stopped short and failed the run's answer)."""
+    delta = detectable(1.0, 1, 0.0025, 0.9)
+    c = scipy_stats.t.isf(0.00125, 1)
+    assert scipy_stats.nct.sf(c, 1, delta) == pytest.approx(0.9, abs=1e-6)

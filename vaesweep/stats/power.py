@@ -43,7 +43,13 @@ def detectable(se: float, df: float, level: float, power: float = POWER) -> floa
     def shortfall(shift: float) -> float:  # the true difference in standard errors
         return float(np.nan_to_num(stats.nct.sf(c, df, shift))) - power
 
-    return se * float(optimize.brentq(shortfall, 0.0, c + 40))
+    # With 1 or 2 degrees of freedom the power rises slowly with the shift: widen the bracket.
+    high = c + 40
+    while shortfall(high) <= 0:
+        if high > 1e7:
+            return math.inf
+        high *= 4
+    return se * float(optimize.brentq(shortfall, 0.0, high))
 
 
 def winner_power(k: int) -> float:
