@@ -217,6 +217,8 @@ def test_the_public_compare_takes_a_trials_table():
         stats.compare(table, "lr", "acc", block="seed")
     with pytest.raises(ValueError, match="direction must be"):
         stats.compare(table, "lr", "acc", direction="up")
+    with pytest.raises(ValueError, match="two rows in one 'replicate'"):
+        stats.compare(pd.concat([table, table.iloc[:1]]), "lr", "acc")
 
 
 def test_the_documented_example_runs_and_says_what_it_shows(capsys):

@@ -110,3 +110,5 @@ def _check(
         raise ValueError("give one direction, or one per objective")
     if bad := [d for d in directions if d not in ("maximize", "minimize")]:
         raise ValueError(f"direction must be 'maximize' or 'minimize'; got {bad[0]!r}")
+    if block and table.duplicated([*by, block]).any():
+        raise ValueError(f"a configuration has two rows in one {block!r}: one trial a block")
