@@ -120,17 +120,11 @@ def _best(study: StudyData, objective: str, best: str) -> Best:
     rows = rows.dropna(subset=[objective])
     configs = effects.configuration(rows, study.params)
     chosen = rows[configs == best]
-    seeds = [_seed(study, t) for t in chosen["trial"]]
-    values = dict(zip(seeds, chosen[objective].astype(float), strict=True))
+    # Paired by seed; a trial without a recorded seed is keyed by its study, so never paired.
+    seeds = {e.trial.number: e.trial.user_attrs.get(SEED_ATTR) for e in study.entries}
+    keys = [seeds.get(t) if seeds.get(t) is not None else (study.name, t) for t in chosen["trial"]]
+    values = dict(zip(keys, chosen[objective].astype(float), strict=True))
     return Best(study.name, values, max(configs.nunique(), 1))
-
-
-def _seed(study: StudyData, number: int) -> int:
-    """A trial's seed (negative where not recorded: never shared with another study's)."""
-    for entry in study.entries:
-        if entry.trial.number == number:
-            return int(entry.trial.user_attrs.get(SEED_ATTR, -1 - number))
-    return -1 - number
 
 
 def _verdict(

@@ -229,8 +229,6 @@ def collect(
         data.table["best"] = data.table["trial"].isin(data.best)
     if definition:
         _record_look(data, note)
-    if data.answered_earlier:
-        data.notes.append(EARLIER_PROCEDURE)
     return data
 
 

@@ -12,7 +12,7 @@ the pair is compared on those seeds, paired.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,7 @@ from vaesweep.stats.pairwise import ALPHA, critical
 @dataclass(frozen=True)
 class Best:
     study: str
-    values: Mapping[int, float]  # seed -> the best configuration's value (completed trials)
+    values: Mapping[Hashable, float]  # seed -> the best configuration's value (completed trials)
     configurations: int  # how many it was chosen from
 
 
@@ -51,7 +51,7 @@ def compare_bests(bests: Sequence[Best]) -> tuple[list[BestPair], int]:
 
 
 def _pair(a: Best, b: Best, level: float) -> BestPair:
-    shared = sorted(set(a.values) & set(b.values))
+    shared = [s for s in a.values if s in b.values]
     if len(shared) >= 2:
         d = np.array([a.values[s] - b.values[s] for s in shared])
         diff, se, df = float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1.0
