@@ -130,6 +130,29 @@ def test_brackets_in_a_path_are_printed_as_they_are(tmp_path, tiny_data_dir):
     assert f"storage sqlite:///{results}/vaesweep.db" in outcome.output
 
 
+# A path with a complete OSC sequence (sets the terminal's title), a line break and a bidi override.
+HOSTILE_PATH = "osc\x1b]0;TITLE\x07 rtl\u202e\nnext"
+
+
+def test_control_characters_in_paths_are_shown_visibly(tmp_path, tiny_data_dir):
+    results = tmp_path / HOSTILE_PATH
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 1))
+    assert outcome.exit_code == 0, outcome.output
+    seen = HOSTILE_PATH.encode("unicode_escape").decode()
+    assert f"storage sqlite:///{tmp_path}/{seen}/vaesweep.db" in outcome.output
+    for args in (
+        run_args(tmp_path / "r", tiny_data_dir, 1, study=str(tmp_path / f"{HOSTILE_PATH}.toml")),
+        run_args(results / "vaesweep.db", tiny_data_dir, 1),  # a file, not a folder
+        ["report", "--results", str(tmp_path / HOSTILE_PATH / "nothing")],
+    ):
+        refused = vaesweep(*args)
+        assert refused.exit_code != 0, refused.output
+        assert refused.output.startswith("Error: ") and refused.output.count("\n") == 1
+        assert seen in refused.output
+        for raw in ("\x1b", "\x07", "\u202e"):
+            assert raw not in refused.output, refused.output
+
+
 def test_plain_progress_prints_at_most_a_line_per_epoch(study_with_two_trials, tiny_data_dir):
     outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
     lines = outcome.output.splitlines()

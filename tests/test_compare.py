@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import shutil
 
+import optuna
 import pytest
 from scipy import stats
 
@@ -11,7 +13,7 @@ from vaesweep import results
 
 from conftest import write_dataset
 from test_cli import run_args, vaesweep
-from test_report import small_warmup
+from test_report import TERMINAL_HOSTILE, assert_shown_visibly, small_warmup
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +101,20 @@ def test_the_report_sets_studies_that_share_an_objective_side_by_side(variants, 
     section = page.split('<section id="side-by-side">')[1]
     assert "<li>epochs: 2 (warmup), 3 (longer)</li>" in section
     assert "Each study's best configuration compared: " in html.unescape(section)
+
+
+def test_stored_names_that_drive_a_terminal_are_shown_visibly(variants, tmp_path):
+    results_dir = tmp_path / "results"
+    shutil.copytree(variants, results_dir, ignore=shutil.ignore_patterns("report"))
+    storage = f"sqlite:///{results_dir}/vaesweep.db"
+    for name in TERMINAL_HOSTILE:  # as plain Optuna names a copy
+        optuna.copy_study(
+            from_study_name="warmup", from_storage=storage, to_storage=storage, to_study_name=name
+        )
+    for name in TERMINAL_HOSTILE:
+        outcome = vaesweep("compare", "warmup", name, "--results", str(results_dir))
+        assert outcome.exit_code == 0, outcome.output
+        assert "\x1b" not in outcome.output and "\u202e" not in outcome.output
+        assert name.encode("unicode_escape").decode() in outcome.output
+    outcome = vaesweep("compare", *TERMINAL_HOSTILE, "--results", str(results_dir))
+    assert_shown_visibly(outcome.output)

@@ -68,6 +68,68 @@ def test_swapped_training_and_test_files_are_refused(tmp_path):
         load_fashion_mnist(folder)
 
 
+def _rewrite(folder, key: str, array: np.ndarray) -> None:
+    write_idx(folder / f"{data_module.FILE_STEMS[key]}.gz", array)
+
+
+def _copy_training_to_test(folder):
+    for part in ("images", "labels"):
+        train = folder / f"{data_module.FILE_STEMS[f'train_{part}']}.gz"
+        (folder / f"{data_module.FILE_STEMS[f'test_{part}']}.gz").write_bytes(train.read_bytes())
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_copy_training_to_test, f"{TINY_TRAIN} of its {TINY_TRAIN} images are also in"),
+        (
+            lambda f: _rewrite(f, "test_images", np.zeros((TINY_TEST, 28, 28), np.uint8)),
+            "every pixel of every image is 0",
+        ),
+        (
+            lambda f: _rewrite(f, "train_labels", np.full(TINY_TRAIN, 3, np.uint8)),
+            r"every image is of one class \(Dress\)",
+        ),
+        (
+            lambda f: [
+                _rewrite(f, "test_images", np.zeros((0, 28, 28), np.uint8)),
+                _rewrite(f, "test_labels", np.zeros(0, np.uint8)),
+            ],
+            "t10k-images-idx3-ubyte.gz: holds no images",
+        ),
+    ],
+    ids=["test file is the training file", "all black", "one class", "empty test set"],
+)
+def test_data_that_cannot_train_or_measure_is_refused(tmp_path, damage, message):
+    folder = write_dataset(tmp_path / "d")
+    damage(folder)
+    with pytest.raises(VaesweepError, match=message):
+        load_fashion_mnist(folder)
+
+
+def test_a_few_test_images_shared_with_training_are_allowed(tmp_path):
+    folder = write_dataset(tmp_path / "d", n_test=200)
+    train = read_idx(folder / "train-images-idx3-ubyte.gz", 3)
+    test = read_idx(folder / "t10k-images-idx3-ubyte.gz", 3).copy()
+    test[:2] = train[:2]  # 1%: allowed; one more is refused
+    _rewrite(folder, "test_images", test)
+    assert len(load_fashion_mnist(folder).test_x) == 200
+    test[2] = train[2]
+    _rewrite(folder, "test_images", test)
+    with pytest.raises(VaesweepError, match="3 of its 200 images are also in"):
+        load_fashion_mnist(folder)
+
+
+def test_a_header_whose_size_overflows_64_bits_is_refused(tmp_path):
+    path = tmp_path / "images"
+    header = (0x803).to_bytes(4, "big") + b"".join(n.to_bytes(4, "big") for n in (2**31, 2**31, 4))
+    path.write_bytes(header)  # 2**64 images' bytes: 0 where the product wraps around in 64 bits
+    with pytest.raises(
+        VaesweepError, match="16 bytes where the header .* needs 18446744073709551632"
+    ):
+        read_idx(path, ndim=3)
+
+
 def test_explicit_folder_without_data_says_what_it_expected(tmp_path):
     with pytest.raises(VaesweepError, match="no Fashion-MNIST here .*train-images-idx3-ubyte"):
         locate(tmp_path)

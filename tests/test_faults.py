@@ -26,10 +26,12 @@ LONG += ("--set", "early_stop_patience=1000")
 GRACE = "3"  # seconds before a silent trial counts as stale
 
 
-def start(results: Path, data_dir: Path, trials: int, *extra: str) -> subprocess.Popen:
+def start(
+    results: Path, data_dir: Path, trials: int, *extra: str, grace: str = GRACE
+) -> subprocess.Popen:
     command = [sys.executable, "-m", "vaesweep", *run_args(results, data_dir, trials, *LONG)]
     command += extra
-    env = {**os.environ, "VAESWEEP_GRACE_SECONDS": GRACE, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "VAESWEEP_GRACE_SECONDS": grace, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         command,
         stdout=subprocess.PIPE,

@@ -265,6 +265,19 @@ def test_error_cases_give_one_line(copy_of, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
 
 
+# Names that drive a terminal (clear it, set its title) or reorder a line, made with plain Optuna.
+TERMINAL_HOSTILE = ["\x1b[2Jclear", "\x1b]0;TITLE\x07title", "rtl\u202eevil", "bell\x07\x08"]
+
+
+def assert_shown_visibly(text: str) -> None:
+    """No control or bidirectional character of TERMINAL_HOSTILE reached `text` raw, and each
+    name is there in its visible form."""
+    for raw in ("\x1b", "\x07", "\x08", "\u202e"):
+        assert raw not in text
+    for name in TERMINAL_HOSTILE:
+        assert name.encode("unicode_escape").decode() in text
+
+
 def test_hostile_study_names_write_nothing_outside_out_and_link_only_files(copy_of, tmp_path):
     """Plain-Optuna studies of any name share the storage: each gets a safe folder in the
     report, every link is a relative file, and every name is shown as text."""
@@ -280,6 +293,7 @@ def test_hostile_study_names_write_nothing_outside_out_and_link_only_files(copy_
         "two\nlines",
         "[red]rich[/red]",
         "a" * 300,
+        *TERMINAL_HOSTILE,
     ]
     for name in hostile:
         plain = optuna.create_study(study_name=name, storage=storage)
@@ -300,6 +314,8 @@ def test_hostile_study_names_write_nothing_outside_out_and_link_only_files(copy_
     page = out / "index.html"
     text = page.read_text()
     assert "<b>bold</b>" not in text and "&lt;b&gt;bold&lt;/b&gt;" in text
+    assert_shown_visibly(outcome.output)
+    assert_shown_visibly(text)
     assert 'href="javascript:' not in text
     for target in links_of(page):
         assert not target.startswith("/") and ":" not in target.split("/")[0], target

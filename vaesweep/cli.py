@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 
 from vaesweep import __version__
-from vaesweep.errors import VaesweepError, shown
+from vaesweep.errors import VaesweepError, shown, visible
 from vaesweep.interrupts import EXIT_INTERRUPTED, graceful_interrupts
 from vaesweep.spec.config import ARCHITECTURES, RULES
 
@@ -39,7 +39,7 @@ class OneLineErrors(click.Group):
             with graceful_interrupts():
                 return super().invoke(ctx)
         except VaesweepError as err:
-            raise click.ClickException(str(err)) from None
+            raise click.ClickException(visible(err)) from None
         except KeyboardInterrupt:
             message = (
                 "Interrupted: running trials were recorded as failed and everything finished is "
@@ -50,7 +50,7 @@ class OneLineErrors(click.Group):
             click.echo(message, err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except click.UsageError as err:
-            raise _OneLineUsage(err.format_message()) from None
+            raise _OneLineUsage(visible(err.format_message())) from None
         except (click.exceptions.Exit, click.ClickException):
             raise
         except Exception as err:  # a bug, or a failure nothing above foresaw: still one line
@@ -58,7 +58,7 @@ class OneLineErrors(click.Group):
                 raise
             first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise click.ClickException(
-                f"unexpected failure: {first[:300]} ({kept}; "
+                f"unexpected failure: {visible(first[:300])} ({kept}; "
                 "set VAESWEEP_DEBUG=1 to see where it happened)"
             ) from None
 
@@ -162,11 +162,12 @@ def run(
             device=device,
             seed=seed,
             jobs=_jobs(jobs),
-            warn=lambda message: click.echo(message, err=True),
+            warn=lambda message: click.echo(visible(message), err=True),
         )
     console.print(
-        f"study {summary.study_name}: {summary.finished}/{summary.target} trials finished "
-        f"({summary.ran} run now, {summary.failed} failed); storage {redact(summary.storage_url)}"
+        f"study {visible(summary.study_name)}: {summary.finished}/{summary.target} trials "
+        f"finished ({summary.ran} run now, {summary.failed} failed); "
+        f"storage {visible(redact(summary.storage_url))}"
     )
     for line in summary.answers or ["answer: none yet (no trial completed the study's protocol)"]:
         console.print(line)
@@ -238,7 +239,7 @@ def report(study_names, storage, results, out, data_dir) -> None:
         bars.stop()
     trials = sum(len(s.entries) for s in summary.studies)
     click.echo(
-        f"report {out / PAGE_FILE}: {len(summary.studies)} studies, {trials} trials, "
+        f"report {visible(out / PAGE_FILE)}: {len(summary.studies)} studies, {trials} trials, "
         f"{summary.drawn} figures drawn"
     )
 
@@ -265,15 +266,17 @@ def compare(study_names, storage, results, objective) -> None:
     for row in found.rows:
         interval = "" if math.isnan(row.half_width) else f" ± {row.half_width:.2g}"
         mean = f"{row.mean:.4g}{interval}" if row.best else "—"
-        table.add_row(row.study, row.shown, str(row.n or ""), mean)
+        table.add_row(visible(row.study), row.shown, str(row.n or ""), mean)
     console.print(table)
     console.print("settings that differ:" if found.differing else "no setting differs")
     for setting, values in found.differing.items():
-        each = ", ".join(f"{v} ({r.study})" for v, r in zip(values, found.rows, strict=True))
-        console.print(f"  {setting}: {each}", soft_wrap=True)
+        each = ", ".join(
+            f"{visible(v)} ({visible(r.study)})" for v, r in zip(values, found.rows, strict=True)
+        )
+        console.print(f"  {visible(setting)}: {each}", soft_wrap=True)
     console.print(found.verdict, soft_wrap=True)
     for row in found.rows:
-        console.print(f"{row.study}: {row.sentence}", soft_wrap=True)
+        console.print(f"{visible(row.study)}: {visible(row.sentence)}", soft_wrap=True)
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""The one exception type users see: the CLI prints its message on one line and exits non-zero."""
+"""The one exception type users see (the CLI prints its message on one line and exits non-zero),
+and how a value from a user or a storage is shown in a message, a terminal or a page."""
 
 
 class VaesweepError(Exception):
@@ -14,3 +15,18 @@ def shown(value: object, limit: int = 80) -> str:
 def first_line(err: BaseException) -> str:
     """An exception's message for a one-line error: its first line (its type if it has none)."""
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def visible(text: object, keep: str = "") -> str:
+    """`text` with every character that a terminal or page would not show as itself (controls,
+    bidirectional overrides and isolates, zero-width and other format characters, line
+    separators) written as its escape (`\\x1b`, `\\u202e`), so that a name or path from a user or
+    a storage can neither drive the terminal (clear it, set its title, swallow output) nor
+    reorder a line. The characters in `keep` (e.g. "\\n" for a text of several lines) stay."""
+    text = str(text)
+    if text.isprintable() and not keep:  # the common case, checked at C speed
+        return text
+    return "".join(
+        ch if ch.isprintable() or ch == " " or ch in keep else ch.encode("unicode_escape").decode()
+        for ch in text
+    )

@@ -1,7 +1,8 @@
 """index.html of a report: every study, table and figure, by relative links (no server needed).
 
 The markup is the template's (templates/index.html.j2, autoescaped, so every name and number is
-shown as text); this module hands it each section's values in page order."""
+shown as text, with control characters made visible); this module hands it each section's values
+in page order."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from urllib.parse import quote
 import jinja2
 import numpy as np
 
+from vaesweep.errors import visible
 from vaesweep.report.side_by_side import groups
 from vaesweep.report.study_data import EARLIER_PROCEDURE
 from vaesweep.spec.metric_names import label
@@ -167,9 +169,16 @@ def _section(report: StudyData, anchors: list[Anchor]) -> dict[str, Any]:
     }
 
 
+def _visible(value: Any) -> Any:
+    """Every value the page shows, with control and bidirectional characters made visible (a
+    stored name can hold them; escaping markup alone keeps them raw)."""
+    return visible(value, keep="\n") if isinstance(value, str) else value
+
+
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("vaesweep.report", "templates"),
     autoescape=True,
+    finalize=_visible,
     undefined=jinja2.StrictUndefined,  # a misspelt name fails the tests, not the page
     keep_trailing_newline=True,
 )

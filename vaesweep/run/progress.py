@@ -23,14 +23,16 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
+from vaesweep.errors import visible
 from vaesweep.store.storage import PRUNE_REASON_ATTR, fail_reason
 
 TABLE_ROWS = 12
 
 
 def _format_params(params: Mapping[str, Any]) -> str:
-    return " ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    """Names and values as they are stored (a categorical value is any string): made visible."""
+    return visible(
+        " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
     )
 
 
@@ -46,7 +48,7 @@ def _outcome(trial: FrozenTrial) -> str:
     if trial.state.name == "FAIL":
         reason = fail_reason(trial)
     if reason:
-        return f": {reason}"
+        return f": {visible(reason)}"
     return f" value {_format_values(trial)}" if trial.values else ""
 
 
@@ -78,6 +80,9 @@ class Progress:
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
         pass
 
+    def waiting(self, text: str) -> None:
+        """A worker with nothing to start says what it waits for (every few seconds)."""
+
     def stop(self) -> None:
         pass
 
@@ -87,10 +92,18 @@ class Progress:
 PIPE_WIDTH = 240
 
 
+class _VisibleConsole(Console):
+    """A console that shows every string it is given (printed, or a table's cell) with its
+    control and bidirectional characters made visible (`errors.visible`), line breaks kept."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(visible(text, keep="\n"), **options)
+
+
 def make_console(**options: Any) -> Console:
     """The console of every command: what it prints (paths, names, reasons, values) is shown as
-    it is, never read as rich markup."""
-    console = Console(highlight=False, markup=False, **options)
+    it is, never read as rich markup nor as terminal control sequences."""
+    console = _VisibleConsole(highlight=False, markup=False, **options)
     if not console.is_terminal and "COLUMNS" not in os.environ and "width" not in options:
         console.width = PIPE_WIDTH
     return console
@@ -105,7 +118,7 @@ class PlainProgress(Progress):
 
     def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
         self.console.print(
-            f"study {study}: {finished}/{target} trials finished; "
+            f"study {visible(study)}: {finished}/{target} trials finished; "
             f"objective: {', '.join(objectives)}"
         )
 
@@ -129,6 +142,9 @@ class PlainProgress(Progress):
         self.console.print(
             f"trial {trial.number} {trial.state.name.lower()}{_outcome(trial)}{mark}"
         )
+
+    def waiting(self, text: str) -> None:
+        self.console.print(text)
 
 
 class LiveProgress(Progress):
@@ -179,7 +195,9 @@ class LiveProgress(Progress):
 
     def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
         self.objectives = objectives
-        self.trials_task = self.trials.add_task(f"study {study}", total=target, completed=finished)
+        self.trials_task = self.trials.add_task(
+            f"study {visible(study)}", total=target, completed=finished
+        )
         self.live.start()
 
     def trial_started(
@@ -222,6 +240,10 @@ class LiveProgress(Progress):
         self.rows = [(row, row.number in best) for row, _ in self.rows] + [
             (trial, trial.number in best)
         ]
+        self.live.update(self._render())
+
+    def waiting(self, text: str) -> None:
+        self.status = text
         self.live.update(self._render())
 
     def stop(self) -> None:
@@ -286,6 +308,13 @@ class Evaluating(NamedTuple):
         progress.evaluating(self.number, self.step, self.done, self.total)
 
 
+class Waiting(NamedTuple):
+    text: str
+
+    def show(self, progress: Progress) -> None:
+        progress.waiting(self.text)
+
+
 class TrialFinished(NamedTuple):
     trial: FrozenTrial
     finished: int
@@ -295,7 +324,7 @@ class TrialFinished(NamedTuple):
         progress.trial_finished(self.trial, self.finished, self.best)
 
 
-ProgressEvent = TrialStarted | EpochFinished | Evaluating | TrialFinished
+ProgressEvent = TrialStarted | EpochFinished | Evaluating | TrialFinished | Waiting
 
 
 class QueueProgress(Progress):
@@ -318,6 +347,9 @@ class QueueProgress(Progress):
     def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
         self.events.put((self.worker, TrialFinished(trial, finished, best)))
 
+    def waiting(self, text: str) -> None:
+        self.events.put((self.worker, Waiting(text)))
+
 
 class StudyBars:
     """`vaesweep report`'s progress: in a terminal a bar per study (its figures, then each
@@ -339,12 +371,14 @@ class StudyBars:
     def __call__(self, study: str, done: int, total: int) -> None:
         if self.console.is_terminal:
             if study not in self.tasks:
-                self.tasks[study] = self.bars.add_task(f"study {study}", total=total)
+                self.tasks[study] = self.bars.add_task(f"study {visible(study)}", total=total)
             self.bars.update(self.tasks[study], completed=done)
         elif done == 0:
-            self.console.print(f"study {study}: drawing its figures and {total - 1} trials'")
+            self.console.print(
+                f"study {visible(study)}: drawing its figures and {total - 1} trials'"
+            )
         elif done == total:
-            self.console.print(f"study {study}: done")
+            self.console.print(f"study {visible(study)}: done")
 
     def stop(self) -> None:
         if self.console.is_terminal:

@@ -13,7 +13,6 @@ from pathlib import Path
 import optuna
 import torch
 from filelock import FileLock
-from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize uses
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep import interrupts
@@ -23,6 +22,7 @@ from vaesweep.run.progress import Progress
 from vaesweep.run.slots import WAIT, holds_its_slot, next_slot, slot_of
 from vaesweep.spec.design import Phase
 from vaesweep.spec.studies import StudySpec
+from vaesweep.store.heartbeats import Liveness, beating, describe_wait
 from vaesweep.store.storage import (
     FAIL_REASON_ATTR,
     FINISHED_STATES,
@@ -39,6 +39,8 @@ from vaesweep.training.train import TrainingDiverged
 
 MAX_FAILURES_IN_A_ROW = 5
 WAIT_SECONDS = 2.0  # poll interval while other workers finish the last trials
+SAY_WAIT_AFTER = 5.0  # a wait longer than this says what it waits for ...
+SAY_WAIT_EVERY = 15.0  # ... and says it again this often
 RECORD_RETRIES = (1.0, 2.0, 4.0, 8.0)  # seconds between attempts to record a failed trial
 
 
@@ -111,16 +113,17 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     if compute.device.type == "cuda":
         torch.cuda.set_device(compute.device)  # what torch puts on "cuda" lands there too
     spec = request.spec
+    storage = open_storage(request.storage_url)
     study = optuna.load_study(
-        study_name=request.study_name,
-        storage=open_storage(request.storage_url),
-        pruner=spec.make_pruner(),
+        study_name=request.study_name, storage=storage, pruner=spec.make_pruner()
     )
     # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
     study.sampler = spec.make_sampler((request.seed + len(study.trials) + 7919 * worker) % 2**32)
     objective = Objective(
         spec, request.study_name, data, request.results_dir, compute, progress, request.seed
     )
+    liveness = Liveness(storage, study, grace_seconds())
+    waited = _Wait(progress, liveness)
     # Serialises "count the trials, then start some" among this machine's workers, so they never
     # start more trials than the study needs; held until the new trials are RUNNING.
     lock = FileLock(request.results_dir / f".{request.study_name}.start-lock")
@@ -140,8 +143,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
             try:
                 with lock:
                     # A trial whose worker died (its heartbeat stopped) is failed, its place free.
-                    with _as_optimize_does():
-                        optuna.storages.fail_stale_trials(study)
+                    liveness.fail_dead()
                     finished, running = counts(study)
                     if finished >= request.n_trials:
                         break
@@ -150,9 +152,11 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                 if not placed_any:
                     # The last trials run elsewhere; if their worker dies, its heartbeat stops,
                     # the trial is failed after the grace period, and this worker takes over.
-                    time.sleep(WAIT_SECONDS)
-                elif untold:
-                    _run_together(study, objective, untold, told)
+                    waited.sleep()
+                    continue
+                waited.reset()
+                if untold:
+                    _run_together(storage, study, objective, untold, told)
             except BaseException as err:
                 failure = environment_failure(err) if isinstance(err, Exception) else None
                 if failure is not None:
@@ -161,6 +165,27 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                     _tell_failed(study, trial, err)
                 raise
     return outcome
+
+
+class _Wait:
+    """Sleeps between checks while other trials run, and says what it waits for once the wait
+    has lasted a few seconds, and again every so often (no silent wait)."""
+
+    def __init__(self, progress: Progress, liveness: Liveness):
+        self.progress, self.liveness = progress, liveness
+        self.reset()
+
+    def reset(self) -> None:
+        self.started: float = time.monotonic()
+        self.said: float | None = None
+
+    def sleep(self) -> None:
+        time.sleep(WAIT_SECONDS)
+        waited = time.monotonic() - self.started
+        due = self.said is None or waited - self.said >= SAY_WAIT_EVERY
+        if waited >= SAY_WAIT_AFTER and due:
+            self.progress.waiting(describe_wait(self.liveness.silent(), self.liveness.grace))
+            self.said = waited
 
 
 @contextlib.contextmanager
@@ -216,6 +241,7 @@ def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> str | N
 
 
 def _run_together(
+    storage: optuna.storages.BaseStorage,
     study: optuna.Study,
     objective: Objective,
     untold: list[optuna.Trial],
@@ -225,11 +251,8 @@ def _run_together(
     complete, pruned, or failed with its reason. Every trial is told before a failure that is
     not the trial's own (not a divergence) is raised again."""
     with contextlib.ExitStack() as heartbeats:
-        # Each trial its own heartbeat, as `study.optimize` gives it (a context manager that
-        # Optuna's annotations call a thread).
-        for trial in untold:
-            thread = get_heartbeat_thread(trial._trial_id, study._storage)
-            heartbeats.enter_context(thread)  # type: ignore[arg-type]
+        for trial in untold:  # each trial its own heartbeat, as `study.optimize` gives it
+            heartbeats.enter_context(beating(storage, study, trial.number))
         runs = [objective.start(trial) for trial in untold]
         results = objective.train(runs)
         fatal: Exception | None = None

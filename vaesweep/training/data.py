@@ -7,6 +7,7 @@ Debian's dataset-fashion-mnist, the user cache, then torchvision's download into
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ FILE_STEMS = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 _IDX_MAGIC = {1: 0x00000801, 3: 0x00000803}  # unsigned bytes, 1-D labels / 3-D images
+# Test images that may also sit in the training file before the test metrics stop measuring
+# generalisation (Fashion-MNIST's own files share none).
+MAX_SHARED_TEST_IMAGES = 0.01
 
 HOW_TO_GET_DATA = (
     "Fashion-MNIST not found: install it with 'sudo apt-get install dataset-fashion-mnist', "
@@ -93,7 +97,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     if len(raw) < header or int.from_bytes(raw[:4], "big") != _IDX_MAGIC[ndim]:
         raise VaesweepError(f"{path}: not a {ndim}-D IDX file of unsigned bytes")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape))
+    expected = header + math.prod(shape)  # Python's integers: a huge header cannot overflow
     if len(raw) != expected:
         raise VaesweepError(
             f"{path}: {len(raw)} bytes where the header {shape} needs {expected}; "
@@ -168,6 +172,7 @@ def load_fashion_mnist(data_dir: Path | None = None, allow_download: bool = True
             )
         if labels.size and labels.max() >= len(CLASS_NAMES):
             raise VaesweepError(f"{label_path}: label {labels.max()} is not a Fashion-MNIST class")
+        _check_content(images, labels, image_path, label_path)
         x = torch.from_numpy(images.astype(np.float32) / 255.0).reshape(-1, *IMAGE_SHAPE)
         tensors[f"{part}_x"] = x
         tensors[f"{part}_y"] = torch.from_numpy(labels.astype(np.int64))
@@ -177,7 +182,38 @@ def load_fashion_mnist(data_dir: Path | None = None, allow_download: bool = True
             f"{paths['test_images']} ({len(tensors['test_x'])}): the training and test files "
             "look swapped"
         )
+    _check_disjoint(arrays["train_images"], arrays["test_images"], paths)
     return FashionMNIST(**tensors, source=paths["train_images"].parent)
+
+
+def _check_content(images: np.ndarray, labels: np.ndarray, image_path: Path, label_path: Path):
+    """Refuse a split that cannot be learned from or measured: no images, every pixel one value
+    (all black), or a single class (k-NN accuracy would be 1 whatever the latent space)."""
+    if len(images) == 0:
+        raise VaesweepError(f"{image_path}: holds no images")
+    if images.min() == images.max():
+        raise VaesweepError(
+            f"{image_path}: every pixel of every image is {images.min()}: blank images, "
+            "nothing to learn or measure"
+        )
+    if len(np.unique(labels)) < 2:
+        raise VaesweepError(
+            f"{label_path}: every image is of one class ({CLASS_NAMES[labels[0]]}); the k-NN "
+            "accuracy needs at least two classes"
+        )
+
+
+def _check_disjoint(train: np.ndarray, test: np.ndarray, paths: dict[str, Path]) -> None:
+    """Refuse test images that are training images (the same file twice, or an overlap), by
+    their bytes: test metrics on them would measure memory, not generalisation."""
+    seen = set(map(bytes, train.reshape(len(train), -1)))
+    shared = sum(bytes(image) in seen for image in test.reshape(len(test), -1))
+    if shared > MAX_SHARED_TEST_IMAGES * len(test):
+        raise VaesweepError(
+            f"{paths['test_images']}: {shared} of its {len(test)} images are also in "
+            f"{paths['train_images']}; the test set must be images the model never trained on "
+            "(is the same file given twice?)"
+        )
 
 
 def check_sizes(n_images: int, val_size: int, train_subset: int) -> int:
