@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -17,6 +19,7 @@ import pytest
 from vaesweep.store.storage import open_storage
 
 from test_cli import run_args, vaesweep
+from test_faults import LONG, wait_for_running
 
 WORKERS, TRIALS = 3, 7
 
@@ -31,8 +34,33 @@ def _as_postgres(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+@dataclass
+class Server:
+    url: str
+    pg_ctl: str
+    data: Path
+    options: str
+    log: Path
+
+    def stop(self) -> None:
+        _ctl(self, "-m", "fast", "stop")
+
+    def start(self) -> None:
+        _ctl(self, "-o", self.options, "-l", str(self.log), "-w", "start")
+
+
+def _ctl(server: Server, *args: str) -> None:
+    command = _as_postgres([server.pg_ctl, "-D", str(server.data), *args])
+    subprocess.run(command, check=True, capture_output=True)
+
+
 @pytest.fixture(scope="module")
-def postgres_url():
+def postgres_url(postgres_server):
+    return postgres_server.url
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
     initdb, pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
     if not (initdb and pg_ctl):
         pytest.skip("no PostgreSQL server here (Debian: apt-get install postgresql)")
@@ -75,7 +103,8 @@ def postgres_url():
             check=True,
             capture_output=True,
         )
-        yield f"postgresql://vaesweep@127.0.0.1:{port}/vaesweep"
+        url = f"postgresql://vaesweep@127.0.0.1:{port}/vaesweep"
+        yield Server(url, pg_ctl, data, options, root / "log")
     finally:
         subprocess.run(
             _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
@@ -162,3 +191,44 @@ def test_no_password_form_is_ever_printed_or_put_on_the_page(postgres_url, tmp_p
     for text in [*outputs, shown.output, unknown.output, (out / "index.html").read_text()]:
         assert "hunter2" not in text
     assert "password=***" in (out / "index.html").read_text()
+
+
+def test_a_server_restarted_during_a_trial_is_reconnected_and_the_run_ends_normally(
+    postgres_server, tmp_path, tiny_data_dir
+):
+    """A restart drops every pooled connection: each is re-opened, and the answer is printed."""
+    results = tmp_path / "results"
+    name = ("--name", "restarted", "--storage", postgres_server.url)
+    command = [sys.executable, "-m", "vaesweep", *run_args(results, tiny_data_dir, 2, *LONG)]
+    worker = subprocess.Popen(
+        [*command, "--set", "epochs=25", *name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    storage = open_storage(postgres_server.url)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until trial 0 has trained a few epochs
+        try:
+            study = optuna.load_study(study_name="restarted", storage=storage)
+            trials = study.get_trials(deepcopy=False)
+        except KeyError:
+            trials = []
+        if trials and trials[0].user_attrs.get("epochs_done", 0) >= 3:
+            break
+        assert worker.poll() is None, worker.stdout.read()
+        time.sleep(0.5)
+    postgres_server.stop()
+    time.sleep(5)  # down for several heartbeats and epochs
+    postgres_server.start()
+    output = worker.communicate(timeout=300)[0]
+    assert worker.returncode == 0, output
+    assert "Error:" not in output and "Traceback" not in output
+    assert "storage connection lost (connection failed: " in output  # said once, no type name
+    assert output.count("reconnecting for up to") == 1
+    summary, answer = output.strip().splitlines()[-2:]
+    assert summary.startswith("study restarted: 2/2 trials finished (2 run now, 0 failed)")
+    assert answer.startswith("best mean at warmup_epochs = 0: val 5-NN accuracy")
+    study = optuna.load_study(study_name="restarted", storage=open_storage(postgres_server.url))
+    assert [t.state.name for t in study.get_trials(deepcopy=False)] == ["COMPLETE"] * 2

@@ -1,6 +1,8 @@
 """The one exception type users see (the CLI prints its message on one line and exits non-zero),
 and how a value from a user or a storage is shown in a message, a terminal or a page."""
 
+import re
+
 
 class VaesweepError(Exception):
     """A problem the user can fix (bad input, missing data, unusable storage); never a bug."""
@@ -13,8 +15,12 @@ def shown(value: object, limit: int = 80) -> str:
 
 
 def first_line(err: BaseException) -> str:
-    """An exception's message for a one-line error: its first line (its type if it has none)."""
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    """An exception's message for a one-line error: its first line (its type if it has none),
+    without the "(psycopg.errors.AdminShutdown) " that SQLAlchemy puts before a driver's."""
+    if not str(err).strip():
+        return type(err).__name__
+    line = str(err).strip().splitlines()[0]
+    return re.sub(r"^\([\w.]+\) ", "", line) or line
 
 
 def visible(text: object, keep: str = "") -> str:

@@ -20,18 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import optuna
-import sqlalchemy
 from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize uses
 from optuna.trial import TrialState
 
 from vaesweep.store.storage import FAIL_REASON_ATTR, STALE_REASON
-
-# The running trials of a study with their last beat (NULL: none yet), from Optuna's schema.
-_RUNNING_BEATS = sqlalchemy.text(
-    "SELECT t.number, h.heartbeat FROM trials t "
-    "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
-    "WHERE t.study_id = :study AND t.state = 'RUNNING'"
-)
 
 
 @contextlib.contextmanager
@@ -83,13 +75,10 @@ class Liveness:
         return failed
 
     def _beats(self) -> dict[int, object]:
-        engine = getattr(self.storage, "engine", None)
-        if engine is None:  # not an RDB storage: nothing beats, nothing is judged by its beat
+        read = getattr(self.storage, "running_heartbeats", None)
+        if read is None:  # not vaesweep's storage: nothing beats, nothing is judged by its beat
             return {}
-        study_id = self.storage.get_study_id_from_name(self.study.study_name)
-        with engine.connect() as connection:
-            rows = connection.execute(_RUNNING_BEATS, {"study": study_id}).all()
-        return {int(number): beat for number, beat in rows}
+        return read(self.storage.get_study_id_from_name(self.study.study_name))
 
     def _trial_id(self, number: int) -> int:
         study_id = self.storage.get_study_id_from_name(self.study.study_name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +16,7 @@ import sqlalchemy.exc
 import tenacity
 from optuna.trial import FrozenTrial, TrialState
 
-from vaesweep.errors import VaesweepError, first_line, shown
+from vaesweep.errors import VaesweepError, first_line, shown, visible
 from vaesweep.store.layout import DEFAULT_DB_NAME
 
 # What vaesweep keeps in Optuna's records. Pruned trials count as finished: the study learned
@@ -99,16 +101,85 @@ def storage_errors(url: str, during: bool = False) -> Iterator[None]:
         ) from None
 
 
+# A database server away (restarting, a network blip) is waited for this long, call by call,
+# before its failure counts; a dropped pooled connection is replaced (SQLAlchemy's pre-ping).
+RECONNECT_SECONDS = 60
+# The running trials of a study with their last heartbeat (NULL: none yet), in Optuna's schema.
+_RUNNING_BEATS = sqlalchemy.text(
+    "SELECT t.number, h.heartbeat FROM trials t "
+    "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+    "WHERE t.study_id = :study AND t.state = 'RUNNING'"
+)
+
+
 class _Storage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage whose heartbeat outlives a missed beat: while the database is away
-    (a restart, a network blip), the heartbeat thread waits for the next beat instead of dying
-    with a traceback; the trial itself meets the outage at its next write and reports it."""
+    """Optuna's RDB storage, for a study that outlives a database restart.
+
+    On a database server, every call waits out a lost connection for up to RECONNECT_SECONDS
+    (saying so once), then goes on; SQLite, a file on this machine, fails at once as before (a
+    read-only or full disk does not come back by waiting). The heartbeat thread outlives a
+    missed beat instead of dying with a traceback."""
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
             super().record_heartbeat(trial_id)
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError):
             pass
+
+    def running_heartbeats(self, study_id: int) -> dict[int, object]:
+        """Running trial number -> its last stored heartbeat (None before its first)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(_RUNNING_BEATS, {"study": study_id}).all()
+        return {int(number): beat for number, beat in rows}
+
+
+def _lost_connection(err: BaseException) -> bool:
+    """A failure that reconnecting can cure: the server closed or refused the connection."""
+    cause = environment_failure(err)
+    while cause is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
+        cause = cause.__cause__
+    return isinstance(cause, sqlalchemy.exc.DBAPIError) and (
+        cause.connection_invalidated
+        or isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
+    )
+
+
+def _say_reconnecting(state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    if state.attempt_number == 1 and error is not None:
+        cause = environment_failure(error) or error
+        print(
+            f"storage connection lost ({visible(first_line(cause.__cause__ or cause))}); "
+            f"reconnecting for up to {RECONNECT_SECONDS} s",
+            file=sys.stderr,
+        )
+
+
+def _reconnecting(method):
+    """`method`, waiting out a lost connection to a database server (see `_Storage`)."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_lost_connection),
+        stop=tenacity.stop_after_delay(RECONNECT_SECONDS),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+        before_sleep=_say_reconnecting,
+        reraise=True,
+    )
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        if self.url.startswith("sqlite"):
+            return method(self, *args, **kwargs)
+        return retrying(method, self, *args, **kwargs)
+
+    return call
+
+
+for _name in (
+    *(n for n in dir(optuna.storages.BaseStorage) if n.startswith(("get_", "set_", "create_"))),
+    "delete_study",
+    "running_heartbeats",
+):
+    setattr(_Storage, _name, _reconnecting(getattr(_Storage, _name)))
 
 
 # What failing storage or disk raises, wherever it surfaces (see `environment_failure`).
@@ -133,7 +204,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     check_url(url)
     grace = grace_seconds()
     # Several workers may write at once: SQLite waits for its lock instead of failing at once.
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    # A server's pooled connections are checked before use, so a restart costs no failed call.
+    engine: dict[str, Any] = (
+        {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    )
     try:
         return _connect(url, engine, grace)
     except ModuleNotFoundError as err:
