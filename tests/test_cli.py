@@ -331,6 +331,7 @@ BAD_INPUTS = {
     "malformed --set": (["--set", "epochs"], "expected KEY=VALUE"),
     "missing data": (["--data-dir", "{empty}"], "no Fashion-MNIST here"),
     "corrupt data": (["--data-dir", "{corrupt}"], "train-images-idx3-ubyte.gz: cannot read"),
+    "test file is the training file": (["--data-dir", "{same}"], "images are also in"),
     "unwritable results": (["--results", "{file}"], "is not writable"),
     "malformed storage": (["--storage", "nonsense"], "is not a URL"),
     "unknown storage dialect": (["--storage", "nosuchdb://x/y"], "cannot open storage"),
@@ -379,12 +380,19 @@ def test_bad_input_gives_one_line_and_loses_nothing(
     for source in tiny_data_dir.iterdir():
         (corrupt / source.name).write_bytes(source.read_bytes())
     (corrupt / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    same = shutil.copytree(tiny_data_dir, tmp_path / "same")
+    for part in ("images", "labels"):
+        shutil.copy(
+            same / f"train-{part}-idx{3 if part == 'images' else 1}-ubyte.gz",
+            same / f"t10k-{part}-idx{3 if part == 'images' else 1}-ubyte.gz",
+        )
     a_file = tmp_path / "a-file"
     a_file.write_text("")
     readonly = f"sqlite:///file:{results / 'vaesweep.db'}?mode=ro&uri=true"
     places = {
         "{empty}": str(empty),
         "{corrupt}": str(corrupt),
+        "{same}": str(same),
         "{file}": str(a_file / "results"),
         "{readonly}": readonly,
     }
@@ -404,6 +412,13 @@ def test_bad_input_gives_one_line_and_loses_nothing(
     assert lines[0].startswith("Error: ") and message in lines[0]
     assert "secret" not in lines[0] and len(lines[0]) < 500
     assert snapshot(results) == before
+    # The same mistake on a results folder yet to be made makes nothing (where it is a mistake
+    # there too: not a clash with the stored study, the results folder or storage named).
+    fresh = tmp_path / "fresh"
+    args[args.index("--results") + 1] = str(fresh / "results")
+    if case not in ("changed definition", "unwritable results") and "--storage" not in changes:
+        again = vaesweep(*args)
+        assert again.exit_code != 0 and not fresh.exists(), again.output
 
 
 @pytest.mark.parametrize(
@@ -623,20 +638,27 @@ def test_no_failed_trial_is_left_without_its_reason(
     assert trial.user_attrs["fail_reason"] == "error: cannot convert float infinity to integer"
 
 
+@pytest.mark.parametrize("full_at", ["latents.npz", "model.pt"])
 def test_a_full_disk_during_a_trial_is_one_line_and_leaves_no_partial_folder(
-    study_with_two_trials, tiny_data_dir, monkeypatch
+    full_at, study_with_two_trials, tiny_data_dir, monkeypatch
 ):
     import numpy as np
 
     from vaesweep.store import artifacts
 
-    real = np.savez
+    real_savez, real_write_bytes = np.savez, Path.write_bytes
 
-    def onto_a_full_disk(path, **arrays):  # the kernel's own ENOSPC
+    def savez_onto_a_full_disk(path, **arrays):  # the kernel's own ENOSPC
         with open("/dev/full", "wb") as full:
-            real(full, **arrays)
+            real_savez(full, **arrays)
 
-    monkeypatch.setattr(artifacts.np, "savez", onto_a_full_disk)
+    def write_bytes(path, data):
+        return real_write_bytes(Path("/dev/full") if path.name == full_at else path, data)
+
+    if full_at == "latents.npz":
+        monkeypatch.setattr(artifacts.np, "savez", savez_onto_a_full_disk)
+    else:  # the weights' bytes: torch's own writer once said "unexpected pos" here
+        monkeypatch.setattr(Path, "write_bytes", write_bytes)
     outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
     monkeypatch.undo()
     assert outcome.exit_code == 1

@@ -171,13 +171,15 @@ def test_trial_folder_rebuilds_the_model_alone(tmp_path):
     assert (saved_means == means.numpy()).all() and saved_labels.tolist() == [0, 1, 2, 3, 9]
 
 
-def test_rewriting_a_trial_folder_keeps_the_old_one_aside(tmp_path):
+def test_a_trial_folder_written_meanwhile_is_kept_and_the_later_writer_refused(tmp_path):
+    """Two storages racing into one results folder: the first folder stays as it was written."""
     folder = trial_folder(tmp_path, "s", 0)
     model = build_model("mlp", 2)
     save_trial(folder, TrainConfig(arch="mlp"), [], {"n": 1}, model)
-    save_trial(folder, TrainConfig(arch="mlp"), [], {"n": 2}, model)
-    assert json.loads((folder / "trial.json").read_text()) == {"n": 2}
-    assert len(list(folder.parent.glob("trial-0000.replaced-*"))) == 1
+    with pytest.raises(VaesweepError, match="trial-0000 was written by another storage"):
+        save_trial(folder, TrainConfig(arch="mlp"), [], {"n": 2}, model)
+    assert json.loads((folder / "trial.json").read_text()) == {"n": 1}
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["trial-0000"]
 
 
 def test_unreadable_weights_give_a_clear_error(tmp_path):

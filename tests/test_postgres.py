@@ -15,11 +15,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+from test_faults import LONG
 
 from vaesweep.store.storage import open_storage
 
 from test_cli import run_args, vaesweep
-from test_faults import LONG, wait_for_running
 
 WORKERS, TRIALS = 3, 7
 

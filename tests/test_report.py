@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
 from PIL import Image
 
+from vaesweep import results as results_api
+from vaesweep.errors import VaesweepError
 from vaesweep.spec.studies import STUDIES_DIR
 
 from conftest import write_dataset
@@ -263,6 +269,45 @@ def test_error_cases_give_one_line(copy_of, tmp_path):
         assert outcome.exit_code != 0
         lines = outcome.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+
+
+def _emptied(db: Path) -> None:
+    db.write_bytes(b"")  # as a crash or a full disk leaves it, a while ago
+    os.utime(db, (time.time() - 60, time.time() - 60))
+
+
+def _damaged(db: Path) -> None:
+    size = db.stat().st_size
+    with db.open("r+b") as handle:  # 8 KB of random bytes in its middle
+        handle.seek(size // 2 - 4096)
+        handle.write(np.random.default_rng(0).bytes(8192))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_emptied, "is an empty file (0 bytes), not an Optuna database"),
+        (_damaged, "database disk image is malformed; "),
+    ],
+    ids=["0 bytes", "random bytes inside"],
+)
+def test_a_damaged_database_is_one_line_everywhere_and_left_as_it_is(damage, message, copy_of):
+    results, data_dir = copy_of
+    db = results / "vaesweep.db"
+    damage(db)
+    before = db.read_bytes()
+    for args in (
+        ("report", "--results", str(results), "--data-dir", str(data_dir)),
+        run_args(results, data_dir, 6, study=small_warmup(results.parent)),
+    ):
+        outcome = vaesweep(*args)
+        assert outcome.exit_code == 1, outcome.output
+        [line] = outcome.output.strip().splitlines()
+        assert line.startswith("Error: storage ") and message in line, line
+        assert "re-running" not in line  # only restoring it mends it
+    with pytest.raises(VaesweepError, match=re.escape(message)):
+        results_api.load("warmup", results=results)
+    assert db.read_bytes() == before
 
 
 # Names that drive a terminal (clear it, set its title) or reorder a line, made with plain Optuna.

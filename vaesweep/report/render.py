@@ -33,6 +33,7 @@ from vaesweep.store.layout import (
     MANIFEST_FILE,
     check_writable,
     figure_file,
+    make_folder,
     trial_folder_name,
 )
 from vaesweep.store.storage import best_trials
@@ -119,6 +120,7 @@ def _render(
                 raise VaesweepError(f"study {shown(name)} has no finished trials yet")
             note(f"study {shown(name)} has no finished trials yet; skipped")
             continue
+        make_folder(out_dir, "report folder")  # once a study is known to be drawn
         parts = 1 + len(report.entries)
         on_progress(name, 0, parts)
         painter.study_figures(report, note)
@@ -131,6 +133,7 @@ def _render(
         reports.append(report)
         _save_manifest(out_dir, manifest)
     classes = painter.class_samples()
+    make_folder(out_dir, "report folder")
     write_index(out_dir, reports, classes, storage_url, [*PUBLISHED, painter.pca_floor()])
     _save_manifest(out_dir, manifest)
     return ReportSummary(out_dir, reports, painter.drawn, warnings)

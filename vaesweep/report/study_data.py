@@ -45,6 +45,7 @@ from vaesweep.store.storage import (
     open_storage,
     quiet_optuna,
     redact,
+    storage_errors,
 )
 
 # The answer's procedure, stored with the looks: a study without it was answered by an earlier
@@ -367,7 +368,8 @@ def storage_url(results: str | Path = DEFAULT_RESULTS, storage: str | None = Non
 
 def study_names(url: str) -> list[str]:
     """The studies stored at `url`, in the order they were created."""
-    names = optuna.get_all_study_names(open_storage(url))
+    with storage_errors(url, reading=True):
+        names = optuna.get_all_study_names(open_storage(url))
     if not names:
         raise VaesweepError(f"no studies in {redact(url)}; run 'vaesweep run' first")
     return names
@@ -392,5 +394,6 @@ def load(
         raise VaesweepError(
             f"unknown study {shown(study)} in {redact(url)} (studies there: {listed})"
         )
-    record = optuna.load_study(study_name=study, storage=open_storage(url))
-    return collect(record, Path(results), note)
+    with storage_errors(url, reading=True):
+        record = optuna.load_study(study_name=study, storage=open_storage(url))
+        return collect(record, Path(results), note)

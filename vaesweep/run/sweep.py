@@ -28,7 +28,7 @@ from vaesweep.run.workers import run_workers
 from vaesweep.spec.design import Design
 from vaesweep.spec.studies import StudySpec
 from vaesweep.store.binding import clean_debris, foreign_folders
-from vaesweep.store.layout import check_study_name, check_writable
+from vaesweep.store.layout import check_study_name, check_writable, make_folder
 from vaesweep.store.storage import (
     ANALYSIS_ATTR,
     DEFINITION_ATTR,
@@ -235,7 +235,8 @@ def run_study(
         return done
     data = load_fashion_mnist(data_dir)
     _check_data(spec, len(data.train_x))
-    storage = open_storage(url)  # after the data's checks: a refused run leaves no database
+    make_folder(results_dir)  # after the data's checks: a refused run leaves no folder
+    storage = open_storage(url)  # nor a database
     compute = decide(device, spec.base.precision, spec.base.arch, spec.base.batch_size)
     population, population_why = decide_population(
         spec.population, compute, spec.base.arch, spec.base.batch_size

@@ -9,6 +9,7 @@ name is always complete.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import pickle
@@ -57,7 +58,11 @@ def save_trial(
         _write_json(staging / TRIAL_FILE, info)
         pd.DataFrame(history).to_csv(staging / HISTORY_FILE, index=False)
         state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-        torch.save(state, staging / WEIGHTS_FILE)
+        # Serialised in memory, then written as a file: a full disk is then "No space left on
+        # device", not the archive writer's "unexpected pos".
+        weights = io.BytesIO()
+        torch.save(state, weights)
+        (staging / WEIGHTS_FILE).write_bytes(weights.getbuffer())
         if latents is not None:
             means, labels = latents
             np.savez(
@@ -71,9 +76,17 @@ def save_trial(
             # torch reports a failed write as a RuntimeError: still a write that failed.
             raise OSError(errno.EIO, first_line(err), str(staging)) from err
         raise
-    if folder.exists():  # another storage's, written since the run's check: kept, aside
-        folder.rename(folder.with_name(f"{folder.name}.replaced-{os.getpid()}"))
-    staging.rename(folder)
+    try:
+        os.rename(staging, folder)  # atomic, and never over a folder with anything in it
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        if err.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+            raise
+        raise VaesweepError(
+            f"{folder} was written by another storage while this trial trained (two storages "
+            "share this results folder); it is kept, this trial is recorded as failed; give "
+            "each storage its own --results"
+        ) from None
     return folder
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -70,10 +71,25 @@ _REPORT_FILES = (PAGE_FILE, MANIFEST_FILE, figure_file("classes"))
 
 
 def check_writable(folder: Path, what: str = "results folder") -> None:
-    """Fail before any work if files could not be written into `folder` (made if missing)."""
+    """Fail before any work if files could not be written into `folder`, creating nothing: a
+    missing folder is checked where it would be made (its nearest existing parent), and made
+    by `make_folder` once every check has passed."""
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
             pass
     except OSError as err:
         raise VaesweepError(f"{what} {folder} is not writable ({err.strerror})") from None
+
+
+def make_folder(folder: Path, what: str = "results folder") -> Path:
+    """Make `folder` (and its parents) after the checks, with any failure in one line."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VaesweepError(f"{what} {folder} cannot be made ({err.strerror})") from None
+    return folder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,19 +87,23 @@ def check_url(url: str) -> None:
 
 
 @contextmanager
-def storage_errors(url: str, during: bool = False) -> Iterator[None]:
-    """A storage that fails while being written (read-only, locked past the busy timeout, full,
-    gone) is one line; `during` a run, finished trials are kept and re-running resumes."""
+def storage_errors(url: str, during: bool = False, reading: bool = False) -> Iterator[None]:
+    """A storage that fails (read-only, locked past the busy timeout, full, gone, damaged) is one
+    line: `during` a run, finished trials are kept and re-running resumes; `reading` (a report,
+    the results API), nothing stored was changed."""
     try:
         yield
     except STORAGE_FAILURES as err:
-        cause = err.__cause__ or err
-        outcome = (
-            "finished trials are kept" if during else "nothing was trained"
-        ) + "; re-running resumes once it works again"
-        raise VaesweepError(
-            f"storage {redact(url)} failed: {first_line(cause)}; {outcome}"
-        ) from None
+        cause = first_line(err.__cause__ or err)
+        what = "cannot be read" if reading else "failed"
+        kept = "finished trials are kept" if during else "nothing was trained"
+        kept = "nothing stored was changed" if reading else kept
+        again = "re-running resumes once it works again"
+        if "malformed" in cause:  # SQLite's word for a damaged file: waiting will not mend it
+            again = "its file is damaged: restore it from a copy"
+        elif reading:
+            again = "try again once it works"
+        raise VaesweepError(f"storage {redact(url)} {what}: {cause}; {kept}; {again}") from None
 
 
 # A database server away (restarting, a network blip) is waited for this long, call by call,
@@ -199,9 +204,33 @@ def environment_failure(err: BaseException) -> BaseException | None:
     return None
 
 
+# SQLite makes a database file empty and writes its first page at the first commit; a file
+# still empty after this long was cut short (a crash, a full disk, a copy), not being made.
+EMPTY_DB_SECONDS = 10
+
+
+def _check_not_emptied(url: str) -> None:
+    """Refuse an SQLite file of 0 bytes made a while ago: Optuna would write a fresh schema into
+    it, and the trial folders beside it would then seem another storage's."""
+    from sqlalchemy.engine import make_url
+
+    path = Path(make_url(url).database or "")
+    try:
+        info = path.stat()
+    except (OSError, ValueError):
+        return
+    if info.st_size == 0 and time.time() - info.st_mtime > EMPTY_DB_SECONDS:
+        raise VaesweepError(
+            f"storage {path} is an empty file (0 bytes), not an Optuna database: restore it "
+            "from a copy, or move it away to start a new one"
+        )
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """Connect (creating tables if needed); any failure becomes one clear line."""
     check_url(url)
+    if url.startswith("sqlite"):
+        _check_not_emptied(url)
     grace = grace_seconds()
     # Several workers may write at once: SQLite waits for its lock instead of failing at once.
     # A server's pooled connections are checked before use, so a restart costs no failed call.
