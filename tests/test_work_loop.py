@@ -79,3 +79,45 @@ def test_a_trial_whose_place_another_machine_took_steps_aside(tmp_path, tiny_dat
     # Each place of the grid filled once: warm-up 0 elsewhere, warm-up 1 here.
     assert [t.params["warmup_epochs"] for t in trials if t.state.name == "COMPLETE"] == [0, 1]
     assert outcome.ran == 1
+
+
+class Said(Progress):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def waiting(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def test_a_start_lock_held_by_a_stopped_worker_is_waited_for_aloud(tmp_path, monkeypatch):
+    """Another worker of this machine holds the start lock (stopped, say): the wait is said."""
+    import subprocess
+    import sys
+    import time
+
+    from filelock import FileLock
+
+    from vaesweep.run import work_loop
+
+    monkeypatch.setattr(work_loop, "SAY_WAIT_AFTER", 0.5)
+    path = tmp_path / ".race.start-lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FOR_2_S, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    said, started = Said(), time.monotonic()
+    with work_loop._holding(FileLock(path), said):
+        assert time.monotonic() - started > 1.5  # acquired once the holder let go, not before
+    holder.wait(timeout=10)
+    assert said.lines and said.lines[0].startswith(
+        "waiting for another worker of this machine to start its trials"
+    )
+
+
+HOLD_FOR_2_S = """
+import sys, time
+from filelock import FileLock
+with FileLock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(2)
+"""

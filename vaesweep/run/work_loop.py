@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import filelock
 import optuna
 import torch
 from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep import interrupts
-from vaesweep.errors import VaesweepError, first_line
+from vaesweep.errors import VaesweepError, first_line, visible
 from vaesweep.run.objective import Objective
 from vaesweep.run.progress import Progress
 from vaesweep.run.slots import WAIT, holds_its_slot, next_slot, slot_of
@@ -141,7 +142,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
             interrupts.stop_if_requested()
             untold: list[optuna.Trial] = []  # started here and not yet told: failed if we fail
             try:
-                with lock:
+                with _holding(lock, progress):
                     # A trial whose worker died (its heartbeat stopped) is failed, its place free.
                     liveness.fail_dead()
                     finished, running = counts(study)
@@ -165,6 +166,25 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                     _tell_failed(study, trial, err)
                 raise
     return outcome
+
+
+@contextlib.contextmanager
+def _holding(lock: FileLock, progress: Progress):
+    """`lock`, held: another worker of this machine holds it only while it starts trials, but a
+    worker stopped meanwhile (SIGSTOP, a debugger) holds it until it goes on; say so."""
+    while True:
+        try:
+            lock.acquire(timeout=SAY_WAIT_AFTER)
+            break
+        except filelock.Timeout:
+            progress.waiting(
+                f"waiting for another worker of this machine to start its trials (it holds "
+                f"{visible(lock.lock_file)}; a stopped worker holds it until it goes on)"
+            )
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class _Wait:

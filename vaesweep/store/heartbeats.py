@@ -8,7 +8,8 @@ beat at all (a crash before its first beat, a trial made by plain Optuna) is nev
 trial is dead once its stored beat has not changed for the grace period of the checker's own
 monotonic time: no two clocks are compared, and a missing beat is a beat that never changes.
 
-The heartbeat table and thread are Optuna internals; this module is their only user.
+Optuna's heartbeat thread and table are internals: this module starts the thread, and
+`storage._Storage.running_heartbeats` reads the table.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import optuna
@@ -45,17 +46,16 @@ class Liveness:
     storage: optuna.storages.BaseStorage
     study: optuna.Study
     grace: float
-    clock: object = time.monotonic  # the checker's own time (a fake one in tests)
+    clock: Callable[[], float] = time.monotonic  # the checker's own time (a fake one in tests)
     seen: dict[int, tuple[object, float]] = field(default_factory=dict)  # beat, unchanged since
 
     def silent(self) -> dict[int, float]:
         """Running trials -> seconds (of this checker's time) their beat has not changed."""
-        now = self.clock()  # type: ignore[operator]
+        now = self.clock()
         seen = {}
         for number, beat in self._beats().items():
-            previous = self.seen.get(number)
-            unchanged = previous is not None and previous[0] == beat
-            seen[number] = (beat, previous[1] if unchanged else now)  # type: ignore[index]
+            last_beat, since = self.seen.get(number, (None, now))
+            seen[number] = (beat, since if number in self.seen and last_beat == beat else now)
         self.seen = seen
         return {number: now - since for number, (_, since) in seen.items()}
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import functools
+import math
 import os
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy.exc
@@ -19,6 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError, first_line, shown, visible
 from vaesweep.store.layout import DEFAULT_DB_NAME
+
+T = TypeVar("T")
 
 # What vaesweep keeps in Optuna's records. Pruned trials count as finished: the study learned
 # what it needed from them, and they keep their folders like completed ones.
@@ -133,9 +135,27 @@ class _Storage(optuna.storages.RDBStorage):
 
     def running_heartbeats(self, study_id: int) -> dict[int, object]:
         """Running trial number -> its last stored heartbeat (None before its first)."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(_RUNNING_BEATS, {"study": study_id}).all()
-        return {int(number): beat for number, beat in rows}
+
+        def read() -> dict[int, object]:
+            with self.engine.connect() as connection:
+                rows = connection.execute(_RUNNING_BEATS, {"study": study_id}).all()
+            return {int(number): beat for number, beat in rows}
+
+        return self.reconnect(read)
+
+    def reconnect(self, method: Callable[..., T], *args, **kwargs) -> T:
+        """`method(*args, **kwargs)`; on a database server, retried while its connection is
+        lost, for up to RECONNECT_SECONDS."""
+        if self.url.startswith("sqlite"):
+            return method(*args, **kwargs)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_lost_connection),
+            stop=tenacity.stop_after_delay(RECONNECT_SECONDS),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+            before_sleep=_say_reconnecting,
+            reraise=True,
+        )
+        return retrying(method, *args, **kwargs)
 
 
 def _lost_connection(err: BaseException) -> bool:
@@ -149,9 +169,13 @@ def _lost_connection(err: BaseException) -> bool:
     )
 
 
+_said_reconnecting = [-math.inf]  # when it was last said: once an outage, not once a call
+
+
 def _say_reconnecting(state: tenacity.RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome is not None else None
-    if state.attempt_number == 1 and error is not None:
+    if error is not None and time.monotonic() - _said_reconnecting[0] > RECONNECT_SECONDS:
+        _said_reconnecting[0] = time.monotonic()
         cause = environment_failure(error) or error
         print(
             f"storage connection lost ({visible(first_line(cause.__cause__ or cause))}); "
@@ -160,21 +184,12 @@ def _say_reconnecting(state: tenacity.RetryCallState) -> None:
         )
 
 
-def _reconnecting(method):
-    """`method`, waiting out a lost connection to a database server (see `_Storage`)."""
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception(_lost_connection),
-        stop=tenacity.stop_after_delay(RECONNECT_SECONDS),
-        wait=tenacity.wait_exponential(multiplier=0.5, max=5),
-        before_sleep=_say_reconnecting,
-        reraise=True,
-    )
+def _reconnecting(name: str):
+    """The storage method `name` (the base class's, looked up at each call), waiting out a lost
+    connection to a database server (see `_Storage`)."""
 
-    @functools.wraps(method)
-    def call(self, *args, **kwargs):
-        if self.url.startswith("sqlite"):
-            return method(self, *args, **kwargs)
-        return retrying(method, self, *args, **kwargs)
+    def call(self: _Storage, *args, **kwargs):
+        return self.reconnect(getattr(super(_Storage, self), name), *args, **kwargs)
 
     return call
 
@@ -182,9 +197,8 @@ def _reconnecting(method):
 for _name in (
     *(n for n in dir(optuna.storages.BaseStorage) if n.startswith(("get_", "set_", "create_"))),
     "delete_study",
-    "running_heartbeats",
 ):
-    setattr(_Storage, _name, _reconnecting(getattr(_Storage, _name)))
+    setattr(_Storage, _name, _reconnecting(_name))
 
 
 # What failing storage or disk raises, wherever it surfaces (see `environment_failure`).

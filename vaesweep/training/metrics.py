@@ -28,8 +28,8 @@ from vaesweep.spec.metric_names import KNN_NEIGHBOURS
 from vaesweep.training.data import Splits, fixed_subset
 from vaesweep.training.device import Compute
 from vaesweep.training.losses import log_likelihood
-from vaesweep.training.model import VAE
-from vaesweep.training.validation import EVAL_BATCH, validate
+from vaesweep.training.model import VAE, images_per_pass
+from vaesweep.training.validation import validate
 
 # SSIM and the likelihood cost the most, so by default they are estimated on a fixed random
 # subset of each split (`ssim_images`, `nll_val_images`, `nll_test_images`; 0: the whole split),
@@ -38,6 +38,7 @@ from vaesweep.training.validation import EVAL_BATCH, validate
 # 4.8 minutes on one thread here (the density study's, as the literature measures it).
 SSIM_SEED, NLL_SEED = 42, 7
 ACTIVE_UNIT_THRESHOLD = 0.01
+NOISE_DECODES = 20_000  # the likelihood's noise is drawn for this many decodes at a time
 
 
 def pixel_mse(x: Tensor, x_hat: Tensor) -> float:
@@ -109,7 +110,10 @@ def iwae_nll_per_image(
     log p(x) >= log mean_k p(x|z_k) p(z_k) / q(z_k|x), which tightens as `samples` grows and
     equals the ELBO at one sample."""
     model.eval()
-    per_batch = max(1, 20_000 // samples)  # images per pass, so a pass holds ~20,000 decodes
+    # The noise is drawn for NOISE_DECODES decodes at a time (the same noise whatever the
+    # network), and decoded in pieces that fit a pass (`images_per_pass`).
+    per_batch = max(1, NOISE_DECODES // samples)
+    per_pass = images_per_pass(model)
     parts = []
     for start in range(0, len(x), per_batch):
         images = x[start : start + per_batch].float()
@@ -117,10 +121,17 @@ def iwae_nll_per_image(
         std = torch.exp(0.5 * logvar)
         # Drawn by a CPU generator whatever the device: every device estimates with the same noise.
         eps = torch.randn((samples, *mu.shape), generator=generator, dtype=mu.dtype).to(mu.device)
-        z = mu + std * eps  # (samples, images, latent)
-        logits = model.decode(z.flatten(0, 1)).float()
-        targets = images.expand(samples, *images.shape).flatten(0, 1)
-        log_px_z = log_likelihood(logits, targets, likelihood).view(samples, len(images))
+        z = (mu + std * eps).flatten(0, 1)  # (samples x images, latent), sample-major
+        flat = images.expand(samples, *images.shape).flatten(0, 1)
+        log_px_z = torch.cat(
+            [
+                log_likelihood(
+                    model.decode(z[i : i + per_pass]).float(), flat[i : i + per_pass], likelihood
+                )
+                for i in range(0, len(z), per_pass)
+            ]
+        ).view(samples, len(images))
+        z = z.view(samples, len(images), -1)
         log_pz = -0.5 * (z.square() + math.log(2 * math.pi)).sum(-1)
         log_qz = -0.5 * (eps.square() + logvar + math.log(2 * math.pi)).sum(-1)
         log_w = log_px_z + log_pz - log_qz
@@ -131,10 +142,8 @@ def iwae_nll_per_image(
 @torch.no_grad()
 def encode_means(model: VAE, x: Tensor, device: torch.device) -> Tensor:
     model.eval()
-    parts = [
-        model.encode(x[i : i + EVAL_BATCH].to(device))[0].float()
-        for i in range(0, len(x), EVAL_BATCH)
-    ]
+    step = images_per_pass(model)
+    parts = [model.encode(x[i : i + step].to(device))[0].float() for i in range(0, len(x), step)]
     return torch.cat(parts).cpu()
 
 
@@ -142,9 +151,8 @@ def encode_means(model: VAE, x: Tensor, device: torch.device) -> Tensor:
 def reconstruct(model: VAE, x: Tensor, device: torch.device) -> Tensor:
     """Deterministic (z = mu) reconstructions in [0, 1]."""
     model.eval()
-    parts = [
-        model.reconstruct(x[i : i + EVAL_BATCH].to(device)) for i in range(0, len(x), EVAL_BATCH)
-    ]
+    step = images_per_pass(model)
+    parts = [model.reconstruct(x[i : i + step].to(device)) for i in range(0, len(x), step)]
     return torch.cat(parts).float().cpu()
 
 

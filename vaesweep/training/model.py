@@ -172,6 +172,45 @@ def mlp_vae(latent_dim: int) -> VAE:
     return VAE(encoder, 256, decoder, latent_dim)
 
 
+# Activation memory one batched pass without gradients may hold (evaluation, validation): the
+# images per pass follow from each network's own activations, so that a wide network's pass
+# (the conv net makes about 3 MB of activations an image) stays as small as a narrow one's.
+PASS_BYTES = 256 * 2**20
+
+
+@torch.no_grad()
+def activation_bytes(model: VAE) -> int:
+    """Bytes of fp32 activations one image makes in an encode and a decode: the sum of every
+    layer's output, more than a pass without gradients holds at once. Measured once a model."""
+    if (known := getattr(model, "_activation_bytes", None)) is not None:
+        return known
+    total = 0
+
+    def count(module: nn.Module, inputs: object, output: Tensor) -> None:
+        nonlocal total
+        total += output.numel() * 4
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    try:
+        device = next(model.parameters()).device
+        model.decode(model.encode(torch.zeros(1, *IMAGE_SHAPE, device=device))[0])
+    finally:
+        for hook in hooks:
+            hook.remove()
+    model._activation_bytes = total  # type: ignore[assignment]
+    return total
+
+
+# At most this many images a pass even where memory allows more: the validation noise is drawn a
+# pass at a time, so a narrow network's passes (and stored values) stay as they always were.
+MAX_IMAGES_PER_PASS = 1000
+
+
+def images_per_pass(model: VAE) -> int:
+    """How many images (or decodes) a batched pass without gradients takes at a time."""
+    return max(1, min(MAX_IMAGES_PER_PASS, PASS_BYTES // activation_bytes(model)))
+
+
 BUILDERS: dict[str, Callable[[int], VAE]] = {"conv": conv_vae, "mlp": mlp_vae}
 assert tuple(BUILDERS) == ARCHITECTURES, "one builder for each of config.ARCHITECTURES"
 

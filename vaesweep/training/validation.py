@@ -12,9 +12,8 @@ from torch import Tensor
 from vaesweep.spec.config import TrainConfig
 from vaesweep.training.device import Compute
 from vaesweep.training.losses import vae_loss
-from vaesweep.training.model import VAE
+from vaesweep.training.model import VAE, images_per_pass
 
-EVAL_BATCH = 1000
 # The validation ELBO uses the same noise every epoch, so epochs differ by the model alone.
 VALIDATION_NOISE_SEED = 1234
 
@@ -44,8 +43,9 @@ def validate(
     sums = torch.zeros(3, device=compute.device)
     kl_dims = torch.zeros(model.latent_dim, device=compute.device, dtype=torch.float64)
     means, reconstructions = [], []
-    for start in range(0, len(x_all), EVAL_BATCH):
-        x = x_all[start : start + EVAL_BATCH]
+    step = images_per_pass(model)
+    for start in range(0, len(x_all), step):
+        x = x_all[start : start + step]
         with compute.autocast():
             mu, logvar = model.encode(x)
             z = model.reparameterize(mu, logvar, generator)
