@@ -571,6 +571,36 @@ def test_a_storage_failing_during_a_run_is_one_line(
     assert "Traceback" not in outcome.output
 
 
+LOCK_FOR_8_S = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(8)
+db.execute("COMMIT")
+"""
+
+
+def test_a_database_locked_by_another_process_is_waited_for_aloud(
+    study_with_two_trials, tiny_data_dir
+):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_FOR_8_S, str(study_with_two_trials / "vaesweep.db")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
+    holder.wait(timeout=30)
+    assert outcome.exit_code == 0, outcome.output
+    said = "storage locked by another process (database is locked); waiting for up to 60 s"
+    assert outcome.output.count(said) == 1, outcome.output
+    assert [t.state.name for t in stored_trials(study_with_two_trials)] == ["COMPLETE"] * 3
+
+
 def _storage_down_after(monkeypatch, writes: int, seconds: float) -> None:
     """Every storage call fails for `seconds` once a trial's attributes were written `writes`
     times (its seed, folder id, then its epochs: a database restarting mid-trial), heartbeats

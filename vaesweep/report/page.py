@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import jinja2
+import markupsafe
 import numpy as np
 
 from vaesweep.errors import visible
@@ -171,8 +172,11 @@ def _section(report: StudyData, anchors: list[Anchor]) -> dict[str, Any]:
 
 def _visible(value: Any) -> Any:
     """Every value the page shows, with control and bidirectional characters made visible (a
-    stored name can hold them; escaping markup alone keeps them raw)."""
-    return visible(value, keep="\n") if isinstance(value, str) else value
+    stored name can hold them; escaping markup alone keeps them raw). Markup (a macro's output)
+    is the template's own, made of values already shown so."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return visible(value, keep="\n")
+    return value
 
 
 _TEMPLATES = jinja2.Environment(

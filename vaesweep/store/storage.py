@@ -108,9 +108,13 @@ def storage_errors(url: str, during: bool = False, reading: bool = False) -> Ite
         raise VaesweepError(f"storage {redact(url)} {what}: {cause}; {kept}; {again}") from None
 
 
-# A database server away (restarting, a network blip) is waited for this long, call by call,
-# before its failure counts; a dropped pooled connection is replaced (SQLAlchemy's pre-ping).
+# A database server away (restarting, a network blip), or an SQLite file locked by another
+# writer, is waited for this long, call by call, before its failure counts; a dropped pooled
+# connection is replaced (SQLAlchemy's pre-ping).
 RECONNECT_SECONDS = 60
+# SQLite waits this long inside a call for another writer's lock; then vaesweep says so and waits
+# on (so no wait for a lock is silent).
+SQLITE_BUSY_SECONDS = 5
 # The running trials of a study with their last heartbeat (NULL: none yet), in Optuna's schema.
 _RUNNING_BEATS = sqlalchemy.text(
     "SELECT t.number, h.heartbeat FROM trials t "
@@ -123,9 +127,9 @@ class _Storage(optuna.storages.RDBStorage):
     """Optuna's RDB storage, for a study that outlives a database restart.
 
     On a database server, every call waits out a lost connection for up to RECONNECT_SECONDS
-    (saying so once), then goes on; SQLite, a file on this machine, fails at once as before (a
-    read-only or full disk does not come back by waiting). The heartbeat thread outlives a
-    missed beat instead of dying with a traceback."""
+    (saying so once), then goes on; on SQLite, a file another process holds locked. Anything else
+    (a read-only or full disk, a damaged file) fails at once: waiting would not mend it. The
+    heartbeat thread outlives a missed beat instead of dying with a traceback."""
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
@@ -144,29 +148,43 @@ class _Storage(optuna.storages.RDBStorage):
         return self.reconnect(read)
 
     def reconnect(self, method: Callable[..., T], *args, **kwargs) -> T:
-        """`method(*args, **kwargs)`; on a database server, retried while its connection is
-        lost, for up to RECONNECT_SECONDS."""
-        if self.url.startswith("sqlite"):
-            return method(*args, **kwargs)
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_lost_connection),
-            stop=tenacity.stop_after_delay(RECONNECT_SECONDS),
-            wait=tenacity.wait_exponential(multiplier=0.5, max=5),
-            before_sleep=_say_reconnecting,
-            reraise=True,
-        )
-        return retrying(method, *args, **kwargs)
+        """`method(*args, **kwargs)`, retried for up to RECONNECT_SECONDS while a database
+        server's connection is lost, or while another process holds an SQLite file locked."""
+        waited_for = _locked if self.url.startswith("sqlite") else _lost_connection
+        return _waiting(waited_for)(method, *args, **kwargs)
+
+
+def _waiting(waited_for: Callable[[BaseException], bool]) -> tenacity.Retrying:
+    """Retries while `waited_for(error)`, for up to RECONNECT_SECONDS, saying so once."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception(waited_for),
+        stop=tenacity.stop_after_delay(RECONNECT_SECONDS),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+        before_sleep=_say_reconnecting,
+        reraise=True,
+    )
+
+
+def _driver_error(err: BaseException) -> sqlalchemy.exc.DBAPIError | None:
+    cause = environment_failure(err)
+    while cause is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
+        cause = cause.__cause__
+    return cause
 
 
 def _lost_connection(err: BaseException) -> bool:
     """A failure that reconnecting can cure: the server closed or refused the connection."""
-    cause = environment_failure(err)
-    while cause is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
-        cause = cause.__cause__
-    return isinstance(cause, sqlalchemy.exc.DBAPIError) and (
+    cause = _driver_error(err)
+    return cause is not None and (
         cause.connection_invalidated
         or isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
     )
+
+
+def _locked(err: BaseException) -> bool:
+    """SQLite's busy timeout ran out: another process holds the file locked."""
+    cause = _driver_error(err)
+    return cause is not None and "database is locked" in str(cause.orig)
 
 
 _said_reconnecting = [-math.inf]  # when it was last said: once an outage, not once a call
@@ -176,12 +194,13 @@ def _say_reconnecting(state: tenacity.RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome is not None else None
     if error is not None and time.monotonic() - _said_reconnecting[0] > RECONNECT_SECONDS:
         _said_reconnecting[0] = time.monotonic()
-        cause = environment_failure(error) or error
-        print(
-            f"storage connection lost ({visible(first_line(cause.__cause__ or cause))}); "
-            f"reconnecting for up to {RECONNECT_SECONDS} s",
-            file=sys.stderr,
+        cause = visible(first_line(_driver_error(error) or error))
+        what = (
+            f"storage locked by another process ({cause}); waiting"
+            if _locked(error)
+            else f"storage connection lost ({cause}); reconnecting"
         )
+        print(f"{what} for up to {RECONNECT_SECONDS} s", file=sys.stderr)
 
 
 def _reconnecting(name: str):
@@ -246,13 +265,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite"):
         _check_not_emptied(url)
     grace = grace_seconds()
-    # Several workers may write at once: SQLite waits for its lock instead of failing at once.
+    # Several workers may write at once: SQLite waits for its lock instead of failing at once
+    # (SQLITE_BUSY_SECONDS, then `reconnect` waits on, saying so).
     # A server's pooled connections are checked before use, so a restart costs no failed call.
     engine: dict[str, Any] = (
-        {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
+        if url.startswith("sqlite")
+        else {"pool_pre_ping": True}
     )
     try:
-        return _connect(url, engine, grace)
+        return _waiting(_locked)(_connect, url, engine, grace)  # a lock at the schema check too
     except ModuleNotFoundError as err:
         raise VaesweepError(
             f"storage {redact(url)}: its database driver is missing ({err})"

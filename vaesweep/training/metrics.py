@@ -113,7 +113,7 @@ def iwae_nll_per_image(
     # The noise is drawn for NOISE_DECODES decodes at a time (the same noise whatever the
     # network), and decoded in pieces that fit a pass (`images_per_pass`).
     per_batch = max(1, NOISE_DECODES // samples)
-    per_pass = images_per_pass(model)
+    per_pass = images_per_pass(model, x)
     parts = []
     for start in range(0, len(x), per_batch):
         images = x[start : start + per_batch].float()
@@ -142,7 +142,7 @@ def iwae_nll_per_image(
 @torch.no_grad()
 def encode_means(model: VAE, x: Tensor, device: torch.device) -> Tensor:
     model.eval()
-    step = images_per_pass(model)
+    step = images_per_pass(model, x[:1].to(device))
     parts = [model.encode(x[i : i + step].to(device))[0].float() for i in range(0, len(x), step)]
     return torch.cat(parts).cpu()
 
@@ -151,7 +151,7 @@ def encode_means(model: VAE, x: Tensor, device: torch.device) -> Tensor:
 def reconstruct(model: VAE, x: Tensor, device: torch.device) -> Tensor:
     """Deterministic (z = mu) reconstructions in [0, 1]."""
     model.eval()
-    step = images_per_pass(model)
+    step = images_per_pass(model, x[:1].to(device))
     parts = [model.reconstruct(x[i : i + step].to(device)) for i in range(0, len(x), step)]
     return torch.cat(parts).float().cpu()
 

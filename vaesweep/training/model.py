@@ -179,9 +179,10 @@ PASS_BYTES = 256 * 2**20
 
 
 @torch.no_grad()
-def activation_bytes(model: VAE) -> int:
-    """Bytes of fp32 activations one image makes in an encode and a decode: the sum of every
-    layer's output, more than a pass without gradients holds at once. Measured once a model."""
+def activation_bytes(model: VAE, x: Tensor) -> int:
+    """Bytes of fp32 activations one image of `x` makes in an encode and a decode: the sum of
+    every layer's output, more than a pass without gradients holds at once. Measured once a
+    model."""
     if (known := getattr(model, "_activation_bytes", None)) is not None:
         return known
     total = 0
@@ -192,8 +193,7 @@ def activation_bytes(model: VAE) -> int:
 
     hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
     try:
-        device = next(model.parameters()).device
-        model.decode(model.encode(torch.zeros(1, *IMAGE_SHAPE, device=device))[0])
+        model.decode(model.encode(x[:1].float())[0])
     finally:
         for hook in hooks:
             hook.remove()
@@ -206,9 +206,9 @@ def activation_bytes(model: VAE) -> int:
 MAX_IMAGES_PER_PASS = 1000
 
 
-def images_per_pass(model: VAE) -> int:
-    """How many images (or decodes) a batched pass without gradients takes at a time."""
-    return max(1, min(MAX_IMAGES_PER_PASS, PASS_BYTES // activation_bytes(model)))
+def images_per_pass(model: VAE, x: Tensor) -> int:
+    """How many images of `x` (or decodes) a batched pass without gradients takes at a time."""
+    return max(1, min(MAX_IMAGES_PER_PASS, PASS_BYTES // activation_bytes(model, x)))
 
 
 BUILDERS: dict[str, Callable[[int], VAE]] = {"conv": conv_vae, "mlp": mlp_vae}

@@ -43,7 +43,7 @@ def validate(
     sums = torch.zeros(3, device=compute.device)
     kl_dims = torch.zeros(model.latent_dim, device=compute.device, dtype=torch.float64)
     means, reconstructions = [], []
-    step = images_per_pass(model)
+    step = images_per_pass(model, x_all)
     for start in range(0, len(x_all), step):
         x = x_all[start : start + step]
         with compute.autocast():
