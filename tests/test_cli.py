@@ -153,6 +153,51 @@ def test_control_characters_in_paths_are_shown_visibly(tmp_path, tiny_data_dir):
             assert raw not in refused.output, refused.output
 
 
+TYPO_WITHOUT_TORCH = """
+import sys
+from click.testing import CliRunner
+from vaesweep.cli import main
+outcome = CliRunner().invoke(main, ["run", "--study", "warmpu", "--trials", "3"])
+print(outcome.exit_code, "torch" in sys.modules, outcome.output.strip())
+"""
+
+
+def test_a_misspelt_study_or_setting_is_refused_before_torch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", TYPO_WITHOUT_TORCH], capture_output=True, text=True, cwd=tmp_path
+    )
+    code, imported, line = run.stdout.split(" ", 2)
+    assert (code, imported) == ("1", "False"), run.stdout + run.stderr
+    assert line.startswith("Error: unknown study 'warmpu' (did you mean 'warmup'?")
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120, 200])
+def test_the_run_s_last_lines_wrap_at_spaces_at_any_width(
+    columns, study_with_two_trials, tiny_data_dir
+):
+    """Warnings, the summary and the answer: no word or number is split across lines."""
+    args = run_args(study_with_two_trials, tiny_data_dir, 2, "--set", "epochs=2")
+
+    def output(width: int) -> str:
+        outcome = CliRunner(env={"COLUMNS": str(width)}).invoke(main, args)
+        assert outcome.exit_code == 0, outcome.output
+        return outcome.output
+
+    wide = output(5000).splitlines()
+    whole = {word for line in wide for word in line.split()}
+    lines = output(columns).splitlines()
+    storage = [line for line in lines if line.startswith("storage ")]
+    assert len(storage) == 1  # the URL stays whole, to be copied
+    lines.remove(storage[0])
+    assert all(len(line) <= columns for line in lines)
+    assert {word for line in lines for word in line.split()} <= whole
+    too_long = any(len(line) > columns for line in wide if not line.startswith("storage "))
+    assert (len(lines) + 1 > len(wide)) == too_long  # wrapped where a line was too long
+
+
 def test_plain_progress_prints_at_most_a_line_per_epoch(study_with_two_trials, tiny_data_dir):
     outcome = vaesweep(*run_args(study_with_two_trials, tiny_data_dir, 3))
     lines = outcome.output.splitlines()
@@ -325,14 +370,19 @@ BAD_INPUTS = {
     "zero trials": (["--trials", "0"], "--trials must be at least 1"),
     "negative trials": (["--trials", "-3"], "--trials must be at least 1"),
     "non-numeric trials": (["--trials", "many"], "'many' is not a valid integer"),
-    "unknown --set key": (["--set", "epoch=2"], "--set epoch: unknown setting"),
+    "unknown --set key": (
+        ["--set", "epoch=2"],
+        "--set epoch: unknown setting (did you mean 'epochs'?",
+    ),
+    "misspelt study": (["--study", "warmpu"], "unknown study 'warmpu' (did you mean 'warmup'?"),
     "bad --set value": (["--set", "epochs=-1"], "--set: 'epochs' must be a positive integer"),
     "searched --set key": (["--set", "warmup_epochs=1"], "'warmup_epochs' is searched"),
     "malformed --set": (["--set", "epochs"], "expected KEY=VALUE"),
     "missing data": (["--data-dir", "{empty}"], "no Fashion-MNIST here"),
     "corrupt data": (["--data-dir", "{corrupt}"], "train-images-idx3-ubyte.gz: cannot read"),
     "test file is the training file": (["--data-dir", "{same}"], "images are also in"),
-    "unwritable results": (["--results", "{file}"], "is not writable"),
+    "results under a file": (["--results", "{file}"], "cannot be made: "),
+    "results is a file": (["--results", "{a-file}"], "is a file, not a folder"),
     "malformed storage": (["--storage", "nonsense"], "is not a URL"),
     "unknown storage dialect": (["--storage", "nosuchdb://x/y"], "cannot open storage"),
     "unreachable storage": (
@@ -394,6 +444,7 @@ def test_bad_input_gives_one_line_and_loses_nothing(
         "{corrupt}": str(corrupt),
         "{same}": str(same),
         "{file}": str(a_file / "results"),
+        "{a-file}": str(a_file),
         "{readonly}": readonly,
     }
     args = run_args(results, tiny_data_dir, 3)
@@ -416,7 +467,7 @@ def test_bad_input_gives_one_line_and_loses_nothing(
     # there too: not a clash with the stored study, the results folder or storage named).
     fresh = tmp_path / "fresh"
     args[args.index("--results") + 1] = str(fresh / "results")
-    if case not in ("changed definition", "unwritable results") and "--storage" not in changes:
+    if not case.startswith(("changed", "results")) and "--storage" not in changes:
         again = vaesweep(*args)
         assert again.exit_code != 0 and not fresh.exists(), again.output
 

@@ -49,7 +49,7 @@ def test_a_large_true_difference_is_called_better():
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
     assert result.best in ("1", "2")
     assert worse(result) == ["0"]
-    assert result.sentence.startswith("best warmup_epochs = ")
+    assert result.sentence.startswith("best warmup_epochs = ") and result.shown_best
     assert "better than warmup_epochs = 0 (by at least 0.0" in result.sentence
     # Unblocked: Welch's t per pair, each at 5% / 3 pairs.
     assert "(Welch t intervals, each at 1.67%: 95% simultaneous over 3 comparisons)." in (
@@ -65,7 +65,7 @@ def test_a_large_true_difference_is_called_better():
 def test_no_winner_says_what_it_rules_out():
     table = trials({0: 0.70, 1: 0.70, 2: 0.70}, spread=0.01)
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
-    assert worse(result) == []
+    assert worse(result) == [] and not result.shown_best  # nothing is marked best
     found = result.comparison
     bound = max(max(abs(d.low), abs(d.high)) for d in found.differences)
     assert result.sentence.startswith(
@@ -158,6 +158,15 @@ def test_effects_table_has_one_row_per_configuration_and_metric_with_its_differe
     assert row["diff"] == pytest.approx(d.mean())
     assert (row["diff_low"], row["diff_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
     assert effects.loc[1, ["diff", "diff_low", "diff_high"]].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_effects_list_the_objective_first_then_the_other_metrics_in_the_order_given():
+    table = trials({0: 0.6, 1: 0.7}, n=3, block_sd=0.05)
+    table["test_active_units"] = 2.0  # alphabetically before val_knn_accuracy
+    metrics = ["val_knn_accuracy", "test_active_units"]
+    effects = effects_table(table, ["warmup_epochs"], metrics, objectives=metrics[:1])
+    assert effects["metric"].tolist() == ["val_knn_accuracy"] * 2 + ["test_active_units"] * 2
+    assert effects["value"].tolist() == ["0", "1", "0", "1"]
 
 
 def test_some_equivalent_and_some_undecided_lead_with_no_winner():

@@ -100,7 +100,7 @@ def test_first_signal_records_the_trial_as_failed_and_exits_cleanly(sig, tmp_pat
     code, output = finish(process)
     assert code == 130, output
     assert "Traceback" not in output
-    assert output.strip().splitlines()[-1].startswith("Interrupted: running trials were recorded")
+    assert output.strip().splitlines()[-1].startswith("Interrupted: any running trial was recorded")
     [trial] = trials_of(results)
     assert trial.state.name == "FAIL"
     assert trial.user_attrs["fail_reason"] == f"interrupted ({sig.name})"
@@ -144,7 +144,7 @@ def test_a_signal_while_the_run_is_starting_is_an_interrupt_too(sig, tmp_path, t
     code, output = finish(process)
     assert code == 130, output
     assert output.strip().splitlines() == [
-        "Interrupted: running trials were recorded as failed and everything finished is kept; "
+        "Interrupted: any running trial was recorded as failed and everything finished is kept; "
         "re-run the same command to continue."
     ]
 

@@ -227,7 +227,7 @@ def test_a_server_restarted_during_a_trial_is_reconnected_and_the_run_ends_norma
     assert "Error:" not in output and "Traceback" not in output
     assert "storage connection lost (connection failed: " in output  # said once, no type name
     assert output.count("reconnecting for up to") == 1
-    summary, answer = output.strip().splitlines()[-2:]
+    summary, _, answer = output.strip().splitlines()[-3:]
     assert summary.startswith("study restarted: 2/2 trials finished (2 run now, 0 failed)")
     assert answer.startswith("best mean at warmup_epochs = 0: val 5-NN accuracy")
     study = optuna.load_study(study_name="restarted", storage=open_storage(postgres_server.url))

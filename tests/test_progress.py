@@ -71,8 +71,24 @@ def test_user_text_is_shown_as_it_is_never_read_as_markup():
     failed = optuna.trial.create_trial(
         state=optuna.trial.TrialState.FAIL, user_attrs={"fail_reason": "could not write r[/x]"}
     )
-    progress.trial_finished(failed, finished=0, best=set())
+    progress.trial_finished(failed, finished=0)
     console.print(progress._render())
     console.print("storage sqlite:////tmp/r[/x]/vaesweep.db")
     text = console.export_text()
     assert "could not write r[/x]" in text and "r[/x]/vaesweep.db" in text
+
+
+def test_the_eta_waits_for_this_run_s_own_trials_then_follows_its_pace():
+    from rich.progress import Progress as RichProgress
+
+    from vaesweep.run.progress import MIN_TRIALS_FOR_ETA, EtaColumn
+
+    bars = RichProgress(EtaColumn())
+    task_id = bars.add_task("study", total=20, completed=5, first=5)  # resumed at 5 of 20
+    task = bars.tasks[0]
+    task.start_time, task.stop_time = 0.0, 60.0  # a minute into this run
+    bars.update(task_id, completed=5 + MIN_TRIALS_FOR_ETA - 1)
+    assert EtaColumn().render(task).plain == f"ETA after {MIN_TRIALS_FOR_ETA} trials"
+    bars.update(task_id, completed=5 + MIN_TRIALS_FOR_ETA)
+    # 3 trials a minute, 12 left: 4 minutes.
+    assert EtaColumn().render(task).plain == "ETA 0:04:00"

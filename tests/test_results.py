@@ -76,7 +76,7 @@ def test_what_cannot_be_read_is_one_line(reported, tmp_path):  # noqa: F811
     (trial_folder(copy, "warmup", 1) / HISTORY_FILE).unlink()
     cases = {
         lambda: results.load("nope", results=copy): "unknown study 'nope'",
-        lambda: results.load("warmup", results=tmp_path / "none"): "no results in",
+        lambda: results.load("warmup", results=tmp_path / "none"): "no results yet: the folder",
         lambda: results.history("warmup", 9, results=copy): "has no finished trial 9",
         lambda: results.history("warmup", 1, results=copy): "trial 1: ",
     }

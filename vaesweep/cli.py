@@ -42,7 +42,7 @@ class OneLineErrors(click.Group):
             raise click.ClickException(visible(err)) from None
         except KeyboardInterrupt:
             message = (
-                "Interrupted: running trials were recorded as failed and everything finished is "
+                "Interrupted: any running trial was recorded as failed and everything finished is "
                 "kept; re-run the same command to continue."
                 if ctx.invoked_subcommand == "run"
                 else "Interrupted; nothing stored was changed."
@@ -132,18 +132,22 @@ def run(
     from vaesweep.interrupts import safe_points_only
 
     with safe_points_only():  # a signal during the imports is taken once they are done
+        from vaesweep.spec.studies import check_population, load_study, parse_overrides
+
+    # The study file and the settings first: a typo is refused before torch is imported.
+    spec = load_study(study).with_overrides(parse_overrides(overrides))
+    if population is not None:
+        spec = dataclasses.replace(spec, population=check_population(population, "--population"))
+    with safe_points_only():
         from vaesweep.report.dashboard import answer_and_publish, decided
         from vaesweep.report.study_data import look_blocks
         from vaesweep.run.progress import make_console, make_progress
         from vaesweep.run.sweep import Answered, run_study
-        from vaesweep.spec.studies import check_population, load_study, parse_overrides
         from vaesweep.store.storage import redact
 
     _quiet_optuna()
-    spec = load_study(study).with_overrides(parse_overrides(overrides))
-    if population is not None:
-        spec = dataclasses.replace(spec, population=check_population(population, "--population"))
-    console = make_console(soft_wrap=True)
+    # Rich wraps each line at spaces to the terminal's width: no word or number is split.
+    console, warnings = make_console(), make_console(stderr=True)
 
     def answered(stored) -> Answered:  # each answer a run ends with is a look (study_data)
         data = answer_and_publish(stored, results)
@@ -162,13 +166,17 @@ def run(
             device=device,
             seed=seed,
             jobs=_jobs(jobs),
-            warn=lambda message: click.echo(visible(message), err=True),
+            warn=lambda message: warnings.print(message),  # wrapped at spaces, made visible
         )
+    finished = f"{summary.finished}/{summary.target} trials finished"
+    if summary.finished > summary.target:  # a smaller --trials than the study has
+        finished = f"{summary.finished} trials finished, more than the {summary.target} asked for"
     console.print(
-        f"study {visible(summary.study_name)}: {summary.finished}/{summary.target} trials "
-        f"finished ({summary.ran} run now, {summary.failed} failed); "
-        f"storage {visible(redact(summary.storage_url))}"
+        f"study {visible(summary.study_name)}: {finished} ({summary.ran} run now, "
+        f"{summary.failed} failed)"
     )
+    # One unbroken line, whatever the width: the URL is there to be copied.
+    console.print(f"storage {visible(redact(summary.storage_url))}", soft_wrap=True)
     for line in summary.answers or ["answer: none yet (no trial completed the study's protocol)"]:
         console.print(line)
 

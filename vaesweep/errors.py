@@ -1,7 +1,9 @@
 """The one exception type users see (the CLI prints its message on one line and exits non-zero),
 and how a value from a user or a storage is shown in a message, a terminal or a page."""
 
+import difflib
 import re
+from collections.abc import Iterable
 
 
 class VaesweepError(Exception):
@@ -36,3 +38,10 @@ def visible(text: object, keep: str = "") -> str:
         ch if ch.isprintable() or ch == " " or ch in keep else ch.encode("unicode_escape").decode()
         for ch in text
     )
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """ "did you mean 'warmup'? " for a near miss among `choices` (difflib's ratio of at least
+    0.6), else "": to put before a message's list of choices."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""

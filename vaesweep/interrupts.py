@@ -27,6 +27,11 @@ _requested: str | None = None  # the first signal's name, once one came
 _deferring = False
 
 
+def stop_requested() -> bool:
+    """Whether a first signal came (the process is stopping at its next safe point)."""
+    return _requested is not None
+
+
 def stop_if_requested() -> None:
     """A safe point: raise KeyboardInterrupt here if a stop was asked for."""
     if _requested is not None:

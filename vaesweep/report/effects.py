@@ -62,10 +62,11 @@ def effects_table(
     objectives: Sequence[str] = (),
     looks: Looks = ONE_LOOK,
 ) -> pd.DataFrame:
-    """One row per (configuration, metric) of comparable trials: its mean with its own 95%
-    interval, and its difference from the metric's best configuration with a simultaneous
-    interval (paired within blocks where `blocked`). The `objectives` are the answer's family
-    at its look; every other metric is compared alone, at one look."""
+    """One row per (configuration, metric) of comparable trials, in the order of `metrics` (the
+    objectives first): its mean with its own 95% interval, and its difference from the metric's
+    best configuration with a simultaneous interval (paired within blocks where `blocked`). The
+    `objectives` are the answer's family at its look; every other metric is compared alone, at
+    one look."""
     columns = [
         "param",
         "value",
@@ -112,8 +113,10 @@ def effects_table(
                 row |= {"diff_high": d.high, "paired": found.blocked}
             rows.append(row)
     frame = pd.DataFrame(rows, columns=columns)
+    # The metrics in the order given (the objectives first), each configuration in value order.
+    rank = {"metric": {m: i for i, m in enumerate(metrics)}, "value": order}
     return frame.sort_values(
-        ["metric", "value"], key=lambda s: s.map(order) if s.name == "value" else s, kind="stable"
+        ["metric", "value"], key=lambda s: s.map(rank[s.name]), kind="stable"
     ).reset_index(drop=True)
 
 
@@ -185,6 +188,13 @@ class Answer:
     half_width: float
     comparison: Comparison | None = None  # None: one configuration, or too few replicates
     sentence: str = ""
+
+    @property
+    def shown_best(self) -> bool:
+        """Whether the answer shows `best` better than some other configuration: the one case in
+        which vaesweep marks a configuration best (★, the table's `best` column)."""
+        differences = self.comparison.differences if self.comparison else []
+        return any(d.separated for d in differences)
 
 
 def answer(

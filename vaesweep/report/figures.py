@@ -78,6 +78,9 @@ def effects_plot(
     No line through discrete values."""
     from vaesweep.report.effects import configuration
 
+    # A metric this study did not measure (NaN throughout: -log p(x) with iwae_samples = 0)
+    # gets no panel rather than an empty one.
+    metrics = [m for m in metrics if m in trials and trials[m].notna().any()]
     labelled = trials.assign(configuration=configuration(trials, params))
     table = effects[effects["metric"].isin(metrics)]
     order = list(dict.fromkeys(table["value"]))
@@ -188,7 +191,8 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
             fontsize=9,
         )
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        # Below the axes: inside, a legend can hide an interval's end.
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     return fig
 
@@ -417,7 +421,7 @@ def uncertainty_maps(model: VAE, originals: torch.Tensor, title: str, samples: i
     decodes = torch.sigmoid(model.decode(z)).float().view(samples, *originals.shape)
     mean, variance = decodes.mean(0), decodes.var(0)
     fig, axes = _figure(3, 1, figsize=(12, 4.2))
-    fig.subplots_adjust(left=0.1, right=0.88, top=0.84, bottom=0.02, hspace=0.1)
+    fig.subplots_adjust(left=0.1, right=0.84, top=0.84, bottom=0.02, hspace=0.1)
     rows = (
         (originals, "original", "gray", 1.0),
         (mean, "mean decode", "gray", 1.0),
@@ -428,7 +432,9 @@ def uncertainty_maps(model: VAE, originals: torch.Tensor, title: str, samples: i
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center")
-    fig.colorbar(shown, ax=axes[2], fraction=0.02, pad=0.01, label="per-pixel variance")
+    colorbar = fig.colorbar(shown, ax=axes[2], fraction=0.02, pad=0.01)
+    # Beside the bar, level: written along a bar one row high, the label ran off the figure.
+    colorbar.ax.set_ylabel("per-pixel\nvariance", rotation=0, ha="left", va="center")
     fig.suptitle(f"{title}\nuncertainty over {samples} decodes of z ~ q(z|x)")
     return fig
 

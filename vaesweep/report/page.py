@@ -76,10 +76,23 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+# The page's trials table: what a trial is and what it scored on the study's objectives, so it
+# fits a 1280 px screen; every other metric is in trials.csv and trials.md, linked above it.
+PAGE_COLUMNS = ("trial", "best", "state", "in_answer", "phase", "replicate")
+PAGE_TAIL = ("duration_s", "epochs_run", "note")
+
+
+def _page_columns(report: StudyData) -> list[str]:
+    wanted = [*PAGE_COLUMNS, *report.params, *report.objectives, *PAGE_TAIL]
+    table = report.table
+    return [c for c in dict.fromkeys(wanted) if c in table and table[c].notna().any()]
+
+
 def _trial_rows(report: StudyData) -> list[tuple[str, list[Any]]]:
-    """(row class, cells): the best configuration's rows first, then the other comparable ones,
-    then the trials that never enter an estimate (greyed)."""
+    """(row class, cells of `_page_columns`): the best configuration's rows first, then the
+    other comparable ones, then the trials that never enter an estimate (greyed)."""
     table = report.table.assign(best=report.table["best"].map({True: "★", False: ""}))
+    table = table[_page_columns(report)]
     order = table.assign(
         _rank=(~report.table["best"]).astype(int) + (~report.table["in_answer"]) * 2
     ).sort_values(["_rank", "trial"], kind="stable")
@@ -117,7 +130,7 @@ def _anchors(report: StudyData, anchors: list[Anchor]) -> list[dict[str, Any]]:
     if not report.answers or report.effects.empty:
         return []
     best = report.effects[report.effects["value"] == report.answers[0].best]
-    best_trials = report.table[report.table["best"]]
+    best_trials = report.table[report.table["trial"].isin(report.best_mean)]
     settings = dict(report.fixed)
     if not best_trials.empty:
         settings |= {p: best_trials.iloc[0][p] for p in report.params}
@@ -160,7 +173,7 @@ def _section(report: StudyData, anchors: list[Anchor]) -> dict[str, Any]:
         "earlier": EARLIER_PROCEDURE,
         "anchors": _anchors(report, anchors),
         "files": ("effects.csv", "trials.csv", "trials.md"),
-        "columns": [str(c) for c in report.table.columns],
+        "columns": _page_columns(report),
         "rows": _trial_rows(report),
         "others": [
             (name.replace("-", " "), path, "98%" if name.startswith(WIDE_FIGURES) else "48%")

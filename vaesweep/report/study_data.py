@@ -19,7 +19,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from vaesweep.errors import VaesweepError, shown
+from vaesweep.errors import VaesweepError, shown, visible
 from vaesweep.report import effects
 from vaesweep.spec.design import Design
 from vaesweep.spec.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
@@ -41,6 +41,7 @@ from vaesweep.store.storage import (
     PRUNE_REASON_ATTR,
     REPLICATE_ATTR,
     STORAGE_FAILURES,
+    WARNINGS_ATTR,
     default_storage_url,
     open_storage,
     quiet_optuna,
@@ -93,6 +94,7 @@ class StudyData:
     answers: list[effects.Answer] = field(default_factory=list)  # one per objective
     figures: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what the latest run warned of the study
     record: optuna.Study | None = None  # the stored study this was collected from
 
     def entry(self, number: int) -> TrialEntry:
@@ -144,7 +146,14 @@ class StudyData:
 
     @property
     def best(self) -> set[int]:
-        """Trials of the configuration with the best mean first objective (comparable ones)."""
+        """The trials marked best (★, the table's `best` column): the first answer's configuration,
+        only where the answer shows it better than some other; none otherwise."""
+        return self.best_mean if self.answers and self.answers[0].shown_best else set()
+
+    @property
+    def best_mean(self) -> set[int]:
+        """Trials of the configuration with the best mean first objective (comparable ones),
+        whether or not it is distinguishable from the others."""
         if not self.answers or self.table.empty:
             return set()
         rows = self.table[self.table["in_answer"]]
@@ -192,6 +201,7 @@ def collect(
         looks=_looks(study.user_attrs.get(LOOKS_ATTR)),
         answered_earlier=_answered_earlier(study.user_attrs),
         equivalence=study.user_attrs.get(ANALYSIS_ATTR, {}).get("equivalence", {}),
+        warnings=_strings(study.user_attrs.get(WARNINGS_ATTR)),
         record=study,
     )
     data.table = trials_table(data)
@@ -231,6 +241,11 @@ def collect(
     if definition:
         _record_look(data, note)
     return data
+
+
+def _strings(stored: Any) -> list[str]:
+    """A stored list of sentences, whatever a storage holds there."""
+    return [str(s) for s in stored] if isinstance(stored, list) else []
 
 
 def _looks(stored: Any) -> tuple[int, ...]:
@@ -361,7 +376,8 @@ def storage_url(results: str | Path = DEFAULT_RESULTS, storage: str | None = Non
     results = Path(results)
     if storage is None and not (results / DEFAULT_DB_NAME).is_file():
         raise VaesweepError(
-            f"no results in {results} (no {DEFAULT_DB_NAME}); run 'vaesweep run' first"
+            f"no results yet: the folder {visible(results)} holds no {DEFAULT_DB_NAME}; run "
+            "'vaesweep run' first, or give the results folder with --results"
         )
     return storage or default_storage_url(results)
 

@@ -13,9 +13,10 @@ from rich.live import Live
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.progress import (
     Progress as RichProgress,
@@ -77,7 +78,7 @@ class Progress:
     def evaluating(self, number: int, step: str, done: int, total: int) -> None:
         """Trial `number` starts step `done` + 1 of its `total` final evaluation steps."""
 
-    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+    def trial_finished(self, trial: FrozenTrial, finished: int) -> None:
         pass
 
     def waiting(self, text: str) -> None:
@@ -136,20 +137,35 @@ class PlainProgress(Progress):
     def evaluating(self, number: int, step: str, done: int, total: int) -> None:
         self.console.print(f"trial {number} evaluating {done + 1}/{total}: {step}")
 
-    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+    def trial_finished(self, trial: FrozenTrial, finished: int) -> None:
         self.epochs.pop(trial.number, None)
-        mark = " (best so far)" if trial.number in best else ""
-        self.console.print(
-            f"trial {trial.number} {trial.state.name.lower()}{_outcome(trial)}{mark}"
-        )
+        self.console.print(f"trial {trial.number} {trial.state.name.lower()}{_outcome(trial)}")
 
     def waiting(self, text: str) -> None:
         self.console.print(text)
 
 
+MIN_TRIALS_FOR_ETA = 3
+
+
+class EtaColumn(ProgressColumn):
+    """Time left at this run's own pace (trials it finished per second since it started), once it
+    has finished MIN_TRIALS_FOR_ETA trials: before that, one trial's time says little (a long one
+    may be pruned early the next time), and a resumed study's earlier trials are not this run's."""
+
+    def render(self, task: Task) -> Text:
+        done = task.completed - task.fields.get("first", 0)
+        if task.total is None or task.elapsed is None or done < MIN_TRIALS_FOR_ETA:
+            return Text(f"ETA after {MIN_TRIALS_FOR_ETA} trials", style="progress.remaining")
+        left = round((task.total - task.completed) * task.elapsed / done)
+        return Text(
+            f"ETA {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}", style="progress.remaining"
+        )
+
+
 class LiveProgress(Progress):
     """Overall progress with ETA, each running trial's epochs (one bar per worker's trial), and a
-    table of finished trials with the best starred."""
+    table of the latest finished trials."""
 
     def __init__(self, console: Console | None = None):
         self.console = console or make_console()
@@ -159,8 +175,7 @@ class LiveProgress(Progress):
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TextColumn("ETA", markup=False),
-            TimeRemainingColumn(),
+            EtaColumn(),
             console=self.console,
         )
         # Narrow terminals keep, in this order: the trial, its epoch k/N, its loss and beta;
@@ -189,14 +204,14 @@ class LiveProgress(Progress):
             expand=True,  # the elastic columns share what the fixed ones leave
         )
         self.status = "loading Fashion-MNIST and starting the workers..."
-        self.rows: list[tuple[FrozenTrial, bool]] = []
+        self.rows: list[FrozenTrial] = []
         self.objectives: Sequence[str] = ()
         self.live = Live(self._render(), console=self.console, refresh_per_second=4)
 
     def start(self, study: str, objectives: Sequence[str], target: int, finished: int) -> None:
         self.objectives = objectives
         self.trials_task = self.trials.add_task(
-            f"study {visible(study)}", total=target, completed=finished
+            f"study {visible(study)}", total=target, completed=finished, first=finished
         )
         self.live.start()
 
@@ -233,13 +248,11 @@ class LiveProgress(Progress):
                 self.epochs[number], short=f"evaluating {done + 1}/{total}", more=step
             )
 
-    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
+    def trial_finished(self, trial: FrozenTrial, finished: int) -> None:
         if trial.number in self.epochs:
             self.epochs_bar.remove_task(self.epochs.pop(trial.number))
         self.trials.update(self.trials_task, completed=finished)
-        self.rows = [(row, row.number in best) for row, _ in self.rows] + [
-            (trial, trial.number in best)
-        ]
+        self.rows.append(trial)
         self.live.update(self._render())
 
     def waiting(self, text: str) -> None:
@@ -253,18 +266,16 @@ class LiveProgress(Progress):
         table = Table(title="finished trials", expand=False)
         for column in ("trial", "state", "parameters", ", ".join(self.objectives) or "value", "s"):
             table.add_column(column)
-        best_rows = [row for row in self.rows if row[1]]
-        shown = self.rows[-TABLE_ROWS:]
-        shown += [row for row in best_rows if row not in shown]
-        for trial, is_best in sorted(shown, key=lambda row: row[0].number):
+        # The latest trials, unranked: which configuration is best is the answer's to say, from
+        # every seed block, when the run ends (one trial's value is one seed's).
+        for trial in sorted(self.rows[-TABLE_ROWS:], key=lambda row: row.number):
             seconds = trial.duration.total_seconds() if trial.duration else 0.0
             table.add_row(
-                f"{'★ ' if is_best else ''}{trial.number}",
+                str(trial.number),
                 trial.state.name.lower(),
                 _format_params(trial.params),
                 _format_values(trial) if trial.state.name == "COMPLETE" else _outcome(trial)[2:],
                 f"{seconds:.0f}",
-                style="bold green" if is_best else None,
             )
         status = [Text(self.status, style="italic")] if self.status else []
         return Group(self.trials, *status, self.epochs_bar, table)
@@ -318,10 +329,9 @@ class Waiting(NamedTuple):
 class TrialFinished(NamedTuple):
     trial: FrozenTrial
     finished: int
-    best: set[int]
 
     def show(self, progress: Progress) -> None:
-        progress.trial_finished(self.trial, self.finished, self.best)
+        progress.trial_finished(self.trial, self.finished)
 
 
 ProgressEvent = TrialStarted | EpochFinished | Evaluating | TrialFinished | Waiting
@@ -344,8 +354,8 @@ class QueueProgress(Progress):
     def evaluating(self, number: int, step: str, done: int, total: int) -> None:
         self.events.put((self.worker, Evaluating(number, step, done, total)))
 
-    def trial_finished(self, trial: FrozenTrial, finished: int, best: set[int]) -> None:
-        self.events.put((self.worker, TrialFinished(trial, finished, best)))
+    def trial_finished(self, trial: FrozenTrial, finished: int) -> None:
+        self.events.put((self.worker, TrialFinished(trial, finished)))
 
     def waiting(self, text: str) -> None:
         self.events.put((self.worker, Waiting(text)))

@@ -34,6 +34,7 @@ from vaesweep.store.storage import (
     DEFINITION_ATTR,
     DESCRIPTION_ATTR,
     LAST_RUN_ATTR,
+    WARNINGS_ATTR,
     check_url,
     default_storage_url,
     grace_seconds,
@@ -259,6 +260,9 @@ def run_study(
         # Probe for writing before any work: a read-only storage fails here, not mid-trial.
         study.set_user_attr(LAST_RUN_ATTR, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         study.set_user_attr(ANALYSIS_ATTR, {"equivalence": dict(spec.equivalence)})
+        # What this run warns of the study itself, for the report's page to say again.
+        warned = [w.removeprefix("warning: ") for w in [spec.beta_warning()] if w]
+        study.set_user_attr(WARNINGS_ATTR, warned)
     if spec.design.shares_seeds != requested.design.shares_seeds:
         warn(
             f"study '{name}' was stored with independent seeds per configuration (before blocked "

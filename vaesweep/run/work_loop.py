@@ -28,7 +28,6 @@ from vaesweep.store.storage import (
     FAIL_REASON_ATTR,
     FINISHED_STATES,
     STORAGE_FAILURES,
-    best_trials,
     environment_failure,
     fail_reason,
     grace_seconds,
@@ -134,8 +133,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     def told(trial: FrozenTrial) -> None:
         outcome.ran += 1
         outcome.failed += trial.state == TrialState.FAIL
-        best = {t.number for t in best_trials(study)}
-        progress.trial_finished(trial, counts(study)[0], best)
+        progress.trial_finished(trial, counts(study)[0])
 
     with interrupts.safe_points_only():
         while failing_streak(study, request.first_trial)[0] < MAX_FAILURES_IN_A_ROW:

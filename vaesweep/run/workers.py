@@ -42,10 +42,13 @@ class WorkerInterrupted(NamedTuple):
 
 def _end_with_parent(parent: int) -> None:
     """A worker whose parent died (kill -9) stops as if the parent had asked: its running trial
-    is recorded as failed at the next safe point, and it starts no other."""
+    is recorded as failed at the next safe point, and it starts no other. A worker already
+    stopping (the parent's SIGTERM came first) is not signalled again, which would make it leave
+    at once and say "interrupted again" after a single Ctrl-C."""
     while os.getppid() == parent:
         time.sleep(1.0)
-    os.kill(os.getpid(), signal.SIGTERM)
+    if not interrupts.stop_requested():
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def shared(data: FashionMNIST) -> FashionMNIST | None:

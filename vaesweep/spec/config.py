@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vaesweep.errors import VaesweepError, shown
+from vaesweep.errors import VaesweepError, did_you_mean, shown
 
 # The networks by name: "conv", the notebook's convolutional VAE; "mlp", a small dense one.
 # model.BUILDERS builds each (and refuses to import without one for every name here).
@@ -162,7 +162,8 @@ class TrainConfig:
         unknown = sorted(set(values) - set(FIELD_NAMES))
         if unknown:
             raise VaesweepError(
-                f"{source}: unknown setting '{unknown[0]}' (known: {', '.join(FIELD_NAMES)})"
+                f"{source}: unknown setting '{unknown[0]}' ({did_you_mean(unknown[0], FIELD_NAMES)}"
+                f"known: {', '.join(FIELD_NAMES)})"
             )
         try:
             return cls(**values)

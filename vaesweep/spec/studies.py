@@ -20,7 +20,7 @@ from typing import Any
 
 import optuna
 
-from vaesweep.errors import VaesweepError, shown
+from vaesweep.errors import VaesweepError, did_you_mean, shown
 from vaesweep.spec.config import FIELD_NAMES, TrainConfig, parse_override
 from vaesweep.spec.design import Design, parse_design
 from vaesweep.spec.metric_names import (
@@ -180,9 +180,10 @@ class StudySpec:
             if key in searched:
                 raise VaesweepError(f"--set {key}: '{key}' is searched by study '{self.name}'")
             if key not in FIELD_NAMES or key == "seed":
+                known = [n for n in FIELD_NAMES if n != "seed"]
                 raise VaesweepError(
-                    f"--set {key}: unknown setting (known: "
-                    + ", ".join(n for n in FIELD_NAMES if n != "seed")
+                    f"--set {key}: unknown setting ({did_you_mean(key, known)}known: "
+                    + ", ".join(known)
                     + ")"
                 )
         spec = dataclasses.replace(
@@ -237,10 +238,10 @@ def load_study(name_or_path: str) -> StudySpec:
     if path.suffix != ".toml":
         path = STUDIES_DIR / f"{name_or_path}.toml"
         if not path.is_file():
+            studies = available_studies()
             raise VaesweepError(
-                f"unknown study {shown(name_or_path)} "
-                f"(available: {', '.join(available_studies())}; "
-                "or give the path of a .toml file)"
+                f"unknown study {shown(name_or_path)} ({did_you_mean(name_or_path, studies)}"
+                f"available: {', '.join(studies)}; or give the path of a .toml file)"
             )
     try:
         raw = tomllib.loads(path.read_text())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -77,9 +76,11 @@ def check_writable(folder: Path, what: str = "results folder") -> None:
     existing = folder
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
+    if not existing.is_dir():
+        if existing == folder:
+            raise VaesweepError(f"{what} {folder} is a file, not a folder")
+        raise VaesweepError(f"{what} {folder} cannot be made: {existing} is a file, not a folder")
     try:
-        if not existing.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
             pass
     except OSError as err:

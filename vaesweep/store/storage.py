@@ -31,6 +31,7 @@ ANALYSIS_ATTR = "vaesweep_analysis"  # study: equivalence margins (the latest ru
 ANSWER_ATTR = "vaesweep_answer"  # study: the answer, for Optuna's tools (dashboard.py)
 LOOKS_ATTR = "vaesweep_looks"  # study: the blocks each shown answer saw (the error spent)
 LAST_RUN_ATTR = "vaesweep_last_run"  # study: when a run last started (written first: a probe)
+WARNINGS_ATTR = "vaesweep_warnings"  # study: what the latest run warned of the study itself
 FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
 FOLDER_ID_ATTR = "folder_id"  # trial: a random id, the same in its folder's trial.json
 METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
