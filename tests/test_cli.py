@@ -826,6 +826,26 @@ def test_studies_lists_every_study_with_its_search_space():
     assert "detects" in outcome.output and "(σ " in outcome.output
 
 
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_studies_list_what_can_be_run_and_what_was_run_at_any_width(columns, study_with_two_trials):
+    looks = optuna.load_study(
+        study_name="warmup", storage=default_storage_url(study_with_two_trials)
+    ).user_attrs.get("vaesweep_looks")
+    outcome = CliRunner(env={"COLUMNS": str(columns)}).invoke(
+        main, ["studies", "--results", str(study_with_two_trials)]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    lines = outcome.output.splitlines()
+    assert all(len(line) <= columns for line in lines if not line.startswith("stored in "))
+    assert any(line.startswith("warmup: ") for line in lines)
+    text = " ".join(outcome.output.split())
+    assert "warmup: 2 finished trials; best mean at warmup_epochs = " in text
+    after = optuna.load_study(
+        study_name="warmup", storage=default_storage_url(study_with_two_trials)
+    ).user_attrs.get("vaesweep_looks")
+    assert after == looks  # listing shows the stored answer: no new look
+
+
 def test_studies_piped_are_whole_and_say_where_the_files_live(monkeypatch):
     monkeypatch.delenv("COLUMNS", raising=False)
     outcome = CliRunner().invoke(main, ["studies"])  # a pipe: no terminal, no COLUMNS

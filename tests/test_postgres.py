@@ -220,7 +220,7 @@ def test_a_server_restarted_during_a_trial_is_reconnected_and_the_run_ends_norma
         assert worker.poll() is None, worker.stdout.read()
         time.sleep(0.5)
     postgres_server.stop()
-    time.sleep(5)  # down for several heartbeats and epochs
+    time.sleep(12)  # down for several heartbeats and epochs, even on a loaded machine
     postgres_server.start()
     output = worker.communicate(timeout=300)[0]
     assert worker.returncode == 0, output

@@ -121,3 +121,34 @@ with FileLock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(2)
 """
+
+
+def test_a_queued_place_that_ask_could_not_see_is_started_later_never_left(tmp_path, tiny_data):
+    """Optuna's trial cache can miss a place another machine queued: `ask` then makes a fresh
+    trial, which steps aside, and the queued place is started next, so nothing waits for ever."""
+    original, blinded = optuna.Study.ask, []
+
+    def ask_blind_once(self, *args, **kwargs):
+        if not blinded:  # as a stale cache does: a fresh trial, the queued place left waiting
+            blinded.append(True)
+            return optuna.Trial(self, self._storage.create_new_trial(self._study_id))
+        return original(self, *args, **kwargs)
+
+    spec = parse_study(STUDY, "race", "race.toml")
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    study = optuna.create_study(storage=open_storage(url), study_name="race")
+    request = RunRequest(
+        spec, 2, tmp_path, url, "race", None, Compute(torch.device("cpu"), "fp32"), 0, 1, 0
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(optuna.Study, "ask", ask_blind_once)
+        outcome = work(request, tiny_data, Progress())
+    trials = study.get_trials(deepcopy=False)
+    assert trials[1].user_attrs["fail_reason"].startswith("surplus: not one of the design's")
+    # Every queued place was started or, once the study was full, failed as surplus: none waits.
+    assert all(
+        t.state.name == "COMPLETE" or t.user_attrs["fail_reason"].startswith("surplus")
+        for t in trials
+    )
+    assert sorted(t.params["warmup_epochs"] for t in trials if t.state.name == "COMPLETE") == [0, 1]
+    assert outcome.ran == 2

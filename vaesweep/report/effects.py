@@ -266,7 +266,7 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
             "replicates (or complete seed blocks), so no difference can be tested: run more trials."
         )
     if n_others == 1:
-        every = f"the other, {listed([found.differences[0].config])},"
+        every = listed([found.differences[0].config])
     else:
         every = (
             f"every other {params[0]} value" if len(params) == 1 else "every other configuration"

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -16,15 +17,7 @@ from sqlalchemy.engine import make_url
 
 from vaesweep.errors import VaesweepError
 from vaesweep.run.progress import Progress
-from vaesweep.run.work_loop import (
-    MAX_FAILURES_IN_A_ROW,
-    RunRequest,
-    WorkerOutcome,
-    counts,
-    failing_streak,
-    work,
-)
-from vaesweep.run.workers import run_workers
+from vaesweep.run.tally import MAX_FAILURES_IN_A_ROW, counts, failing_streak
 from vaesweep.spec.design import Design
 from vaesweep.spec.studies import StudySpec
 from vaesweep.store.binding import clean_debris, foreign_folders
@@ -41,10 +34,9 @@ from vaesweep.store.storage import (
     open_storage,
     storage_errors,
 )
-from vaesweep.training.data import check_sizes, load_fashion_mnist
-from vaesweep.training.device import auto_jobs, visible_gpus
-from vaesweep.training.population import decide_population
-from vaesweep.training.precision import decide
+
+if TYPE_CHECKING:
+    from vaesweep.run.work_loop import RunRequest, WorkerOutcome
 
 
 @dataclass(frozen=True)
@@ -112,6 +104,8 @@ def _check_definition(study: optuna.Study, spec: StudySpec) -> StudySpec:
 
 def _check_data(spec: StudySpec, n_images: int) -> None:
     """Room in the data for every combination a trial may draw, before anything is stored."""
+    from vaesweep.training.data import check_sizes
+
     for corner in spec.corners():
         config = spec.config_for(corner, seed=0)
         try:
@@ -184,6 +178,9 @@ def _run_and_answer(
     answer: Callable[[optuna.Study], Answered],
 ) -> tuple[WorkerOutcome, Answered]:
     """Train until the request's trials are finished, then read the answer (a look)."""
+    from vaesweep.run.work_loop import work
+    from vaesweep.run.workers import run_workers
+
     progress.start(request.study_name, request.spec.objectives, request.n_trials, counts(study)[0])
     try:
         with storage_errors(request.storage_url, during=True):
@@ -234,6 +231,14 @@ def run_study(
             "(a larger --trials adds more)"
         )
         return done
+    # torch, and the data, only now that there is training to do: a finished study answers
+    # without them.
+    from vaesweep.run.work_loop import RunRequest
+    from vaesweep.training.data import load_fashion_mnist
+    from vaesweep.training.device import auto_jobs, visible_gpus
+    from vaesweep.training.population import decide_population
+    from vaesweep.training.precision import decide
+
     data = load_fashion_mnist(data_dir)
     _check_data(spec, len(data.train_x))
     make_folder(results_dir)  # after the data's checks: a refused run leaves no folder

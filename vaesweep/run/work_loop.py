@@ -21,15 +21,16 @@ from vaesweep.errors import VaesweepError, first_line, visible
 from vaesweep.run.objective import Objective
 from vaesweep.run.progress import Progress
 from vaesweep.run.slots import WAIT, holds_its_slot, next_slot, slot_of
+from vaesweep.run.tally import MAX_FAILURES_IN_A_ROW, counts, failing_streak
 from vaesweep.spec.design import Phase
 from vaesweep.spec.studies import StudySpec
 from vaesweep.store.heartbeats import Liveness, beating, describe_wait
 from vaesweep.store.storage import (
     FAIL_REASON_ATTR,
     FINISHED_STATES,
+    PHASE_ATTR,
     STORAGE_FAILURES,
     environment_failure,
-    fail_reason,
     grace_seconds,
     open_storage,
     redact,
@@ -37,7 +38,6 @@ from vaesweep.store.storage import (
 from vaesweep.training.device import Compute, placed
 from vaesweep.training.train import TrainingDiverged
 
-MAX_FAILURES_IN_A_ROW = 5
 WAIT_SECONDS = 2.0  # poll interval while other workers finish the last trials
 SAY_WAIT_AFTER = 5.0  # a wait longer than this says what it waits for ...
 SAY_WAIT_EVERY = 15.0  # ... and says it again this often
@@ -72,28 +72,6 @@ class WorkerOutcome:
         self.ran += other.ran
         self.failed += other.failed
         self.errors += other.errors
-
-
-def counts(study: optuna.Study) -> tuple[int, int]:
-    """(finished, running) trials."""
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    return sum(s in FINISHED_STATES for s in states), states.count(TrialState.RUNNING)
-
-
-def failing_streak(study: optuna.Study, since: int) -> tuple[int, str]:
-    """Failed trials in a row at the end of this session's trials (numbered `since` on), across
-    all workers, and the last failure's reason. Surplus trials and running ones do not count."""
-    streak, reason = 0, ""
-    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number, reverse=True):
-        if trial.number < since:
-            break
-        why = fail_reason(trial)
-        if trial.state == TrialState.RUNNING or why.startswith("surplus"):
-            continue
-        if trial.state != TrialState.FAIL:
-            break
-        streak, reason = streak + 1, reason or why
-    return streak, reason
 
 
 def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> WorkerOutcome:
@@ -145,6 +123,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                     liveness.fail_dead()
                     finished, running = counts(study)
                     if finished >= request.n_trials:
+                        _fail_leftover_queue(storage, study)
                         break
                     room = min(request.population, request.n_trials - finished - running)
                     placed_any = _start_trials(study, spec, grid, request.n_trials, room, untold)
@@ -226,21 +205,45 @@ def _start_trials(
     started: list[optuna.Trial],
 ) -> bool:
     """Start up to `room` trials, each in the design's next free place, onto `started`; whether
-    any place was free. A trial that another machine overtook steps aside (told as surplus)."""
+    any place was free. A trial that another machine overtook steps aside (told as surplus). A
+    place queued but never started (its worker crashed between the two, or another machine's
+    `ask` could not see it) holds its place: it is started here, as the next free place."""
     for _ in range(room):
         trials = study.get_trials(deepcopy=False)
         slot = next_slot(spec.design, grid, trials, spec.directions)
-        if slot is WAIT:
+        if slot is not WAIT:
+            study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
+        elif not any(t.state == TrialState.WAITING for t in trials):
             return bool(started)
-        study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
         with _as_optimize_does():
             trial = study.ask()
-        if surplus := _surplus(study, trial, n_trials):
+        if surplus := _surplus(study, trial, n_trials) or _unplaced(trial):
             trial.set_user_attr(FAIL_REASON_ATTR, surplus)
             study.tell(trial, state=TrialState.FAIL)
             return True  # counted again before the next start
         started.append(trial)
     return room > 0
+
+
+def _unplaced(trial: optuna.Trial) -> str | None:
+    """Why a trial that `ask` made afresh steps aside: it should have taken a queued place, but
+    Optuna's trial cache may not see a place another machine queued (its id is below one it has
+    already seen finished); that place is then failed by `_fail_leftover_queue`."""
+    if trial.user_attrs.get(PHASE_ATTR) is None:
+        return "surplus: not one of the design's places (a queued place was out of sight)"
+    return None
+
+
+def _fail_leftover_queue(storage: optuna.storages.BaseStorage, study: optuna.Study) -> None:
+    """Fail the queued places no worker started before the study was full, so nothing waits in
+    the storage for ever. Read from the storage itself: Optuna's trial cache may not see them."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            why = "surplus: the study was full before it started"
+            storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, why)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
 
 def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> str | None:
