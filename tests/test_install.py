@@ -75,7 +75,7 @@ def test_an_installed_wheel_lists_the_shipped_studies_from_another_folder(instal
     outcome = run_installed(installed, tmp_path, "studies")
     assert outcome.returncode == 0, outcome.stderr
     for name in ("density", "joint", "latent", "likelihood", "lr", "warmup"):
-        assert f"│ {name} " in outcome.stdout
+        assert f"\n{name}: " in f"\n{outcome.stdout}"
     origin = subprocess.run(
         [sys.executable, "-c", "import vaesweep; print(vaesweep.__file__)"],
         cwd=tmp_path,
