@@ -192,7 +192,7 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
         )
         ax.grid(axis="y", alpha=0.3)
         # Below the axes: inside, a legend can hide an interval's end.
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.tight_layout()
     return fig
 
