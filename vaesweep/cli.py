@@ -148,7 +148,7 @@ def run(
 
     _quiet_optuna()
     # Rich wraps each line at spaces to the terminal's width: no word or number is split.
-    console, warnings = make_console(), make_console(stderr=True)
+    console, errors = make_console(), make_console(stderr=True)
 
     def answered(stored) -> Answered:  # each answer a run ends with is a look (study_data)
         data = answer_and_publish(stored, results)
@@ -167,7 +167,7 @@ def run(
             device=device,
             seed=seed,
             jobs=_jobs(jobs),
-            warn=lambda message: warnings.print(message),  # wrapped at spaces, made visible
+            warn=lambda message: errors.print(message),  # wrapped at spaces, made visible
         )
     finished = f"{summary.finished}/{summary.target} trials finished"
     if summary.finished > summary.target:  # a smaller --trials than the study has
