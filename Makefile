@@ -17,18 +17,17 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+# uv, with PyTorch's CPU build where there is no GPU (scripts/install.sh says how it chooses).
+$(VENV)/.installed: pyproject.toml constraints.txt scripts/install.sh
+	sh scripts/install.sh $(VENV) '[test]'
 	touch $@
 
 run: setup
 	$(BIN)/vaesweep run --study warmup --trials 30
 
 lint: setup
-	$(BIN)/ruff check vaesweep tests benchmarks
-	$(BIN)/ruff format --check vaesweep tests benchmarks
+	$(BIN)/ruff check vaesweep tests benchmarks scripts
+	$(BIN)/ruff format --check vaesweep tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 

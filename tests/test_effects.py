@@ -188,3 +188,42 @@ def test_some_equivalent_and_some_undecided_lead_with_no_winner():
         in result.sentence
     )
     assert "run about 6 more replicates of each (18 more trials) to decide" in result.sentence
+
+
+SIX = {value: 0.70 for value in range(6)}
+
+
+def test_an_interval_wider_than_the_metric_says_it_rules_nothing_out():
+    # Two replicates of 6 configurations: t with 1 degree of freedom at 5% / 15 pairs makes the
+    # intervals wider than the whole range of an accuracy, 1.
+    few = answer(trials(SIX, n=2, spread=0.02), ["warmup_epochs"], "val_knn_accuracy", "maximize")
+    bound = max(d.bound for d in few.comparison.differences)
+    assert bound > 1
+    assert (
+        f"within {bound:.2g} of the best (wider than the metric's whole range, 1: no difference "
+        "is ruled out), warmup_epochs = "
+    ) in few.sentence
+    # At 5 replicates the same noise gives intervals inside the range: no such words.
+    enough = answer(
+        trials(SIX, n=5, spread=0.02), ["warmup_epochs"], "val_knn_accuracy", "maximize"
+    )
+    assert "whole range" not in enough.sentence
+    # An unbounded metric (the loss) never says it.
+    loss = trials(SIX, n=2, spread=0.02).rename(columns={"val_knn_accuracy": "val_loss"})
+    assert "whole range" not in answer(loss, ["warmup_epochs"], "val_loss", "minimize").sentence
+
+
+def test_a_mean_interval_wider_than_the_metric_says_so():
+    # Each configuration's two replicates 0.2 apart: the best's interval, t(1 - 0.05/12, 1 df)
+    # times 0.1, is far wider than 1.
+    table = pd.DataFrame(
+        {"warmup_epochs": v, "replicate": r, "val_knn_accuracy": 0.6 + 0.2 * r + 0.001 * v}
+        for v in range(6)
+        for r in range(2)
+    )
+    result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
+    assert 2 * result.half_width > 1
+    assert (
+        f"± {result.half_width:.2g} (95% CI, n = 2, adjusted for choosing the best of 6; wider "
+        "than the metric's whole range, 1)"
+    ) in result.sentence

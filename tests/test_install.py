@@ -88,3 +88,31 @@ def test_an_installed_wheel_lists_the_shipped_studies_from_another_folder(instal
 
 def test_the_repository_studies_folder_is_the_package_data():
     assert (ROOT / "studies").resolve() == (ROOT / "vaesweep" / "spec" / "study_files").resolve()
+
+
+def reachable(url: str) -> bool:
+    probe = ROOT / "scripts" / "reachable.py"
+    return subprocess.run([sys.executable, str(probe), url], timeout=30).returncode == 0
+
+
+def test_the_install_probe_tells_an_answering_server_from_none(tmp_path):
+    """scripts/install.sh asks PyTorch's index only when this probe says its server answers."""
+    import http.server
+    import socket
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert reachable(f"http://127.0.0.1:{port}/")
+        assert reachable(f"http://127.0.0.1:{port}/no/such/page/")  # 404 is an answer
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        assert not reachable(f"http://127.0.0.1:{port}/")
+    assert not reachable("https://no-such-host.invalid/whl/")
+    assert not reachable("not a url")

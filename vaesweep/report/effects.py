@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from vaesweep.spec.metric_names import better, label
+from vaesweep.spec.metric_names import better, label, span
 from vaesweep.stats import Comparison, Difference, Looks, compare_samples
 from vaesweep.stats.pairwise import ONE_LOOK, critical
 from vaesweep.stats.power import conservative_sd, detectable, winner_power
@@ -247,15 +247,16 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
         return ", ".join(f"({c})" if len(params) > 1 else f"{params[0]} = {c}" for c in configs)
 
     numbers = f"{label(result.objective)} {result.mean:.4g}"
+    wide = _wider(2 * result.half_width, result.objective, "")
     if math.isnan(result.half_width):
         numbers += f" (n = {result.n}: no interval)"
     elif n_others:
         numbers += (
             f" ± {result.half_width:.2g} (95% CI, n = {result.n}, adjusted for choosing "
-            f"the best of {n_others + 1})"
+            f"the best of {n_others + 1}{wide})"
         )
     else:
-        numbers += f" ± {result.half_width:.2g} (95% CI, n = {result.n})"
+        numbers += f" ± {result.half_width:.2g} (95% CI, n = {result.n}{wide})"
     where = f"{params[0]} = {result.best}" if len(params) == 1 else f"({result.best})"
     if not n_others:
         return f"only {where} was compared: {numbers}."
@@ -277,8 +278,9 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
     tail = f"{_failures(found, listed)} ({_method(found)})."
     if not separated and not equivalent:
         bound = max(d.bound for d in found.differences)
+        within = f"within {bound:.2g} of the best{_wider(bound, result.objective)}"
         return (
-            f"no winner: {every} is within {bound:.2g} of the best, {where}: {numbers}; "
+            f"no winner: {every} is {within}, {where}: {numbers}; "
             f"{_detects(found)}{_more(found)}{tail}"
         )
     if len(equivalent) == n_others and not separated:
@@ -310,8 +312,19 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
         kind = "undecided" if found.margin is not None else "not distinguishable"
         each = "each " if len(rest) > 1 else ""
         names = listed([d.config for d in rest])
-        parts.append(f"{kind}: {names}, {each}within {bound:.2g} of it{_more(found)}")
+        within = f"within {bound:.2g} of it{_wider(bound, result.objective)}"
+        parts.append(f"{kind}: {names}, {each}{within}{_more(found)}")
     return "; ".join(parts) + tail
+
+
+def _wider(width: float, objective: str, claim: str = ": no difference is ruled out") -> str:
+    """Where an interval is at least as wide as every value the metric can take (an accuracy
+    "within 4.1" at n = 2), says so: the number is true but tells nothing."""
+    whole = span(objective)
+    if whole is None or not width >= whole:
+        return ""
+    text = f"wider than the metric's whole range, {whole:g}{claim}"
+    return f" ({text})" if claim else f"; {text}"
 
 
 def _detects(found: Comparison) -> str:

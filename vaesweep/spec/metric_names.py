@@ -22,6 +22,7 @@ class Metric:
     per_epoch: str | None = None  # its counterpart in the training history (what a pruner sees)
     likelihood_scaled: bool = False  # on the likelihood's own scale: MSE and BCE trials differ
     compared: bool = True  # False: a property of an estimate (its standard error), not a result
+    span: float | None = None  # the width of the values it can take (None: unbounded)
 
 
 # Computed for both splits, as f"{split}_{name}", in the tables' order.
@@ -31,15 +32,17 @@ METRICS = {
     "kl": Metric("KL", "minimize", per_epoch="kl"),
     "nll": Metric("−log p(x) (nats)", "minimize", likelihood_scaled=True),
     "nll_se": Metric("SE of −log p(x)", "minimize", selectable=False, compared=False),
-    "mse": Metric("per-pixel MSE", "minimize", per_epoch="mse"),
-    "ssim": Metric("SSIM", "maximize"),
+    "mse": Metric("per-pixel MSE", "minimize", per_epoch="mse", span=1.0),  # pixels in [0, 1]
+    "ssim": Metric("SSIM", "maximize", span=2.0),  # in [-1, 1]
     "ssim_se": Metric("SE of SSIM", "minimize", selectable=False, compared=False),
-    "knn_accuracy": Metric(f"{KNN_NEIGHBOURS}-NN accuracy", "maximize"),
+    "knn_accuracy": Metric(f"{KNN_NEIGHBOURS}-NN accuracy", "maximize", span=1.0),
     "active_units": Metric("active units", "maximize", selectable=False),
 }
 # Computed for the test split alone.
 TEST_ONLY = {
-    "knn_notebook": Metric(f"{KNN_NEIGHBOURS}-NN (notebook protocol)", "maximize", selectable=False)
+    "knn_notebook": Metric(
+        f"{KNN_NEIGHBOURS}-NN (notebook protocol)", "maximize", selectable=False, span=1.0
+    )
 }
 
 # Final metrics a study may select on, and their directions. Test metrics are never selectable.
@@ -65,6 +68,13 @@ def label(column: str) -> str:
     split, _, name = column.partition("_")
     metric = METRICS.get(name) or TEST_ONLY.get(name)
     return f"{split} {metric.label}" if split in SPLITS and metric else column
+
+
+def span(column: str) -> float | None:
+    """The width of the values a column can take (1 for an accuracy); None when unbounded."""
+    split, _, name = column.partition("_")
+    metric = METRICS.get(name) or TEST_ONLY.get(name)
+    return metric.span if split in SPLITS and metric else None
 
 
 def better(column: str) -> Direction:
