@@ -203,6 +203,10 @@ def test_an_interval_wider_than_the_metric_says_it_rules_nothing_out():
         f"within {bound:.2g} of the best (wider than the metric's whole range, 1: no difference "
         "is ruled out), warmup_epochs = "
     ) in few.sentence
+    assert "a pair would need to be " in few.sentence
+    assert "apart, more than the metric's whole range (1), to be told apart with 80% power" in (
+        few.sentence
+    )
     # At 5 replicates the same noise gives intervals inside the range: no such words.
     enough = answer(
         trials(SIX, n=5, spread=0.02), ["warmup_epochs"], "val_knn_accuracy", "maximize"

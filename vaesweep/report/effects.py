@@ -281,7 +281,7 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
         within = f"within {bound:.2g} of the best{_wider(bound, result.objective)}"
         return (
             f"no winner: {every} is {within}, {where}: {numbers}; "
-            f"{_detects(found)}{_more(found)}{tail}"
+            f"{_detects(found, result.objective)}{_more(found)}{tail}"
         )
     if len(equivalent) == n_others and not separated:
         within = f"within ±{found.margin:.2g} of the best"
@@ -327,11 +327,17 @@ def _wider(width: float, objective: str, claim: str = ": no difference is ruled 
     return f" ({text})" if claim else f"; {text}"
 
 
-def _detects(found: Comparison) -> str:
+def _detects(found: Comparison, objective: str) -> str:
     """What a "no winner" could have seen: for a pair, and for a winner (stats.power)."""
     pair, winner = detectable_differences(found)
+    whole = span(objective)
     if math.isinf(pair):
         return "this look could not have told any difference apart"
+    if whole is not None and pair >= whole:
+        return (
+            f"a pair would need to be {pair:.2g} apart, more than the metric's whole range "
+            f"({whole:g}), to be told apart with 80% power"
+        )
     if found.k == 2:
         return f"a true difference of {pair:.2g} would be found with 80% power"
     return (
