@@ -83,9 +83,9 @@ def copy_of(reported, tmp_path):
 def test_the_report_says_what_it_draws_off_a_terminal(reported):
     _, _, outcome = reported
     lines = outcome.output.splitlines()
-    assert "study warmup: drawing its figures and 4 trials'" in lines
+    assert "study warmup: drawing its figures and those of 4 trials" in lines
     assert lines.index("study warmup: done") > lines.index(
-        "study warmup: drawing its figures and 4 trials'"
+        "study warmup: drawing its figures and those of 4 trials"
     )
     assert lines[-1].startswith("report ")  # the summary last
 
@@ -93,7 +93,7 @@ def test_the_report_says_what_it_draws_off_a_terminal(reported):
 def test_every_figure_and_table_is_written(reported):
     results, _, outcome = reported
     report = results / "report"
-    assert "1 studies, 4 trials" in outcome.output
+    assert "1 study, 4 trials" in outcome.output
     images = [report / "classes.png"] + [report / "warmup" / f"{n}.png" for n in STUDY_FIGURES]
     for number in range(4):
         images += [report / "warmup" / f"trial-{number:04d}" / f"{n}.png" for n in TRIAL_FIGURES]
@@ -489,3 +489,28 @@ def test_many_metrics_wrap_into_rows_and_a_constant_count_gets_a_whole_number_ax
     assert len(shown) == 7
     assert shown[-1].get_ylim() == (1, 3)  # not 1.9 to 2.1
     assert all(tick == int(tick) for tick in shown[-1].get_yticks())
+
+
+def test_the_pairing_caption_says_which_way_pairing_moved_the_variance():
+    from vaesweep.report.effects import answer
+    from vaesweep.report.figures import pairing_caption
+
+    def caption(values: dict[int, list[float]]) -> tuple[str, float]:
+        rows = [
+            {"w": w, "replicate": r, "v": v} for w, vs in values.items() for r, v in enumerate(vs)
+        ]
+        found = answer(pd.DataFrame(rows), ["w"], "v", "maximize", blocked=True).comparison
+        return pairing_caption(found), found.variance_ratio
+
+    # Blocks that share most of the noise: pairing cuts the variance of a difference.
+    base = [0.60, 0.70, 0.80, 0.65]
+    shared, ratio = caption(
+        {0: base, 2: [b + d for b, d in zip(base, [0.01, 0.012, 0.009, 0.011], strict=True)]}
+    )
+    assert ratio > 100 and f"pairing cut the variance\nof a difference {ratio:.2g}×" in shared
+    # Blocks that pull the two apart: the differences ±0.02 have variance 4/3 × 0.02², twice
+    # the two configurations' own variances added (2 × 1/3 × 0.02²).
+    low, high = [0.70, 0.72, 0.70, 0.72], [0.72, 0.70, 0.72, 0.70]
+    apart, ratio = caption({0: low, 2: high})
+    assert ratio == pytest.approx(0.5)
+    assert "did not reduce the variance\nof a difference: 2× that of unpaired replicates" in apart

@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from vaesweep import __version__
-from vaesweep.errors import VaesweepError, shown, visible
+from vaesweep.errors import VaesweepError, counted, shown, visible
 from vaesweep.interrupts import EXIT_INTERRUPTED, graceful_interrupts
 from vaesweep.spec.config import ARCHITECTURES, RULES
 
@@ -280,8 +280,8 @@ def report(study_names, storage, results, out, data_dir) -> None:
         bars.stop()
     trials = sum(len(s.entries) for s in summary.studies)
     click.echo(
-        f"report {visible(out / PAGE_FILE)}: {len(summary.studies)} studies, {trials} trials, "
-        f"{summary.drawn} figures drawn"
+        f"report {visible(out / PAGE_FILE)}: {counted(len(summary.studies), 'study', 'studies')}, "
+        f"{counted(trials, 'trial')}, {counted(summary.drawn, 'figure')} drawn"
     )
 
 

@@ -45,3 +45,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     0.6), else "": to put before a message's list of choices."""
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"did you mean {close[0]!r}? " if close else ""
+
+
+def counted(n: int, noun: str, nouns: str | None = None) -> str:
+    """ "1 study", "2 studies": a count with its noun in the number it takes."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"

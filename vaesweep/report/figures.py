@@ -7,6 +7,7 @@ dimensions with the others at 0, the prior mean (manifold grid).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -173,18 +174,7 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
         ylabel = f"difference from {found.best}" if len(params) == 1 else "difference from the best"
         ax.set(xlabel=name, ylabel=ylabel)
         ax.set_xlim(-0.45, len(differences) - 0.4)
-        if not found.blocked:
-            how = "independent replicates (no pairing)"
-        elif found.variance_ratio >= 1:
-            how = (
-                f"grey: a seed block each (n = {found.blocks}); pairing cut the variance\n"
-                f"of a difference {found.variance_ratio:.2g}× against unpaired replicates"
-            )
-        else:
-            how = (
-                f"grey: a seed block each (n = {found.blocks}); pairing did not reduce\n"
-                f"the variance of a difference ({found.variance_ratio:.2g}× that of unpaired ones)"
-            )
+        how = pairing_caption(found)
         which = f" ({found.best})" if len(params) == 1 else f"\nbest: {found.best}"
         ax.set_title(
             f"{metric_label(found_answer.objective)}: each {name} minus the best{which}\n{how}",
@@ -195,6 +185,24 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     fig.tight_layout()
     return fig
+
+
+def pairing_caption(found) -> str:
+    """What the grey points are, and what pairing within seed blocks did to the variance of a
+    difference (`Comparison.variance_ratio` is unpaired over paired)."""
+    if not found.blocked:
+        return "independent replicates (no pairing)"
+    ratio = found.variance_ratio
+    points = f"grey: a seed block each (n = {found.blocks})"
+    if math.isnan(ratio):
+        return f"{points}; no difference varied between blocks"
+    if ratio >= 1:
+        cut = f"pairing cut the variance\nof a difference {ratio:.2g}× against unpaired replicates"
+        return f"{points}; {cut}"
+    return (
+        f"{points}; pairing did not reduce the variance\n"
+        f"of a difference: {1 / ratio:.2g}× that of unpaired replicates"
+    )
 
 
 def explored(

@@ -15,7 +15,7 @@ import jinja2
 import markupsafe
 import numpy as np
 
-from vaesweep.errors import visible
+from vaesweep.errors import counted, visible
 from vaesweep.report.side_by_side import groups
 from vaesweep.report.study_data import EARLIER_PROCEDURE
 from vaesweep.spec.metric_names import label
@@ -120,7 +120,7 @@ def _environments(report: StudyData) -> str:
     found = report.environments
     if len(found) == 1:
         return found[0][0]
-    return "; ".join(f"{where} ({n} trials)" for where, n in found) + (
+    return "; ".join(f"{where} ({counted(n, 'trial')})" for where, n in found) + (
         ". Rounding differs between these, so the last digits of their trials may too."
     )
 

@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from vaesweep.errors import visible
+from vaesweep.errors import counted, visible
 from vaesweep.store.storage import PRUNE_REASON_ATTR, fail_reason
 
 TABLE_ROWS = 12
@@ -385,7 +385,8 @@ class StudyBars:
             self.bars.update(self.tasks[study], completed=done)
         elif done == 0:
             self.console.print(
-                f"study {visible(study)}: drawing its figures and {total - 1} trials'"
+                f"study {visible(study)}: drawing its figures and those of "
+                f"{counted(total - 1, 'trial')}"
             )
         elif done == total:
             self.console.print(f"study {visible(study)}: done")
