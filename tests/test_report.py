@@ -155,6 +155,9 @@ def test_the_answer_comes_first_in_the_study_section(reported):
     anchors = section[section.index("<h3>anchors</h3>") : section.index("<h3>trials</h3>")]
     assert "Parametric UMAP" in anchors and "2-D PCA of the pixels" in anchors
     assert "Exemplar VAE" not in anchors
+    # Beside them, the answer's configuration, named by what chose it: "best" is the answer's word.
+    assert "<th>this study at its best mean of val loss (β=1 −ELBO) (95% CI)</th>" in anchors
+    assert "best configuration" not in anchors
 
 
 def test_every_link_in_the_page_resolves(reported):

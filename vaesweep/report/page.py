@@ -172,6 +172,11 @@ def _section(report: StudyData, anchors: list[Anchor]) -> dict[str, Any]:
         "environments": _environments(report),
         "earlier": EARLIER_PROCEDURE,
         "anchors": _anchors(report, anchors),
+        "anchored": (  # the answer's configuration: its best mean, "best" only if shown so
+            f"this study at its best mean of {label(report.answers[0].objective)} (95% CI)"
+            if report.answers
+            else ""
+        ),
         "files": ("effects.csv", "trials.csv", "trials.md"),
         "columns": _page_columns(report),
         "rows": _trial_rows(report),
