@@ -89,3 +89,34 @@ def test_every_imported_distribution_is_declared():
     assert {"torch", "numpy", "scipy", "sqlalchemy", "matplotlib"} <= imported.keys()
     undeclared = {name: sorted(files) for name, files in imported.items() if name not in declared}
     assert not undeclared, f"imported but not declared in pyproject: {undeclared}"
+
+
+# Optuna beyond its public API: a private module, a private attribute of its objects, or the
+# system attributes it keeps for itself.
+OPTUNA_PRIVATE = re.compile(
+    r"from optuna[\w.]*\._|import optuna[\w.]*\._|\.system_attrs\b"
+    r"|\._(trial_id|storage|study_id|cached_frozen_trial)\b"
+)
+
+
+def optuna_private_uses(package: Path) -> list[str]:
+    return [
+        f"{path.relative_to(package)}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "optuna_private.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if OPTUNA_PRIVATE.search(line)
+    ]
+
+
+def test_only_one_module_uses_optuna_beyond_its_public_api(tmp_path):
+    assert optuna_private_uses(ROOT / "vaesweep") == []
+    # Planted elsewhere, each kind is found.
+    planted = tmp_path / "vaesweep" / "run"
+    planted.mkdir(parents=True)
+    (planted / "x.py").write_text(
+        "from optuna.storages._heartbeat import get_heartbeat_thread\n"
+        "params = trial.system_attrs['fixed_params']\n"
+        "number = trial._trial_id\n"
+    )
+    assert optuna_private_uses(tmp_path / "vaesweep") == ["run/x.py:1", "run/x.py:2", "run/x.py:3"]

@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError
 from vaesweep.spec.design import CONFIRM, EXPLORE, GRID, Design, config_key
+from vaesweep.store.optuna_private import queued_params
 from vaesweep.store.storage import FAIL_REASON_ATTR, PHASE_ATTR, REPLICATE_ATTR
 
 
@@ -36,9 +37,7 @@ def slot_of(trial: FrozenTrial) -> tuple[str, str, int] | None:
     phase = trial.user_attrs.get(PHASE_ATTR)
     if phase is None:
         return None
-    # A queued trial has no parameters yet, only the ones it was enqueued with.
-    params = trial.params or trial.system_attrs.get("fixed_params", {})
-    return phase, config_key(params), int(trial.user_attrs.get(REPLICATE_ATTR, 0))
+    return phase, config_key(queued_params(trial)), int(trial.user_attrs.get(REPLICATE_ATTR, 0))
 
 
 def holds_its_slot(trial: FrozenTrial) -> bool:

@@ -8,8 +8,8 @@ beat at all (a crash before its first beat, a trial made by plain Optuna) is nev
 trial is dead once its stored beat has not changed for the grace period of the checker's own
 monotonic time: no two clocks are compared, and a missing beat is a beat that never changes.
 
-Optuna's heartbeat thread and table are internals: this module starts the thread, and
-`storage._Storage.running_heartbeats` reads the table.
+Optuna's heartbeat thread and table are internals (store/optuna_private.py): this module starts
+the thread, and `storage._Storage.running_heartbeats` reads the table.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize uses
 from optuna.trial import TrialState
 
+from vaesweep.store.optuna_private import heartbeat_thread
 from vaesweep.store.storage import FAIL_REASON_ATTR, STALE_REASON
 
 
@@ -34,7 +34,7 @@ def beating(storage: optuna.storages.BaseStorage, study: optuna.Study, number: i
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
     with warnings.catch_warnings():  # "meant for study.optimize": this loop does what it does
         warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-        thread = get_heartbeat_thread(trial_id, storage)
+        thread = heartbeat_thread(trial_id, storage)
     with thread:  # a context manager, though Optuna annotates it as a thread
         yield
 
@@ -67,7 +67,7 @@ class Liveness:
             if quiet < self.grace:
                 continue
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, KeyError):
-                trial_id = self._trial_id(number)
+                trial_id = self._id_of(number)
                 self.storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, STALE_REASON)
                 if self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
                     failed.append(number)
@@ -80,7 +80,7 @@ class Liveness:
             return {}
         return read(self.storage.get_study_id_from_name(self.study.study_name))
 
-    def _trial_id(self, number: int) -> int:
+    def _id_of(self, number: int) -> int:
         study_id = self.storage.get_study_id_from_name(self.study.study_name)
         return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
 

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError, first_line, shown, visible
 from vaesweep.store.layout import DEFAULT_DB_NAME
+from vaesweep.store.optuna_private import RUNNING_BEATS
 
 T = TypeVar("T")
 
@@ -116,14 +117,9 @@ RECONNECT_SECONDS = 60
 # SQLite waits this long inside a call for another writer's lock; then vaesweep says so and waits
 # on (so no wait for a lock is silent).
 SQLITE_BUSY_SECONDS = 5
+
+
 # The running trials of a study with their last heartbeat (NULL: none yet), in Optuna's schema.
-_RUNNING_BEATS = sqlalchemy.text(
-    "SELECT t.number, h.heartbeat FROM trials t "
-    "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
-    "WHERE t.study_id = :study AND t.state = 'RUNNING'"
-)
-
-
 class _Storage(optuna.storages.RDBStorage):
     """Optuna's RDB storage, for a study that outlives a database restart.
 
@@ -143,7 +139,7 @@ class _Storage(optuna.storages.RDBStorage):
 
         def read() -> dict[int, object]:
             with self.engine.connect() as connection:
-                rows = connection.execute(_RUNNING_BEATS, {"study": study_id}).all()
+                rows = connection.execute(RUNNING_BEATS, {"study": study_id}).all()
             return {int(number): beat for number, beat in rows}
 
         return self.reconnect(read)
