@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,9 @@ import pytest
 
 from vaesweep.training.data import DEBIAN_DIR, FILE_STEMS, load_fashion_mnist
 
+from helpers import run_args, small_warmup, vaesweep
+
 TINY_TRAIN, TINY_TEST = 600, 200
-# `run` options that make a trial take about a second on tiny data. One worker, so sampler
-# draws are reproducible; a later --jobs (the parallel tests) overrides it.
-TINY_SETTINGS = ("--set", "epochs=2", "--set", "val_size=100", "--set", 'arch="mlp"', "--jobs", "1")
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -71,3 +71,31 @@ def real_data():
     if not (DEBIAN_DIR / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     return load_fashion_mnist(DEBIAN_DIR)
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    """Two seed blocks of a two-value warm-up study on tiny data, reported once."""
+    root = tmp_path_factory.mktemp("report")
+    data_dir = write_dataset(root / "fashion")
+    results = root / "results"
+    assert vaesweep(*run_args(results, data_dir, 4, study=small_warmup(root))).exit_code == 0
+    outcome = vaesweep("report", "--results", str(results), "--data-dir", str(data_dir))
+    assert outcome.exit_code == 0, outcome.output
+    return results, data_dir, outcome
+
+
+@pytest.fixture
+def copy_of(reported, tmp_path):
+    results, data_dir, _ = reported
+    copy = tmp_path / "results"
+    shutil.copytree(results, copy)
+    return copy, data_dir
+
+
+@pytest.fixture
+def study_with_two_trials(tmp_path, tiny_data_dir):
+    results = tmp_path / "results"
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 2))
+    assert outcome.exit_code == 0, outcome.output
+    return results

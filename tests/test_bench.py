@@ -14,7 +14,7 @@ from vaesweep.training.device import native_bf16
 from vaesweep.training.metrics import evaluation_steps
 from vaesweep.training.precision import training_throughput
 
-from test_cli import vaesweep
+from helpers import vaesweep
 
 CPU = torch.device("cpu")
 

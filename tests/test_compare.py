@@ -12,8 +12,7 @@ from scipy import stats
 from vaesweep import results
 
 from conftest import write_dataset
-from test_cli import run_args, vaesweep
-from test_report import TERMINAL_HOSTILE, assert_shown_visibly, small_warmup
+from helpers import TERMINAL_HOSTILE, assert_shown_visibly, run_args, small_warmup, vaesweep
 
 
 @pytest.fixture(scope="module")

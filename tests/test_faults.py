@@ -11,44 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import optuna
 import pytest
 
 from vaesweep.spec.studies import load_study
-from vaesweep.store.storage import default_storage_url, open_storage
+from vaesweep.store.storage import default_storage_url
 
-from test_cli import run_args
-
-# Trials long enough to interrupt, without early stopping: small batches make each epoch long,
-# so 40 epochs (and their storage writes) last as long as 120 at the default batch.
-LONG = ("--set", "epochs=40", "--set", "batch_size=32")  # after run_args' TINY_SETTINGS
-LONG += ("--set", "early_stop_patience=1000")
-GRACE = "3"  # seconds before a silent trial counts as stale
-
-
-def start(
-    results: Path, data_dir: Path, trials: int, *extra: str, grace: str = GRACE
-) -> subprocess.Popen:
-    command = [sys.executable, "-m", "vaesweep", *run_args(results, data_dir, trials, *LONG)]
-    command += extra
-    env = {**os.environ, "VAESWEEP_GRACE_SECONDS": grace, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,  # its own process group, like a terminal job
-    )
-
-
-def trials_of(results: Path) -> list[optuna.trial.FrozenTrial]:
-    storage = open_storage(default_storage_url(results))  # safe while the run creates it
-    try:
-        study = optuna.load_study(study_name="warmup", storage=storage)
-    except KeyError:
-        return []
-    return study.get_trials(deepcopy=False)
+from helpers import finish, start, trials_of
 
 
 def wait_for_running(
@@ -67,11 +35,6 @@ def wait_for_running(
                 return
         time.sleep(0.2)
     raise AssertionError("no trial started in time")
-
-
-def finish(process: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
-    output, _ = process.communicate(timeout=timeout)
-    return process.returncode, output
 
 
 def resume_and_check(results: Path, data_dir: Path, trials: int) -> list:

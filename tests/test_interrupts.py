@@ -15,7 +15,7 @@ from vaesweep.training.data import make_splits
 from vaesweep.training.precision import decide
 from vaesweep.training.train import train
 
-from test_train import tiny_config
+from helpers import tiny_config
 
 
 def test_outside_a_trial_loop_the_first_signal_raises_at_once():

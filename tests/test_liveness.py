@@ -8,10 +8,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from test_faults import finish, start, trials_of
 
 from vaesweep.store.heartbeats import Liveness
 from vaesweep.store.storage import STALE_REASON, default_storage_url, open_storage
+
+from helpers import finish, start, trials_of
 
 
 class FakeClock:

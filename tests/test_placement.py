@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from vaesweep.run.progress import PlainProgress, make_console
+from vaesweep.console import make_console
+from vaesweep.run.progress import PlainProgress
 from vaesweep.training.device import Compute, auto_jobs, placed, visible_gpus
 
 

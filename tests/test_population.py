@@ -12,7 +12,7 @@ from vaesweep.training.data import make_splits
 from vaesweep.training.population import train_population
 from vaesweep.training.train import TrainingDiverged, train
 
-from test_train import CPU
+from helpers import CPU
 
 # Measured on the members below: histories agree to 6e-6 relative, weights to 5e-6 absolute.
 # vmap's batched matrix products round differently from one network's, and training carries the

@@ -15,7 +15,7 @@ from vaesweep.spec.studies import check_population, load_study, parse_study
 from vaesweep.training.device import Compute
 from vaesweep.training.population import choose_population, decide_population
 
-from test_cli import PRUNABLE_STUDY, run_args, run_each, run_unstable, stored_trials, vaesweep
+from helpers import PRUNABLE_STUDY, run_args, run_each, run_unstable, stored_trials, vaesweep
 
 TIMING = {"seconds", "train_seconds"}
 # Members match their solo runs up to float rounding (the trainer's test: 6e-6): here within
@@ -91,10 +91,9 @@ def test_members_of_different_shapes_train_apart(tmp_path, tiny_data_dir):
 
 
 def test_a_diverging_member_fails_alone(tmp_path, tiny_data_dir, monkeypatch):
-    import conftest
+    import helpers
 
-    monkeypatch.setattr(conftest, "TINY_SETTINGS", (*conftest.TINY_SETTINGS, "--population", "3"))
-    monkeypatch.setattr("test_cli.TINY_SETTINGS", conftest.TINY_SETTINGS)
+    monkeypatch.setattr(helpers, "TINY_SETTINGS", (*helpers.TINY_SETTINGS, "--population", "3"))
     outcome, trials, results = run_unstable(tmp_path, tiny_data_dir, 2, "[2e-3, 10.0]")
     assert outcome.exit_code == 0, outcome.output
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-from test_faults import LONG
 
 from vaesweep.store.storage import open_storage
 
-from test_cli import run_args, vaesweep
+from helpers import LONG, run_args, vaesweep
 
 WORKERS, TRIALS = 3, 7
 

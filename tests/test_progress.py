@@ -61,7 +61,7 @@ def test_at_100_columns_a_short_parameter_list_leaves_room_for_every_term_and_ev
 def test_user_text_is_shown_as_it_is_never_read_as_markup():
     import optuna
 
-    from vaesweep.run.progress import make_console
+    from vaesweep.console import make_console
 
     console = make_console(width=100, record=True, force_terminal=True, color_system=None)
     progress = LiveProgress(console)

@@ -18,29 +18,19 @@ from PIL import Image
 
 from vaesweep import results as results_api
 from vaesweep.errors import VaesweepError
-from vaesweep.spec.studies import STUDIES_DIR
 
-from conftest import write_dataset
-from test_cli import run_args, stored_trials, vaesweep
+from helpers import (
+    TERMINAL_HOSTILE,
+    assert_shown_visibly,
+    run_args,
+    small_warmup,
+    stored_trials,
+    vaesweep,
+)
 
 TRIAL_FIGURES = ("latent", "manifold", "reconstructions", "uncertainty", "history", "kl-per-dim")
 # A one-parameter grid: no importances.
 STUDY_FIGURES = ("paired-differences", "effects", "learning-curves")
-
-
-def small_warmup(folder: Path) -> str:
-    """The shipped warm-up study cut to 2 values x 2 seed blocks (4 trials), named warmup, and
-    scored on the validation loss (on tiny data the 5-NN accuracy moves in steps of 1%, so
-    two blocks can agree to the digit and leave no noise to test against)."""
-    shipped = (STUDIES_DIR / "warmup.toml").read_text()
-    small = shipped.replace("high = 4, step = 2", "high = 1").replace(
-        "replicates = 10", "replicates = 2"
-    )
-    small = small.replace('objectives = ["val_knn_accuracy"]', 'objectives = ["val_loss"]')
-    assert small != shipped
-    path = folder / "warmup.toml"
-    path.write_text(small)
-    return str(path)
 
 
 class Links(HTMLParser):
@@ -58,26 +48,6 @@ def links_of(page: Path) -> list[str]:
     parser = Links()
     parser.feed(page.read_text())
     return parser.targets
-
-
-@pytest.fixture(scope="module")
-def reported(tmp_path_factory):
-    """Two seed blocks of a two-value warm-up study on tiny data, reported once."""
-    root = tmp_path_factory.mktemp("report")
-    data_dir = write_dataset(root / "fashion")
-    results = root / "results"
-    assert vaesweep(*run_args(results, data_dir, 4, study=small_warmup(root))).exit_code == 0
-    outcome = vaesweep("report", "--results", str(results), "--data-dir", str(data_dir))
-    assert outcome.exit_code == 0, outcome.output
-    return results, data_dir, outcome
-
-
-@pytest.fixture
-def copy_of(reported, tmp_path):
-    results, data_dir, _ = reported
-    copy = tmp_path / "results"
-    shutil.copytree(results, copy)
-    return copy, data_dir
 
 
 def test_the_report_says_what_it_draws_off_a_terminal(reported):
@@ -337,19 +307,6 @@ def test_a_damaged_database_is_one_line_everywhere_and_left_as_it_is(damage, mes
     with pytest.raises(VaesweepError, match=re.escape(message)):
         results_api.load("warmup", results=results)
     assert db.read_bytes() == before
-
-
-# Names that drive a terminal (clear it, set its title) or reorder a line, made with plain Optuna.
-TERMINAL_HOSTILE = ["\x1b[2Jclear", "\x1b]0;TITLE\x07title", "rtl\u202eevil", "bell\x07\x08"]
-
-
-def assert_shown_visibly(text: str) -> None:
-    """No control or bidirectional character of TERMINAL_HOSTILE reached `text` raw, and each
-    name is there in its visible form."""
-    for raw in ("\x1b", "\x07", "\x08", "\u202e"):
-        assert raw not in text
-    for name in TERMINAL_HOSTILE:
-        assert name.encode("unicode_escape").decode() in text
 
 
 def test_hostile_study_names_write_nothing_outside_out_and_link_only_files(copy_of, tmp_path):

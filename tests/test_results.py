@@ -16,8 +16,7 @@ from vaesweep.errors import VaesweepError
 from vaesweep.store.layout import HISTORY_FILE, trial_folder
 from vaesweep.store.storage import ANSWER_ATTR, LOOKS_ATTR, default_storage_url
 
-from test_cli import run_args, snapshot, vaesweep
-from test_report import copy_of, reported, small_warmup  # noqa: F401 (fixtures)
+from helpers import run_args, small_warmup, snapshot, vaesweep
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -28,7 +27,7 @@ def readme_example() -> str:
     return example
 
 
-def test_the_readme_example_runs_as_written(reported, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_the_readme_example_runs_as_written(reported, tmp_path, monkeypatch, capsys):
     stored, _, _ = reported
     shutil.copytree(stored, tmp_path / "results")
     monkeypatch.chdir(tmp_path)  # the example reads ./results, as `vaesweep run` writes it
@@ -39,7 +38,7 @@ def test_the_readme_example_runs_as_written(reported, tmp_path, monkeypatch, cap
     assert isinstance(namespace["trials"], pd.DataFrame) and len(namespace["trials"]) == 4
 
 
-def test_trials_are_plain_columns_of_the_stored_values(reported):  # noqa: F811
+def test_trials_are_plain_columns_of_the_stored_values(reported):
     stored, _, run = reported
     table = results.trials("warmup", results=stored)
     assert {"trial", "state", "phase", "replicate", "in_answer", "warmup_epochs"} <= set(table)
@@ -52,7 +51,7 @@ def test_trials_are_plain_columns_of_the_stored_values(reported):  # noqa: F811
     pd.testing.assert_series_equal(written["val_loss"], table["val_loss"], check_exact=True)
 
 
-def test_the_answer_is_the_one_the_run_and_the_report_give(reported):  # noqa: F811
+def test_the_answer_is_the_one_the_run_and_the_report_give(reported):
     stored, _, _ = reported
     answer, effects = results.answer("warmup", results=stored)
     assert answer.objective == "val_loss" and answer.direction == "minimize"
@@ -61,7 +60,7 @@ def test_the_answer_is_the_one_the_run_and_the_report_give(reported):  # noqa: F
     assert list(written.columns) == list(effects.columns) and len(written) == len(effects)
 
 
-def test_a_trial_s_history_is_its_history_csv(reported):  # noqa: F811
+def test_a_trial_s_history_is_its_history_csv(reported):
     stored, _, _ = reported
     history = results.history("warmup", 2, results=stored)
     expected = pd.read_csv(trial_folder(stored, "warmup", 2) / HISTORY_FILE)
@@ -69,7 +68,7 @@ def test_a_trial_s_history_is_its_history_csv(reported):  # noqa: F811
     assert list(history["epoch"]) == [0, 1]  # as stored: 0 is the first epoch
 
 
-def test_what_cannot_be_read_is_one_line(reported, tmp_path):  # noqa: F811
+def test_what_cannot_be_read_is_one_line(reported, tmp_path):
     stored, _, _ = reported
     copy = tmp_path / "results"
     shutil.copytree(stored, copy)
@@ -86,7 +85,7 @@ def test_what_cannot_be_read_is_one_line(reported, tmp_path):  # noqa: F811
         assert "\n" not in str(raised.value)
 
 
-def test_optuna_s_tools_see_the_answer(reported):  # noqa: F811
+def test_optuna_s_tools_see_the_answer(reported):
     from optuna_dashboard import get_note
 
     stored, _, _ = reported
@@ -112,7 +111,7 @@ print(outcome.exit_code, "torch" in sys.modules, "optuna_dashboard" in sys.modul
 """
 
 
-def test_a_complete_study_answers_without_importing_torch(reported, tmp_path):  # noqa: F811
+def test_a_complete_study_answers_without_importing_torch(reported, tmp_path):
     import subprocess
     import sys
 
@@ -125,7 +124,7 @@ def test_a_complete_study_answers_without_importing_torch(reported, tmp_path):  
     assert run.stdout.split() == ["0", "False", "False"], run.stdout + run.stderr
 
 
-def test_a_complete_study_says_so_without_loading_data(reported, tmp_path):  # noqa: F811
+def test_a_complete_study_says_so_without_loading_data(reported, tmp_path):
     stored, _, _ = reported
     copy = tmp_path / "results"
     shutil.copytree(stored, copy)
@@ -142,7 +141,7 @@ def test_a_complete_study_says_so_without_loading_data(reported, tmp_path):  # n
     assert outcome.exit_code == 1 and "Fashion-MNIST" in outcome.output
 
 
-def test_each_trial_records_its_versions_and_processor_and_the_report_shows_them(reported):  # noqa: F811
+def test_each_trial_records_its_versions_and_processor_and_the_report_shows_them(reported):
     import json
     import platform
 
@@ -162,7 +161,7 @@ def test_each_trial_records_its_versions_and_processor_and_the_report_shows_them
     assert f"on {environment['processor']}</p>" in page
 
 
-def test_a_study_s_answer_is_vaesweep_stats_compare_on_its_trials_table(reported):  # noqa: F811
+def test_a_study_s_answer_is_vaesweep_stats_compare_on_its_trials_table(reported):
     stored, _, _ = reported
     data = results.load("warmup", results=stored)
     found = stats.compare(
@@ -188,7 +187,7 @@ def test_a_study_s_answer_is_vaesweep_stats_compare_on_its_trials_table(reported
     assert data.looks == (2,)
 
 
-def test_a_study_answered_by_an_earlier_version_still_reports_and_says_so(copy_of):  # noqa: F811
+def test_a_study_answered_by_an_earlier_version_still_reports_and_says_so(copy_of):
     copy, data_dir = copy_of
     record = optuna.load_study(study_name="warmup", storage=default_storage_url(copy))
     # As an earlier vaesweep left it: its answer stored, no looks recorded.

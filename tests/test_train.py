@@ -3,7 +3,6 @@ import torch
 
 from vaesweep.spec.config import TrainConfig
 from vaesweep.training.data import make_splits
-from vaesweep.training.device import Compute
 from vaesweep.training.losses import vae_loss
 from vaesweep.training.model import VAE, build_model
 from vaesweep.training.train import (
@@ -15,12 +14,7 @@ from vaesweep.training.train import (
     train,
 )
 
-CPU = Compute(torch.device("cpu"), "fp32")
-
-
-def tiny_config(**changes) -> TrainConfig:
-    settings = dict(arch="mlp", lr=2e-3, epochs=5, warmup_epochs=0, val_size=100, batch_size=64)
-    return TrainConfig(**{**settings, **changes})
+from helpers import CPU, tiny_config
 
 
 def test_warmup_is_linear_from_zero_to_one():

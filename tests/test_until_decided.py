@@ -10,8 +10,7 @@ import optuna
 from vaesweep.store.storage import LOOKS_ATTR, default_storage_url
 
 from conftest import write_dataset
-from test_cli import run_args, vaesweep
-from test_report import small_warmup
+from helpers import run_args, small_warmup, vaesweep
 
 
 def growing_study(folder, margin: str) -> str:

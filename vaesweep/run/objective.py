@@ -55,7 +55,8 @@ class _TrialRun:
 
 
 class Objective:
-    """Callable for `study.optimize`; holds the data loaded once for every trial."""
+    """One trial (or a population of them) from its Optuna trial to its stored outcome; holds
+    the data loaded once for every trial of the run (the work loop calls it)."""
 
     def __init__(
         self,
@@ -77,7 +78,7 @@ class Objective:
         self.environment = environment(compute.device)
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
-        """One trial from start to finish, alone (as Optuna's `study.optimize` calls it)."""
+        """One trial from start to finish, alone."""
         run = self.start(trial)
         [result] = self.train([run])
         if isinstance(result, BaseException):

@@ -3,7 +3,6 @@ live view in a terminal, plain lines anywhere else, and a queue from a worker to
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -24,7 +23,8 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from vaesweep.errors import counted, visible
+from vaesweep.console import make_console
+from vaesweep.errors import visible
 from vaesweep.store.storage import PRUNE_REASON_ATTR, fail_reason
 
 TABLE_ROWS = 12
@@ -86,28 +86,6 @@ class Progress:
 
     def stop(self) -> None:
         pass
-
-
-# Off a terminal (a pipe, a file) nothing limits a line, so tables are laid out this wide rather
-# than at rich's 80 columns, which cut their cells ("val_knn_accur…").
-PIPE_WIDTH = 240
-
-
-class _VisibleConsole(Console):
-    """A console that shows every string it is given (printed, or a table's cell) with its
-    control and bidirectional characters made visible (`errors.visible`), line breaks kept."""
-
-    def render_str(self, text: str, **options: Any) -> Text:
-        return super().render_str(visible(text, keep="\n"), **options)
-
-
-def make_console(**options: Any) -> Console:
-    """The console of every command: what it prints (paths, names, reasons, values) is shown as
-    it is, never read as rich markup nor as terminal control sequences."""
-    console = _VisibleConsole(highlight=False, markup=False, **options)
-    if not console.is_terminal and "COLUMNS" not in os.environ and "width" not in options:
-        console.width = PIPE_WIDTH
-    return console
 
 
 class PlainProgress(Progress):
@@ -334,9 +312,6 @@ class TrialFinished(NamedTuple):
         progress.trial_finished(self.trial, self.finished)
 
 
-ProgressEvent = TrialStarted | EpochFinished | Evaluating | TrialFinished | Waiting
-
-
 class QueueProgress(Progress):
     """In a worker process: sends each event to the parent, which shows them all."""
 
@@ -359,38 +334,3 @@ class QueueProgress(Progress):
 
     def waiting(self, text: str) -> None:
         self.events.put((self.worker, Waiting(text)))
-
-
-class StudyBars:
-    """`vaesweep report`'s progress: in a terminal a bar per study (its figures, then each
-    trial's); off one, a line as each study starts and one as it ends."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.bars = RichProgress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        )
-        self.tasks: dict[str, Any] = {}
-        if console.is_terminal:
-            self.bars.start()
-
-    def __call__(self, study: str, done: int, total: int) -> None:
-        if self.console.is_terminal:
-            if study not in self.tasks:
-                self.tasks[study] = self.bars.add_task(f"study {visible(study)}", total=total)
-            self.bars.update(self.tasks[study], completed=done)
-        elif done == 0:
-            self.console.print(
-                f"study {visible(study)}: drawing its figures and those of "
-                f"{counted(total - 1, 'trial')}"
-            )
-        elif done == total:
-            self.console.print(f"study {visible(study)}: done")
-
-    def stop(self) -> None:
-        if self.console.is_terminal:
-            self.bars.stop()

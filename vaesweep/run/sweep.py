@@ -1,18 +1,21 @@
-"""Run a study until it has the requested number of finished trials: check everything, open
-the storage, then hand the work to one loop in this process or to worker processes."""
+"""Run a study until it has the requested number of finished trials, in two steps: `plan_run`
+checks and decides everything and writes nothing; `execute` opens the study and hands the work
+to one loop in this process or to worker processes, then answers."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from vaesweep.errors import VaesweepError
@@ -37,6 +40,7 @@ from vaesweep.store.storage import (
 
 if TYPE_CHECKING:
     from vaesweep.run.work_loop import RunRequest, WorkerOutcome
+    from vaesweep.training.precision import Compute
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,45 @@ class Answered:
     sentences: list[str]
     decided: bool = False
     blocks: int | None = None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run is asked for beyond its study (the CLI's option types check each)."""
+
+    n_trials: int  # finished trials (completed or pruned) the study should have
+    results_dir: Path
+    storage_url: str | None = None  # None: SQLite in results_dir
+    study_name: str | None = None  # None: the study's own name
+    data_dir: Path | None = None
+    device: str = "auto"
+    seed: int = 0
+    jobs: int | None = 1  # None: one per GPU on CUDA, else one per core, at most 4
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a run trains: decided once, the same in every worker."""
+
+    data: Any  # training.data.FashionMNIST, loaded once and shared with the workers
+    compute: Compute
+    population: int
+    gpus: int
+    jobs: int
+    threads: int  # each worker's
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run, checked and decided (`plan_run`), ready to `execute`."""
+
+    spec: StudySpec  # as it runs: a study stored unblocked resumes unblocked
+    options: RunOptions
+    name: str
+    url: str
+    finished: int = 0  # trials the study has already
+    training: Training | None = None  # None: it has its trials; nothing to train
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -61,26 +104,22 @@ class RunSummary:
     answers: list[str]  # one sentence per objective, from the comparable trials
 
 
-def _check_definition(study: optuna.Study, spec: StudySpec) -> StudySpec:
-    """A stored study of this name must have been created from the same definition; the spec to
-    run (a stored study unblocked, by an earlier version or by its file, resumes unblocked unless
-    the file now says `blocked = true`)."""
+def _resumable(study: optuna.Study, spec: StudySpec) -> StudySpec:
+    """The spec to run on a stored study of this name, which must have been made by vaesweep from
+    the same definition (a study stored unblocked, by an earlier version or by its file, resumes
+    unblocked unless the file now says `blocked = true`). Reads only."""
     # Trials first: a trial only ever exists after its study's definition was stored, so a
     # worker starting beside another never takes that study for a foreign one.
     has_trials = bool(study.get_trials(deepcopy=False))
     stored = study.user_attrs.get(DEFINITION_ATTR)
-    wanted = spec.definition()
     if stored is None:
         if has_trials:
             raise VaesweepError(
                 f"study '{study.study_name}' exists in this storage but was not made by vaesweep; "
                 "choose another --name"
             )
-        study.set_user_attr(DEFINITION_ATTR, wanted)
-        study.set_user_attr(DESCRIPTION_ATTR, spec.description)
-        study.set_metric_names(list(spec.objectives))  # so dashboards name the values
         return spec
-    stored = dict(stored)
+    stored, wanted = dict(stored), spec.definition()
     if isinstance(stored.get("design"), dict):
         try:
             design = Design.from_stored(stored["design"])
@@ -89,9 +128,8 @@ def _check_definition(study: optuna.Study, spec: StudySpec) -> StudySpec:
         if design is not None:
             stored["design"] = design.stored()
             if spec.design.blocked is None and not design.shares_seeds:
-                spec = dataclasses.replace(
-                    spec, design=dataclasses.replace(spec.design, blocked=False)
-                )
+                unblocked = dataclasses.replace(spec.design, blocked=False)
+                spec = dataclasses.replace(spec, design=unblocked)
                 wanted = spec.definition()
     for part in ("search", "fixed", "objectives", "design"):
         if stored.get(part) != wanted[part]:
@@ -100,6 +138,15 @@ def _check_definition(study: optuna.Study, spec: StudySpec) -> StudySpec:
                 f"({_difference(stored.get(part), wanted[part])}); use another --name to keep both"
             )
     return spec
+
+
+def _define(study: optuna.Study, spec: StudySpec) -> None:
+    """Stores the definition on a study that has none yet (a new one)."""
+    if DEFINITION_ATTR in study.user_attrs:
+        return
+    study.set_user_attr(DEFINITION_ATTR, spec.definition())
+    study.set_user_attr(DESCRIPTION_ATTR, spec.description)
+    study.set_metric_names(list(spec.objectives))  # so dashboards name the values
 
 
 def _check_data(spec: StudySpec, n_images: int) -> None:
@@ -120,45 +167,6 @@ def _clean_debris(study: optuna.Study, results_dir: Path, warn: Callable[[str], 
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     for path in clean_debris(results_dir / study.study_name, failed, older_than=grace_seconds()):
         warn(f"removed {path}: left by a run that crashed before recording it")
-
-
-def _complete_already(
-    url: str,
-    name: str,
-    spec: StudySpec,
-    n_trials: int,
-    results_dir: Path,
-    warn: Callable[[str], None],
-    answer: Callable[[optuna.Study], Answered],
-) -> RunSummary | None:
-    """The summary of a stored study that has its trials already, found without the seconds of
-    loading the data; None when there is work (or no such study, or no SQLite file yet)."""
-    if url.startswith("sqlite") and not Path(make_url(url).database or "").is_file():
-        return None  # a run that is refused later leaves no database
-    storage = open_storage(url)
-    with storage_errors(url):
-        if name not in optuna.get_all_study_names(storage):
-            return None
-        study = optuna.load_study(study_name=name, storage=storage)
-        if DEFINITION_ATTR not in study.user_attrs:
-            return None  # the full run names what is wrong with it
-        try:
-            _check_definition(study, spec)
-        except VaesweepError:
-            return None  # likewise, after the checks against the data
-        finished = counts(study)[0]
-        if finished < n_trials:
-            return None
-        _clean_debris(study, results_dir, warn)
-        sentences = answer(study).sentences
-    return RunSummary(name, url, results_dir, n_trials, finished, 0, 0, sentences)
-
-
-def _stored_trials(storage: optuna.storages.BaseStorage, name: str) -> list[FrozenTrial]:
-    try:
-        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
-    except KeyError:  # no such study yet
-        return []
 
 
 def _difference(stored, wanted) -> str:
@@ -194,126 +202,126 @@ def _run_and_answer(
         return outcome, answer(study)
 
 
-def run_study(
-    spec: StudySpec,
-    n_trials: int,
-    results_dir: Path,
-    progress: Progress,
-    answer: Callable[[optuna.Study], Answered],
-    storage_url: str | None = None,
-    study_name: str | None = None,
-    data_dir: Path | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    jobs: int | None = 1,
-    warn: Callable[[str], None] = lambda message: None,
-) -> RunSummary:
-    """Run trials until `n_trials` are finished (completed or pruned); resumes where it stopped.
-    With `jobs` > 1, that many worker processes share the study and the cores (None: one per
-    GPU on CUDA, else one per core, at most 4); on CUDA, worker i trains on GPU i mod the GPUs.
-    `answer(study)` gives the answer when the run ends (and may publish it): the reading of a
-    study is the report's, which the run does not import. A design `until_decided` then adds a
-    seed block at a time until every configuration is decided or `max_replicates` is reached."""
-    if n_trials < 1:
-        raise VaesweepError(f"--trials must be at least 1; got {n_trials}")
-    cores = os.cpu_count() or 1
-    if jobs is not None and not 1 <= jobs <= cores:
-        raise VaesweepError(f"--jobs must be between 1 and {cores} (the cores here); got {jobs}")
-    if not 0 <= seed < 2**32:
-        raise VaesweepError(f"--seed must be between 0 and {2**32 - 1}; got {seed}")
-    name = check_study_name(study_name or spec.name)
-    url = storage_url or default_storage_url(results_dir)
+def plan_run(spec: StudySpec, options: RunOptions) -> RunPlan:
+    """Every check and decision of a run, nothing trained and nothing written: where it stores,
+    what the storage holds of the study, the data, the device, precision, population and
+    workers. A study that has its trials already is planned without PyTorch or the data."""
+    name = check_study_name(options.study_name or spec.name)
+    url = options.storage_url or default_storage_url(options.results_dir)
     check_url(url)  # before anything is written, a folder included
-    check_writable(results_dir)
-    if done := _complete_already(url, name, spec, n_trials, results_dir, warn, answer):
-        warn(
-            f"study '{name}' has {done.finished} finished trials already: nothing to run "
-            "(a larger --trials adds more)"
-        )
-        return done
-    # torch, and the data, only now that there is training to do: a finished study answers
-    # without them.
-    from vaesweep.run.work_loop import RunRequest
+    check_writable(options.results_dir)
+    plan = RunPlan(spec=spec, options=options, name=name, url=url)
+    stored = _stored_study(url, name)
+    if stored is not None:
+        with storage_errors(url), contextlib.suppress(VaesweepError):  # named after the data's
+            plan = dataclasses.replace(
+                plan, spec=_resumable(stored, spec), finished=counts(stored)[0]
+            )
+        if plan.finished >= options.n_trials:
+            return plan
+    # torch, and the data, only now that there is training to do.
     from vaesweep.training.data import load_fashion_mnist
+
+    data = load_fashion_mnist(options.data_dir)
+    _check_data(spec, len(data.train_x))
+    warnings = []
+    if stored is not None:
+        with storage_errors(url):
+            resumed = _resumable(stored, spec)
+        if resumed.design.shares_seeds != spec.design.shares_seeds:
+            warnings.append(_RESUMED_UNBLOCKED.format(name=name))
+        spec = resumed
+    _check_foreign_folders(options.results_dir / name, url, stored)
+    training, decided = _decide_training(spec, options, data, plan.finished)
+    warnings += decided
+    return dataclasses.replace(plan, spec=spec, training=training, warnings=tuple(warnings))
+
+
+_RESUMED_UNBLOCKED = (
+    "study '{name}' was stored with independent seeds per configuration (before blocked "
+    "replicates, or with blocked = false): it resumes so, and is compared unpaired"
+)
+
+
+def _stored_study(url: str, name: str) -> optuna.Study | None:
+    """The stored study of this name, read only; None where there is none (or no SQLite file:
+    a run refused later leaves no database)."""
+    if url.startswith("sqlite") and not Path(make_url(url).database or "").is_file():
+        return None
+    storage = open_storage(url)
+    with storage_errors(url):
+        if name not in optuna.get_all_study_names(storage):
+            return None
+        return optuna.load_study(study_name=name, storage=storage)
+
+
+def _check_foreign_folders(folder: Path, url: str, study: optuna.Study | None) -> None:
+    """A folder another storage wrote is never taken over (with no study stored, every trial
+    folder is another storage's)."""
+    with storage_errors(url):
+        foreign = foreign_folders(folder, lambda: study.get_trials(deepcopy=False) if study else [])
+    if foreign:
+        names = ", ".join(f.name for f in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise VaesweepError(
+            f"{folder} holds trial folders this storage did not write ({names}); give each "
+            "storage its own --results, or this study another --name"
+        )
+
+
+def _decide_training(
+    spec: StudySpec, options: RunOptions, data, finished: int
+) -> tuple[Training, list[str]]:
+    """Device and precision, population, workers and their threads; and what to say of them."""
     from vaesweep.training.device import auto_jobs, visible_gpus
     from vaesweep.training.population import decide_population
     from vaesweep.training.precision import decide
 
-    data = load_fashion_mnist(data_dir)
-    _check_data(spec, len(data.train_x))
-    make_folder(results_dir)  # after the data's checks: a refused run leaves no folder
-    storage = open_storage(url)  # nor a database
-    compute = decide(device, spec.base.precision, spec.base.arch, spec.base.batch_size)
+    base = spec.base
+    compute = decide(options.device, base.precision, base.arch, base.batch_size)
     population, population_why = decide_population(
-        spec.population, compute, spec.base.arch, spec.base.batch_size
+        spec.population, compute, base.arch, base.batch_size
     )
-    gpus = visible_gpus(compute.device)
-
-    with storage_errors(url):
-        # Before anything is stored: a folder another storage wrote is never taken over.
-        if foreign := foreign_folders(results_dir / name, lambda: _stored_trials(storage, name)):
-            raise VaesweepError(
-                f"{results_dir / name} holds trial folders this storage did not write "
-                f"({', '.join(f.name for f in foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
-                "give each storage its own --results, or this study another --name"
-            )
-        study = optuna.create_study(
-            storage=storage, study_name=name, directions=spec.directions, load_if_exists=True
-        )
-        requested = spec
-        spec = _check_definition(study, spec)
-        # Probe for writing before any work: a read-only storage fails here, not mid-trial.
-        study.set_user_attr(LAST_RUN_ATTR, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        study.set_user_attr(ANALYSIS_ATTR, {"equivalence": dict(spec.equivalence)})
-        # What this run warns of the study itself, for the report's page to say again.
-        warned = [w.removeprefix("warning: ") for w in [spec.beta_warning()] if w]
-        study.set_user_attr(WARNINGS_ATTR, warned)
-    if spec.design.shares_seeds != requested.design.shares_seeds:
-        warn(
-            f"study '{name}' was stored with independent seeds per configuration (before blocked "
-            "replicates, or with blocked = false): it resumes so, and is compared unpaired"
-        )
-    if warning := spec.beta_warning():
-        warn(warning)
-    if compute.why:
-        warn(f"precision {compute.why}")
-    if population_why:
-        warn(f"population {population_why}")
-    _clean_debris(study, results_dir, warn)
+    gpus, cores = visible_gpus(compute.device), os.cpu_count() or 1
+    jobs = options.jobs
     if jobs is None:  # auto: no more workers than trials to run, so none idles with its cores
-        missing = n_trials - counts(study)[0]
+        missing = options.n_trials - finished
         jobs = max(1, min(auto_jobs(gpus, cores), -(-missing // population)))
-    request = RunRequest(
-        spec,
-        n_trials,
-        results_dir,
-        url,
-        name,
-        data_dir,
-        compute,
-        seed,
-        max(1, cores // jobs),
-        gpus=gpus,
-        first_trial=len(study.trials),
+    warnings = [w for w in (spec.beta_warning(),) if w]
+    warnings += [f"precision {compute.why}"] if compute.why else []
+    warnings += [f"population {population_why}"] if population_why else []
+    training = Training(
+        data=data,
+        compute=compute,
         population=population,
+        gpus=gpus,
+        jobs=jobs,
+        threads=max(1, cores // jobs),
     )
-    outcome, answered = _run_and_answer(request, data, jobs, progress, study, answer)
-    while spec.design.until_decided and not outcome.errors:
-        blocks = answered.blocks or 0
-        if blocks < spec.design.replicates:  # the design itself is not complete yet
-            break
-        if answered.decided or blocks >= spec.design.most_replicates:
-            why = "every configuration decided" if answered.decided else "max_replicates reached"
-            warn(f"until decided: stopped after seed block {blocks} ({why})")
-            break
-        grown = dataclasses.replace(spec.design, replicates=blocks + 1)
-        n_more = grown.trials_to_complete(spec.compared)
-        if n_more <= request.n_trials:  # the next block is asked for already: nothing to add
-            break
-        request = dataclasses.replace(request, n_trials=n_more)
-        more, answered = _run_and_answer(request, data, jobs, progress, study, answer)
-        outcome.merge(more)
-    with storage_errors(url, during=True):
+    return training, warnings
+
+
+def execute(
+    plan: RunPlan,
+    progress: Progress,
+    answer: Callable[[optuna.Study], Answered],
+    warn: Callable[[str], None] = lambda message: None,
+) -> RunSummary:
+    """Carry out a plan: train until the study has its trials (completed or pruned), resuming
+    where it stopped, then answer. With more than one job, worker processes share the study and
+    the cores; on CUDA, worker i trains on GPU i mod the GPUs. `answer(study)` gives the answer
+    (and may publish it): the reading of a study is the report's, which the run does not import.
+    A design `until_decided` then adds a seed block at a time until every configuration is
+    decided or `max_replicates` is reached."""
+    if plan.training is None:
+        return _answer_finished(plan, answer, warn)
+    make_folder(plan.options.results_dir)
+    study, spec = _open_study(plan)
+    for warning in plan.warnings:
+        warn(warning)
+    _clean_debris(study, plan.options.results_dir, warn)
+    request = _request(plan, spec, first_trial=len(study.trials))
+    outcome, answered, request = _train_until_decided(plan, request, progress, study, answer, warn)
+    with storage_errors(plan.url, during=True):
         streak, reason = failing_streak(study, request.first_trial)
         finished = counts(study)[0]
     if streak >= MAX_FAILURES_IN_A_ROW:
@@ -323,14 +331,112 @@ def run_study(
             raise VaesweepError(outcome.errors[0])
         for error in outcome.errors:  # the other workers finished the study meanwhile
             warn(f"warning: {error}; the other workers finished the study")
-    sentences = answered.sentences
     return RunSummary(
-        study_name=name,
-        storage_url=url,
-        results_dir=results_dir,
+        study_name=plan.name,
+        storage_url=plan.url,
+        results_dir=plan.options.results_dir,
         target=request.n_trials,
         finished=finished,
         ran=outcome.ran,
         failed=outcome.failed,
+        answers=answered.sentences,
+    )
+
+
+def _answer_finished(
+    plan: RunPlan, answer: Callable[[optuna.Study], Answered], warn: Callable[[str], None]
+) -> RunSummary:
+    """A study that has its trials already: its answer (a look), nothing trained."""
+    warn(
+        f"study '{plan.name}' has {plan.finished} finished trials already: nothing to run "
+        "(a larger --trials adds more)"
+    )
+    with storage_errors(plan.url):
+        study = optuna.load_study(study_name=plan.name, storage=open_storage(plan.url))
+        _clean_debris(study, plan.options.results_dir, warn)
+        sentences = answer(study).sentences
+    return RunSummary(
+        study_name=plan.name,
+        storage_url=plan.url,
+        results_dir=plan.options.results_dir,
+        target=plan.options.n_trials,
+        finished=plan.finished,
+        ran=0,
+        failed=0,
         answers=sentences,
     )
+
+
+def _open_study(plan: RunPlan) -> tuple[optuna.Study, StudySpec]:
+    """The study, created with its definition if new; checked again (another worker may have
+    made it since the plan); this run's start, margins and warnings stored on it."""
+    spec = plan.spec
+    with storage_errors(plan.url):
+        study = optuna.create_study(
+            storage=open_storage(plan.url),
+            study_name=plan.name,
+            directions=spec.directions,
+            load_if_exists=True,
+        )
+        spec = _resumable(study, spec)
+        _define(study, spec)
+        # Probe for writing before any work: a read-only storage fails here, not mid-trial.
+        study.set_user_attr(LAST_RUN_ATTR, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        study.set_user_attr(ANALYSIS_ATTR, {"equivalence": dict(spec.equivalence)})
+        # What this run warns of the study itself, for the report's page to say again.
+        warned = [w.removeprefix("warning: ") for w in [spec.beta_warning()] if w]
+        study.set_user_attr(WARNINGS_ATTR, warned)
+    return study, spec
+
+
+def _request(plan: RunPlan, spec: StudySpec, first_trial: int) -> RunRequest:
+    from vaesweep.run.work_loop import RunRequest
+
+    training = plan.training
+    assert training is not None
+    return RunRequest(
+        spec=spec,
+        n_trials=plan.options.n_trials,
+        results_dir=plan.options.results_dir,
+        storage_url=plan.url,
+        study_name=plan.name,
+        data_dir=plan.options.data_dir,
+        compute=training.compute,
+        seed=plan.options.seed,
+        threads=training.threads,
+        first_trial=first_trial,
+        gpus=training.gpus,
+        population=training.population,
+    )
+
+
+def _train_until_decided(
+    plan: RunPlan,
+    request: RunRequest,
+    progress: Progress,
+    study: optuna.Study,
+    answer: Callable[[optuna.Study], Answered],
+    warn: Callable[[str], None],
+) -> tuple[WorkerOutcome, Answered, RunRequest]:
+    """The request's trials, then (a design `until_decided`) a seed block at a time."""
+    training = plan.training
+    assert training is not None
+    run = functools.partial(_run_and_answer, data=training.data, jobs=training.jobs)
+    outcome, answered = run(request, progress=progress, study=study, answer=answer)
+    design = request.spec.design
+    while design.until_decided and not outcome.errors:
+        blocks = answered.blocks or 0
+        if blocks < design.replicates:  # the design itself is not complete yet
+            break
+        if answered.decided or blocks >= design.most_replicates:
+            why = "every configuration decided" if answered.decided else "max_replicates reached"
+            warn(f"until decided: stopped after seed block {blocks} ({why})")
+            break
+        grown = dataclasses.replace(design, replicates=blocks + 1)
+        n_more = grown.trials_to_complete(request.spec.compared)
+        if n_more <= request.n_trials:  # the next block is asked for already: nothing to add
+            break
+        request = dataclasses.replace(request, n_trials=n_more)
+        more, answered = run(request, progress=progress, study=study, answer=answer)
+        outcome.merge(more)
+    return outcome, answered, request

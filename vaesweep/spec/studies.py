@@ -2,7 +2,7 @@
 
 A study file holds a one-line `description`, the `objectives` (validation metrics; each one's
 direction is implied), a `[search]` table of parameters, the `[fixed]` settings, and optional
-`[sampler]` and `[pruner]` tables. See README.md for the format.
+`[sampler]` and `[pruner]` tables. docs/studies.md describes the format.
 """
 
 from __future__ import annotations

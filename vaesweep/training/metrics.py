@@ -41,11 +41,6 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 NOISE_DECODES = 20_000  # the likelihood's noise is drawn for this many decodes at a time
 
 
-def pixel_mse(x: Tensor, x_hat: Tensor) -> float:
-    """Mean squared error per pixel, averaged over images."""
-    return float((x.float() - x_hat.float()).square().mean())
-
-
 def ssim_per_image(x: Tensor, x_hat: Tensor) -> np.ndarray:
     """SSIM of each image pair, as tf.image.ssim(max_val=1.0) defines it."""
     a = x.reshape(len(x), *x.shape[-2:]).float().cpu().numpy()
@@ -57,11 +52,6 @@ def ssim_per_image(x: Tensor, x_hat: Tensor) -> np.ndarray:
             for p, q in zip(a, b, strict=True)
         ]
     )
-
-
-def mean_ssim(x: Tensor, x_hat: Tensor) -> float:
-    """Mean SSIM over image pairs, as tf.image.ssim(max_val=1.0) defines it."""
-    return float(np.mean(ssim_per_image(x, x_hat)))
 
 
 def subset_estimate(values: np.ndarray, population: int) -> tuple[float, float]:
@@ -93,13 +83,6 @@ def knn_accuracy_notebook(z: Tensor, y: Tensor, k: int = KNN_NEIGHBOURS) -> floa
 def active_units(means: Tensor) -> int:
     """Latent dimensions whose posterior mean varies over the data by more than 0.01."""
     return int((means.double().var(dim=0, unbiased=False) > ACTIVE_UNIT_THRESHOLD).sum())
-
-
-def iwae_nll(
-    model: VAE, x: Tensor, likelihood: str, samples: int, generator: torch.Generator
-) -> float:
-    """Mean -log p(x) in nats over `x` (see `iwae_nll_per_image`)."""
-    return float(np.mean(iwae_nll_per_image(model, x, likelihood, samples, generator)))
 
 
 @torch.no_grad()

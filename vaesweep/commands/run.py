@@ -1,0 +1,131 @@
+"""`vaesweep run`: run a study until it has --trials finished trials, then say its answer."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from vaesweep.commands.common import (
+    Jobs,
+    data_dir_option,
+    device_option,
+    quiet_optuna,
+    results_option,
+    storage_option,
+)
+from vaesweep.errors import visible
+from vaesweep.interrupts import graceful_interrupts, safe_points_only
+
+
+@click.command()
+@click.option(
+    "--study", required=True, help="A study name from studies/ or a path to a .toml file."
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Finished trials the study should have.",
+)
+@storage_option
+@results_option("Folder for trial folders (and the default SQLite storage).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a fixed setting, e.g. --set epochs=2. Repeatable.",
+)
+@click.option("--name", help="Name of the stored study [default: the study's name].")
+@data_dir_option
+@device_option
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**32 - 1),
+    default=0,
+    show_default=True,
+    help="Base seed of sampler and trials.",
+)
+@click.option(
+    "--jobs",
+    type=Jobs(),
+    default="auto",
+    show_default=True,
+    help="Worker processes sharing the study; auto: one per GPU on CUDA, else one per core "
+    "(at most 4).",
+)
+@click.option(
+    "--population",
+    help="Trials each worker trains at once as one network (1 to 64), or auto: measured on a GPU, "
+    "1 on a CPU [default: the study's, else auto].",
+)
+def run(
+    study, trials, storage, results, overrides, name, data_dir, device, seed, jobs, population
+) -> None:
+    """Run a study until it has --trials finished trials (re-running resumes)."""
+    with safe_points_only():  # a signal during the imports is taken once they are done
+        from vaesweep.spec.studies import check_population, load_study, parse_overrides
+
+    # The study file and the settings first: a typo is refused before torch is imported.
+    spec = load_study(study).with_overrides(parse_overrides(overrides))
+    if population is not None:
+        spec = dataclasses.replace(spec, population=check_population(population, "--population"))
+    with safe_points_only():
+        from vaesweep.console import make_console
+        from vaesweep.run.progress import make_progress
+        from vaesweep.run.sweep import RunOptions, execute, plan_run
+
+        answer = _answerer(results)
+    quiet_optuna()
+    # Rich wraps each line at spaces to the terminal's width: no word or number is split.
+    console, errors = make_console(), make_console(stderr=True)
+    options = RunOptions(
+        n_trials=trials,
+        results_dir=results,
+        storage_url=storage,
+        study_name=name,
+        data_dir=data_dir,
+        device=device,
+        seed=seed,
+        jobs=jobs,
+    )
+    with graceful_interrupts():
+        plan = plan_run(spec, options)
+        summary = execute(
+            plan,
+            make_progress(console),
+            answer,
+            warn=lambda message: errors.print(message),  # wrapped at spaces, made visible
+        )
+    _print_summary(console, summary)
+
+
+def _answerer(results: Path):
+    """The answer a run ends with, published for Optuna's tools; each is a look (study_data)."""
+    from vaesweep.report.dashboard import answer_and_publish, decided
+    from vaesweep.report.study_data import look_blocks
+    from vaesweep.run.sweep import Answered
+
+    def answered(study) -> Answered:
+        data = answer_and_publish(study, results)
+        return Answered([a.sentence for a in data.answers], decided(data), look_blocks(data))
+
+    return answered
+
+
+def _print_summary(console, summary) -> None:
+    from vaesweep.store.storage import redact
+
+    finished = f"{summary.finished}/{summary.target} trials finished"
+    if summary.finished > summary.target:  # a smaller --trials than the study has
+        finished = f"{summary.finished} trials finished, more than the {summary.target} asked for"
+    console.print(
+        f"study {visible(summary.study_name)}: {finished} ({summary.ran} run now, "
+        f"{summary.failed} failed)"
+    )
+    # One unbroken line, whatever the width: the URL is there to be copied.
+    console.print(f"storage {visible(redact(summary.storage_url))}", soft_wrap=True)
+    for line in summary.answers or ["answer: none yet (no trial completed the study's protocol)"]:
+        console.print(line)

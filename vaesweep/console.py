@@ -1,0 +1,70 @@
+"""The console every command prints with, and `vaesweep report`'s progress: stage-neutral, so
+reading a study never imports the run stage for them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.text import Text
+
+from vaesweep.errors import counted, visible
+
+# Off a terminal (a pipe, a file) nothing limits a line, so tables are laid out this wide rather
+# than at rich's 80 columns, which cut their cells ("val_knn_accur…").
+PIPE_WIDTH = 240
+
+
+class _VisibleConsole(Console):
+    """A console that shows every string it is given (printed, or a table's cell) with its
+    control and bidirectional characters made visible (`errors.visible`), line breaks kept."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(visible(text, keep="\n"), **options)
+
+
+def make_console(**options: Any) -> Console:
+    """The console of every command: what it prints (paths, names, reasons, values) is shown as
+    it is, never read as rich markup nor as terminal control sequences."""
+    console = _VisibleConsole(highlight=False, markup=False, **options)
+    if not console.is_terminal and "COLUMNS" not in os.environ and "width" not in options:
+        console.width = PIPE_WIDTH
+    return console
+
+
+class StudyBars:
+    """`vaesweep report`'s progress: in a terminal a bar per study (its figures, then each
+    trial's); off one, a line as each study starts and one as it ends."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.bars = RichProgress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.tasks: dict[str, Any] = {}
+        if console.is_terminal:
+            self.bars.start()
+
+    def __call__(self, study: str, done: int, total: int) -> None:
+        if self.console.is_terminal:
+            if study not in self.tasks:
+                self.tasks[study] = self.bars.add_task(f"study {visible(study)}", total=total)
+            self.bars.update(self.tasks[study], completed=done)
+        elif done == 0:
+            self.console.print(
+                f"study {visible(study)}: drawing its figures and those of "
+                f"{counted(total - 1, 'trial')}"
+            )
+        elif done == total:
+            self.console.print(f"study {visible(study)}: done")
+
+    def stop(self) -> None:
+        if self.console.is_terminal:
+            self.bars.stop()
