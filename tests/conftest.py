@@ -2,57 +2,22 @@
 
 from __future__ import annotations
 
-import gzip
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from vaesweep.training.data import DEBIAN_DIR, FILE_STEMS, load_fashion_mnist
+from vaesweep.training.data import DEBIAN_DIR, load_fashion_mnist, write_synthetic
 
 from helpers import run_args, small_warmup, vaesweep
 
 TINY_TRAIN, TINY_TEST = 600, 200
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write unsigned bytes as IDX (gzipped when the name ends in .gz)."""
-    header = (0x800 + array.ndim).to_bytes(4, "big")
-    header += b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wb") as handle:
-        handle.write(payload)
-
-
-def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ten easily told-apart classes: class c is a bright bar at a class-specific place."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, size=n).astype(np.uint8)
-    images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
-    for i, label in enumerate(labels):
-        row = 2 + 2 * int(label)
-        images[i, row : row + 4, 4:24] = 230
-    return images, labels
-
-
 def write_dataset(
     folder: Path, gz: bool = True, n_train: int = TINY_TRAIN, n_test: int = TINY_TEST
-):
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = ".gz" if gz else ""
-    train_x, train_y = synthetic_images(n_train, seed=1)
-    test_x, test_y = synthetic_images(n_test, seed=2)
-    arrays = {
-        "train_images": train_x,
-        "train_labels": train_y,
-        "test_images": test_x,
-        "test_labels": test_y,
-    }
-    for key, stem in FILE_STEMS.items():
-        write_idx(folder / f"{stem}{suffix}", arrays[key])
-    return folder
+) -> Path:
+    return write_synthetic(folder, n_train, n_test, gz)
 
 
 @pytest.fixture

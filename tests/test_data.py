@@ -6,9 +6,9 @@ import torch
 
 from vaesweep.errors import VaesweepError
 from vaesweep.training import data as data_module
-from vaesweep.training.data import load_fashion_mnist, locate, make_splits, read_idx
+from vaesweep.training.data import load_fashion_mnist, locate, make_splits, read_idx, write_idx
 
-from conftest import TINY_TEST, TINY_TRAIN, write_dataset, write_idx
+from conftest import TINY_TEST, TINY_TRAIN, write_dataset
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -246,8 +246,12 @@ _RESUMED_UNBLOCKED = (
 def _stored_study(url: str, name: str) -> optuna.Study | None:
     """The stored study of this name, read only; None where there is none (or no SQLite file:
     a run refused later leaves no database)."""
-    if url.startswith("sqlite") and not Path(make_url(url).database or "").is_file():
-        return None
+    if url.startswith("sqlite"):
+        database = make_url(url).database or ""
+        if database.startswith("file:"):  # an SQLite URI (uri=true): its path, before the query
+            database = database.removeprefix("file:").split("?", 1)[0]
+        if not Path(database).is_file():
+            return None
     storage = open_storage(url)
     with storage_errors(url):
         if name not in optuna.get_all_study_names(storage):
