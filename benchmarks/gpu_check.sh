@@ -22,7 +22,11 @@ if compgen -G "$ROOT/.whl/*.whl" >/dev/null; then
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 VAESWEEP=($PY -m vaesweep)
-if [ "$DEVICE" = cuda ]; then SECONDS_EACH=2 POPULATION=32 EPOCHS=3; else SECONDS_EACH=0.2 POPULATION=2 EPOCHS=1; fi
+if [ "$DEVICE" = cuda ]; then
+    SECONDS_EACH=2 POPULATION=32 EPOCHS=3 TRAIN=10000 EVAL=1000 TRIAL_STUDY=warmup
+else  # the same steps, small: a check of the script, not of the machine
+    SECONDS_EACH=0.2 POPULATION=2 EPOCHS=1 TRAIN=500 EVAL=200 TRIAL_STUDY=""
+fi
 
 step() { echo "== $(date +%T) $*"; }
 sample_gpu() {  # nvidia-smi every 250 ms into $OUT/smi-$1.csv while a step runs
@@ -51,7 +55,7 @@ fi
 step "bench: mlp and conv, fp32 and bf16, populations 1 to $POPULATION"
 sample_gpu bench
 timeout 240 "${VAESWEEP[@]}" bench --device "$DEVICE" --arch mlp --arch conv \
-    --seconds "$SECONDS_EACH" --population "$POPULATION" --trial-study warmup \
+    --seconds "$SECONDS_EACH" --population "$POPULATION" --trial-study "$TRIAL_STUDY" \
     --precision-epochs 1 --data-dir "$DATA" --json >"$OUT/bench.json" 2>"$OUT/bench.txt"
 echo "bench rc $?"
 stop_sampling
@@ -66,8 +70,9 @@ for population in auto 1; do
     started=$SECONDS
     rm -rf "/tmp/gpu-check-$population"
     timeout 100 "${VAESWEEP[@]}" run --study warmup --trials 6 --device "$DEVICE" \
-        --population "$population" --set arch=conv --set epochs="$EPOCHS" --set train_subset=10000 \
-        --set eval_images=1000 --set iwae_samples=0 --results "/tmp/gpu-check-$population" \
+        --population "$population" --set arch=conv --set epochs="$EPOCHS" \
+        --set train_subset="$TRAIN" --set eval_images="$EVAL" --set ssim_images="$EVAL" \
+        --set iwae_samples=0 --results "/tmp/gpu-check-$population" \
         --data-dir "$DATA" >"$OUT/run-$population.txt" 2>&1
     echo "population $population rc $? $((SECONDS - started)) s"
     stop_sampling
