@@ -240,23 +240,31 @@ def _best_half_width(values: np.ndarray, level: float) -> float:
     return critical(level, len(values) - 1) * sd / math.sqrt(len(values)) if sd else 0.0
 
 
-def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
+def _lister(params: Sequence[str]):
+    """How configurations are named in a sentence. A configuration of several parameters is a
+    list itself: set each apart. A bare value ("undecided: 0") would read as a count, so one
+    parameter's is named."""
+
     def listed(configs: Sequence[str]) -> str:
-        # A configuration of several parameters is a list itself: set each apart. A bare value
-        # ("undecided: 0") would read as a count, so one parameter's is named.
         return ", ".join(f"({c})" if len(params) > 1 else f"{params[0]} = {c}" for c in configs)
 
+    return listed
+
+
+def _numbers(result: Answer, n_others: int) -> str:
+    """The best mean with its interval: "val 5-NN accuracy 0.6856 ± 0.0046 (95% CI, ...)"."""
     numbers = f"{label(result.objective)} {result.mean:.4g}"
     wide = _wider(2 * result.half_width, result.objective, "")
     if math.isnan(result.half_width):
-        numbers += f" (n = {result.n}: no interval)"
-    elif n_others:
-        numbers += (
-            f" ± {result.half_width:.2g} (95% CI, n = {result.n}, adjusted for choosing "
-            f"the best of {n_others + 1}{wide})"
-        )
-    else:
-        numbers += f" ± {result.half_width:.2g} (95% CI, n = {result.n}{wide})"
+        return f"{numbers} (n = {result.n}: no interval)"
+    if n_others:
+        chosen = f", adjusted for choosing the best of {n_others + 1}"
+        return f"{numbers} ± {result.half_width:.2g} (95% CI, n = {result.n}{chosen}{wide})"
+    return f"{numbers} ± {result.half_width:.2g} (95% CI, n = {result.n}{wide})"
+
+
+def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
+    listed, numbers = _lister(params), _numbers(result, n_others)
     where = f"{params[0]} = {result.best}" if len(params) == 1 else f"({result.best})"
     if not n_others:
         return f"only {where} was compared: {numbers}."
@@ -274,7 +282,6 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
         )
     separated = [d for d in found.differences if d.separated]
     equivalent = [d for d in found.differences if d.equivalent]
-    rest = found.undecided
     tail = f"{_failures(found, listed)} ({_method(found)})."
     if not separated and not equivalent:
         bound = max(d.bound for d in found.differences)
@@ -287,9 +294,16 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
         within = f"within ±{found.margin:.2g} of the best"
         return f"equivalent: {every} is {within}, {where}: {numbers}{tail}"
     # "best" only for a configuration shown better than some other; else the best mean leads.
-    parts = [
-        f"best {where}: {numbers}" if separated else f"no winner: the best mean, {where}: {numbers}"
-    ]
+    head = f"best {where}" if separated else f"no winner: the best mean, {where}"
+    head += f": {numbers}"
+    return "; ".join([head, *_verdicts(result, found, listed, n_others)]) + tail
+
+
+def _verdicts(result: Answer, found: Comparison, listed, n_others: int) -> list[str]:
+    """What a mixed answer says of the others: better than, equivalent, undecided."""
+    separated = [d for d in found.differences if d.separated]
+    equivalent = [d for d in found.differences if d.equivalent]
+    parts = []
     if separated:
         gap = min(min(abs(d.low), abs(d.high)) for d in separated)
         which = (
@@ -298,23 +312,19 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
             else listed([d.config for d in separated])
         )
         parts.append(f"better than {which} (by at least {gap:.2g})")
-    if equivalent:
-        inside = [d for d in equivalent if not d.separated]
-        smaller = [d for d in equivalent if d.separated]
-        if inside:
-            parts.append(
-                f"equivalent within ±{found.margin:.2g}: {listed([d.config for d in inside])}"
-            )
-        if smaller:  # a real difference can be smaller than the margin: say both
-            parts.append(f"{listed([d.config for d in smaller])} by less than the margin")
-    if rest:
+    inside = [d for d in equivalent if not d.separated]
+    smaller = [d for d in equivalent if d.separated]
+    if inside:
+        parts.append(f"equivalent within ±{found.margin:.2g}: {listed([d.config for d in inside])}")
+    if smaller:  # a real difference can be smaller than the margin: say both
+        parts.append(f"{listed([d.config for d in smaller])} by less than the margin")
+    if rest := found.undecided:
         bound = max(d.bound for d in rest)
         kind = "undecided" if found.margin is not None else "not distinguishable"
         each = "each " if len(rest) > 1 else ""
-        names = listed([d.config for d in rest])
         within = f"within {bound:.2g} of it{_wider(bound, result.objective)}"
-        parts.append(f"{kind}: {names}, {each}{within}{_more(found)}")
-    return "; ".join(parts) + tail
+        parts.append(f"{kind}: {listed([d.config for d in rest])}, {each}{within}{_more(found)}")
+    return parts
 
 
 def _wider(width: float, objective: str, claim: str = ": no difference is ruled out") -> str:

@@ -172,23 +172,38 @@ def describe_environment(environment: dict[str, str] | None) -> str:
 def collect(
     study: optuna.Study, results_dir: Path, note: Callable[[str], None] = lambda _: None
 ) -> StudyData:
+    """A stored study read whole: its trials and their folders, the trials table, the effects
+    and the answers (a look, recorded on a study vaesweep made)."""
+    made_by_vaesweep = DEFINITION_ATTR in study.user_attrs
+    data = _read(study, results_dir, note if made_by_vaesweep else lambda _: None)
+    if not made_by_vaesweep and data.entries:
+        note(f"study {shown(study.study_name)} was not made by vaesweep: no trial figures")
+    data.table = trials_table(data)
+    _answer(data)
+    if not data.table.empty:
+        data.table["best"] = data.table["trial"].isin(data.best)
+    if made_by_vaesweep:
+        _record_look(data, note)
+    return data
+
+
+def _read(study: optuna.Study, results_dir: Path, note: Callable[[str], None]) -> StudyData:
+    """What the storage and the trial folders hold of a study (a trial's folder problem noted)."""
     definition = study.user_attrs.get(DEFINITION_ATTR, {})
     directions = [d.name.lower() for d in study.directions]
     objectives = definition.get("objectives") or [f"objective_{i}" for i in range(len(directions))]
-    entries = []
     diverged = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         if str(t.user_attrs.get(FAIL_REASON_ATTR, "")).startswith("diverged")
     ]
+    entries = []
     for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
         entry = TrialEntry(trial, *_bound_folder(results_dir, study.study_name, trial))
-        if entry.problem and definition:
+        if entry.problem:
             note(f"study {shown(study.study_name)} trial {trial.number}: {entry.problem}")
         entries.append(entry)
-    if not definition and entries:
-        note(f"study {shown(study.study_name)} was not made by vaesweep: no trial figures")
-    data = StudyData(
+    return StudyData(
         name=study.study_name,
         description=study.user_attrs.get(DESCRIPTION_ATTR, ""),
         objectives=objectives,
@@ -204,43 +219,33 @@ def collect(
         warnings=_strings(study.user_attrs.get(WARNINGS_ATTR)),
         record=study,
     )
-    data.table = trials_table(data)
+
+
+def _answer(data: StudyData) -> None:
+    """The effects table and an answer per objective, from the trials in the answer."""
     fair = data.table[data.table["in_answer"]] if not data.table.empty else data.table
-    metrics = [m for m in dict.fromkeys([*objectives, *COMPARED_COLUMNS]) if m in fair]
+    directions = dict(zip(data.objectives, data.directions, strict=True))
+    metrics = [m for m in dict.fromkeys([*data.objectives, *COMPARED_COLUMNS]) if m in fair]
     blocked = data.design.shares_seeds
     looks = Looks(data.looks, data.design.most_replicates)
-    answered = [o for o in objectives if o in fair]
+    answered = [o for o in data.objectives if o in fair]
     data.effects = effects.effects_table(
-        fair,
-        data.params,
-        metrics,
-        blocked,
-        dict(zip(objectives, directions, strict=True)),
-        answered,
-        looks,
+        fair, data.params, metrics, blocked, directions, answered, looks
     )
-    data.answers = [
-        a
-        for objective, direction in zip(objectives, directions, strict=True)
-        if objective in fair
-        and (
-            a := effects.answer(
-                fair,
-                data.params,
-                objective,
-                direction,
-                blocked,
-                data.equivalence.get(objective),
-                len(answered),
-                looks,
-            )
+    answers = (
+        effects.answer(
+            fair,
+            data.params,
+            objective,
+            directions[objective],
+            blocked,
+            data.equivalence.get(objective),
+            len(answered),
+            looks,
         )
-    ]
-    if not data.table.empty:
-        data.table["best"] = data.table["trial"].isin(data.best)
-    if definition:
-        _record_look(data, note)
-    return data
+        for objective in answered
+    )
+    data.answers = [a for a in answers if a is not None]  # None: nothing comparable
 
 
 def _strings(stored: Any) -> list[str]:

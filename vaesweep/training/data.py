@@ -119,7 +119,7 @@ def write_synthetic(folder: Path, n_train: int, n_test: int, gz: bool = True) ->
     """Fashion-MNIST-shaped files of ten easily told-apart classes (class c: a bright bar at its
     own height over faint noise), for the tests and for a machine without the real data."""
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
         rng = np.random.default_rng(seed)
         labels = rng.integers(0, 10, size=n).astype(np.uint8)
@@ -183,7 +183,7 @@ def locate(data_dir: Path | None = None, allow_download: bool = True) -> dict[st
 def load_fashion_mnist(data_dir: Path | None = None, allow_download: bool = True) -> FashionMNIST:
     """Read and check all four files once; images become float tensors in [0, 1]."""
     paths = locate(data_dir, allow_download)
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     for key, path in paths.items():
         arrays[key] = read_idx(path, ndim=3 if key.endswith("images") else 1)
     tensors = {}
