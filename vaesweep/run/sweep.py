@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,7 +147,9 @@ def _define(study: optuna.Study, spec: StudySpec) -> None:
         return
     study.set_user_attr(DEFINITION_ATTR, spec.definition())
     study.set_user_attr(DESCRIPTION_ATTR, spec.description)
-    study.set_metric_names(list(spec.objectives))  # so dashboards name the values
+    with warnings.catch_warnings():  # experimental in Optuna, and what dashboards read
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(spec.objectives))  # so dashboards name the values
 
 
 def _check_data(spec: StudySpec, n_images: int) -> None:
