@@ -6,7 +6,8 @@
 #
 # That machine has PyTorch but no package registry: the other packages vaesweep needs travel
 # with the tree as wheels in .whl/ (benchmarks/gpu_wheels.sh fetches them, here).
-# GPU_CHECK_DEVICE=cpu runs the same steps on the CPU, short, to check the script itself.
+# GPU_CHECK_DEVICE=cpu runs the same steps on the CPU, short, to check the script itself
+# (PYTHON=.venv/bin/python: a Python that has vaesweep's dependencies).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
@@ -15,7 +16,7 @@ PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 
-if compgen -G "$ROOT/.whl/*.whl" >/dev/null; then
+if ! $PY -c "import optuna" 2>/dev/null && compgen -G "$ROOT/.whl/*.whl" >/dev/null; then
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site "$ROOT"/.whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site
