@@ -338,16 +338,7 @@ def execute(
             raise VaesweepError(outcome.errors[0])
         for error in outcome.errors:  # the other workers finished the study meanwhile
             warn(f"warning: {error}; the other workers finished the study")
-    return RunSummary(
-        study_name=plan.name,
-        storage_url=plan.url,
-        results_dir=plan.options.results_dir,
-        target=request.n_trials,
-        finished=finished,
-        ran=outcome.ran,
-        failed=outcome.failed,
-        answers=answered.sentences,
-    )
+    return _summary(plan, request.n_trials, finished, answered.sentences, outcome)
 
 
 def _answer_finished(
@@ -362,15 +353,25 @@ def _answer_finished(
         study = optuna.load_study(study_name=plan.name, storage=open_storage(plan.url))
         _clean_debris(study, plan.options.results_dir, warn)
         sentences = answer(study).sentences
+    return _summary(plan, plan.options.n_trials, plan.finished, sentences)
+
+
+def _summary(
+    plan: RunPlan,
+    target: int,
+    finished: int,
+    answers: list[str],
+    outcome: WorkerOutcome | None = None,
+) -> RunSummary:
     return RunSummary(
         study_name=plan.name,
         storage_url=plan.url,
         results_dir=plan.options.results_dir,
-        target=plan.options.n_trials,
-        finished=plan.finished,
-        ran=0,
-        failed=0,
-        answers=sentences,
+        target=target,
+        finished=finished,
+        ran=outcome.ran if outcome else 0,
+        failed=outcome.failed if outcome else 0,
+        answers=answers,
     )
 
 
