@@ -37,3 +37,40 @@ def test_a_plan_decides_everything_and_writes_nothing(tmp_path, tiny_data_dir):
     again = plan_run(spec, RunOptions(n_trials=2, results_dir=results, data_dir=tmp_path / "none"))
     assert again.training is None and again.finished == 2
     assert snapshot(results) == before
+
+
+def test_a_study_keeps_the_precision_its_first_run_chose(tmp_path, tiny_data_dir, monkeypatch):
+    """'auto' measures bf16 against fp32 once, at the study's first run; later runs keep it, so
+    one study never compares trials of two precisions (a measurement near the margin can come
+    out either way)."""
+    import optuna
+
+    from vaesweep.store.storage import PRECISION_ATTR, default_storage_url
+    from vaesweep.training import precision
+
+    spec = load_study("warmup").with_overrides(parse_overrides((*TINY, "precision=auto")))
+    results = tmp_path / "results"
+
+    def rates(favoured: str):
+        def throughput(arch, chosen, *args, **kwargs) -> float:
+            return 3000.0 if chosen == favoured else 1000.0
+
+        return throughput
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    monkeypatch.setattr(precision, "training_throughput", rates("bf16"))
+    options = RunOptions(n_trials=1, results_dir=results, data_dir=tiny_data_dir)
+    first = plan_run(spec, options)
+    assert first.training is not None and first.training.compute.precision == "bf16"
+    progress = PlainProgress(make_console(record=True))
+    execute(first, progress, lambda study: Answered([]))
+    study = optuna.load_study(study_name="warmup", storage=default_storage_url(results))
+    assert study.user_attrs[PRECISION_ATTR] == "bf16"
+
+    monkeypatch.setattr(precision, "training_throughput", rates("fp32"))  # now fp32 measures faster
+    again = plan_run(spec, RunOptions(n_trials=2, results_dir=results, data_dir=tiny_data_dir))
+    assert again.training is not None and again.training.compute.precision == "bf16"
+    assert "precision auto: bf16, as this study's first run chose" in "\n".join(again.warnings)
+    # A new study measures afresh.
+    fresh = RunOptions(n_trials=1, results_dir=tmp_path / "other", data_dir=tiny_data_dir)
+    assert plan_run(spec, fresh).training.compute.precision == "fp32"

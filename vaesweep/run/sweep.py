@@ -31,6 +31,7 @@ from vaesweep.store.storage import (
     DEFINITION_ATTR,
     DESCRIPTION_ATTR,
     LAST_RUN_ATTR,
+    PRECISION_ATTR,
     WARNINGS_ATTR,
     check_url,
     default_storage_url,
@@ -235,7 +236,8 @@ def plan_run(spec: StudySpec, options: RunOptions) -> RunPlan:
             warnings.append(_RESUMED_UNBLOCKED.format(name=name))
         spec = resumed
     _check_foreign_folders(options.results_dir / name, url, stored)
-    training, decided = _decide_training(spec, options, data, plan.finished)
+    kept = stored.user_attrs.get(PRECISION_ATTR) if stored is not None else None
+    training, decided = _decide_training(spec, options, data, plan.finished, kept)
     warnings += decided
     return dataclasses.replace(plan, spec=spec, training=training, warnings=tuple(warnings))
 
@@ -276,7 +278,7 @@ def _check_foreign_folders(folder: Path, url: str, study: optuna.Study | None) -
 
 
 def _decide_training(
-    spec: StudySpec, options: RunOptions, data, finished: int
+    spec: StudySpec, options: RunOptions, data, finished: int, kept_precision: str | None = None
 ) -> tuple[Training, list[str]]:
     """Device and precision, population, workers and their threads; and what to say of them."""
     from vaesweep.training.device import auto_jobs, visible_gpus
@@ -284,7 +286,7 @@ def _decide_training(
     from vaesweep.training.precision import decide
 
     base = spec.base
-    compute = decide(options.device, base.precision, base.arch, base.batch_size)
+    compute = decide(options.device, base.precision, base.arch, base.batch_size, kept_precision)
     population, population_why = decide_population(
         spec.population, compute, base.arch, base.batch_size
     )
@@ -394,6 +396,8 @@ def _open_study(plan: RunPlan) -> tuple[optuna.Study, StudySpec]:
         # What this run warns of the study itself, for the report's page to say again.
         warned = [w.removeprefix("warning: ") for w in [spec.beta_warning()] if w]
         study.set_user_attr(WARNINGS_ATTR, warned)
+        if PRECISION_ATTR not in study.user_attrs and plan.training is not None:
+            study.set_user_attr(PRECISION_ATTR, plan.training.compute.precision)
     return study, spec
 
 

@@ -33,6 +33,7 @@ ANSWER_ATTR = "vaesweep_answer"  # study: the answer, for Optuna's tools (dashbo
 LOOKS_ATTR = "vaesweep_looks"  # study: the blocks each shown answer saw (the error spent)
 LAST_RUN_ATTR = "vaesweep_last_run"  # study: when a run last started (written first: a probe)
 WARNINGS_ATTR = "vaesweep_warnings"  # study: what the latest run warned of the study itself
+PRECISION_ATTR = "vaesweep_precision"  # study: what precision "auto" chose at its first run
 FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
 FOLDER_ID_ATTR = "folder_id"  # trial: a random id, the same in its folder's trial.json
 METRICS_ATTR = "metrics"  # trial: the final validation and test metrics

@@ -20,11 +20,19 @@ BF16_MARGIN = 1.1  # bf16 must be 10% faster to be chosen: fp32 is the exact one
 MEASURE_SECONDS = 0.3  # per precision (at least 3 steps after 3 to settle)
 
 
-def decide(device: str, precision: str, arch: str = "mlp", batch_size: int = 128) -> Compute:
-    """The run's device ('auto': CUDA when present) and training precision."""
+def decide(
+    device: str, precision: str, arch: str = "mlp", batch_size: int = 128, kept: str | None = None
+) -> Compute:
+    """The run's device ('auto': CUDA when present) and training precision. `kept`: the
+    precision 'auto' chose at the study's first run, which every later run keeps: one study
+    compares trials of one precision, and a measurement near the margin can come out either way
+    (the mlp on the development CPU measured 1.08x to 1.14x in three runs of `decide`)."""
     chosen = resolve_device(device)
     if precision != "auto":
         return Compute(chosen, precision)
+    if kept is not None:
+        why = f"auto: {kept}, as this study's first run chose (a study keeps one precision)"
+        return Compute(chosen, kept, why=why)
     if not native_bf16(chosen):
         return Compute(chosen, "fp32", why="auto: fp32, as this device has no native bf16")
     channels_last = build_model(arch, 2).channels_last
