@@ -474,3 +474,28 @@ def test_the_pairing_caption_says_which_way_pairing_moved_the_variance():
     apart, ratio = caption({0: low, 2: high})
     assert ratio == pytest.approx(0.5)
     assert "did not reduce the variance\nof a difference: 2× that of unpaired replicates" in apart
+
+
+def test_a_large_study_draws_the_answer_s_and_the_best_trials_figures(copy_of, monkeypatch):
+    """Each trial's own figures take about a second: a report draws them for the trials in the
+    answer, then the best of the rest, up to a cap; --all-trials draws every one."""
+    from vaesweep.report import render
+
+    results, data_dir = copy_of
+    monkeypatch.setattr(render, "MAX_TRIAL_FIGURES", 2)
+    out = results.parent / "capped"
+    args = ("report", "--results", str(results), "--out", str(out), "--data-dir", str(data_dir))
+    outcome = vaesweep(*args)
+    assert outcome.exit_code == 0, outcome.output
+    drawn = sorted(p.name for p in (out / "warmup").glob("trial-*"))
+    table = pd.read_csv(out / "warmup" / "trials.csv")
+    best_two = table.nsmallest(2, "val_loss")["trial"]  # all 4 are in the answer: the best two
+    assert drawn == [f"trial-{n:04d}" for n in sorted(best_two)]
+    page = (out / "index.html").read_text()
+    assert "Figures of 2 of 4 trials: those in the answer, then the best by val loss" in page
+    assert page.count("<details>") == 2
+    assert "study warmup: drawing its figures and those of 2 trials" in outcome.output
+    everything = vaesweep(*args, "--all-trials")
+    assert everything.exit_code == 0, everything.output
+    assert len(list((out / "warmup").glob("trial-*"))) == 4
+    assert "Figures of" not in (out / "index.html").read_text()

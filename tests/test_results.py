@@ -190,10 +190,32 @@ def test_a_study_s_answer_is_vaesweep_stats_compare_on_its_trials_table(reported
 def test_a_study_answered_by_an_earlier_version_still_reports_and_says_so(copy_of):
     copy, data_dir = copy_of
     record = optuna.load_study(study_name="warmup", storage=default_storage_url(copy))
-    # As an earlier vaesweep left it: its answer stored, no looks recorded.
+    # As an earlier vaesweep left it: its answer stored (without the procedure that wrote it),
+    # no looks recorded.
+    shown = dict(record.user_attrs[ANSWER_ATTR])
+    del shown["procedure"]
+    record.set_user_attr(ANSWER_ATTR, shown)
     record.set_user_attr(LOOKS_ATTR, None)  # Optuna deletes no attribute: None reads as absent
     outcome = vaesweep("report", "--results", str(copy), "--data-dir", str(data_dir))
     assert outcome.exit_code == 0, outcome.output
     page = html.unescape((copy / "report" / "index.html").read_text())
     assert "An earlier vaesweep showed this study's answer with its own procedure" in page
     assert results.answer("warmup", results=copy)[0].sentence in page
+
+
+def test_only_an_earlier_version_s_answer_counts_as_shown_before(copy_of):
+    """This version's stored answer names its procedure; "none yet" was no answer. Neither
+    makes a later look say that an earlier vaesweep answered (it did, wrongly, for a search
+    whose first run ended before its confirmations)."""
+    from vaesweep.report.study_data import _answered_earlier
+
+    assert not _answered_earlier({ANSWER_ATTR: {"answers": ["none yet"]}})
+    assert not _answered_earlier({ANSWER_ATTR: {"answers": ["best ..."], "procedure": 2}})
+    assert _answered_earlier({ANSWER_ATTR: {"answers": ["best ..."]}})
+    copy, data_dir = copy_of
+    record = optuna.load_study(study_name="warmup", storage=default_storage_url(copy))
+    record.set_user_attr(LOOKS_ATTR, None)  # no look yet, this version's answer stored
+    outcome = vaesweep("report", "--results", str(copy), "--data-dir", str(data_dir))
+    assert outcome.exit_code == 0, outcome.output
+    page = html.unescape((copy / "report" / "index.html").read_text())
+    assert "An earlier vaesweep showed" not in page

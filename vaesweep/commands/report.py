@@ -26,8 +26,14 @@ from vaesweep.errors import counted, visible
     "--out", type=click.Path(path_type=Path), help="Report folder [default: RESULTS/report]."
 )
 @data_dir_option
-def report(study_names, storage, results, out, data_dir) -> None:
-    """Render figures, tables and index.html for every finished trial (redraws only changes)."""
+@click.option(
+    "--all-trials",
+    is_flag=True,
+    help="Draw every trial's own figures [default: those in the answer, then the best, "
+    "30 a study].",
+)
+def report(study_names, storage, results, out, data_dir, all_trials) -> None:
+    """Render figures, tables and index.html of every study (redraws only changes)."""
     from vaesweep.console import StudyBars, make_console
     from vaesweep.report.render import render_report
     from vaesweep.store.layout import PAGE_FILE, REPORT_DIR_NAME
@@ -44,6 +50,7 @@ def report(study_names, storage, results, out, data_dir) -> None:
             data_dir,
             warn=lambda message: bars.console.print(message, soft_wrap=True),
             on_progress=bars,
+            all_trials=all_trials,
         )
     finally:
         bars.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from vaesweep.report.study_data import StudyData, collect
+from vaesweep.report.study_data import PROCEDURE, StudyData, collect
 from vaesweep.spec.metric_names import label
 from vaesweep.store.storage import ANSWER_ATTR
 
@@ -46,6 +46,7 @@ def publish(data: StudyData) -> None:
         "configurations": _configurations(data),
         "advice": ADVICE,
         "in_note": noting,
+        "procedure": PROCEDURE,  # which answer's statistics (study_data: an earlier version's?)
     }
     if study.user_attrs.get(ANSWER_ATTR) == stored:
         return  # already there: optuna-dashboard's import alone takes a second

@@ -114,6 +114,17 @@ def _trial(entry: TrialEntry, best: bool) -> dict[str, Any]:
     }
 
 
+def _drawn_note(report: StudyData) -> str:
+    """Which trials' own figures are on the page, where the report drew only some."""
+    drawn, total = report.trials_drawn, len(report.entries)
+    if drawn is None or drawn >= total:
+        return ""
+    return (
+        f"Figures of {drawn} of {total} trials: those in the answer, then the best by "
+        f"{label(report.objectives[0])}. vaesweep report --all-trials draws every trial's."
+    )
+
+
 def _environments(report: StudyData) -> str:
     """Where the trials ran: the same weights give the same metrics only with the same versions
     and processor, so a study trained in several places says so."""
@@ -184,7 +195,12 @@ def _section(report: StudyData, anchors: list[Anchor]) -> dict[str, Any]:
             (name.replace("-", " "), path, "98%" if name.startswith(WIDE_FIGURES) else "48%")
             for name, path in figures.items()
         ],
-        "trials": [_trial(e, e.trial.number in report.best) for e in report.entries],
+        "trials": [
+            _trial(e, e.trial.number in report.best)
+            for e in report.entries
+            if e.figures or e.problem
+        ],
+        "drawn": _drawn_note(report),
     }
 
 

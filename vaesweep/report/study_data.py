@@ -92,6 +92,7 @@ class StudyData:
     table: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per finished trial
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # see effects.effects_table
     answers: list[effects.Answer] = field(default_factory=list)  # one per objective
+    trials_drawn: int | None = None  # trials whose own figures the report drew (None: all)
     figures: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # what the latest run warned of the study
@@ -262,10 +263,18 @@ def _looks(stored: Any) -> tuple[int, ...]:
 
 
 def _answered_earlier(attrs: dict[str, Any]) -> bool:
+    """Whether a vaesweep from before recorded looks showed this study's answer: an answer
+    stored without the procedure that wrote it (this version names it, `dashboard.publish`),
+    and no look recorded since."""
     looks = attrs.get(LOOKS_ATTR)
     if isinstance(looks, dict):
         return bool(looks.get("answered_earlier"))
-    return ANSWER_ATTR in attrs  # an answer stored, and no look: an earlier version's
+    shown = attrs.get(ANSWER_ATTR)
+    return (
+        isinstance(shown, dict)
+        and "procedure" not in shown
+        and shown.get("answers") != ["none yet"]
+    )
 
 
 EARLIER_PROCEDURE = (
