@@ -208,3 +208,13 @@ def test_an_unreachable_storage_never_prints_its_password(tmp_path, tiny_data_di
     outcome = vaesweep(*run_args(tmp_path / "results", tiny_data_dir, 1, "--storage", url))
     assert outcome.exit_code == 1 and "cannot open storage" in outcome.output
     assert "SECRET" not in outcome.output and "password=***" in outcome.output
+
+
+def test_an_sqlite_url_names_its_file_in_either_form(tmp_path):
+    """One reading of an SQLite URL's file, for the empty-file check and the run's plan alike."""
+    from vaesweep.store.storage import sqlite_file
+
+    db = tmp_path / "vaesweep.db"
+    assert sqlite_file(f"sqlite:///{db}") == db
+    assert sqlite_file(f"sqlite:///file:{db}?mode=ro&uri=true") == db
+    assert sqlite_file("postgresql://user@127.0.0.1/db") is None

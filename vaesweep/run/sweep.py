@@ -4,7 +4,6 @@ to one loop in this process or to worker processes, then answers."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import os
@@ -17,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 
 from vaesweep.errors import VaesweepError
 from vaesweep.run.progress import Progress
@@ -37,6 +35,7 @@ from vaesweep.store.storage import (
     default_storage_url,
     grace_seconds,
     open_storage,
+    sqlite_file,
     storage_errors,
 )
 
@@ -215,12 +214,14 @@ def plan_run(spec: StudySpec, options: RunOptions) -> RunPlan:
     check_url(url)  # before anything is written, a folder included
     check_writable(options.results_dir)
     plan = RunPlan(spec=spec, options=options, name=name, url=url)
-    stored = _stored_study(url, name)
+    stored, mismatch = _stored_study(url, name), None
     if stored is not None:
-        with storage_errors(url), contextlib.suppress(VaesweepError):  # named after the data's
-            plan = dataclasses.replace(
-                plan, spec=_resumable(stored, spec), finished=counts(stored)[0]
-            )
+        with storage_errors(url):
+            try:
+                resumed = _resumable(stored, spec)
+                plan = dataclasses.replace(plan, spec=resumed, finished=counts(stored)[0])
+            except VaesweepError as err:
+                mismatch = err  # said after the data's checks, as a run that trains would
         if plan.finished >= options.n_trials:
             return plan
     # torch, and the data, only now that there is training to do.
@@ -228,13 +229,12 @@ def plan_run(spec: StudySpec, options: RunOptions) -> RunPlan:
 
     data = load_fashion_mnist(options.data_dir)
     _check_data(spec, len(data.train_x))
+    if mismatch is not None:
+        raise mismatch
     warnings = []
-    if stored is not None:
-        with storage_errors(url):
-            resumed = _resumable(stored, spec)
-        if resumed.design.shares_seeds != spec.design.shares_seeds:
-            warnings.append(_RESUMED_UNBLOCKED.format(name=name))
-        spec = resumed
+    if plan.spec.design.shares_seeds != spec.design.shares_seeds:
+        warnings.append(_RESUMED_UNBLOCKED.format(name=name))
+    spec = plan.spec
     _check_foreign_folders(options.results_dir / name, url, stored)
     kept = stored.user_attrs.get(PRECISION_ATTR) if stored is not None else None
     training, decided = _decide_training(spec, options, data, plan.finished, kept)
@@ -251,12 +251,8 @@ _RESUMED_UNBLOCKED = (
 def _stored_study(url: str, name: str) -> optuna.Study | None:
     """The stored study of this name, read only; None where there is none (or no SQLite file:
     a run refused later leaves no database)."""
-    if url.startswith("sqlite"):
-        database = make_url(url).database or ""
-        if database.startswith("file:"):  # an SQLite URI (uri=true): its path, before the query
-            database = database.removeprefix("file:").split("?", 1)[0]
-        if not Path(database).is_file():
-            return None
+    if (path := sqlite_file(url)) is not None and not path.is_file():
+        return None
     storage = open_storage(url)
     with storage_errors(url):
         if name not in optuna.get_all_study_names(storage):

@@ -240,12 +240,25 @@ def environment_failure(err: BaseException) -> BaseException | None:
 EMPTY_DB_SECONDS = 10
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite storage URL (its path also in the URI form, `file:PATH?mode=ro`
+    with `uri=true`); None for another database."""
+    from sqlalchemy.engine import make_url
+
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database or ""
+    if database.startswith("file:"):
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return Path(database)
+
+
 def _check_not_emptied(url: str) -> None:
     """Refuse an SQLite file of 0 bytes made a while ago: Optuna would write a fresh schema into
     it, and the trial folders beside it would then seem another storage's."""
-    from sqlalchemy.engine import make_url
-
-    path = Path(make_url(url).database or "")
+    path = sqlite_file(url)
+    if path is None:
+        return
     try:
         info = path.stat()
     except (OSError, ValueError):
