@@ -492,7 +492,8 @@ def test_a_large_study_draws_the_answer_s_and_the_best_trials_figures(copy_of, m
     best_two = table.nsmallest(2, "val_loss")["trial"]  # all 4 are in the answer: the best two
     assert drawn == [f"trial-{n:04d}" for n in sorted(best_two)]
     page = (out / "index.html").read_text()
-    assert "Figures of 2 of 4 trials: those in the answer, then the best by val loss" in page
+    # All 4 are in the answer: the page says that only the best 2 of them are drawn.
+    assert "Figures of 2 of 4 trials: 2 of the 4 in the answer, the best by val loss" in page
     assert page.count("<details>") == 2
     assert "study warmup: drawing its figures and those of 2 trials" in outcome.output
     everything = vaesweep(*args, "--all-trials")

@@ -119,9 +119,15 @@ def _drawn_note(report: StudyData) -> str:
     drawn, total = report.trials_drawn, len(report.entries)
     if drawn is None or drawn >= total:
         return ""
+    in_answer = int(report.table["in_answer"].sum())
+    which = (
+        "those in the answer, then the best"
+        if drawn >= in_answer
+        else (f"{drawn} of the {in_answer} in the answer, the best")
+    )
     return (
-        f"Figures of {drawn} of {total} trials: those in the answer, then the best by "
-        f"{label(report.objectives[0])}. vaesweep report --all-trials draws every trial's."
+        f"Figures of {drawn} of {total} trials: {which} by {label(report.objectives[0])}. "
+        "vaesweep report --all-trials draws every trial's."
     )
 
 
