@@ -71,17 +71,19 @@ class VAE(nn.Module):
         return torch.sigmoid(self.decode(self.encode(x)[0]))
 
 
-class CropTo(nn.Module):
-    """Keep the top-left `size` x `size` pixels: Keras's 'same' transposed convolution with
-    stride 2 drops the last row and column of the full output, where PyTorch's `padding=1,
-    output_padding=1` would drop the first."""
+class KerasStridedConvTranspose2d(nn.ConvTranspose2d):
+    """Keras's 'same' transposed convolution with stride 2 and a 3x3 kernel (14 -> 28): the top
+    left 28 x 28 of the full 29 x 29 output, where PyTorch's `padding=1, output_padding=1` would
+    keep the bottom right. A zero row and column before the input shift the output by 2, so
+    `padding=2, output_padding=1` keep exactly Keras's pixels (equal to the cropped full output
+    bit for bit), computed at 28 x 28 directly: the layer's step took 43 ms, against 66 ms for
+    the full output and its crop (batch 128, 2 threads, BENCHMARKS.md)."""
 
-    def __init__(self, size: int):
-        super().__init__()
-        self.size = size
+    def __init__(self, channels_in: int, channels_out: int):
+        super().__init__(channels_in, channels_out, 3, stride=2, padding=2, output_padding=1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x[..., : self.size, : self.size]
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]  # no output_size
+        return super().forward(nn.functional.pad(x, (1, 0, 1, 0)))
 
 
 LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -137,8 +139,8 @@ def conv_vae(latent_dim: int) -> VAE:
         nn.ReLU(),
         nn.ConvTranspose2d(64, 64, 3, padding=1),
         nn.ReLU(),
-        nn.ConvTranspose2d(64, 64, 3, stride=2),  # 14 -> 29
-        CropTo(28),
+        KerasStridedConvTranspose2d(64, 64),  # 14 -> 28
+        nn.Identity(),  # keeps the later layers' names, which seed them and key stored weights
         nn.ReLU(),
         nn.ConvTranspose2d(64, 128, 5, padding=2),
         nn.ReLU(),
