@@ -4,11 +4,15 @@ and best weights; a member that fails or is stopped by its callback stops alone.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
 
 from vaesweep.spec.config import TrainConfig
+from vaesweep.training import population
 from vaesweep.training.data import make_splits
+from vaesweep.training.model import IMAGE_SHAPE, build_model
 from vaesweep.training.population import train_population
 from vaesweep.training.train import TrainingDiverged, train
 
@@ -85,3 +89,37 @@ def test_a_member_stopped_by_its_callback_or_diverging_stops_alone(tiny_data):
 def test_members_of_other_shapes_are_refused():
     with pytest.raises(ValueError, match="must share arch, latent_dim"):
         train_population([member(1, 1e-3, 0, 1), MEMBERS[0].__class__(latent_dim=3)], None, CPU)
+
+
+def test_a_stopped_member_leaves_the_network(tiny_data, monkeypatch):
+    """No step computes a member that has stopped: alone, MEMBERS stop after 4, 7 and 10
+    epochs, so the population's steps hold 3 members for 4 epochs, 2 for 3, then 1."""
+    sizes: list[int] = []
+    step = population._Batched.step
+
+    def counted(network, xs, noises):
+        sizes.append(len(xs))
+        return step(network, xs, noises)
+
+    monkeypatch.setattr(population._Batched, "step", counted)
+    splits = make_splits(tiny_data, 100)
+    train_population(MEMBERS, splits, CPU)
+    per_epoch = -(-len(splits.train_x) // MEMBERS[0].batch_size)
+    assert Counter(sizes) == {3: 4 * per_epoch, 2: 3 * per_epoch, 1: 3 * per_epoch}
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_a_population_step_reads_nothing_back_from_the_device(arch):
+    """A read of a device value (`.item()`, `bool()`, `.tolist()`: aten's
+    `_local_scalar_dense`) or a tensor made from Python numbers (`lift_fresh`) would make a GPU
+    step wait for the device; learning rates and β are set once an epoch instead. Profiled on
+    the CPU, where the same calls show."""
+    network = population._Batched([build_model(arch, 2, seed=s) for s in range(3)], "bce", CPU)
+    network.set_schedule([0.5, 1.0, 1.0], [1e-3, 2e-3, 1e-3])
+    xs, noises = torch.rand(3, 8, *IMAGE_SHAPE), torch.randn(3, 8, 2)
+    network.step(xs, noises)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiled:
+        network.step(xs, noises)
+    names = {event.name for event in profiled.events()}
+    assert "aten::addmm" in names or "aten::bmm" in names  # the step was profiled
+    assert not names & {"aten::_local_scalar_dense", "aten::lift_fresh"}

@@ -42,8 +42,6 @@ def test_a_population_gives_each_trial_what_it_gets_alone(tmp_path, tiny_data_di
             member.state.name == "COMPLETE" and member.user_attrs["seed"] == one.user_attrs["seed"]
         )
         assert member.value == pytest.approx(one.value, rel=1e-4)
-        for name, value in one.user_attrs["metrics"].items():
-            print(name, value, member.user_attrs["metrics"][name])
         histories = [
             pd.read_csv(r / t.user_attrs["folder"] / "history.csv")
             for r, t in ((runs["1"], one), (runs["3"], member))
@@ -106,15 +104,16 @@ def test_a_pruned_member_is_pruned_alone(tmp_path, tiny_data_dir):
     study_file = tmp_path / "prunable.toml"
     study_file.write_text(PRUNABLE_STUDY)
     results = tmp_path / "results"
-    # With seed 2 the random sampler draws 2e-3 three times, then 1e-7: trials 2 and 3 train
-    # together, after 0 and 1 completed, and only 3 is worse than their median.
+    # With seed 10 the random sampler draws 2e-3, 1e-7, 2e-3, 1e-7: trials 2 and 3 train
+    # together, after 0 and 1 completed, and only 3 is worse than their median, by far (a tie
+    # would be broken by float rounding, which a population of another size changes).
     args = run_args(
-        results, tiny_data_dir, 4, "--population", "2", "--seed", "2", study=str(study_file)
+        results, tiny_data_dir, 4, "--population", "2", "--seed", "10", study=str(study_file)
     )
     outcome = vaesweep(*args)
     assert outcome.exit_code == 0, outcome.output
     trials = stored_trials(results, "prunable")
-    assert [t.params["lr"] for t in trials] == [2e-3, 2e-3, 2e-3, 1e-7]
+    assert [t.params["lr"] for t in trials] == [2e-3, 1e-7, 2e-3, 1e-7]
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "COMPLETE", "PRUNED"]
     assert "worse than the median" in trials[3].user_attrs["prune_reason"]
     assert populations(results, "prunable") == [2, 2, 2, 2]
@@ -144,6 +143,41 @@ def test_auto_picks_the_smallest_population_near_the_best_throughput():
     assert choose_population({1: 100.0, 2: 60.0, 4: 55.0}) == 1
     assert decide_population("auto", Compute(torch.device("cpu"), "fp32"), "mlp", 128)[0] == 1
     assert decide_population(5, Compute(torch.device("cpu"), "fp32"), "mlp", 128) == (5, "")
+
+
+def test_auto_measures_one_trial_on_its_solo_path_and_sizes_until_memory_runs_out(monkeypatch):
+    """A lone trial trains on `train.train`'s path (1.8-2x a population of one on the CPU), so
+    that is what size 1 is measured on; sizes stop at the first that does not fit."""
+    from vaesweep.training import population, precision
+
+    asked: list[int | str] = []
+
+    def solo(arch, name, channels_last, device, seconds, batch_size):
+        asked.append(f"solo {arch} {name} {batch_size}")
+        return 100.0
+
+    def batched(arch, size, compute, seconds, batch_size):
+        asked.append(size)
+        if size >= 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return 100.0 * size
+
+    monkeypatch.setattr(precision, "training_throughput", solo)
+    monkeypatch.setattr(population, "training_throughput", batched)
+    cuda = Compute(torch.device("cuda"), "bf16")
+    size, why = decide_population("auto", cuda, "conv", 64)
+    assert asked == ["solo conv bf16 64", 2, 4, 8] and size == 4
+    assert why == (
+        "auto: 4; 4 conv trials at once train 4.0x as many samples/s as one on cuda "
+        "(measured 1, 2, 4)"
+    )
+
+    def no_room(*args):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(precision, "training_throughput", no_room)
+    with pytest.raises(VaesweepError, match="one conv trial at batch size 64 does not fit"):
+        decide_population("auto", cuda, "conv", 64)
 
 
 def test_populations_in_parallel_workers_keep_the_exact_count(tmp_path, tiny_data_dir):

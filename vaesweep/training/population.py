@@ -4,9 +4,12 @@ ReduceLROnPlateau, early stopping with its best weights), up to float rounding.
 
 The members' parameters are stacked with a leading population dimension (`torch.func`'s
 `stack_module_state`); `vmap` runs every member's forward and loss in one batched call, and one
-Adam step (written out below: torch's own takes one learning rate) updates them all. A stopped
-member stops changing. Validation, callbacks and the results are per member, on a plain `VAE`
-holding that member's weights, so everything downstream treats a member as a trial trained alone.
+Adam step (written out below with `torch._foreach_*` ops: torch's own takes one learning rate)
+updates them all. A stopped member leaves the network, so no step computes it. A step reads
+nothing back from the device (learning rates and β are device tensors, set once an epoch), so
+on a GPU it queues without waiting. Validation, callbacks and the results are per member, on a
+plain `VAE` holding that member's weights, so everything downstream treats a member as a trial
+trained alone.
 
 Knows nothing of Optuna: callers observe (and may stop) each member through `on_epoch`.
 """
@@ -23,10 +26,12 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
+from vaesweep.errors import VaesweepError
 from vaesweep.interrupts import stop_if_requested
 from vaesweep.spec.config import TrainConfig
+from vaesweep.training import precision
 from vaesweep.training.data import Splits
-from vaesweep.training.device import Compute, steps_per_second
+from vaesweep.training.device import Compute, prepare_training, steps_per_second
 from vaesweep.training.losses import vae_loss
 from vaesweep.training.model import IMAGE_SHAPE, VAE, build_model
 from vaesweep.training.train import (
@@ -50,24 +55,45 @@ MEASURE_SECONDS = 0.3  # per population size (at least 3 steps after 3 to settle
 def decide_population(setting: int | str, compute: Compute, arch: str, batch_size: int):
     """The run's population size and, for 'auto', how it was chosen: on a CPU one trial at a
     time (populations of 2 to 8 trained 0.5-0.7x as many samples/s in all there, BENCHMARKS.md),
-    on a GPU the measured size (`choose_population`) for the study's network."""
+    on a GPU the measured size (`choose_population`) for the study's network. A population of
+    1 is the solo path a lone trial takes (`train.train`), measured as such."""
     if setting != "auto":
         return setting, ""
     if compute.device.type != "cuda":
         return 1, "auto: 1, as populations train slower than single trials on a CPU"
-    rates: dict[int, float] = {}
-    for size in AUTO_SIZES:
-        try:
-            rates[size] = training_throughput(arch, size, compute, MEASURE_SECONDS, batch_size)
-        except torch.cuda.OutOfMemoryError:
-            break  # and larger ones would not fit either
-        finally:
-            torch.cuda.empty_cache()
+    rates = _measured_sizes(arch, compute, batch_size)
+    if not rates:
+        raise VaesweepError(
+            f"one {arch} trial at batch size {batch_size} does not fit in {compute.device}'s "
+            "memory; use a smaller batch_size"
+        )
     size = choose_population(rates)
     return size, (
         f"auto: {size}; {size} {arch} trials at once train {rates[size] / rates[1]:.1f}x as many "
         f"samples/s as one on {compute.device} (measured {', '.join(map(str, rates))})"
     )
+
+
+def _measured_sizes(arch: str, compute: Compute, batch_size: int) -> dict[int, float]:
+    """Samples/s of each size in AUTO_SIZES up to the first that runs out of memory."""
+    channels_last = build_model(arch, 2).channels_last
+
+    def measured(size: int) -> float:
+        if size == 1:  # a lone trial's own path
+            return precision.training_throughput(
+                arch, compute.precision, channels_last, compute.device, MEASURE_SECONDS, batch_size
+            )
+        return training_throughput(arch, size, compute, MEASURE_SECONDS, batch_size)
+
+    rates: dict[int, float] = {}
+    for size in AUTO_SIZES:
+        try:
+            rates[size] = measured(size)
+        except torch.cuda.OutOfMemoryError:
+            break  # and larger ones would not fit either
+        finally:
+            torch.cuda.empty_cache()
+    return rates
 
 
 def choose_population(rates: dict[int, float]) -> int:
@@ -114,7 +140,7 @@ def train_population(
     Optuna's TrialPruned). A KeyboardInterrupt stops them all."""
     if len({population_key(c) for c in configs}) != 1:
         raise ValueError(f"a population's members must share {', '.join(SHARED)}")
-    torch.set_flush_denormal(True)  # as `train.train`: denormals slow CPUs down 100x
+    prepare_training(compute.device)
     members = [_member(config, compute) for config in configs]
     network = _Batched([m.model for m in members], configs[0].likelihood, compute)
     train_x = splits.train_x.to(compute.device)
@@ -122,30 +148,28 @@ def train_population(
     for epoch in range(max(c.epochs for c in configs)):
         for m in members:
             m.active &= epoch < m.config.epochs
-        if not any(m.active for m in members):
+        network.keep([i for i, m in enumerate(members) if m.active])
+        if not network.members:
             break
         started = time.perf_counter()
-        betas = torch.tensor(
-            [beta_at(epoch, m.config.warmup_epochs) for m in members], device=compute.device
-        )
-        lrs = [m.lr for m in members]
-        sums = _train_epoch(members, network, train_x, betas, compute)
+        training = [members[i] for i in network.members]
+        betas = [beta_at(epoch, m.config.warmup_epochs) for m in training]
+        lrs = [m.lr for m in training]
+        sums = _train_epoch(training, network, train_x, betas, lrs, compute)
         train_seconds = time.perf_counter() - started
-        for index, m in enumerate(members):
-            if not m.active:
-                continue
-            beta = beta_at(epoch, m.config.warmup_epochs)
-            total, recon, kl = (sums[index] / len(train_x)).tolist()
-            record = {"epoch": epoch, "beta": beta, "lr": lrs[index], "train_loss": total}
-            record |= {"train_recon": recon, "train_kl": kl, "train_beta_kl": beta * kl}
+        for row, index in enumerate(network.members):
+            total, recon, kl = sums[row]
+            record = {"epoch": epoch, "beta": betas[row], "lr": lrs[row], "train_loss": total}
+            record |= {"train_recon": recon, "train_kl": kl, "train_beta_kl": betas[row] * kl}
             record["train_seconds"] = train_seconds  # the population's, shared by its members
-            _end_epoch(index, m, record, network, val_x, compute, started, on_epoch)
+            _end_epoch(
+                index, row, members[index], record, network, val_x, compute, started, on_epoch
+            )
     results: list[TrainResult | BaseException] = []
-    for index, m in enumerate(members):
+    for m in members:  # each member's network holds its last weights (`_end_epoch` shows them)
         if m.error is not None:
             results.append(m.error)
             continue
-        _show(m, network.params, index)
         m.early_stopping.restore_best(m.model)
         results.append(
             TrainResult(m.model.eval(), m.history, m.early_stopping.best_epoch, m.stop_reason)
@@ -172,41 +196,36 @@ def _member(config: TrainConfig, compute: Compute) -> _Member:
     )
 
 
-def _train_epoch(members, network, train_x, betas, compute) -> Tensor:
-    """One pass over the training images for every active member, each in its own order; the
-    summed (total, recon, kl) per member, weighted by batch size."""
+def _train_epoch(members, network, train_x, betas, lrs, compute) -> list[list[float]]:
+    """One pass over the training images for every member still training, each in its own
+    order; per member its mean (total, recon, kl), read back once at the end."""
     n, batch = len(train_x), members[0].config.batch_size
     latent = members[0].config.latent_dim
     device = compute.device
-    active = torch.tensor([m.active for m in members], device=device)
-    # A stopped member draws nothing (its streams end where its solo run's would); it gets
-    # placeholder batches, computed and not applied.
-    idle = torch.zeros(n, dtype=torch.long, device=device)
-    orders = [
-        torch.randperm(n, generator=m.order).to(device) if m.active else idle for m in members
-    ]
+    network.set_schedule(betas, lrs)
+    orders = torch.stack([torch.randperm(n, generator=m.order) for m in members]).to(device)
     sums = torch.zeros(len(members), 3, device=device)
     for start in range(0, n, batch):
         stop_if_requested()
-        xs, noises = [], []
-        for m, order in zip(members, orders, strict=True):
-            x = train_x[order[start : start + batch]]
-            if m.active and m.binarizer is not None:
-                x = torch.bernoulli(x, generator=m.binarizer)
-            eps = torch.zeros(len(x), latent, device=device)
-            if m.active:  # the noise `VAE.reparameterize` would draw alone, from its stream
-                eps = torch.randn(len(x), latent, generator=m.noise, device=device)
-            xs.append(x)
-            noises.append(eps)
-        terms = network.step(
-            torch.stack(xs), torch.stack(noises), betas, [m.lr for m in members], active
-        )
-        sums += terms * len(xs[0])
-    return sums
+        xs = train_x[orders[:, start : start + batch]]  # every member's batch in one gather
+        if members[0].binarizer is not None:  # all or none: `binarize` is shared
+            xs = torch.stack(
+                [
+                    torch.bernoulli(x, generator=m.binarizer)
+                    for x, m in zip(xs, members, strict=True)
+                ]
+            )
+        # The noise `VAE.reparameterize` would draw alone, from each member's own stream.
+        noises = torch.empty(len(members), xs.shape[1], latent, device=device)
+        for eps, m in zip(noises, members, strict=True):
+            eps.normal_(generator=m.noise)
+        sums += network.step(xs, noises) * xs.shape[1]
+    return (sums / n).tolist()
 
 
 def _end_epoch(
     index: int,
+    row: int,
     m: _Member,
     record: dict[str, float],
     network: _Batched,
@@ -217,7 +236,7 @@ def _end_epoch(
 ) -> None:
     """What `train.train` does after each epoch, for one member: validate, record, call back,
     schedule, and stop early or on divergence."""
-    _show(m, network.params, index)
+    _show(m, network.params, row)
     val_stats = validate(m.model, val_x, m.config, record["beta"], compute).stats
     record |= {f"val_{key}": value for key, value in val_stats.items()}
     record["seconds"] = time.perf_counter() - started  # with validation
@@ -238,21 +257,23 @@ def _end_epoch(
         m.active, m.stop_reason = False, "early_stopping"
 
 
-def _show(m: _Member, params: dict[str, Tensor], index: int) -> None:
-    """Put the member's current weights into its plain network."""
+def _show(m: _Member, params: dict[str, Tensor], row: int) -> None:
+    """Put the member's current weights (row `row` of the network) into its plain network."""
     with torch.no_grad():
         for name, value in m.model.named_parameters():
-            value.copy_(params[name][index])
+            value.copy_(params[name][row])
 
 
 class _Batched:
-    """The members as one network: stacked parameters, one vmapped loss, one Adam step."""
+    """The members still training as one network: stacked parameters, one vmapped loss, one
+    Adam step. `members[row]`: the index (among all the population's) of the member in `row`."""
 
     def __init__(self, models: list[VAE], likelihood: str, compute: Compute):
         params, buffers = stack_module_state(models)
         self.params = {n: v.detach().to(compute.device).requires_grad_() for n, v in params.items()}
         self.buffers = {n: v.to(compute.device) for n, v in buffers.items()}
         self.compute = compute
+        self.members = list(range(len(models)))
         template = copy.deepcopy(models[0]).to("meta")
 
         def member_loss(p, b, x, eps, beta):
@@ -261,16 +282,35 @@ class _Batched:
             return torch.stack([loss.total, loss.recon, loss.kl])
 
         self.losses = vmap(member_loss)
-        self.adam = _BatchedAdam(self.params, len(models))
+        self.adam = _BatchedAdam(list(self.params.values()), len(models))
+        self.betas = torch.ones(len(models), device=compute.device)
 
-    def step(self, xs: Tensor, noises: Tensor, betas: Tensor, lrs: list[float], active: Tensor):
+    def keep(self, members: list[int]) -> None:
+        """Go on with these members only (a subset of `self.members`, in order): the others'
+        rows leave every stacked tensor, so no later step computes them."""
+        if members == self.members or not members:  # none left: the training ends
+            self.members = members
+            return
+        kept = [self.members.index(i) for i in members]
+        rows = torch.tensor(kept, dtype=torch.long, device=self.compute.device)
+        self.params = {n: v.detach()[rows].requires_grad_() for n, v in self.params.items()}
+        self.buffers = {n: v[rows] for n, v in self.buffers.items()}
+        self.adam.keep(list(self.params.values()), rows)
+        self.members = members
+
+    def set_schedule(self, betas: list[float], lrs: list[float]) -> None:
+        """This epoch's β and learning rate per member, copied to the device once."""
+        self.betas = torch.tensor(betas, device=self.compute.device)
+        self.adam.lrs = torch.tensor(lrs, dtype=torch.float64, device=self.compute.device)
+
+    def step(self, xs: Tensor, noises: Tensor) -> Tensor:
         """One training step of every member on its batch and noise; each member's (total,
-        recon, kl), detached. Members not `active` are computed but keep their weights."""
+        recon, kl), detached."""
         with self.compute.autocast():
-            terms = self.losses(self.params, self.buffers, xs, noises, betas)
+            terms = self.losses(self.params, self.buffers, xs, noises, self.betas)
         self.adam.zero_grad()
-        (terms[:, 0] * active).sum().backward()
-        self.adam.step(lrs, active)
+        terms[:, 0].sum().backward()
+        self.adam.step()
         return terms.detach()
 
 
@@ -279,57 +319,58 @@ def training_throughput(
 ) -> float:
     """Training samples per second of a population of `members`, all members counted (at least
     3 steps after 3 to settle), on random images; compare with `precision.training_throughput`."""
+    prepare_training(compute.device)
     models = [build_model(arch, 2, seed=seed).to(compute.device) for seed in range(members)]
     network = _Batched(models, "bce", compute)
     device = compute.device
     xs = torch.rand(members, batch_size, *IMAGE_SHAPE, device=device)
     noises = torch.randn(members, batch_size, 2, device=device)
-    betas = torch.ones(members, device=device)
-    active = torch.ones(members, dtype=torch.bool, device=device)
+    network.set_schedule([1.0] * members, [1e-3] * members)
 
     def step() -> None:
-        network.step(xs, noises, betas, [1e-3] * members, active)
+        network.step(xs, noises)
 
     return steps_per_second(step, device, seconds) * batch_size * members
 
 
 class _BatchedAdam:
-    """Adam over stacked parameters, with each member's own learning rate and step count; a
-    member not active this step keeps its weights and moments. The update is torch's Adam."""
+    """Adam over stacked parameters, with each member's own learning rate (`lrs`) and step
+    count: torch's Adam update, as a few `torch._foreach_*` launches over all the parameters
+    rather than a dozen per parameter."""
 
-    def __init__(self, params: dict[str, Tensor], members: int):
-        self.params = list(params.values())
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = torch.zeros(members, dtype=torch.float64, device=self.params[0].device)
+    def __init__(self, params: list[Tensor], members: int):
+        self.params = params
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        device = params[0].device
+        self.steps = torch.zeros(members, dtype=torch.float64, device=device)
+        self.lrs = torch.zeros(members, dtype=torch.float64, device=device)
+
+    def keep(self, params: list[Tensor], rows: Tensor) -> None:
+        self.params = params
+        self.exp_avg = [m[rows] for m in self.exp_avg]
+        self.exp_avg_sq = [v[rows] for v in self.exp_avg_sq]
+        self.steps, self.lrs = self.steps[rows], self.lrs[rows]
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
     @torch.no_grad()
-    def step(self, lrs: list[float], active: Tensor) -> None:
+    def step(self) -> None:
         beta1, beta2 = ADAM_BETAS
-        self.steps += active
-        steps = self.steps.clamp(min=1)
-        lr = torch.tensor(lrs, dtype=torch.float64, device=active.device)
-        step_size = (lr / (1 - beta1**steps)).float()
-        bias2_sqrt = (1 - beta2**steps).sqrt().float()
-        everyone = bool(active.all())  # the usual case: no member's update to hold back
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True):
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            g = p.grad
-            assert g is not None  # every member's parameters take part in the loss
-            if not everyone:  # a stopped member's gradient moves nothing, its moments included
-                on = active.view(shape)
-                g = torch.where(on, g, 0.0)
-                kept = (m.clone(), v.clone())
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = (v.sqrt() / bias2_sqrt.view(shape)).add_(KERAS_ADAM_EPSILON)
-            update = m / denom * step_size.view(shape)
-            if not everyone:
-                update = torch.where(on, update, 0.0)
-                m.copy_(torch.where(on, m, kept[0]))
-                v.copy_(torch.where(on, v, kept[1]))
-            p.sub_(update)
+        self.steps += 1
+        step_size = (self.lrs / (1 - beta1**self.steps)).float()
+        bias2_sqrt = (1 - beta2**self.steps).sqrt().float()
+        shapes = [(-1,) + (1,) * (p.dim() - 1) for p in self.params]
+        grads = [p.grad for p in self.params if p.grad is not None]
+        assert len(grads) == len(self.params)  # every parameter takes part in the loss
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, [bias2_sqrt.view(shape) for shape in shapes])
+        torch._foreach_add_(denom, KERAS_ADAM_EPSILON)
+        update = torch._foreach_div(self.exp_avg, denom)
+        torch._foreach_mul_(update, [step_size.view(shape) for shape in shapes])
+        torch._foreach_sub_(self.params, update)
