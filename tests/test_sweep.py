@@ -10,7 +10,7 @@ from vaesweep.spec.studies import load_study, parse_overrides
 
 from helpers import snapshot
 
-TINY = ("epochs=2", "val_size=100", 'arch="mlp"')
+TINY = ("epochs=2", "val_size=100", 'arch="mlp"', 'precision="fp32"')
 
 
 def test_a_plan_decides_everything_and_writes_nothing(tmp_path, tiny_data_dir):
@@ -74,3 +74,24 @@ def test_a_study_keeps_the_precision_its_first_run_chose(tmp_path, tiny_data_dir
     # A new study measures afresh.
     fresh = RunOptions(n_trials=1, results_dir=tmp_path / "other", data_dir=tiny_data_dir)
     assert plan_run(spec, fresh).training.compute.precision == "fp32"
+
+
+def test_auto_precision_is_measured_on_the_threads_the_workers_get(
+    tmp_path, tiny_data_dir, monkeypatch
+):
+    from vaesweep.training import precision
+
+    measured_on: list[int | None] = []
+    decide = precision.decide
+
+    def recording(*args):
+        measured_on.append(args[5])
+        return decide(args[0], "fp32")  # nothing measured
+
+    monkeypatch.setattr(precision, "decide", recording)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    spec = load_study("warmup").with_overrides(parse_overrides(TINY))
+    for jobs, threads in ((None, 1), (2, 2), (1, 4)):  # auto: 4 workers (4 cores, 30 trials)
+        options = RunOptions(n_trials=30, results_dir=tmp_path, data_dir=tiny_data_dir, jobs=jobs)
+        training = plan_run(spec, options).training
+        assert measured_on[-1] == threads and training is not None and training.threads == threads

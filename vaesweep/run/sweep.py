@@ -277,20 +277,24 @@ def _decide_training(
     spec: StudySpec, options: RunOptions, data, finished: int, kept_precision: str | None = None
 ) -> tuple[Training, list[str]]:
     """Device and precision, population, workers and their threads; and what to say of them."""
-    from vaesweep.training.device import auto_jobs, visible_gpus
+    from vaesweep.training.device import resolve_device, visible_gpus
     from vaesweep.training.population import decide_population
     from vaesweep.training.precision import decide
 
     base = spec.base
-    compute = decide(options.device, base.precision, base.arch, base.batch_size, kept_precision)
+    device = resolve_device(options.device)
+    gpus, cores = visible_gpus(device), os.cpu_count() or 1
+    # On a CPU 'auto' is one trial at a time, so the workers' threads are known before precision
+    # is measured at them; on a GPU threads do not change the measurement.
+    planned = spec.population if isinstance(spec.population, int) else 1
+    threads = max(1, cores // _jobs(options, finished, gpus, cores, planned))
+    compute = decide(
+        device.type, base.precision, base.arch, base.batch_size, kept_precision, threads
+    )
     population, population_why = decide_population(
         spec.population, compute, base.arch, base.batch_size
     )
-    gpus, cores = visible_gpus(compute.device), os.cpu_count() or 1
-    jobs = options.jobs
-    if jobs is None:  # auto: no more workers than trials to run, so none idles with its cores
-        missing = options.n_trials - finished
-        jobs = max(1, min(auto_jobs(gpus, cores), -(-missing // population)))
+    jobs = _jobs(options, finished, gpus, cores, population)
     warnings = [w for w in (spec.beta_warning(),) if w]
     warnings += [f"precision {compute.why}"] if compute.why else []
     warnings += [f"population {population_why}"] if population_why else []
@@ -303,6 +307,16 @@ def _decide_training(
         threads=max(1, cores // jobs),
     )
     return training, warnings
+
+
+def _jobs(options: RunOptions, finished: int, gpus: int, cores: int, population: int) -> int:
+    """--jobs, or for auto no more workers than trials to run, so none idles with its cores."""
+    from vaesweep.training.device import auto_jobs
+
+    if options.jobs is not None:
+        return options.jobs
+    missing = options.n_trials - finished
+    return max(1, min(auto_jobs(gpus, cores), -(-missing // population)))
 
 
 def execute(

@@ -2,31 +2,47 @@
 `Compute`: the study's setting, or for 'auto' the faster of fp32 and bf16 autocast on this device
 for the study's network, measured in a few training steps.
 
-Measured, not assumed: bf16 autocast's speed depends on the device and the PyTorch build. On the
-project's 2-core CPU with AVX-512 BF16 the mlp trained 1.8x faster in bf16 with PyTorch 2.15.0 and
-1.7x slower with 2.14.1; on an H200 with PyTorch 2.11, 1.2-1.3x slower for both networks.
+Measured, not assumed: bf16 autocast's speed depends on the device, the PyTorch build and the
+threads a worker has. On the project's 2-core CPU with AVX-512 BF16 the mlp trained 1.8x faster
+in bf16 with PyTorch 2.15.0 and 1.7x slower with 2.14.1 on another machine of its kind; with
+2.14.1 here 1.36-1.40x faster on the one thread a worker of a 2-worker run has, but only
+1.10-1.21x on two threads. On an H200 with PyTorch 2.11, 1.2-1.3x slower for both networks.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
-from vaesweep.training.device import Compute, native_bf16, resolve_device, steps_per_second
+from vaesweep.training.device import (
+    Compute,
+    native_bf16,
+    prepare_training,
+    resolve_device,
+    steps_per_second,
+)
 from vaesweep.training.losses import vae_loss
 from vaesweep.training.model import IMAGE_SHAPE, build_model
 from vaesweep.training.train import make_optimizer
 
 BF16_MARGIN = 1.1  # bf16 must be 10% faster to be chosen: fp32 is the exact one
-MEASURE_SECONDS = 0.3  # per precision (at least 3 steps after 3 to settle)
+MEASURE_SECONDS = 0.25  # per round and precision (at least 3 steps after 3 to settle)
+MEASURE_ROUNDS = 3  # alternated, the best of each kept: a shared machine only ever slows a round
 
 
 def decide(
-    device: str, precision: str, arch: str = "mlp", batch_size: int = 128, kept: str | None = None
+    device: str,
+    precision: str,
+    arch: str = "mlp",
+    batch_size: int = 128,
+    kept: str | None = None,
+    threads: int | None = None,
 ) -> Compute:
     """The run's device ('auto': CUDA when present) and training precision. `kept`: the
     precision 'auto' chose at the study's first run, which every later run keeps: one study
-    compares trials of one precision, and a measurement near the margin can come out either way
-    (the mlp on the development CPU measured 1.08x to 1.14x in three runs of `decide`)."""
+    compares trials of one precision. `threads`: the torch threads each worker will train with,
+    which 'auto' measures at (None: as now)."""
     chosen = resolve_device(device)
     if precision != "auto":
         return Compute(chosen, precision)
@@ -35,18 +51,42 @@ def decide(
         return Compute(chosen, kept, why=why)
     if not native_bf16(chosen):
         return Compute(chosen, "fp32", why="auto: fp32, as this device has no native bf16")
-    channels_last = build_model(arch, 2).channels_last
-    rates = {
-        p: training_throughput(arch, p, channels_last, chosen, MEASURE_SECONDS, batch_size)
-        for p in ("fp32", "bf16")
-    }
+    rates = _measured_rates(arch, chosen, batch_size, threads)
     faster = "bf16" if rates["bf16"] >= BF16_MARGIN * rates["fp32"] else "fp32"
+    on = threads or torch.get_num_threads()
+    where = "here" if chosen.type == "cuda" else f"on {on} thread{'s' if on > 1 else ''}"
     return Compute(
         chosen,
         faster,
         why=f"auto: {faster}; {arch} trains {rates['bf16'] / rates['fp32']:.2f}x as fast in "
-        f"bf16 autocast as in fp32 here (bf16 is chosen from {BF16_MARGIN:.1f}x)",
+        f"bf16 autocast as in fp32 {where} (bf16 is chosen from {BF16_MARGIN:.1f}x)",
     )
+
+
+def _measured_rates(
+    arch: str, device: torch.device, batch_size: int, threads: int | None
+) -> dict[str, float]:
+    """Each precision's best samples/s over MEASURE_ROUNDS alternated rounds, on `threads`."""
+    channels_last = build_model(arch, 2).channels_last
+    rates = {"fp32": 0.0, "bf16": 0.0}
+    with _torch_threads(threads):
+        for _ in range(MEASURE_ROUNDS):
+            for name in rates:
+                rate = training_throughput(
+                    arch, name, channels_last, device, MEASURE_SECONDS, batch_size
+                )
+                rates[name] = max(rates[name], rate)
+    return rates
+
+
+@contextmanager
+def _torch_threads(threads: int | None):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def training_throughput(
@@ -57,7 +97,9 @@ def training_throughput(
     seconds: float,
     batch_size: int = 128,
 ) -> float:
-    """Samples per second of full training steps (forward, loss, backward, Adam)."""
+    """Samples per second of full training steps (forward, loss, backward, Adam), in the
+    process settings training has."""
+    prepare_training(device)
     torch.manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(arch, 2).to(device, memory_format=layout)  # type: ignore[call-overload]  # torch's stubs omit memory_format
