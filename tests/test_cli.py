@@ -305,12 +305,12 @@ def test_pruned_trials_keep_weights_metrics_and_reason(tmp_path, tiny_data_dir):
 
 
 def test_a_run_whose_epochs_end_inside_the_warmup_warns_once(tmp_path, tiny_data_dir):
-    outcome = vaesweep(*run_args(tmp_path / "results", tiny_data_dir, 1))  # epochs 2, warm-up 0-4
+    outcome = vaesweep(*run_args(tmp_path / "results", tiny_data_dir, 1))  # epochs 2, warm-up 0-8
     warnings = [line for line in outcome.output.splitlines() if line.startswith("warning:")]
     assert warnings == [
-        "warning: warmup_epochs up to 4 with epochs = 2: beta never reaches 1 where "
+        "warning: warmup_epochs up to 8 with epochs = 2: beta never reaches 1 where "
         "warmup_epochs >= 2, so those trials never train the ELBO they report; train more than "
-        "4 epochs to cover every warm-up"
+        "8 epochs to cover every warm-up"
     ]
 
 
