@@ -106,11 +106,13 @@ def _answerer(results: Path):
     """The answer a run ends with, published for Optuna's tools; each is a look (study_data)."""
     from vaesweep.report.dashboard import answer_and_publish, decided
     from vaesweep.report.study_data import look_blocks
+    from vaesweep.report.tuning import edge_warnings
     from vaesweep.run.sweep import Answered
 
     def answered(study) -> Answered:
         data = answer_and_publish(study, results)
-        return Answered([a.sentence for a in data.answers], decided(data), look_blocks(data))
+        sentences = [a.sentence for a in data.answers] + edge_warnings(data)
+        return Answered(sentences, decided(data), look_blocks(data))
 
     return answered
 

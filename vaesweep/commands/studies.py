@@ -26,7 +26,9 @@ def studies(storage, results) -> None:
         detects = spec.detects()
         console.print(f"{name}: {spec.description}", style="bold")
         for line in (
-            "searches " + "; ".join(f"{p.name}: {p.describe()}" for p in spec.search),
+            "searches "
+            + "; ".join(f"{p.name}: {p.describe()}" for p in spec.search)
+            + "".join(f"; {tunes}" for tunes in _tuned(spec)),
             f"objective {', '.join(spec.objectives)}; design {spec.design_summary()}",
             "detects "
             + "; ".join(
@@ -42,6 +44,17 @@ def studies(storage, results) -> None:
         "measured here (the study file's noise); — where unmeasured or nothing is compared."
     )
     _stored_studies(console, storage, results)
+
+
+def _tuned(spec) -> list[str]:
+    """Each nuisance parameter and the values every configuration is tuned over."""
+    return [
+        f"tunes {p.name} for each over "
+        + ", ".join(
+            f"{v:g}" if isinstance(v, float) else str(v) for v in p.points(spec.design.tune)
+        )
+        for p in spec.nuisance
+    ]
 
 
 def _stored_studies(console, storage: str | None, results: Path) -> None:

@@ -241,6 +241,30 @@ def explored(
     return fig
 
 
+def tuning_curves(
+    tuning: pd.DataFrame, chosen: pd.DataFrame, scientific: Sequence[str], param, objective: str
+) -> Figure | None:
+    """Each configuration's tuning curve: the objective of its tuning trials (one seed block)
+    against one nuisance parameter, the value it was confirmed at ringed."""
+    data = tuning.dropna(subset=[objective, param.name])
+    if data.empty:
+        return None
+    fig, ax = _figure(1, 1, figsize=(8.4, 3.8))
+    sns.lineplot(data=data, x=param.name, y=objective, hue="_config", marker="o", ax=ax)
+    picks = data.merge(chosen, on=[*scientific, param.name])
+    ax.scatter(picks[param.name], picks[objective], s=160, facecolors="none", edgecolors="black")
+    if param.log:
+        ax.set_xscale("log")
+    ax.set_ylabel(metric_label(objective))
+    ax.set_title(
+        f"tuning {param.name} for each configuration (ringed: the value confirmed)", fontsize=10
+    )
+    if ax.get_legend():
+        ax.get_legend().set_title(", ".join(scientific))
+    fig.tight_layout()
+    return fig
+
+
 def learning_curves(histories: pd.DataFrame, param: str) -> Figure | None:
     """Validation β=1 loss per epoch of every trial, and every trial's β schedule (None when no
     trial's history could be read). Epochs count from 1, as in the live view and each trial's

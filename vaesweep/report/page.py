@@ -18,6 +18,7 @@ import numpy as np
 from vaesweep.errors import counted, visible
 from vaesweep.report.side_by_side import groups
 from vaesweep.report.study_data import EARLIER_PROCEDURE
+from vaesweep.report.tuning import edge_warnings
 from vaesweep.spec.metric_names import label
 from vaesweep.store.layout import PAGE_FILE
 from vaesweep.store.storage import redact
@@ -47,7 +48,7 @@ ul.answers li { margin: 0.25rem 0; }
 FLOAT_FORMAT = "{:.4g}".format
 
 # Study figures drawn the page's full width; the others take half.
-WIDE_FIGURES = ("metrics-vs-", "learning-curves", "optimization-history")
+WIDE_FIGURES = ("metrics-vs-", "learning-curves", "optimization-history", "tuning-")
 # Every trial's figures, in page order: name (the file's stem) -> (caption, width on the page).
 # The report draws exactly these; a study's figures are named where the report plans them.
 TRIAL_FIGURES = {
@@ -207,6 +208,7 @@ def _section(report: StudyData, anchors: list[Anchor]) -> dict[str, Any]:
             if e.figures or e.problem
         ],
         "drawn": _drawn_note(report),
+        "tuning": edge_warnings(report),
     }
 
 

@@ -24,7 +24,7 @@ import optuna
 import pandas as pd
 
 from vaesweep.errors import VaesweepError, first_line, shown
-from vaesweep.report import study_data
+from vaesweep.report import study_data, tuning
 from vaesweep.report.anchors import PUBLISHED, Anchor, pca_floor
 from vaesweep.report.page import TRIAL_FIGURES, write_index
 from vaesweep.report.study_data import StudyData, TrialEntry, recorded_metrics
@@ -293,6 +293,15 @@ class _Painter:
 
         for param in report.search:
             draw[f"metrics-vs-{param['name']}"] = functools.partial(explored, param)
+        for tuned in report.tuned:
+            draw[f"tuning-{tuned.name}"] = functools.partial(
+                figures.tuning_curves,
+                tuning.tuning_rows(report),
+                tuning.chosen(report),
+                tuning.scientific(report),
+                tuned,
+                report.objectives[0],
+            )
         return draw
 
     def _histories(self, report: StudyData, note: Callable[[str], None]) -> pd.DataFrame:
@@ -426,6 +435,7 @@ def _planned_study_figures(report: StudyData) -> list[str]:
         names.append("paired-differences")
     if report.table["in_answer"].any():
         names.append("effects")
+    names += [f"tuning-{p.name}" for p in report.tuned]
     search = report.design.samples
     if search:
         names += [f"metrics-vs-{p['name']}" for p in report.search]

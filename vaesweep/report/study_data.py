@@ -8,6 +8,7 @@ answers spend only the error rate it left.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from vaesweep.errors import VaesweepError, shown, visible
 from vaesweep.report import effects
 from vaesweep.spec.design import Design
 from vaesweep.spec.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
+from vaesweep.spec.search_space import ParamSpec
 from vaesweep.stats import Looks
 from vaesweep.store.binding import mismatch, read_stamp
 from vaesweep.store.layout import DEFAULT_DB_NAME, STUDY_NAME, report_folder_name, trial_folder
@@ -97,6 +99,7 @@ class StudyData:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # what the latest run warned of the study
     record: optuna.Study | None = None  # the stored study this was collected from
+    nuisance: list[dict[str, Any]] = field(default_factory=list)  # tuned per configuration
 
     def entry(self, number: int) -> TrialEntry:
         for entry in self.entries:
@@ -135,15 +138,22 @@ class StudyData:
 
     @property
     def params(self) -> list[str]:
-        return [p["name"] for p in self.search] or sorted(
-            {name for e in self.entries for name in e.trial.params}
-        )
+        """What names a configuration: the searched settings and, in a tuned study, the
+        nuisance values each was confirmed at."""
+        names = [p["name"] for p in self.search + self.nuisance]
+        return names or sorted({name for e in self.entries for name in e.trial.params})
+
+    @property
+    def tuned(self) -> list[ParamSpec]:
+        """The nuisance parameters a tuned study tuned for each configuration."""
+        return [ParamSpec(**{**p, "choices": tuple(p.get("choices", ()))}) for p in self.nuisance]
 
     @property
     def design_summary(self) -> str:
         # The stored search as plain attributes, whichever version of vaesweep stored it.
         grid = self.design.configurations([SimpleNamespace(**p) for p in self.search])
-        return self.design.describe(len(grid or ()))
+        tuning = math.prod(len(p.points(self.design.tune)) for p in self.tuned) if self.tuned else 0
+        return self.design.describe(len(grid or ()), tuning)
 
     @property
     def best(self) -> set[int]:
@@ -210,6 +220,7 @@ def _read(study: optuna.Study, results_dir: Path, note: Callable[[str], None]) -
         objectives=objectives,
         directions=directions,
         search=definition.get("search", []),
+        nuisance=definition.get("nuisance", []),
         fixed=definition.get("fixed", {}),
         design=Design.from_stored(definition.get("design", {})),
         entries=entries,

@@ -10,8 +10,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from vaesweep.errors import VaesweepError
-from vaesweep.spec.design import CONFIRM, EXPLORE, GRID, Design, config_key
+from vaesweep.errors import VaesweepError, shown
+from vaesweep.spec.design import CONFIRM, EXPLORE, GRID, TUNE, Design, config_key
 from vaesweep.store.optuna_private import queued_params
 from vaesweep.store.storage import FAIL_REASON_ATTR, PHASE_ATTR, REPLICATE_ATTR
 
@@ -53,9 +53,12 @@ def next_slot(
     grid: list[dict[str, Any]] | None,
     trials: Sequence[FrozenTrial],
     directions: Sequence[str],
+    nuisance: Sequence[dict[str, Any]] = (),
 ) -> Slot:
     """The first place in the design that no trial holds."""
     taken = {slot_of(t) for t in trials if holds_its_slot(t)}
+    if grid is not None and nuisance:
+        return _next_tuned(grid, nuisance, trials, taken, directions)
     if grid is not None:
         for index in itertools.count():
             replicate, params = divmod(index, len(grid))[0], grid[index % len(grid)]
@@ -78,6 +81,54 @@ def next_slot(
             if (CONFIRM, config_key(params), replicate) not in taken:
                 return Slot(CONFIRM, replicate, params)
     raise AssertionError("unreachable")
+
+
+def _next_tuned(
+    grid: Sequence[dict[str, Any]],
+    nuisance: Sequence[dict[str, Any]],
+    trials: Sequence[FrozenTrial],
+    taken: set,
+    directions: Sequence[str],
+) -> Slot:
+    """A tuned grid: every configuration at every nuisance point (one block, point-major so an
+    interrupted tuning stays balanced), then each configuration confirmed at its own best point
+    once its tuning has finished, replicate-major."""
+    for point in nuisance:
+        for params in grid:
+            if (TUNE, config_key({**params, **point}), 0) not in taken:
+                return Slot(TUNE, 0, {**params, **point})
+    tunings = tuning_trials(grid, trials)
+    waiting = False
+    for replicate in itertools.count():
+        for params, tuned in zip(grid, tunings, strict=True):
+            if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in tuned):
+                waiting = True  # its best point is not known yet
+                continue
+            best = confirmed_configurations(tuned, 1, directions)
+            if not best:
+                raise VaesweepError(
+                    f"no tuning trial of {shown(config_key(params))} completed its budget, so it "
+                    "has no nuisance value to be confirmed at: narrow the nuisance range"
+                )
+            if (CONFIRM, config_key(best[0]), replicate) not in taken:
+                return Slot(CONFIRM, replicate, best[0])
+        if waiting:
+            return WAIT
+    raise AssertionError("unreachable")
+
+
+def tuning_trials(
+    grid: Sequence[dict[str, Any]], trials: Sequence[FrozenTrial]
+) -> list[list[FrozenTrial]]:
+    """Per configuration of a tuned grid, its tuning trials that hold their place."""
+    index = {config_key(params): i for i, params in enumerate(grid)}
+    tunings: list[list[FrozenTrial]] = [[] for _ in grid]
+    for trial in trials:
+        if trial.user_attrs.get(PHASE_ATTR) == TUNE and holds_its_slot(trial):
+            scientific = {k: v for k, v in queued_params(trial).items() if k in grid[0]}
+            if (i := index.get(config_key(scientific))) is not None:
+                tunings[i].append(trial)
+    return tunings
 
 
 def confirmed_configurations(

@@ -455,7 +455,7 @@ def _train_until_decided(
             warn(f"until decided: stopped after seed block {blocks} ({why})")
             break
         grown = dataclasses.replace(design, replicates=blocks + 1)
-        n_more = grown.trials_to_complete(request.spec.compared)
+        n_more = grown.trials_to_complete(request.spec.compared, len(request.spec.nuisance_grid))
         if n_more <= request.n_trials:  # the next block is asked for already: nothing to add
             break
         request = dataclasses.replace(request, n_trials=n_more)

@@ -105,7 +105,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     # Serialises "count the trials, then start some" among this machine's workers, so they never
     # start more trials than the study needs; held until the new trials are RUNNING.
     lock = FileLock(request.results_dir / f".{request.study_name}.start-lock")
-    grid = spec.grid  # enumerated once, not at every start
+    grid = spec.grid, spec.nuisance_grid  # enumerated once, not at every start
     outcome = WorkerOutcome()
 
     def told(trial: FrozenTrial) -> None:
@@ -199,7 +199,7 @@ def _as_optimize_does():
 def _start_trials(
     study: optuna.Study,
     spec: StudySpec,
-    grid: list | None,
+    grid: tuple[list | None, list],
     n_trials: int,
     room: int,
     started: list[optuna.Trial],
@@ -210,7 +210,7 @@ def _start_trials(
     `ask` could not see it) holds its place: it is started here, as the next free place."""
     for _ in range(room):
         trials = study.get_trials(deepcopy=False)
-        slot = next_slot(spec.design, grid, trials, spec.directions)
+        slot = next_slot(spec.design, grid[0], trials, spec.directions, grid[1])
         if slot is not WAIT:
             study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
         elif not any(t.state == TrialState.WAITING for t in trials):

@@ -8,6 +8,10 @@ Two designs, chosen by the study file:
   configurations among the explorations that completed their full budget are re-run with
   `replicates` fresh seeds. The answer uses the confirmation runs only, free of the selection
   bias of picking the best explorations.
+- tuned grid (`[nuisance]` and `tune = n`): every configuration of the grid is first trained at
+  each point of its nuisance grid (n values of each nuisance parameter: the tuning trials), then
+  confirmed at its own best point with `replicates` fresh seed blocks. The answer compares the
+  confirmations, each configuration at its own best nuisance values.
 
 Replicates are blocks (`blocked`, the default): replicate r of every configuration of a grid or
 of a confirmation trains with one seed, from --seed, the phase and r alone, so the configurations
@@ -38,6 +42,7 @@ class Phase(enum.StrEnum):
 
     GRID = "grid"
     EXPLORE = "explore"
+    TUNE = "tune"
     CONFIRM = "confirm"
 
     @property
@@ -47,7 +52,7 @@ class Phase(enum.StrEnum):
         return self is Phase.EXPLORE
 
 
-GRID, EXPLORE, CONFIRM = Phase.GRID, Phase.EXPLORE, Phase.CONFIRM
+GRID, EXPLORE, TUNE, CONFIRM = Phase.GRID, Phase.EXPLORE, Phase.TUNE, Phase.CONFIRM
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class Design:
     # to it (None: twice `replicates`). Stored, so it cannot change after an answer was shown.
     max_replicates: int | None = None
     until_decided: bool = False  # a run adds blocks until every configuration is decided
+    tune: int = 0  # values of each nuisance parameter tried per configuration (0: untuned)
 
     @property
     def most_replicates(self) -> int:
@@ -80,7 +86,7 @@ class Design:
         """What the storage keeps: every field, `blocked` resolved; the fields added since
         only where set, so a study stored before them resumes as the same definition."""
         stored = {**dataclasses.asdict(self), "blocked": self.shares_seeds}
-        for key in ("max_replicates", "until_decided"):
+        for key in ("max_replicates", "until_decided", "tune"):
             if not stored[key]:
                 del stored[key]
         return stored
@@ -113,19 +119,27 @@ class Design:
     @property
     def answer_phase(self) -> Phase:
         """The phase whose full-budget trials the study's answer compares."""
+        if self.tune:
+            return CONFIRM
         if not self.samples:
             return GRID
         return CONFIRM if self.confirm_top else EXPLORE
 
-    def trials_to_complete(self, grid_size: int) -> int:
+    def trials_to_complete(self, grid_size: int, tuning: int = 0) -> int:
+        """Trials the design places; `tuning`: the points of a tuned grid's nuisance grid."""
         if not self.samples:
-            return grid_size * self.replicates
+            return grid_size * (tuning + self.replicates)
         return self.explore + self.confirm_top * self.replicates
 
-    def describe(self, grid_size: int) -> str:
-        total = self.trials_to_complete(grid_size)
+    def describe(self, grid_size: int, tuning: int = 0) -> str:
+        total = self.trials_to_complete(grid_size, tuning)
         blocks = "seed blocks" if self.shares_seeds else "independent replicates"
-        if not self.samples:
+        if tuning:
+            shape = (
+                f"grid {grid_size}, each tuned over {tuning} nuisance values, then confirmed at "
+                f"its best × {self.replicates} {blocks}"
+            )
+        elif not self.samples:
             shape = f"grid {grid_size} × {self.replicates} {blocks}"
         elif self.confirm_top:
             shape = (
@@ -143,6 +157,7 @@ _DESIGN_MAXIMA = {
     "explore": 100_000,
     "confirm_top": 1000,
     "max_replicates": 1000,
+    "tune": 100,
 }
 
 
@@ -157,6 +172,8 @@ def parse_design(raw: Mapping[str, Any], source: str) -> Design:
             values[key] = raw[key]
     for key in ("replicates", "explore", "confirm_top"):
         values[key] = _count(raw, key, source, least=int(key == "replicates"))
+    if "tune" in raw or "nuisance" in raw:
+        values["tune"] = _tune(raw, values, source)
     if "max_replicates" in raw:
         values["max_replicates"] = _count(raw, "max_replicates", source, least=2)
         if values["max_replicates"] < values["replicates"]:
@@ -187,8 +204,23 @@ def parse_design(raw: Mapping[str, Any], source: str) -> Design:
     return Design(**values)
 
 
+def _tune(raw: Mapping[str, Any], values: Mapping[str, Any], source: str) -> int:
+    """`tune = n` with a [nuisance] table: a grid of configurations, each tuned first."""
+    if "nuisance" not in raw or "tune" not in raw:
+        raise VaesweepError(
+            f"{source}: a tuned study needs both a [nuisance] table (the settings tuned for each "
+            "configuration) and 'tune = n' (the values of each tried)"
+        )
+    if values["explore"]:
+        raise VaesweepError(
+            f"{source}: [nuisance] tunes each configuration of a grid; a search ('explore') "
+            "already samples every setting it lists: move them to [search] or drop 'explore'"
+        )
+    return _count(raw, "tune", source, least=2)
+
+
 def _count(raw: Mapping[str, Any], key: str, source: str, least: int) -> int:
-    value = raw.get(key, 0 if key != "replicates" else 1)
+    value = raw.get(key, 1 if key == "replicates" else 0)
     if not isinstance(value, int) or isinstance(value, bool) or value < least:
         what = {0: "a non-negative integer", 1: "a positive integer"}.get(
             least, f"an integer >= {least}"

@@ -42,6 +42,37 @@ class ParamSpec:
             )
         return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
 
+    def points(self, count: int) -> tuple[Any, ...]:
+        """`count` values spread over the parameter, both ends included: evenly (on the log
+        scale for a log range), rounded to 3 significant figures; every choice of a categorical
+        one. What a nuisance parameter is tuned over."""
+        if self.kind == "categorical":
+            return self.choices
+        assert self.low is not None and self.high is not None  # a range has both ends
+        low, high = self.low, self.high
+        if self.log:
+            spread = [math.exp(v) for v in _even(math.log(low), math.log(high), count)]
+        else:
+            spread = _even(low, high, count)
+        if self.kind == "int" or self.step:
+            step = self.step or 1
+            values = [low + round((v - low) / step) * step for v in spread]
+            values = [int(v) if self.kind == "int" else v for v in values]
+        else:
+            values = [float(f"{v:.3g}") for v in spread]
+        values = [min(max(v, low), high) for v in values]
+        values[0], values[-1] = low, high  # exactly the range's ends, whatever the rounding
+        return tuple(dict.fromkeys(values))
+
+    def position(self, value: Any) -> float | None:
+        """Where `value` lies in the range, 0 at low and 1 at high (on the log scale for a log
+        range); None for a categorical parameter, whose choices have no order."""
+        if self.kind == "categorical":
+            return None
+        assert self.low is not None and self.high is not None  # a range has both ends
+        scale = math.log if self.log else float
+        return (scale(value) - scale(self.low)) / (scale(self.high) - scale(self.low))
+
     def describe(self) -> str:
         if self.kind == "categorical":
             return "{" + ", ".join(map(str, self.choices)) + "}"
@@ -50,10 +81,16 @@ class ParamSpec:
         return f"{self.kind} [{self.low}, {self.high}{step}{scale}]"
 
 
-def parse_param(name: str, raw: Any, source: str) -> ParamSpec:
-    """One entry of `[search]`, its shape checked; whether its values make valid training
-    settings is the study's check."""
-    where = f"{source}: search.{name}"
+def _even(low: float, high: float, count: int) -> list[float]:
+    if count == 1:
+        return [low]
+    return [low + (high - low) * i / (count - 1) for i in range(count)]
+
+
+def parse_param(name: str, raw: Any, source: str, table: str = "search") -> ParamSpec:
+    """One entry of `[search]` (or `[nuisance]`), its shape checked; whether its values make
+    valid training settings is the study's check."""
+    where = f"{source}: {table}.{name}"
     if not isinstance(raw, dict):
         raise VaesweepError(
             f'{where} must be a table such as {{ type = "int", low = 0, high = 8 }}'

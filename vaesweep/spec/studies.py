@@ -2,7 +2,8 @@
 
 A study file holds a one-line `description`, the `objectives` (validation metrics; each one's
 direction is implied), a `[search]` table of parameters, the `[fixed]` settings, and optional
-`[sampler]` and `[pruner]` tables. docs/studies.md describes the format.
+`[sampler]` and `[pruner]` tables, and a `[nuisance]` table of settings tuned for each searched
+configuration. docs/studies.md describes the format.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import optuna
 
 from vaesweep.errors import VaesweepError, did_you_mean, shown
 from vaesweep.spec.config import FIELD_NAMES, TrainConfig, parse_override
-from vaesweep.spec.design import Design, parse_design
+from vaesweep.spec.design import MAX_GRID, Design, parse_design
 from vaesweep.spec.metric_names import (
     LIKELIHOOD_SCALED,
     OBJECTIVE_DIRECTIONS,
@@ -58,13 +59,14 @@ _DESIGN_KEYS = {
     "blocked",
     "max_replicates",
     "until_decided",
+    "tune",
 }
 # How the answer is read, not what is trained: outside the stored definition.
 _ANALYSIS_KEYS = {"equivalence", "noise"}
 # How trials are trained, not what: outside the stored definition too, so a resumed run may
 # change it.
 _RUN_KEYS = {"population"}
-_TOP_LEVEL_KEYS = {"description", "objectives", "search", "fixed", "sampler", "pruner"}
+_TOP_LEVEL_KEYS = {"description", "objectives", "search", "nuisance", "fixed", "sampler", "pruner"}
 _TOP_LEVEL_KEYS |= _DESIGN_KEYS | _ANALYSIS_KEYS | _RUN_KEYS
 MAX_POPULATION = 64
 
@@ -90,6 +92,8 @@ class StudySpec:
     # trials a worker trains at once as one network, or "auto" (decided per run by measuring)
     population: int | str = "auto"
     source: str = ""
+    # settings tuned for each configuration (a tuned grid: `tune` values of each), not compared
+    nuisance: tuple[ParamSpec, ...] = ()
 
     @property
     def fixed(self) -> dict[str, Any]:
@@ -151,23 +155,38 @@ class StudySpec:
         """Every configuration of a grid design; None for a search design."""
         return self.design.configurations(self.search)
 
+    @property
+    def nuisance_grid(self) -> list[dict[str, Any]]:
+        """The nuisance values every configuration is tuned over: each parameter's `tune`
+        points, combined; empty for an untuned study."""
+        if not self.nuisance:
+            return []
+        axes = [param.points(self.design.tune) for param in self.nuisance]
+        names = [param.name for param in self.nuisance]
+        return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes)]
+
+    @property
+    def varied(self) -> tuple[ParamSpec, ...]:
+        """Every setting a trial draws or is given: the searched and the nuisance ones."""
+        return self.search + self.nuisance
+
     def design_summary(self) -> str:
         grid = self.grid
-        return self.design.describe(len(grid) if grid else 0)
+        return self.design.describe(len(grid) if grid else 0, len(self.nuisance_grid))
 
     def corners(self) -> list[dict[str, Any]]:
         """Every combination of the searched values' extremes (both ends of each range, every
         choice): valid there, valid for any combination a trial may draw, since each rule
         bounds a setting from one side (`_check_search`, and the data's sizes at a run's start).
         Beyond MAX_CORNERS combinations, each parameter's extremes alone."""
-        axes = [param.extremes for param in self.search]
+        axes = [param.extremes for param in self.varied]
         if math.prod(len(axis) for axis in axes) > MAX_CORNERS:
-            return [{p.name: v} for p in self.search for v in p.extremes]
-        names = [param.name for param in self.search]
+            return [{p.name: v} for p in self.varied for v in p.extremes]
+        names = [param.name for param in self.varied]
         return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes)]
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        return {param.name: param.suggest(trial) for param in self.search}
+        return {param.name: param.suggest(trial) for param in self.varied}
 
     def config_for(self, params: Mapping[str, Any], seed: int) -> TrainConfig:
         """One trial's config; its values were checked at load (`_check_search`)."""
@@ -176,9 +195,14 @@ class StudySpec:
     def with_overrides(self, overrides: Mapping[str, Any]) -> StudySpec:
         """The same study with fixed settings replaced, validated like the file."""
         searched = {param.name for param in self.search}
+        tuned = {param.name for param in self.nuisance}
         for key in overrides:
             if key in searched:
                 raise VaesweepError(f"--set {key}: '{key}' is searched by study '{self.name}'")
+            if key in tuned:
+                raise VaesweepError(
+                    f"--set {key}: '{key}' is tuned for each configuration by study '{self.name}'"
+                )
             if key not in FIELD_NAMES or key == "seed":
                 known = [n for n in FIELD_NAMES if n != "seed"]
                 raise VaesweepError(
@@ -195,18 +219,17 @@ class StudySpec:
         return spec
 
     def definition(self) -> dict[str, Any]:
-        """What makes two runs the same study: search space, fixed settings, objectives and
-        design (replicates, exploration and confirmation)."""
-        return json.loads(
-            json.dumps(
-                {
-                    "search": [dataclasses.asdict(param) for param in self.search],
-                    "fixed": dict(sorted(self.fixed.items())),
-                    "objectives": list(self.objectives),
-                    "design": self.design.stored(),
-                }
-            )
-        )
+        """What makes two runs the same study: search space, nuisance space (where tuned),
+        fixed settings, objectives and design (replicates, exploration, confirmation, tuning)."""
+        definition: dict[str, Any] = {
+            "search": [dataclasses.asdict(param) for param in self.search],
+            "fixed": dict(sorted(self.fixed.items())),
+            "objectives": list(self.objectives),
+            "design": self.design.stored(),
+        }
+        if self.nuisance:  # only where tuned, so a study stored before tuning resumes as itself
+            definition["nuisance"] = [dataclasses.asdict(param) for param in self.nuisance]
+        return json.loads(json.dumps(definition))
 
     def make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         options = {k: v for k, v in self.sampler.items() if k != "name"}
@@ -276,7 +299,7 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
         or not all(isinstance(o, str) for o in objectives)
     ):
         raise VaesweepError(f"{source}: 'objectives' must be a non-empty list of metric names")
-    for key in ("search", "fixed", "sampler", "pruner"):
+    for key in ("search", "nuisance", "fixed", "sampler", "pruner"):
         if not isinstance(raw.get(key, {}), dict):
             raise VaesweepError(f"{source}: '{key}' must be a table")
     for key in ("sampler", "pruner"):
@@ -301,6 +324,10 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
         noise=_per_objective(raw, "noise", objectives, source),
         population=check_population(raw.get("population", "auto"), source),
         source=source,
+        nuisance=tuple(
+            parse_param(key, value, source, "nuisance")
+            for key, value in raw.get("nuisance", {}).items()
+        ),
     )
     if not spec.design.samples and "sampler" in raw:
         raise VaesweepError(
@@ -351,21 +378,31 @@ def _per_objective(
 
 
 def _check_search(spec: StudySpec, source: str) -> None:
-    """Every searched value must make a valid config with the study's fixed settings."""
-    for param in spec.search:
+    """Every searched (or tuned) value must make a valid config with the study's fixed
+    settings."""
+    searched = {param.name for param in spec.search}
+    for table, param in [("search", p) for p in spec.search] + [
+        ("nuisance", p) for p in spec.nuisance
+    ]:
         if param.name not in FIELD_NAMES or param.name == "seed":
-            raise VaesweepError(f"{source}: search.{param.name} is not a training setting")
+            raise VaesweepError(f"{source}: {table}.{param.name} is not a training setting")
         if param.name in UNSEARCHABLE:
             raise VaesweepError(
                 f"{source}: {param.name} cannot be searched: {UNSEARCHABLE[param.name]}"
             )
         if param.name in spec.fixed_keys:
-            raise VaesweepError(f"{source}: '{param.name}' is both searched and fixed")
+            role = "searched" if table == "search" else "a nuisance"
+            raise VaesweepError(f"{source}: '{param.name}' is both {role} and fixed")
+        if table == "nuisance" and param.name in searched:
+            raise VaesweepError(
+                f"{source}: '{param.name}' is both searched (compared) and a nuisance (tuned "
+                "for each configuration); keep it in one of the two"
+            )
         for value in param.extremes:  # both ends of a range, or every choice
             try:
                 dataclasses.replace(spec.base, **{param.name: value})
             except VaesweepError as err:
-                raise VaesweepError(f"{source}: {err} (in search.{param.name})") from None
+                raise VaesweepError(f"{source}: {err} (in {table}.{param.name})") from None
     for corner in spec.corners():  # rules across settings, e.g. min_lr <= lr, both searched
         try:
             config = dataclasses.replace(spec.base, **corner)
@@ -404,9 +441,15 @@ def _validate(spec: StudySpec, source: str) -> None:
     _check_options(spec.sampler, _SAMPLER_OPTIONS[sampler], f"{source}: sampler")
 
     try:
-        _ = spec.grid  # a grid design must be discrete and of a sensible size
+        grid = spec.grid  # a grid design must be discrete and of a sensible size
     except VaesweepError as err:
         raise VaesweepError(f"{source}: {err}") from None
+    tuning = len(grid or []) * len(spec.nuisance_grid)
+    if tuning > MAX_GRID:
+        raise VaesweepError(
+            f"{source}: tuning every configuration at every nuisance value takes {tuning:,} "
+            f"trials (at most {MAX_GRID:,}); lower 'tune' or tune fewer settings"
+        )
     _validate_pruner(spec, searched, source)
 
 
