@@ -7,7 +7,16 @@ from vaesweep.errors import VaesweepError
 from vaesweep.report.anchors import PUBLISHED
 from vaesweep.spec.studies import available_studies, load_study, parse_study
 
-SHIPPED = ["density", "joint", "latent", "likelihood", "lr", "warmup"]
+SHIPPED = [
+    "density",
+    "joint",
+    "latent",
+    "likelihood",
+    "likelihood-tuned",
+    "lr",
+    "warmup",
+    "warmup-tuned",
+]
 
 
 def minimal(**changes):
@@ -31,6 +40,11 @@ def test_shipped_studies_load_and_cover_the_four_dimensions():
     assert searched["joint"] == {"latent_dim", "warmup_epochs", "lr", "likelihood"}
     density = load_study("density")
     assert density.fixed["binarize"] and density.objectives == ("val_nll",)
+    for name in ("warmup", "likelihood"):  # the tuned variant is the study with lr tuned
+        fixed, tuned = load_study(name), load_study(f"{name}-tuned")
+        assert tuned.search == fixed.search and [p.name for p in tuned.nuisance] == ["lr"]
+        assert {**tuned.fixed, "lr": fixed.base.lr} == fixed.fixed
+        assert fixed.base.lr in tuned.nuisance_grid[len(tuned.nuisance_grid) // 2].values()
 
 
 def test_studies_varying_the_likelihood_score_on_likelihood_free_metrics():

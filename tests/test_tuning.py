@@ -101,6 +101,8 @@ def test_a_fixed_lr_ranks_the_warmups_wrongly_and_a_tuned_design_rightly(
     answer = run(tmp_path, tiny_data_dir, tuned, 18).output
     assert f"best (warmup_epochs=4, lr={POINTS[3]:.4g}): val 5-NN accuracy" in answer
     assert "of its range" not in answer
+    both = vaesweep("compare", "fixed", "warmup-tuned", "--results", str(tmp_path / "r"))
+    assert f"lr: {POINTS[1]:g} (fixed), tuned per configuration (warmup-tuned)" in both.output
 
     table = results.trials("warmup-tuned", results=tmp_path / "r")
     tuning, confirmed = table[table["phase"] == "tune"], table[table["phase"] == "confirm"]
@@ -118,7 +120,8 @@ def test_a_fixed_lr_ranks_the_warmups_wrongly_and_a_tuned_design_rightly(
 
 def test_a_chosen_value_at_the_edge_of_its_range_is_warned(tmp_path, tiny_data_dir, synthetic):
     narrow = TUNED.replace("high = 1.6e-2", f"high = {POINTS[2]}")
-    study = write_study(tmp_path, "edge", extra=f"tune = 3\n{narrow}")
+    note = 'note = "tuned: each warm-up at its own lr"\n'
+    study = write_study(tmp_path, "edge", extra=f"{note}tune = 3\n{narrow}")
     lines = run(tmp_path, tiny_data_dir, study, 14).output.splitlines()
     warned = [line for line in lines if "of its range" in line]
     assert warned == [
@@ -129,6 +132,7 @@ def test_a_chosen_value_at_the_edge_of_its_range_is_warned(tmp_path, tiny_data_d
     assert page.exit_code == 0, page.output
     html = (tmp_path / "r" / "report" / "index.html").read_text()
     assert "is at the top of its range" in html and "edge/tuning-lr.png" in html
+    assert "<b>Note:</b> tuned: each warm-up at its own lr" in html
 
 
 def test_a_resumed_tuned_study_continues_where_it_stopped_and_two_workers_agree(
@@ -166,6 +170,7 @@ def test_a_resumed_tuned_study_continues_where_it_stopped_and_two_workers_agree(
             "both searched (compared) and a nuisance",
         ),
         ("tune = 3\n[nuisance]\nval_size = { type = 'int', low = 10, high = 20 }", "val_size"),
+        ("note = 3", "'note' must be a string"),
     ],
 )
 def test_a_bad_tuned_study_is_refused_with_one_line(extra, message):

@@ -257,7 +257,9 @@ def tuning_curves(
         ax.set_xscale("log")
     ax.set_ylabel(metric_label(objective))
     ax.set_title(
-        f"tuning {param.name} for each configuration (ringed: the value confirmed)", fontsize=10
+        f"tuning {param.name} for each configuration, one seed block (ringed: the value "
+        "confirmed, with fresh blocks)",
+        fontsize=10,
     )
     if ax.get_legend():
         ax.get_legend().set_title(", ".join(scientific))

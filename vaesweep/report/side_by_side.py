@@ -44,7 +44,7 @@ class Row:
 class SideBySide:
     objective: str
     rows: list[Row]
-    differing: dict[str, list[Any]]  # setting -> each study's value ("searched" where searched)
+    differing: dict[str, list[Any]]  # setting -> each study's value, or "searched", "tuned ..."
     verdict: str  # whether the best configurations differ, or why that is not tested
 
 
@@ -99,9 +99,10 @@ def _row(study: StudyData, objective: str) -> Row:
 
 
 def _settings(study: StudyData) -> dict[str, Any]:
-    searched = {p["name"] for p in study.search}
+    role = {p["name"]: "searched" for p in study.search}
+    role |= {p["name"]: "tuned per configuration" for p in study.nuisance}
     values = DEFAULTS | study.fixed
-    return {k: ("searched" if k in searched else v) for k, v in values.items() if k != "seed"}
+    return {k: role.get(k, v) for k, v in values.items() if k != "seed"}
 
 
 def _differing(studies: list[StudyData]) -> dict[str, list[Any]]:

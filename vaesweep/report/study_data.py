@@ -91,6 +91,7 @@ class StudyData:
     # An earlier vaesweep showed an answer with its own procedure, and recorded no looks.
     answered_earlier: bool = False
     equivalence: dict[str, float] = field(default_factory=dict)  # objective -> margin
+    note: str = ""  # the study file's note, shown under the question
     table: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per finished trial
     effects: pd.DataFrame = field(default_factory=pd.DataFrame)  # see effects.effects_table
     answers: list[effects.Answer] = field(default_factory=list)  # one per objective
@@ -228,6 +229,7 @@ def _read(study: optuna.Study, results_dir: Path, note: Callable[[str], None]) -
         looks=_looks(study.user_attrs.get(LOOKS_ATTR)),
         answered_earlier=_answered_earlier(study.user_attrs),
         equivalence=study.user_attrs.get(ANALYSIS_ATTR, {}).get("equivalence", {}),
+        note=str(study.user_attrs.get(ANALYSIS_ATTR, {}).get("note") or ""),
         warnings=_strings(study.user_attrs.get(WARNINGS_ATTR)),
         record=study,
     )

@@ -402,7 +402,8 @@ def _open_study(plan: RunPlan) -> tuple[optuna.Study, StudySpec]:
         _define(study, spec)
         # Probe for writing before any work: a read-only storage fails here, not mid-trial.
         study.set_user_attr(LAST_RUN_ATTR, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        study.set_user_attr(ANALYSIS_ATTR, {"equivalence": dict(spec.equivalence)})
+        analysis = {"equivalence": dict(spec.equivalence), "note": spec.note}
+        study.set_user_attr(ANALYSIS_ATTR, analysis)
         # What this run warns of the study itself, for the report's page to say again.
         warned = [w.removeprefix("warning: ") for w in [spec.beta_warning()] if w]
         study.set_user_attr(WARNINGS_ATTR, warned)

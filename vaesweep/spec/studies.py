@@ -62,7 +62,7 @@ _DESIGN_KEYS = {
     "tune",
 }
 # How the answer is read, not what is trained: outside the stored definition.
-_ANALYSIS_KEYS = {"equivalence", "noise"}
+_ANALYSIS_KEYS = {"equivalence", "noise", "note"}
 # How trials are trained, not what: outside the stored definition too, so a resumed run may
 # change it.
 _RUN_KEYS = {"population"}
@@ -92,6 +92,8 @@ class StudySpec:
     # trials a worker trains at once as one network, or "auto" (decided per run by measuring)
     population: int | str = "auto"
     source: str = ""
+    # what the page says under the question: a measurement the answer depends on, say
+    note: str = ""
     # settings tuned for each configuration (a tuned grid: `tune` values of each), not compared
     nuisance: tuple[ParamSpec, ...] = ()
 
@@ -292,6 +294,9 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
     description = raw["description"]
     if not isinstance(description, str) or not description.strip():
         raise VaesweepError(f"{source}: 'description' must be a non-empty string")
+    note = raw.get("note", "")
+    if not isinstance(note, str):
+        raise VaesweepError(f"{source}: 'note' must be a string; got {shown(note)}")
     objectives = raw["objectives"]
     if (
         not isinstance(objectives, list)
@@ -324,6 +329,7 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
         noise=_per_objective(raw, "noise", objectives, source),
         population=check_population(raw.get("population", "auto"), source),
         source=source,
+        note=note.strip(),
         nuisance=tuple(
             parse_param(key, value, source, "nuisance")
             for key, value in raw.get("nuisance", {}).items()
