@@ -9,11 +9,13 @@ import re
 import tomllib
 
 import numpy as np
+import optuna
 import pytest
 
 from vaesweep import results
 from vaesweep.errors import VaesweepError
 from vaesweep.run import objective
+from vaesweep.run.slots import best_point
 from vaesweep.spec.search_space import ParamSpec
 from vaesweep.spec.studies import parse_study
 from vaesweep.training.model import build_model
@@ -138,9 +140,10 @@ def test_a_chosen_value_at_the_edge_of_its_range_is_warned(tmp_path, tiny_data_d
 def test_a_resumed_tuned_study_continues_where_it_stopped_and_two_workers_agree(
     tmp_path, tiny_data_dir
 ):
-    study = write_study(tmp_path, "resumed", extra=f"tune = 2\n{TUNED}", replicates=2)
+    tuned = f"tune = 2\ntune_replicates = 2\n{TUNED}"  # 2 x 2 points x 2 blocks, then 2 x 1
+    study = write_study(tmp_path, "resumed", extra=tuned, replicates=1)
     places = {}
-    for jobs, steps in (("1", (3, 8)), ("2", (8,))):
+    for jobs, steps in (("1", (3, 10)), ("2", (10,))):
         folder = tmp_path / f"jobs{jobs}"
         for trials in steps:
             outcome = vaesweep(
@@ -155,7 +158,26 @@ def test_a_resumed_tuned_study_continues_where_it_stopped_and_two_workers_agree(
             (t.user_attrs["phase"], t.user_attrs["replicate"], sorted(t.params.items()))
             for t in trials
         )
-    assert places["1"] == places["2"] and len(places["1"]) == 8
+    assert places["1"] == places["2"] and len(places["1"]) == 10
+    tuning = [p for p in places["1"] if p[0] == "tune"]
+    assert sorted({p[1] for p in tuning}) == [0, 1] and len(tuning) == 8
+
+
+def test_a_configuration_is_confirmed_at_the_best_mean_of_its_tuning_blocks():
+    def tuned(lr: float, value: float):
+        return optuna.trial.create_trial(
+            params={"warmup_epochs": 0, "lr": lr},
+            distributions={
+                "warmup_epochs": optuna.distributions.IntDistribution(0, 4),
+                "lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+            },
+            value=value,
+        )
+
+    # 1e-3 has the single best trial, 2e-3 the better mean over the two blocks.
+    blocks = [tuned(1e-3, 0.70), tuned(1e-3, 0.60), tuned(2e-3, 0.66), tuned(2e-3, 0.66)]
+    assert best_point(blocks, ["maximize"]) == [{"warmup_epochs": 0, "lr": 2e-3}]
+    assert best_point(blocks[:1] + blocks[2:3], ["maximize"]) == [{"warmup_epochs": 0, "lr": 1e-3}]
 
 
 @pytest.mark.parametrize(
@@ -171,6 +193,8 @@ def test_a_resumed_tuned_study_continues_where_it_stopped_and_two_workers_agree(
         ),
         ("tune = 3\n[nuisance]\nval_size = { type = 'int', low = 10, high = 20 }", "val_size"),
         ("note = 3", "'note' must be a string"),
+        ("tune_replicates = 2", "needs both a [nuisance] table"),
+        (f"tune = 3\ntune_replicates = 0\n{TUNED}", "'tune_replicates' must be a positive integer"),
     ],
 )
 def test_a_bad_tuned_study_is_refused_with_one_line(extra, message):

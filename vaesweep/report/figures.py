@@ -244,21 +244,24 @@ def explored(
 def tuning_curves(
     tuning: pd.DataFrame, chosen: pd.DataFrame, scientific: Sequence[str], param, objective: str
 ) -> Figure | None:
-    """Each configuration's tuning curve: the objective of its tuning trials (one seed block)
-    against one nuisance parameter, the value it was confirmed at ringed."""
+    """Each configuration's tuning curve: the mean objective of its tuning trials (over the
+    tuning seed blocks) against one nuisance parameter, the value it was confirmed at ringed."""
     data = tuning.dropna(subset=[objective, param.name])
     if data.empty:
         return None
+    means = data.groupby(["_config", *scientific, param.name], as_index=False)[objective].mean()
+    blocks = data["replicate"].nunique() if "replicate" in data else 1
     fig, ax = _figure(1, 1, figsize=(8.4, 3.8))
-    sns.lineplot(data=data, x=param.name, y=objective, hue="_config", marker="o", ax=ax)
-    picks = data.merge(chosen, on=[*scientific, param.name])
+    sns.lineplot(data=means, x=param.name, y=objective, hue="_config", marker="o", ax=ax)
+    picks = means.merge(chosen, on=[*scientific, param.name])
     ax.scatter(picks[param.name], picks[objective], s=160, facecolors="none", edgecolors="black")
     if param.log:
         ax.set_xscale("log")
     ax.set_ylabel(metric_label(objective))
+    over = "one seed block" if blocks == 1 else f"mean of {blocks} seed blocks"
     ax.set_title(
-        f"tuning {param.name} for each configuration, one seed block (ringed: the value "
-        "confirmed, with fresh blocks)",
+        f"tuning {param.name} for each configuration, {over} (ringed: the value confirmed, "
+        "with fresh blocks)",
         fontsize=10,
     )
     if ax.get_legend():

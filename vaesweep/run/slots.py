@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError, shown
@@ -58,7 +59,7 @@ def next_slot(
     """The first place in the design that no trial holds."""
     taken = {slot_of(t) for t in trials if holds_its_slot(t)}
     if grid is not None and nuisance:
-        return _next_tuned(grid, nuisance, trials, taken, directions)
+        return _next_tuned(design, grid, nuisance, trials, taken, directions)
     if grid is not None:
         for index in itertools.count():
             replicate, params = divmod(index, len(grid))[0], grid[index % len(grid)]
@@ -84,19 +85,21 @@ def next_slot(
 
 
 def _next_tuned(
+    design: Design,
     grid: Sequence[dict[str, Any]],
     nuisance: Sequence[dict[str, Any]],
     trials: Sequence[FrozenTrial],
     taken: set,
     directions: Sequence[str],
 ) -> Slot:
-    """A tuned grid: every configuration at every nuisance point (one block, point-major so an
-    interrupted tuning stays balanced), then each configuration confirmed at its own best point
-    once its tuning has finished, replicate-major."""
-    for point in nuisance:
-        for params in grid:
-            if (TUNE, config_key({**params, **point}), 0) not in taken:
-                return Slot(TUNE, 0, {**params, **point})
+    """A tuned grid: every configuration at every nuisance point, a seed block at a time (point-
+    major within a block, so an interrupted tuning stays balanced), then each configuration
+    confirmed at its own best point once its tuning has finished, replicate-major."""
+    for replicate in range(design.tune_replicates):
+        for point in nuisance:
+            for params in grid:
+                if (TUNE, config_key({**params, **point}), replicate) not in taken:
+                    return Slot(TUNE, replicate, {**params, **point})
     tunings = tuning_trials(grid, trials)
     waiting = False
     for replicate in itertools.count():
@@ -104,7 +107,7 @@ def _next_tuned(
             if any(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in tuned):
                 waiting = True  # its best point is not known yet
                 continue
-            best = confirmed_configurations(tuned, 1, directions)
+            best = best_point(tuned, directions)
             if not best:
                 raise VaesweepError(
                     f"no tuning trial of {shown(config_key(params))} completed its budget, so it "
@@ -131,20 +134,48 @@ def tuning_trials(
     return tunings
 
 
+def best_point(tuning: Sequence[FrozenTrial], directions: Sequence[str]) -> list[dict[str, Any]]:
+    """A configuration's best tuning point, as a one-item list (empty where none completed):
+    each point's mean values over its completed tuning blocks, ranked as the explorations a
+    search confirms are."""
+    points: dict[str, list[FrozenTrial]] = {}
+    for trial in tuning:
+        if trial.state == TrialState.COMPLETE:
+            points.setdefault(config_key(trial.params), []).append(trial)
+    means = [
+        (
+            trials[0].params,
+            [float(np.mean(v)) for v in zip(*(t.values for t in trials), strict=True)],
+        )
+        for trials in points.values()
+    ]
+    return _ranked(means, directions)[:1]
+
+
 def confirmed_configurations(
     explorations: Sequence[FrozenTrial], top: int, directions: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """The `top` best distinct configurations among completed explorations: by Pareto rank
-    (one front after another), then by the first objective."""
-    complete = [t for t in explorations if t.state == TrialState.COMPLETE]
+    """The `top` best distinct configurations among completed explorations."""
+    complete = [(t.params, t.values) for t in explorations if t.state == TrialState.COMPLETE]
+    chosen: dict[str, dict[str, Any]] = {}
+    for params in _ranked(complete, directions):
+        chosen.setdefault(config_key(params), dict(params))
+    return list(chosen.values())[:top]
+
+
+def _ranked(
+    candidates: Sequence[tuple[dict[str, Any], Sequence[float]]], directions: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The candidates' params, best first: by Pareto rank (one front after another), then by
+    the first objective, then in the given order."""
     signs = [1.0 if d == "minimize" else -1.0 for d in directions]
-    losses = [[s * v for s, v in zip(signs, t.values, strict=True)] for t in complete]
+    losses = [[s * v for s, v in zip(signs, values, strict=True)] for _, values in candidates]
 
     def dominated(a: list[float], b: list[float]) -> bool:
         return all(y <= x for x, y in zip(a, b, strict=True)) and b != a
 
     rank: dict[int, int] = {}
-    remaining, front_index = set(range(len(complete))), 0
+    remaining, front_index = set(range(len(candidates))), 0
     while remaining:
         front = {
             i for i in remaining if not any(dominated(losses[i], losses[j]) for j in remaining)
@@ -152,8 +183,5 @@ def confirmed_configurations(
         rank |= dict.fromkeys(front, front_index)
         remaining -= front
         front_index += 1
-    ordered = sorted(range(len(complete)), key=lambda i: (rank[i], losses[i][0], i))
-    chosen: dict[str, dict[str, Any]] = {}
-    for i in ordered:
-        chosen.setdefault(config_key(complete[i].params), dict(complete[i].params))
-    return list(chosen.values())[:top]
+    ordered = sorted(range(len(candidates)), key=lambda i: (rank[i], losses[i][0], i))
+    return [candidates[i][0] for i in ordered]

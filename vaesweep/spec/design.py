@@ -9,9 +9,10 @@ Two designs, chosen by the study file:
   `replicates` fresh seeds. The answer uses the confirmation runs only, free of the selection
   bias of picking the best explorations.
 - tuned grid (`[nuisance]` and `tune = n`): every configuration of the grid is first trained at
-  each point of its nuisance grid (n values of each nuisance parameter: the tuning trials), then
-  confirmed at its own best point with `replicates` fresh seed blocks. The answer compares the
-  confirmations, each configuration at its own best nuisance values.
+  each point of its nuisance grid (n values of each nuisance parameter: the tuning trials, in
+  `tune_replicates` seed blocks), then confirmed at its own best point (the best mean over the
+  tuning blocks) with `replicates` fresh seed blocks. The answer compares the confirmations, each
+  configuration at its own best nuisance values.
 
 Replicates are blocks (`blocked`, the default): replicate r of every configuration of a grid or
 of a confirmation trains with one seed, from --seed, the phase and r alone, so the configurations
@@ -68,6 +69,7 @@ class Design:
     max_replicates: int | None = None
     until_decided: bool = False  # a run adds blocks until every configuration is decided
     tune: int = 0  # values of each nuisance parameter tried per configuration (0: untuned)
+    tune_replicates: int = 1  # seed blocks of tuning trials, whose mean chooses the best point
 
     @property
     def most_replicates(self) -> int:
@@ -89,6 +91,8 @@ class Design:
         for key in ("max_replicates", "until_decided", "tune"):
             if not stored[key]:
                 del stored[key]
+        if stored["tune_replicates"] == 1:
+            del stored["tune_replicates"]
         return stored
 
     def seed(self, base_seed: int, params: Mapping[str, Any], phase: str, replicate: int) -> int:
@@ -128,7 +132,7 @@ class Design:
     def trials_to_complete(self, grid_size: int, tuning: int = 0) -> int:
         """Trials the design places; `tuning`: the points of a tuned grid's nuisance grid."""
         if not self.samples:
-            return grid_size * (tuning + self.replicates)
+            return grid_size * (tuning * self.tune_replicates + self.replicates)
         return self.explore + self.confirm_top * self.replicates
 
     def describe(self, grid_size: int, tuning: int = 0) -> str:
@@ -136,8 +140,9 @@ class Design:
         blocks = "seed blocks" if self.shares_seeds else "independent replicates"
         if tuning:
             shape = (
-                f"grid {grid_size}, each tuned over {tuning} nuisance values, then confirmed at "
-                f"its best × {self.replicates} {blocks}"
+                f"grid {grid_size}, each tuned over {tuning} nuisance values"
+                + (f" × {self.tune_replicates} {blocks}" if self.tune_replicates > 1 else "")
+                + f", then confirmed at its best × {self.replicates} {blocks}"
             )
         elif not self.samples:
             shape = f"grid {grid_size} × {self.replicates} {blocks}"
@@ -158,6 +163,7 @@ _DESIGN_MAXIMA = {
     "confirm_top": 1000,
     "max_replicates": 1000,
     "tune": 100,
+    "tune_replicates": 100,
 }
 
 
@@ -172,8 +178,10 @@ def parse_design(raw: Mapping[str, Any], source: str) -> Design:
             values[key] = raw[key]
     for key in ("replicates", "explore", "confirm_top"):
         values[key] = _count(raw, key, source, least=int(key == "replicates"))
-    if "tune" in raw or "nuisance" in raw:
+    if "tune" in raw or "nuisance" in raw or "tune_replicates" in raw:
         values["tune"] = _tune(raw, values, source)
+        if "tune_replicates" in raw:
+            values["tune_replicates"] = _count(raw, "tune_replicates", source, least=1)
     if "max_replicates" in raw:
         values["max_replicates"] = _count(raw, "max_replicates", source, least=2)
         if values["max_replicates"] < values["replicates"]:
@@ -206,7 +214,7 @@ def parse_design(raw: Mapping[str, Any], source: str) -> Design:
 
 def _tune(raw: Mapping[str, Any], values: Mapping[str, Any], source: str) -> int:
     """`tune = n` with a [nuisance] table: a grid of configurations, each tuned first."""
-    if "nuisance" not in raw or "tune" not in raw:
+    if "nuisance" not in raw or "tune" not in raw:  # tune_replicates alone too
         raise VaesweepError(
             f"{source}: a tuned study needs both a [nuisance] table (the settings tuned for each "
             "configuration) and 'tune = n' (the values of each tried)"

@@ -60,6 +60,7 @@ _DESIGN_KEYS = {
     "max_replicates",
     "until_decided",
     "tune",
+    "tune_replicates",
 }
 # How the answer is read, not what is trained: outside the stored definition.
 _ANALYSIS_KEYS = {"equivalence", "noise", "note"}
