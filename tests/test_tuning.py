@@ -4,6 +4,7 @@ stands in for training where the test needs known best learning rates."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
@@ -207,3 +208,32 @@ def test_a_nuisance_setting_cannot_be_set_from_the_command_line():
     raw = tomllib.loads(STUDY.format(extra=f"tune = 3\n{TUNED}", fixed="", replicates=4))
     with pytest.raises(VaesweepError, match="'lr' is tuned for each configuration"):
         parse_study(raw, "t", "t.toml").with_overrides({"lr": 1e-3})
+
+
+def test_a_tuned_study_trains_its_places_in_populations_as_alone(tmp_path, tiny_data_dir):
+    study = write_study(tmp_path, "together", extra=f"tune = 2\n{TUNED}", replicates=1)
+    stored = {}
+    for population in ("1", "2"):
+        folder = tmp_path / f"population{population}"
+        outcome = vaesweep(
+            "run", "--study", study, "--trials", "6", "--results", str(folder),
+            "--data-dir", str(tiny_data_dir), *TINY_SETTINGS, "--set", "epochs=1",
+            "--population", population,
+        )  # fmt: skip
+        assert outcome.exit_code == 0, outcome.output
+        trials = stored_trials(folder, "together")
+        stamps = [
+            json.loads((folder / t.user_attrs["folder"] / "trial.json").read_text()) for t in trials
+        ]
+        assert {s["population"] for s in stamps} == {int(population)}  # trained together
+        stored[population] = {
+            (t.user_attrs["phase"], t.user_attrs["replicate"], tuple(sorted(t.params.items()))): t
+            for t in trials
+        }
+    assert stored["1"].keys() == stored["2"].keys() and len(stored["1"]) == 6
+    for place, alone in stored["1"].items():
+        together = stored["2"][place]
+        assert together.state.name == alone.state.name == "COMPLETE"
+        assert together.user_attrs["metrics"]["val_loss"] == pytest.approx(
+            alone.user_attrs["metrics"]["val_loss"], rel=1e-3
+        )
