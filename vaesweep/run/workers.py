@@ -1,13 +1,15 @@
 """Worker processes sharing a study on this machine: started by spawning, each runs the work
-loop; their events reach the parent's progress view through a queue; they end with their parent.
+loop; their events reach the parent's progress view through a pipe of their own; they end with
+their parent.
 The parent's one load of Fashion-MNIST reaches every worker in shared memory, so a run reads and
 decodes the files once, and N workers hold one copy of the images, not N."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
-import queue
 import shutil
 import signal
 import threading
@@ -67,11 +69,26 @@ def shared(data: FashionMNIST) -> FashionMNIST | None:
     return data
 
 
-def _worker_main(request: RunRequest, worker: int, events, data: FashionMNIST | None) -> None:
-    """Entry point of a worker process: run the loop, report through the event queue. `data` is
-    the parent's, in shared memory (None: this worker loads it)."""
+class Events:
+    """A worker's end of its own pipe to the parent, `put` from any of its threads. One pipe a
+    worker, not one queue for all: a shared queue's writers take a lock across processes, and a
+    worker killed while holding it (kill -9 mid-put) would block every other worker's events,
+    and their exit, for ever."""
+
+    def __init__(self, connection: multiprocessing.connection.Connection):
+        self.connection, self.lock = connection, threading.Lock()
+
+    def put(self, event: tuple) -> None:
+        with self.lock, contextlib.suppress(OSError):  # the parent is gone: see _end_with_parent
+            self.connection.send(event)
+
+
+def _worker_main(request: RunRequest, worker: int, connection, data: FashionMNIST | None) -> None:
+    """Entry point of a worker process: run the loop, report through its pipe. `data` is the
+    parent's, in shared memory (None: this worker loads it)."""
     from vaesweep.run.progress import QueueProgress
 
+    events = Events(connection)
     quiet_optuna()
     threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
@@ -93,18 +110,21 @@ def run_workers(
     """Start `jobs` worker processes; relay their events to the live progress."""
     context = multiprocessing.get_context("spawn")  # no forking of a process that runs torch
     interrupts.start_resource_tracker()
-    events = context.Queue()
+    pipes = [context.Pipe(duplex=False) for _ in range(jobs)]
+    events = [reader for reader, _ in pipes]
     data_for_workers = shared(data)
     workers = [
         context.Process(
-            target=_worker_main, args=(request, w, events, data_for_workers), daemon=True
+            target=_worker_main, args=(request, w, writer, data_for_workers), daemon=True
         )
-        for w in range(jobs)
+        for w, (_, writer) in enumerate(pipes)
     ]
     for process in workers:
         process.start()
         assert process.pid is not None  # set by start()
         interrupts.children.append(process.pid)
+    for _, writer in pipes:
+        writer.close()  # the workers hold theirs: a reader then sees its worker's end as EOF
     try:
         outcome, interrupted, errors = _relay(workers, events, progress)
     except KeyboardInterrupt:
@@ -124,33 +144,45 @@ def run_workers(
     return outcome
 
 
-def _relay(workers: list, events, progress: Progress) -> tuple[WorkerOutcome, bool, list[str]]:
+def _relay(
+    workers: list, events: list[multiprocessing.connection.Connection], progress: Progress
+) -> tuple[WorkerOutcome, bool, list[str]]:
     """Pass the workers' events to the progress view until every worker has stopped; then
     (their summed outcome, whether any was interrupted, their errors)."""
     outcome, errors, running = WorkerOutcome(), [], set(range(len(workers)))
     interrupted = False
     while running:
-        try:
-            worker, event = events.get(timeout=1.0)
-        except queue.Empty:
+        ready = multiprocessing.connection.wait([events[w] for w in running], timeout=1.0)
+        if not ready:
             multiprocessing.active_children()  # reaps workers that have ended: no zombies
-            for w in list(running):
-                if workers[w].exitcode not in (None, 0):
-                    errors.append(f"worker {w} exited with code {workers[w].exitcode}")
-                    running.discard(w)
             continue
-        match event:
-            case WorkerDone(result):
-                outcome.merge(result)
-                running.discard(worker)
-            case WorkerFailed(message):
-                errors.append(message)
-                running.discard(worker)
-            case WorkerInterrupted():
-                interrupted = True
-                running.discard(worker)
-            case _:
-                event.show(progress)
+        for w in [w for w in sorted(running) if events[w] in ready]:
+            try:
+                worker, event = events[w].recv()
+            except (EOFError, OSError):  # it ended without a last word: killed, say
+                workers[w].join()
+                errors.append(f"worker {w} exited with code {workers[w].exitcode}")
+                running.discard(w)
+                continue
+            interrupted |= _show(event, worker, outcome, errors, running, progress)
     for process in workers:
         process.join()
     return outcome, interrupted, errors
+
+
+def _show(event, worker: int, outcome, errors: list[str], running: set, progress) -> bool:
+    """One event of a worker: its last word (done, failed, interrupted: it has stopped) or
+    progress to show; whether it says the worker was interrupted."""
+    match event:
+        case WorkerDone(result):
+            outcome.merge(result)
+        case WorkerFailed(message):
+            errors.append(message)
+        case WorkerInterrupted():
+            running.discard(worker)
+            return True
+        case _:
+            event.show(progress)
+            return False
+    running.discard(worker)
+    return False
