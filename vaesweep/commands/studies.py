@@ -39,9 +39,10 @@ def studies(storage, results) -> None:
             console.print(f"  {line}")
     console.print(
         f"study files: {STUDIES_DIR} (in a clone, also studies/); run your own with "
-        "--study FILE.toml. detects: the smallest true difference between two configurations "
-        "that the design's answer finds with 80% power at its first look, at the residual SD σ "
-        "measured here (the study file's noise); — where unmeasured or nothing is compared."
+        "--study FILE.toml. detects: how much better than every other one a configuration must "
+        "be for the design's answer to name it the best with 80% power at the design's look, at "
+        "the residual SD σ measured here (the study file's noise); — where unmeasured or "
+        "nothing is compared."
     )
     _stored_studies(console, storage, results)
 

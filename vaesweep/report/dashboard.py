@@ -29,7 +29,8 @@ def answer_and_publish(study: optuna.Study, results_dir: Path) -> StudyData:
 
 
 def decided(data: StudyData) -> bool:
-    """Every objective compared, and every configuration worse than its best or equivalent."""
+    """Every objective compared, and every configuration decided: the best, worse, or
+    equivalent."""
     return bool(data.answers) and all(
         a.comparison is not None and not a.comparison.undecided for a in data.answers
     )
@@ -69,7 +70,7 @@ def _rows(data: StudyData) -> pd.DataFrame:
 def _configurations(data: StudyData) -> list[dict[str, object]]:
     """The first objective's row of each compared configuration, as plain JSON."""
     rows = _rows(data)
-    keep = ["n", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high"]
+    keep = ["n", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "verdict"]
     named = len(data.params) == 1  # one parameter's configurations are its values alone
     return [
         {"configuration": f"{data.params[0]}={value}" if named else value}
@@ -88,19 +89,17 @@ def note(data: StudyData) -> str:
         objective = label(data.answers[0].objective)
         lines += [
             "",
-            f"| configuration | n | mean {objective} (95% CI) "
-            "| minus the best (95% simultaneous) |",
-            "| --- | --- | --- | --- |",
+            f"| configuration | n | mean {objective} (95% CI, its own) "
+            "| minus the best mean of the others (MCB 95% simultaneous) | verdict |",
+            "| --- | --- | --- | --- | --- |",
         ]
-        best = data.answers[0].best
-        for row, value in zip(configurations, _rows(data)["value"], strict=True):
+        for row in configurations:
             interval = _interval(row["mean"], row["ci_low"], row["ci_high"])
-            diff = (
-                "the best"
-                if value == best
-                else _interval(row["diff"], row["diff_low"], row["diff_high"])
+            diff = _interval(row["diff"], row["diff_low"], row["diff_high"])
+            verdict = row["verdict"] or "—"
+            lines.append(
+                f"| {row['configuration']} | {row['n']} | {interval} | {diff} | {verdict} |"
             )
-            lines.append(f"| {row['configuration']} | {row['n']} | {interval} | {diff} |")
     lines += ["", ADVICE]
     return "\n".join(lines) + "\n"
 

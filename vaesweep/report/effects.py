@@ -1,5 +1,6 @@
 """The study's answer: per-configuration means with 95% intervals, each configuration's
-difference from the best with a simultaneous 95% interval (`vaesweep.stats`), and the sentence.
+difference from the best of the others with MCB's simultaneous 95% interval, the closed test's
+"worse" and "best" and the confidence set for the best (`vaesweep.stats`), and the sentence.
 
 Only trials trained under the study's protocol enter: completed (full budget, early stopping
 being part of the protocol) or failed by divergence (a failure is data: its block's worst),
@@ -19,9 +20,10 @@ import pandas as pd
 from scipy import stats
 
 from vaesweep.spec.metric_names import better, label, span
-from vaesweep.stats import Comparison, Difference, Looks, compare_samples
-from vaesweep.stats.pairwise import ONE_LOOK, critical
-from vaesweep.stats.power import conservative_sd, detectable, winner_power
+from vaesweep.stats import Comparison, Looks, compare_samples
+from vaesweep.stats.pairwise import one_sided_critical
+from vaesweep.stats.power import conservative_sd, detectable
+from vaesweep.stats.verdicts import ONE_LOOK
 
 CONFIDENCE = 0.95
 BLOCK = "replicate"  # the trials table's column that names a trial's block
@@ -63,10 +65,11 @@ def effects_table(
     looks: Looks = ONE_LOOK,
 ) -> pd.DataFrame:
     """One row per (configuration, metric) of comparable trials, in the order of `metrics` (the
-    objectives first): its mean with its own 95% interval, and its difference from the metric's
-    best configuration with a simultaneous interval (paired within blocks where `blocked`). The
-    `objectives` are the answer's family at its look; every other metric is compared alone, at
-    one look."""
+    objectives first): its mean with its own 95% interval, its difference from the best mean of
+    the other configurations with MCB's simultaneous interval (paired within blocks where
+    `blocked`), the closed test's adjusted p-value and verdict, and whether it may be the best.
+    The `objectives` are the answer's family at its look; every other metric is compared alone,
+    at one look."""
     columns = [
         "param",
         "value",
@@ -76,10 +79,12 @@ def effects_table(
         "sd",
         "ci_low",
         "ci_high",
-        "best",
         "diff",
         "diff_low",
         "diff_high",
+        "p_worse",
+        "may_be_best",
+        "verdict",
         "paired",
         "failed",  # failed trials among n, each scored as its block's worst (added last)
     ]
@@ -100,7 +105,7 @@ def effects_table(
             family=len(objectives) if answered else 1,
             looks=looks if answered else ONE_LOOK,
         )
-        differences = {d.config: d for d in found.differences} if found else {}
+        entries = {d.config: d for d in found.entries} if found else {}
         for config, group in labelled.groupby("_config", sort=False):
             values = _scores(group, metric, found, config)
             mean, sd, low, high = mean_interval(values)
@@ -108,9 +113,10 @@ def effects_table(
             row |= {"n": len(values), "failed": found.failures[config] if found else 0}
             row |= {"mean": mean, "sd": sd, "ci_low": low, "ci_high": high}
             if found:
-                d = differences.get(config, Difference(config, 0.0, 0.0, 0.0))  # the best: 0
-                row |= {"best": found.best, "diff": d.diff, "diff_low": d.low}
-                row |= {"diff_high": d.high, "paired": found.blocked}
+                d = entries[config]
+                row |= {"diff": d.diff, "diff_low": d.low, "diff_high": d.high}
+                row |= {"p_worse": d.p_worse, "may_be_best": d.may_be_best}
+                row |= {"verdict": d.verdict, "paired": found.blocked}
             rows.append(row)
     frame = pd.DataFrame(rows, columns=columns)
     # The metrics in the order given (the objectives first), each configuration in value order.
@@ -121,8 +127,8 @@ def effects_table(
 
 
 def _scores(group: pd.DataFrame, metric: str, found: Comparison | None, config: str) -> np.ndarray:
-    """A configuration's values as the comparison scored them (a failure as its block's
-    worst), or, without a comparison, its completed values."""
+    """A configuration's values as the comparison scored them (a failure ranked below its
+    block's completed values), or, without a comparison, its completed values."""
     if found is not None and config in found.scores:
         return found.scores[config]
     return group.loc[~_failed(group), metric].dropna().to_numpy(dtype=float)
@@ -180,21 +186,20 @@ def _value_order(trials: pd.DataFrame, params: Sequence[str]) -> dict[str, int]:
 class Answer:
     objective: str
     direction: str
-    best: str  # the configuration with the best mean
+    best: str  # the configuration with the best mean (the best only if `shown_best`)
     n: int
     mean: float
-    # Of the best's interval: simultaneous over the k configurations' means (and the looks),
-    # so it holds for the one the data chose. NaN with one replicate.
+    # Of the best mean's interval: simultaneous over the k configurations' means (and the
+    # looks), so it holds for the one the data chose. NaN with one replicate.
     half_width: float
     comparison: Comparison | None = None  # None: one configuration, or too few replicates
     sentence: str = ""
 
     @property
     def shown_best(self) -> bool:
-        """Whether the answer shows `best` better than some other configuration: the one case in
-        which vaesweep marks a configuration best (★, the table's `best` column)."""
-        differences = self.comparison.differences if self.comparison else []
-        return any(d.separated for d in differences)
+        """Whether the answer shows `best` better than every other configuration (the closed
+        test): the one case in which vaesweep calls a configuration the best (★)."""
+        return self.comparison is not None and self.comparison.winner == self.best
 
 
 def answer(
@@ -207,9 +212,9 @@ def answer(
     family: int = 1,
     looks: Looks = ONE_LOOK,
 ) -> Answer | None:
-    """Which configuration has the best mean objective, how far each other one is from it, and
-    what the design could have seen. `family`: the study's objectives, which share the error
-    rate. None without comparable trials."""
+    """Which configuration has the best mean objective, which are worse, which may be the best,
+    and what the design could have seen. `family`: the study's objectives, which share the
+    error rate. None without comparable trials."""
     trials = trials[_failed(trials) | trials[objective].notna()]
     if trials[objective].notna().sum() == 0:
         return None
@@ -217,7 +222,7 @@ def answer(
     order = _value_order(trials, params)
     found = compare_metric(labelled, order, objective, direction, blocked, margin, family, looks)
     if found is not None:
-        best, values = found.best, found.scores[found.best]
+        best, values = found.highest, found.scores[found.highest]
     else:
         completed = labelled[~_failed(labelled)]
         means = completed.groupby("_config", sort=False)[objective].mean()
@@ -232,12 +237,14 @@ def answer(
 
 
 def _best_half_width(values: np.ndarray, level: float) -> float:
-    """Half the best's interval: Bonferroni over the configurations' means, so it holds for
-    whichever the data chose (the winner's curse), at this look's share of the error rate."""
+    """Half the best mean's interval: Bonferroni over the configurations' means, so it holds
+    for whichever the data chose (the winner's curse), at this look's share of the error rate."""
     if len(values) < 2:
         return math.nan
     sd = float(np.std(values, ddof=1))
-    return critical(level, len(values) - 1) * sd / math.sqrt(len(values)) if sd else 0.0
+    if not sd:
+        return 0.0
+    return one_sided_critical(level / 2, len(values) - 1) * sd / math.sqrt(len(values))
 
 
 def _lister(params: Sequence[str]):
@@ -258,7 +265,7 @@ def _numbers(result: Answer, n_others: int) -> str:
     if math.isnan(result.half_width):
         return f"{numbers} (n = {result.n}: no interval)"
     if n_others:
-        chosen = f", adjusted for choosing the best of {n_others + 1}"
+        chosen = f", adjusted for choosing the best mean of {n_others + 1}"
         return f"{numbers} ± {result.half_width:.2g} (95% CI, n = {result.n}{chosen}{wide})"
     return f"{numbers} ± {result.half_width:.2g} (95% CI, n = {result.n}{wide})"
 
@@ -274,56 +281,58 @@ def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
             f"best mean at {where}: {numbers}; some configurations have fewer than 2 "
             "replicates (or complete seed blocks), so no difference can be tested: run more trials."
         )
-    if n_others == 1:
-        every = listed([found.differences[0].config])
-    else:
-        every = (
-            f"every other {params[0]} value" if len(params) == 1 else "every other configuration"
-        )
-    separated = [d for d in found.differences if d.separated]
-    equivalent = [d for d in found.differences if d.equivalent]
+    every = (
+        listed([found.differences[0].config])
+        if n_others == 1
+        else f"every other {params[0]} value"
+        if len(params) == 1
+        else "every other configuration"
+    )
     tail = f"{_failures(found, listed)} ({_method(found)})."
-    if not separated and not equivalent:
-        bound = max(d.bound for d in found.differences)
-        within = f"within {bound:.2g} of the best{_wider(bound, result.objective)}"
-        return (
-            f"no winner: {every} is {within}, {where}: {numbers}; "
-            f"{_detects(found, result.objective)}{_more(found)}{tail}"
-        )
-    if len(equivalent) == n_others and not separated:
-        within = f"within ±{found.margin:.2g} of the best"
-        return f"equivalent: {every} is {within}, {where}: {numbers}{tail}"
-    # "best" only for a configuration shown better than some other; else the best mean leads.
-    head = f"best {where}" if separated else f"no winner: the best mean, {where}"
-    head += f": {numbers}"
-    return "; ".join([head, *_verdicts(result, found, listed, n_others)]) + tail
+    if found.winner is not None:
+        lead = abs(next(d.diff for d in found.entries if d.best))
+        parts = [f"best {where}: {numbers}", f"better than {every} (its mean leads by {lead:.2g})"]
+        return "; ".join(parts + _equivalents(found, listed)) + tail
+    if found.margin is not None and all(d.equivalent for d in found.entries):
+        within = f"within {found.margin:.2g} of the best, whichever it is"
+        return f"equivalent: every configuration is {within}; best mean at {where}: {numbers}{tail}"
+    head = f"no winner: the best is {_best_set(found, listed)}; best mean at {where}: {numbers}"
+    return "; ".join([head, *_verdicts(result, found, listed)]) + tail
 
 
-def _verdicts(result: Answer, found: Comparison, listed, n_others: int) -> list[str]:
-    """What a mixed answer says of the others: better than, equivalent, undecided."""
-    separated = [d for d in found.differences if d.separated]
-    equivalent = [d for d in found.differences if d.equivalent]
+def _best_set(found: Comparison, listed) -> str:
+    """The confidence set for the best, worded as what it claims."""
+    members = found.may_be_best
+    if len(members) == 1:
+        return f"{listed(members)} (95% confidence set: every other has one at least as good)"
+    return f"one of {listed(members)} (95% confidence set)"
+
+
+def _equivalents(found: Comparison, listed) -> list[str]:
+    inside = [d.config for d in found.entries if d.equivalent and not d.best]
+    if not inside:
+        return []
+    return [f"within {found.margin:.2g} of it: {listed(inside)}"]
+
+
+def _verdicts(result: Answer, found: Comparison, listed) -> list[str]:
+    """What a no-winner answer says of each configuration: worse, equivalent, undecided."""
+    worse = [d for d in found.entries if d.worse]
     parts = []
-    if separated:
-        gap = min(min(abs(d.low), abs(d.high)) for d in separated)
-        which = (
-            "every other"
-            if len(separated) == n_others and n_others > 1
-            else listed([d.config for d in separated])
-        )
-        parts.append(f"better than {which} (by at least {gap:.2g})")
-    inside = [d for d in equivalent if not d.separated]
-    smaller = [d for d in equivalent if d.separated]
-    if inside:
-        parts.append(f"equivalent within ±{found.margin:.2g}: {listed([d.config for d in inside])}")
-    if smaller:  # a real difference can be smaller than the margin: say both
-        parts.append(f"{listed([d.config for d in smaller])} by less than the margin")
-    if rest := found.undecided:
-        bound = max(d.bound for d in rest)
-        kind = "undecided" if found.margin is not None else "not distinguishable"
+    if worse:
+        worse_ones = listed([d.config for d in worse])
+        parts.append(f"worse (another configuration is better): {worse_ones}")
+    if equivalent := [d for d in found.entries if d.equivalent and not d.worse]:
+        within = f"within {found.margin:.2g} of the best"
+        parts.append(f"{within}: {listed([d.config for d in equivalent])}")
+    rest = [d for d in found.entries if not d.worse and not d.equivalent]
+    if rest:
+        bound = max(d.behind for d in rest)
+        kind = "undecided" if found.margin is not None else "not shown worse"
         each = "each " if len(rest) > 1 else ""
-        within = f"within {bound:.2g} of it{_wider(bound, result.objective)}"
+        within = f"within {bound:.2g} of the best{_wider(bound, result.objective)}"
         parts.append(f"{kind}: {listed([d.config for d in rest])}, {each}{within}{_more(found)}")
+    parts.append(_detects(found, result.objective))
     return parts
 
 
@@ -338,34 +347,31 @@ def _wider(width: float, objective: str, claim: str = ": no difference is ruled 
 
 
 def _detects(found: Comparison, objective: str) -> str:
-    """What a "no winner" could have seen: for a pair, and for a winner (stats.power)."""
-    pair, winner = detectable_differences(found)
+    """What a "no winner" could have seen: a winner, and a worse one (stats.power)."""
+    winner, worse = detectable_differences(found)
     whole = span(objective)
-    if math.isinf(pair):
-        return "this look could not have told any difference apart"
-    if whole is not None and pair >= whole:
+    if math.isinf(winner):
+        return "this look could not have named a winner of any size"
+    if whole is not None and winner >= whole:
         return (
-            f"a pair would need to be {pair:.2g} apart, more than the metric's whole range "
-            f"({whole:g}), to be told apart with 80% power"
+            f"a winner would need to lead by {winner:.2g}, more than the metric's whole range "
+            f"({whole:g}), to be named with 80% power"
         )
     if found.k == 2:
-        return f"a true difference of {pair:.2g} would be found with 80% power"
+        return f"a true difference of {winner:.2g} would be found with 80% power"
     return (
-        f"a pair {pair:.2g} apart would be told apart, and a configuration {winner:.2g} "
-        "better than every other would be named the winner, each with 80% power"
+        f"a configuration {winner:.2g} better than every other would be named the best, and one "
+        f"{worse:.2g} worse than the rest called worse, each with 80% power"
     )
 
 
 def detectable_differences(found: Comparison) -> tuple[float, float]:
-    """(pair, winner): the true differences this comparison finds with 80% power, at the upper
-    90% confidence bound of the noisiest difference's SD."""
-    noisiest = max(found.differences, key=lambda d: conservative_sd(d.sd, d.df))
-    sd, df = conservative_sd(noisiest.sd, noisiest.df), noisiest.df
-    se = sd / math.sqrt(found.replicates)
-    return (
-        detectable(se, df, found.level),
-        detectable(se, df, found.level, winner_power(found.k)),
-    )
+    """(winner, worse): the true differences the shipped procedure finds with 80% power at
+    this look, at the upper 90% confidence bound of the noisiest difference's SD."""
+    noisiest = max(found.entries, key=lambda d: conservative_sd(d.sd, d.df))
+    noise = conservative_sd(noisiest.sd, noisiest.df) / math.sqrt(2)  # a difference: sqrt 2
+    found_at = detectable(noise, found.k, found.replicates, found.blocked, found.level)
+    return found_at["winner"], found_at["worse"]
 
 
 def _failures(found: Comparison, listed) -> str:
@@ -373,21 +379,21 @@ def _failures(found: Comparison, listed) -> str:
     if not failed:
         return ""
     each = ", ".join(f"{listed([c])}: {n}" for c, n in failed.items())
-    return f"; failed trials, each counted as its block's worst: {each}"
+    return f"; failed trials, each ranked below its block's completed ones: {each}"
 
 
 def _method(found: Comparison) -> str:
-    """How the intervals were made: e.g. "paired t intervals within 10 seed blocks, each at
-    1.0%: 95% simultaneous over 3 comparisons and over looks up to 20 replicates"."""
-    how = (
-        f"paired t intervals within {found.blocks} seed blocks"
-        if found.blocked
-        else "Welch t intervals"
-    )
-    over = f"{found.family} comparisons" if found.family > 1 else "1 comparison"
+    """How the claims were made: e.g. "paired t tests within 10 seed blocks: a closed test at
+    4.1% and MCB intervals (each of 2 comparisons at 2.0%), over looks up to 20 replicates"."""
+    how = f"paired t tests within {found.blocks} seed blocks" if found.blocked else "Welch t tests"
+    objectives = f" (this objective's share of {found.objectives})" if found.objectives > 1 else ""
+    looks = ""
     if found.max_replicates is not None:
-        over += f" and over looks up to {found.max_replicates} replicates"
-    return f"{how}, each at {found.level:.2%}: 95% simultaneous over {over}"
+        looks = f", this look's share over looks up to {found.max_replicates} replicates"
+    return (
+        f"{how}: a closed test at {found.level:.2%}{objectives}{looks}; MCB intervals, each of "
+        f"{found.k - 1} comparisons at {found.mcb_level:.2%}"
+    )
 
 
 def _more(found: Comparison) -> str:
@@ -395,6 +401,6 @@ def _more(found: Comparison) -> str:
         return ""
     if found.replicates + found.more_replicates > found.max_replicates:
         return f"; not decidable within max_replicates = {found.max_replicates} at the noise seen"
-    n, trials = found.more_replicates, found.more_replicates * (len(found.differences) + 1)
+    n, trials = found.more_replicates, found.more_replicates * found.k
     replicates = "replicate" if n == 1 else "replicates"
     return f": run about {n} more {replicates} of each ({trials} more trials) to decide"

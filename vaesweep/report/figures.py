@@ -131,29 +131,30 @@ def effects_plot(
 
 
 def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | None:
-    """The answer's evidence, one panel per objective: each configuration minus the best, a grey
-    line per seed block (blocked designs), the mean difference with its 95% simultaneous
-    interval in red, zero dashed, and the equivalence margin shaded where the study sets one."""
+    """The answer's evidence, one panel per objective: each configuration's mean minus the best
+    mean of the others (the leader's: its lead), a grey point per seed block (blocked designs),
+    MCB's 95% simultaneous interval in red (reaching above 0 on the better side: it may be the
+    best), the closed test's verdict under each, zero dashed, and the equivalence margin shaded
+    where the study sets one."""
     shown = [a for a in answers if a.comparison is not None]
     if not shown:
         return None
     name = params[0] if len(params) == 1 else "configuration"
     # A configuration of several parameters is a long label: one parameter a line.
     wrap = (lambda text: text) if len(params) == 1 else (lambda text: text.replace(", ", "\n"))
-    height = 3.5 if len(params) == 1 else 3.5 + 0.45 * len(params)
+    height = 3.8 if len(params) == 1 else 3.8 + 0.45 * len(params)
     fig, axes = _figure(1, len(shown), figsize=(6.0 * len(shown), height), squeeze=False)
     for ax, found_answer in zip(axes[0], shown, strict=True):
         found = found_answer.comparison
-        differences = found.differences
-        positions = np.arange(len(differences))
+        entries = found.entries
+        positions = np.arange(len(entries))
         if found.blocked:
-            for block in differences[0].per_block:
-                ys = [d.per_block[block] for d in differences]
-                ax.plot(positions, ys, color="0.55", lw=0.9, alpha=0.7, marker="o", ms=3)
-        diffs = np.array([d.diff for d in differences])
-        below = [d.diff - d.low for d in differences]
-        above = [d.high - d.diff for d in differences]
-        interval = "mean difference, 95% simultaneous interval"
+            for x, d in zip(positions, entries, strict=True):
+                ys = list(d.per_block.values())
+                ax.scatter(np.full(len(ys), x - 0.1), ys, color="0.55", s=9, alpha=0.7, zorder=2)
+        diffs = np.array([d.diff for d in entries])
+        below = [d.diff - d.low for d in entries]
+        above = [d.high - d.diff for d in entries]
         ax.errorbar(
             positions + 0.12,
             diffs,
@@ -163,26 +164,25 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
             capsize=5,
             ms=5,
             lw=1.8,
-            label=interval,
+            label="mean, MCB 95% simultaneous interval",
             zorder=3,
         )
         ax.axhline(0, color="k", lw=0.8, ls="--")
         if found.margin is not None:
             margin = f"equivalence margin ±{found.margin:.2g}"
             ax.axhspan(-found.margin, found.margin, color="C2", alpha=0.12, label=margin)
-        ax.set_xticks(positions, [wrap(d.config) for d in differences], fontsize=8)
-        ylabel = f"difference from {found.best}" if len(params) == 1 else "difference from the best"
-        ax.set(xlabel=name, ylabel=ylabel)
-        ax.set_xlim(-0.45, len(differences) - 0.4)
-        how = pairing_caption(found)
-        which = f" ({found.best})" if len(params) == 1 else f"\nbest: {found.best}"
+        labels = [f"{wrap(d.config)}\n{d.verdict}" for d in entries]
+        ax.set_xticks(positions, labels, fontsize=8)
+        ax.set(xlabel=name, ylabel="minus the best mean of the others")
+        ax.set_xlim(-0.45, len(entries) - 0.4)
         ax.set_title(
-            f"{metric_label(found_answer.objective)}: each {name} minus the best{which}\n{how}",
+            f"{metric_label(found_answer.objective)}: each {name} against the best of the "
+            f"others\n{pairing_caption(found)}",
             fontsize=9,
         )
         ax.grid(axis="y", alpha=0.3)
         # Below the axes: inside, a legend can hide an interval's end.
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2)
     fig.tight_layout()
     return fig
 

@@ -31,8 +31,8 @@ from vaesweep.spec.metric_names import (
     Direction,
 )
 from vaesweep.spec.search_space import ParamSpec, parse_param
-from vaesweep.stats.pairwise import ALPHA, pairs
-from vaesweep.stats.power import design_detectable
+from vaesweep.stats.pairwise import ALPHA
+from vaesweep.stats.power import detectable
 from vaesweep.stats.sequential import spent
 
 # The shipped studies are package data, so an installed wheel has them too; the repository's
@@ -113,15 +113,15 @@ class StudySpec:
         return None if self.pruner["name"] == "none" else PER_EPOCH[self.objectives[0]]
 
     def detects(self) -> dict[str, float]:
-        """Per objective with a measured `noise`: the difference its design finds with 80%
-        power at its first look; empty where fewer than 2 configurations or replicates."""
+        """Per objective with a measured `noise`: how much better than every other one a
+        configuration must be for the shipped procedure to name it the best with 80% power at
+        the design's look; empty where fewer than 2 configurations or replicates."""
         k, design = self.compared, self.design
         if k < 2 or design.replicates < 2:
             return {}
-        family = len(self.objectives) * pairs(k)
-        level = spent(design.replicates / design.most_replicates, ALPHA)
+        level = spent(design.replicates / design.most_replicates, ALPHA) / len(self.objectives)
         return {
-            name: design_detectable(sd, k, design.replicates, design.shares_seeds, family, level)
+            name: detectable(sd, k, design.replicates, design.shares_seeds, level)["winner"]
             for name, sd in self.noise.items()
         }
 

@@ -1,7 +1,8 @@
 """The statistics behind every answer, as one public function anyone can audit from outside.
 
 `compare` is what `vaesweep run`, `report`, `compare` and the tests all call (through
-`pairwise.compare`). See docs/studies.md, "The answer's statistics", for what it assumes.
+`verdicts.compare`, on one objective's samples). See docs/studies.md, "The answer's
+statistics", for what it assumes.
 """
 
 from __future__ import annotations
@@ -9,15 +10,28 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from vaesweep.stats.pairwise import ALPHA, Comparison, Difference, Looks
-from vaesweep.stats.pairwise import compare as compare_samples
+from vaesweep.stats.pairwise import ALPHA
+from vaesweep.stats.verdicts import Comparison, Difference, Looks
+from vaesweep.stats.verdicts import compare as compare_samples
 
 __all__ = ["ALPHA", "Comparison", "Difference", "Looks", "compare", "compare_samples"]
 
 VERDICTS = ("best", "worse", "equivalent", "undecided", "no difference")
-COLUMNS = ["objective", "n", "failed", "mean", "diff", "diff_low", "diff_high", "verdict"]
+COLUMNS = [
+    "objective",
+    "n",
+    "failed",
+    "mean",
+    "diff",
+    "diff_low",
+    "diff_high",
+    "p_worse",
+    "may_be_best",
+    "verdict",
+]
 
 
 def compare(
@@ -30,27 +44,34 @@ def compare(
     max_replicates: int | None = None,
     looks: Sequence[int] = (),
 ) -> pd.DataFrame:
-    """Each configuration against the best, per objective; all objectives are one family.
+    """Which configurations are worse, which may be the best, which is shown best, per
+    objective; all objectives are one family sharing the 5%.
 
     `table`: one row per trial that trained under the compared protocol: the `by` columns (a
     configuration is one combination of their values), the objective column(s), and `block`
-    (the seed block; None for unblocked designs). A NaN objective is a failed trial: it counts
-    as its block's worst outcome. `margin` (one, or per objective) makes "equivalent" possible.
-    `max_replicates`: the most blocks the study may grow to, with `looks` the block counts at
-    which earlier answers were shown; None analyses this table as one fixed-size look.
+    (the seed block; None for unblocked designs). A NaN objective is a failed trial: it ranks
+    below every completed trial of its block. `margin` (one, or per objective) makes
+    "equivalent" possible. `max_replicates`: the most blocks the study may grow to, with
+    `looks` the block counts at which earlier answers were shown; None analyses this table as
+    one fixed-size look.
 
     Returns one row per configuration and objective: the `by` columns, `objective`, `n`,
-    `failed`, `mean` (a failure counted as its block's worst), `diff` (minus the best) with its
-    simultaneous interval `diff_low`, `diff_high`, and `verdict`: "best" (the best mean, the
-    reference), "worse" (the only claim that a configuration differs), "equivalent" (within
-    ±margin), "undecided" (neither, with a margin), "no difference" (not separated, no margin).
-    Rows with fewer than 2 blocks (or replicates) to compare have NaN differences and no verdict.
+    `failed`, `mean` (failures scored as ranked last), `diff` (minus the best mean among the
+    other configurations; the highest mean's is its lead) with MCB's simultaneous interval
+    `diff_low`, `diff_high`, `p_worse` (the closed test's adjusted p-value that another
+    configuration is better), `may_be_best` (in the 95% confidence set for the best) and
+    `verdict`: "best" (shown better than every other), "worse" (shown worse than another),
+    "equivalent" (within the margin of the best, whichever it is), "undecided" (neither, with a
+    margin), "no difference" (neither, without one). Rows with fewer than 2 blocks (or
+    replicates) to compare have NaN columns and no verdict. Raises ValueError, naming the column
+    or argument, for what it cannot answer.
     """
     by = [by] if isinstance(by, str) else list(by)
     objectives = [objective] if isinstance(objective, str) else list(objective)
     directions = [direction] * len(objectives) if isinstance(direction, str) else list(direction)
-    _check(table, by, objectives, directions, block)
     margins = margin if isinstance(margin, Mapping) else dict.fromkeys(objectives, margin)
+    check_table(table, by, objectives, directions, block)
+    check_settings(margins, max_replicates, looks)
     keys = table[by].apply(tuple, axis=1)
     order = [str(k) for k in sorted(set(keys), key=_natural)]
     labelled = table.assign(_config=keys.map(str))
@@ -83,16 +104,19 @@ def compare(
 def _row(found: Comparison | None, config: str, objective: str) -> dict[str, object]:
     if found is None:
         return {"objective": objective} | dict.fromkeys(COLUMNS[1:], math.nan) | {"verdict": None}
-    row = {
+    d = next(d for d in found.entries if d.config == config)
+    return {
         "objective": objective,
         "n": found.counts[config],
         "failed": found.failures[config],
         "mean": found.means[config],
+        "diff": d.diff,
+        "diff_low": d.low,
+        "diff_high": d.high,
+        "p_worse": d.p_worse,
+        "may_be_best": d.may_be_best,
+        "verdict": d.verdict,
     }
-    if config == found.best:
-        return row | {"diff": 0.0, "diff_low": 0.0, "diff_high": 0.0, "verdict": "best"}
-    d = next(d for d in found.differences if d.config == config)
-    return row | {"diff": d.diff, "diff_low": d.low, "diff_high": d.high, "verdict": d.verdict}
 
 
 def _natural(key: tuple) -> tuple:
@@ -100,9 +124,11 @@ def _natural(key: tuple) -> tuple:
     return tuple((0, v, "") if isinstance(v, int | float) else (1, 0, str(v)) for v in key)
 
 
-def _check(
+def check_table(
     table: pd.DataFrame, by: list[str], objectives: list[str], directions: list[str], block
 ) -> None:
+    """What the comparison cannot answer, named: a missing column, a direction, a NaN
+    configuration or block, two trials in one block, an infinite or overflowing value."""
     missing = [c for c in [*by, *objectives, *([block] if block else [])] if c not in table]
     if missing:
         raise ValueError(f"table has no column {', '.join(map(repr, missing))}")
@@ -110,5 +136,39 @@ def _check(
         raise ValueError("give one direction, or one per objective")
     if bad := [d for d in directions if d not in ("maximize", "minimize")]:
         raise ValueError(f"direction must be 'maximize' or 'minimize'; got {bad[0]!r}")
+    for column in [*by, *([block] if block else [])]:
+        if table[column].isna().any():
+            raise ValueError(f"column {column!r} has a missing (NaN) value: name every row's")
     if block and table.duplicated([*by, block]).any():
         raise ValueError(f"a configuration has two rows in one {block!r}: one trial a block")
+    for name in objectives:
+        try:
+            values = pd.to_numeric(table[name]).astype(float).to_numpy()
+        except (TypeError, ValueError):
+            raise ValueError(f"column {name!r} is not numeric") from None
+        if np.isinf(values).any():
+            raise ValueError(f"column {name!r} has an infinite value: NaN marks a failed trial")
+        with np.errstate(over="ignore"):
+            if not np.isfinite(np.nansum(np.abs(values)) * 4):
+                raise ValueError(f"column {name!r} has values too large to average (overflow)")
+
+
+def check_settings(
+    margins: Mapping[str, float | None], max_replicates: int | None, looks: Sequence[int]
+) -> None:
+    for name, value in margins.items():
+        if value is not None and not (isinstance(value, int | float) and 0 < value < math.inf):
+            raise ValueError(f"margin for {name!r} must be a positive number; got {value!r}")
+    if max_replicates is not None and (
+        not isinstance(max_replicates, int | np.integer)
+        or isinstance(max_replicates, bool)
+        or max_replicates < 2
+    ):
+        raise ValueError(f"max_replicates must be a whole number >= 2; got {max_replicates!r}")
+    if looks and max_replicates is None:
+        raise ValueError("looks need max_replicates: the blocks the study may grow to")
+    for n in looks:
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n:
+            raise ValueError(f"looks are earlier looks' block counts (whole numbers >= 1): {n!r}")
+        if max_replicates is not None and n > max_replicates:
+            raise ValueError(f"a look at {n} blocks is past max_replicates = {max_replicates}")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vaesweep.stats.pairwise import ALPHA, critical
+from vaesweep.stats.pairwise import ALPHA, one_sided_critical
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class BestPair:
 
 
 def compare_bests(bests: Sequence[Best]) -> tuple[list[BestPair], int]:
-    """Every pair of studies' bests with a simultaneous 95% interval; and the family's size.
+    """Every pair of studies' bests with a simultaneous two-sided 95% interval; and the family's
+    size.
     A pair where either best has fewer than 2 values gets no interval (NaN)."""
     pairs = [(a, b) for i, a in enumerate(bests) for b in bests[i + 1 :]]
     family = sum(a.configurations * b.configurations for a, b in pairs)
@@ -63,5 +64,6 @@ def _pair(a: Best, b: Best, level: float) -> BestPair:
         diff, se = float(x.mean() - y.mean()), math.sqrt(vx + vy)
         df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1)) if se else 1.0
         shared = []
-    half = se * critical(level, df) if se > 0 else (0.0 if diff == 0 else math.inf)  # no noise
+    noiseless = 0.0 if diff == 0 else math.inf
+    half = se * one_sided_critical(level / 2, df) if se > 0 else noiseless
     return BestPair(a.study, b.study, diff, diff - half, diff + half, len(shared))
