@@ -10,13 +10,13 @@ import pytest
 
 from vaesweep.report.effects import answer, detectable_differences, effects_table, mean_interval
 from vaesweep.stats import Looks
-from vaesweep.stats.pairwise import critical
+from vaesweep.stats.pairwise import one_sided_critical
 
 
 def worse(result) -> list[str]:
-    """The configurations the answer claims worse than the best."""
+    """The configurations the answer claims worse (another configuration is better)."""
     found = result.comparison
-    return [d.config for d in found.differences if d.separated] if found else []
+    return [d.config for d in found.entries if d.worse] if found else []
 
 
 def trials(means: dict[int, float], n: int = 5, spread: float = 0.002, seed: int = 0, block_sd=0.0):
@@ -44,22 +44,30 @@ def test_student_t_interval_of_the_mean():
     assert all(math.isnan(v) for v in mean_interval(np.array([5.0]))[1:])
 
 
-def test_a_large_true_difference_is_called_better():
+def test_a_large_true_difference_is_called_worse_and_a_clear_leader_best():
     table = trials({0: 0.60, 1: 0.70, 2: 0.70}, spread=0.01)
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
-    assert result.best in ("1", "2")
-    assert worse(result) == ["0"]
-    assert result.sentence.startswith("best warmup_epochs = ") and result.shown_best
-    assert "better than warmup_epochs = 0 (by at least 0.0" in result.sentence
-    # Unblocked: Welch's t per pair, each at 5% / 3 pairs.
-    assert "(Welch t intervals, each at 1.67%: 95% simultaneous over 3 comparisons)." in (
+    assert result.best in ("1", "2") and worse(result) == ["0"]
+    assert not result.shown_best  # 1 and 2 tie: neither is shown better than the other
+    assert result.sentence.startswith("no winner: the best is one of warmup_epochs = 1, ")
+    assert "worse (another configuration is better): warmup_epochs = 0" in result.sentence
+    assert "(Welch t tests: a closed test at 5.00%; MCB intervals, each of 2 comparisons at " in (
         result.sentence
     )
-    assert "(95% CI, n = 5, adjusted for choosing the best of 3)" in result.sentence
-    # The best's interval holds for each of the 3 means at once: t at 5% / 3, 4 df.
+    assert "(95% CI, n = 5, adjusted for choosing the best mean of 3)" in result.sentence
+    # The best mean's interval holds for each of the 3 means at once: t at 5% / 3, 4 df.
     values = table[table["warmup_epochs"] == int(result.best)]["val_knn_accuracy"]
     half = 3.960786 * values.std() / math.sqrt(5)  # t(1 - 0.05 / 6, df = 4)
     assert result.half_width == pytest.approx(half, rel=1e-5)
+    clear = answer(
+        trials({0: 0.60, 1: 0.70, 2: 0.65}, spread=0.01),
+        ["warmup_epochs"],
+        "val_knn_accuracy",
+        "maximize",
+    )
+    assert clear.shown_best and clear.comparison.winner == clear.best == "1"
+    assert clear.sentence.startswith("best warmup_epochs = 1: ")
+    assert "better than every other warmup_epochs value (its mean leads by 0.0" in clear.sentence
 
 
 def test_no_winner_says_what_it_rules_out():
@@ -67,24 +75,27 @@ def test_no_winner_says_what_it_rules_out():
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
     assert worse(result) == [] and not result.shown_best  # nothing is marked best
     found = result.comparison
-    bound = max(max(abs(d.low), abs(d.high)) for d in found.differences)
-    assert result.sentence.startswith(
-        f"no winner: every other warmup_epochs value is within {bound:.2g} of the best, "
-        f"warmup_epochs = {result.best}: val 5-NN accuracy"
+    behind = max(d.behind for d in found.entries)
+    assert behind == max(-d.low for d in found.entries)
+    assert result.sentence.startswith("no winner: the best is one of warmup_epochs = 0, ")
+    assert "not shown worse: warmup_epochs = 0, warmup_epochs = 1, warmup_epochs = 2, each " in (
+        result.sentence
     )
-    pair, winner = detectable_differences(found)
+    assert f"within {behind:.2g} of the best" in result.sentence
+    winner, worse_one = detectable_differences(found)
     assert (
-        f"a pair {pair:.2g} apart would be told apart, and a configuration {winner:.2g} "
-        "better than every other would be named the winner, each with 80% power"
+        f"a configuration {winner:.2g} better than every other would be named the best, and one "
+        f"{worse_one:.2g} worse than the rest called worse, each with 80% power"
     ) in result.sentence
-    # A winner must beat both others: each comparison at 90% power, so a larger difference.
-    assert winner > pair > 0
+    assert winner > 0 and worse_one > 0
 
 
 def test_a_margin_makes_equal_configurations_equivalent_or_asks_for_replicates():
     table = trials({0: 0.700, 1: 0.700, 2: 0.700}, n=6, spread=0.001, seed=1)
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", margin=0.01)
-    assert result.sentence.startswith("equivalent: every other warmup_epochs value is within ±0.01")
+    assert result.sentence.startswith(
+        "equivalent: every configuration is within 0.01 of the best, whichever it is; "
+    )
     # The advice counts this look and the next: the study may grow to 20 replicates.
     looks = Looks((), 20)
     tight = answer(
@@ -92,17 +103,18 @@ def test_a_margin_makes_equal_configurations_equivalent_or_asks_for_replicates()
     )
     assert tight.comparison.undecided and tight.comparison.more_replicates > 0
     more = tight.comparison.more_replicates
-    assert tight.sentence.startswith("no winner: every other warmup_epochs value is within ")
+    assert tight.sentence.startswith("no winner: the best is one of ")
     assert f"run about {more} more replicates of each ({3 * more} more trials)" in tight.sentence
-    # At that many more, every undecided interval (at its own SD, and the next look's share
-    # of the error after this one) is narrower than its distance to 0 or to the margin; one
-    # fewer leaves some undecided.
+    # At that many more, every undecided one's MCB bound (at its own SD, the next look's share
+    # of the error after this one, over 2 comparisons) is narrower than its distance to 0 or to
+    # the margin; one fewer leaves some undecided.
     found, n, after = tight.comparison, tight.comparison.replicates, Looks((6,), 20)
 
     def decided(m: int) -> bool:
-        half = lambda d: critical(after.level(m) / 3, m - 1) * d.sd / math.sqrt(m)  # noqa: E731
-        room = lambda d: max(abs(d.diff), 0.0008 - abs(d.diff))  # noqa: E731
-        return all(half(d) < room(d) for d in found.undecided)
+        def half(d) -> float:
+            return one_sided_critical(after.level(m) / 2, m - 1) * d.sd / math.sqrt(m)
+
+        return all(half(d) < max(abs(d.diff), 0.0008 - abs(d.diff)) for d in found.undecided)
 
     assert decided(n + more) and not decided(n + more - 1)
     # Without a most replicates, growing is not accounted for: no advice to grow.
@@ -115,8 +127,8 @@ def test_blocks_separate_what_unpaired_replicates_cannot():
     table = trials({0: 0.700, 2: 0.704, 4: 0.700}, n=6, spread=0.001, block_sd=0.01, seed=3)
     paired = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", blocked=True)
     unpaired = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize", blocked=False)
-    assert paired.best == "2" and worse(paired) == ["0", "4"]
-    assert "paired t intervals within 6 seed blocks, each at 1.67%" in paired.sentence
+    assert paired.best == "2" and worse(paired) == ["0", "4"] and paired.shown_best
+    assert "paired t tests within 6 seed blocks: a closed test at 5.00%" in paired.sentence
     assert worse(unpaired) == [] and unpaired.sentence.startswith("no winner")
     assert paired.comparison.variance_ratio > 20
 
@@ -142,22 +154,24 @@ def test_effects_table_has_one_row_per_configuration_and_metric_with_its_differe
     table = trials({0: 0.6, 1: 0.7}, n=4, block_sd=0.05)
     effects = effects_table(table, ["warmup_epochs"], ["val_knn_accuracy"], blocked=True)
     # effects.csv's columns, a stored format: written out here, not read from the code.
-    stored = "param value metric n mean sd ci_low ci_high best diff diff_low diff_high paired"
-    stored += " failed"
+    stored = "param value metric n mean sd ci_low ci_high diff diff_low diff_high p_worse"
+    stored += " may_be_best verdict paired failed"
     assert list(effects.columns) == stored.split()
     assert effects["value"].tolist() == ["0", "1"] and effects["n"].tolist() == [4, 4]
     first = table[table["warmup_epochs"] == 0]["val_knn_accuracy"]
     assert effects.loc[0, "mean"] == pytest.approx(first.mean())
     assert effects.loc[0, "sd"] == pytest.approx(first.std())
     assert effects.loc[0, "ci_low"] < effects.loc[0, "mean"] < effects.loc[0, "ci_high"]
-    # The difference from the best, paired: with two configurations, the paired t interval.
-    assert effects["best"].tolist() == ["1", "1"] and effects["paired"].all()
+    # Each minus the best of the others, paired: with two configurations MCB's bound is the
+    # one-sided paired t bound at 5%, cut at 0; the leader's lead is the same gap, reversed.
+    assert effects["paired"].all() and effects["verdict"].tolist() == ["worse", "best"]
     d = first.to_numpy() - table[table["warmup_epochs"] == 1]["val_knn_accuracy"].to_numpy()
-    half = 3.182446 * d.std(ddof=1) / 2  # t(0.975, df=3) · sd / sqrt(4)
+    half = 2.353363 * d.std(ddof=1) / 2  # t(0.95, df=3) · sd / sqrt(4)
     row = effects.loc[0]
-    assert row["diff"] == pytest.approx(d.mean())
-    assert (row["diff_low"], row["diff_high"]) == pytest.approx((d.mean() - half, d.mean() + half))
-    assert effects.loc[1, ["diff", "diff_low", "diff_high"]].tolist() == [0.0, 0.0, 0.0]
+    assert row["diff"] == pytest.approx(d.mean()) and not row["may_be_best"]
+    assert (row["diff_low"], row["diff_high"]) == pytest.approx((d.mean() - half, 0.0))
+    assert effects.loc[1, "diff"] == pytest.approx(-d.mean()) and effects.loc[1, "may_be_best"]
+    assert effects.loc[1, "diff_low"] == 0.0
 
 
 def test_effects_list_the_objective_first_then_the_other_metrics_in_the_order_given():
@@ -176,44 +190,40 @@ def test_some_equivalent_and_some_undecided_lead_with_no_winner():
         ["warmup_epochs"],
         "val_knn_accuracy",
         "maximize",
-        margin=0.0035,
+        margin=0.003,
         looks=Looks((), 20),
     )
     found = result.comparison
-    assert [d.config for d in found.differences if d.equivalent] == ["0"]
-    assert [d.config for d in found.undecided] == ["4"]
-    assert result.sentence.startswith("no winner: the best mean, warmup_epochs = 2: ")
-    assert (
-        "; equivalent within ±0.0035: warmup_epochs = 0; undecided: warmup_epochs = 4, within "
-        in result.sentence
-    )
-    assert "run about 6 more replicates of each (18 more trials) to decide" in result.sentence
+    equivalent = [d.config for d in found.entries if d.equivalent]
+    undecided = [d.config for d in found.undecided]
+    assert equivalent and undecided and set(equivalent) | set(undecided) == {"0", "2", "4"}
+    assert result.sentence.startswith("no winner: the best is one of ")
+    assert "within 0.003 of the best: " in result.sentence
+    assert "undecided: " in result.sentence and "more replicates of each" in result.sentence
 
 
 SIX = {value: 0.70 for value in range(6)}
 
 
 def test_an_interval_wider_than_the_metric_says_it_rules_nothing_out():
-    # Two replicates of 6 configurations: t with 1 degree of freedom at 5% / 15 pairs makes the
-    # intervals wider than the whole range of an accuracy, 1.
-    few = answer(trials(SIX, n=2, spread=0.02), ["warmup_epochs"], "val_knn_accuracy", "maximize")
-    bound = max(d.bound for d in few.comparison.differences)
+    # Two replicates of 6 configurations: t with 1 degree of freedom at 5% / 5 comparisons makes
+    # the intervals wider than the whole range of an accuracy, 1.
+    few = answer(trials(SIX, n=2, spread=0.04), ["warmup_epochs"], "val_knn_accuracy", "maximize")
+    bound = max(d.behind for d in few.comparison.entries)
     assert bound > 1
     assert (
         f"within {bound:.2g} of the best (wider than the metric's whole range, 1: no difference "
-        "is ruled out), warmup_epochs = "
+        "is ruled out)"
     ) in few.sentence
-    assert "a pair would need to be " in few.sentence
-    assert "apart, more than the metric's whole range (1), to be told apart with 80% power" in (
-        few.sentence
-    )
+    assert "a winner would need to lead by " in few.sentence
+    assert "more than the metric's whole range (1), to be named with 80% power" in few.sentence
     # At 5 replicates the same noise gives intervals inside the range: no such words.
     enough = answer(
-        trials(SIX, n=5, spread=0.02), ["warmup_epochs"], "val_knn_accuracy", "maximize"
+        trials(SIX, n=5, spread=0.04), ["warmup_epochs"], "val_knn_accuracy", "maximize"
     )
     assert "whole range" not in enough.sentence
     # An unbounded metric (the loss) never says it.
-    loss = trials(SIX, n=2, spread=0.02).rename(columns={"val_knn_accuracy": "val_loss"})
+    loss = trials(SIX, n=2, spread=0.04).rename(columns={"val_knn_accuracy": "val_loss"})
     assert "whole range" not in answer(loss, ["warmup_epochs"], "val_loss", "minimize").sentence
 
 
@@ -228,6 +238,6 @@ def test_a_mean_interval_wider_than_the_metric_says_so():
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
     assert 2 * result.half_width > 1
     assert (
-        f"± {result.half_width:.2g} (95% CI, n = 2, adjusted for choosing the best of 6; wider "
-        "than the metric's whole range, 1)"
+        f"± {result.half_width:.2g} (95% CI, n = 2, adjusted for choosing the best mean of 6; "
+        "wider than the metric's whole range, 1)"
     ) in result.sentence

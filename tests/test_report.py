@@ -87,7 +87,7 @@ def test_table_has_one_row_per_trial_with_the_stored_values(reported):
             if not name.endswith("_kl_per_dim"):  # lists: in metrics.json and their figure
                 assert getattr(row, name) == value, name
     # One meaning of "best": the answer's configuration, marked only where the answer shows it
-    # better than some other.
+    # better than every other.
     answer = results_api.answer("warmup", results=results)[0]
     marked = table.loc[table["best"], "warmup_epochs"].astype(str).unique().tolist()
     assert marked == ([answer.best] if answer.shown_best else [])
@@ -119,7 +119,7 @@ def test_the_answer_comes_first_in_the_study_section(reported):
     first = section.index("<img")
     assert section[first:].startswith('<img src="warmup/paired-differences.png"')
     assert first < section.index("Compared: 4 completed grid trials") < section.index("effects.png")
-    assert "paired t intervals within 2 seed blocks" in section[:first]
+    assert "paired t tests within 2 seed blocks" in section[:first]
     assert "Fixed settings:" in section[: section.index("effects.png")]
     # Anchors under the answer, only those whose protocol the study shares (2-D, grey images).
     anchors = section[section.index("<h3>anchors</h3>") : section.index("<h3>trials</h3>")]

@@ -99,7 +99,8 @@ def test_optuna_s_tools_see_the_answer(reported):
     ]
     assert "best trial" in published["advice"]
     page = get_note(study)  # optuna-dashboard's study note
-    assert answer.sentence in page and "| warmup_epochs=1 | 2 |" in page and "| the best |" in page
+    assert answer.sentence in page and "| warmup_epochs=1 | 2 |" in page
+    assert "| minus the best mean of the others (MCB 95% simultaneous) | verdict |" in page
 
 
 COMPLETE_WITHOUT_TORCH = """
@@ -174,15 +175,16 @@ def test_a_study_s_answer_is_vaesweep_stats_compare_on_its_trials_table(reported
         looks=[n for n in data.looks if n < 2],  # the looks before this one (2 blocks)
     ).set_index("warmup_epochs")
     answer = data.answers[0]
-    assert found.loc[int(answer.best), "verdict"] == "best"
+    assert found.loc[int(answer.best), "may_be_best"]  # the best mean is never ruled out
     effects = data.effects[data.effects["metric"] == "val_loss"].set_index("value")
-    for d in answer.comparison.differences:
+    for d in answer.comparison.entries:
         row = found.loc[int(d.config)]
         assert (row["diff"], row["diff_low"], row["diff_high"]) == pytest.approx(
             (d.diff, d.low, d.high)
         )
-        assert row["verdict"] == d.verdict
+        assert (row["verdict"], row["may_be_best"]) == (d.verdict, d.may_be_best)
         assert effects.loc[d.config, "diff_low"] == pytest.approx(d.low)
+        assert effects.loc[d.config, "verdict"] == d.verdict
     # Every answer shown is a recorded look: the run's and the report's saw the same 2 blocks.
     assert data.looks == (2,)
 

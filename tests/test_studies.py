@@ -298,8 +298,11 @@ def test_the_docs_show_the_shipped_warmup_study_as_it_is():
 
 
 def test_each_shipped_study_says_what_its_design_detects():
-    from vaesweep.stats.pairwise import ALPHA, pairs
-    from vaesweep.stats.power import design_detectable
+    """How much better than every other one a configuration must be for the shipped procedure
+    to name it the best with 80% power, at the design's look (82% of the 5%, shared by the
+    objectives)."""
+    from vaesweep.stats.pairwise import ALPHA
+    from vaesweep.stats.power import detectable
     from vaesweep.stats.sequential import spent
 
     for name in SHIPPED:
@@ -311,10 +314,7 @@ def test_each_shipped_study_says_what_its_design_detects():
         assert set(detects) == set(spec.objectives), name  # each objective's noise was measured
         for objective, sd in spec.noise.items():
             r, k = spec.design.replicates, spec.compared
-            # The first look's share of the error (half the most replicates: 62% of it), split
-            # over every pair of every objective.
-            level = spent(0.5, ALPHA)
-            assert level == pytest.approx(0.0311, abs=1e-4)
-            family = len(spec.objectives) * pairs(k)
-            expected = design_detectable(sd, k, r, True, family, level)
+            level = spent(0.5, ALPHA)  # the design's look: half the most replicates
+            assert level >= 0.75 * ALPHA
+            expected = detectable(sd, k, r, True, level / len(spec.objectives))["winner"]
             assert detects[objective] == pytest.approx(expected), name

@@ -57,6 +57,6 @@ def test_an_undecided_study_adds_blocks_each_a_look(tmp_path):
     assert record.user_attrs[LOOKS_ATTR]["blocks"] == list(range(2, blocks + 1))
     # The answer it ended with spent only what its looks left: the third look's share.
     if blocks == 3:
-        assert "95% simultaneous over 1 comparison and over looks up to 3 replicates" in (
+        assert "this look's share over looks up to 3 replicates; MCB intervals, 1 comparison" in (
             " ".join(outcome.output.split())  # the last lines wrap at spaces
         )

@@ -63,13 +63,14 @@ def effects_table(
     directions: Mapping[str, str] | None = None,
     objectives: Sequence[str] = (),
     looks: Looks = ONE_LOOK,
+    margins: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """One row per (configuration, metric) of comparable trials, in the order of `metrics` (the
     objectives first): its mean with its own 95% interval, its difference from the best mean of
     the other configurations with MCB's simultaneous interval (paired within blocks where
     `blocked`), the closed test's adjusted p-value and verdict, and whether it may be the best.
-    The `objectives` are the answer's family at its look; every other metric is compared alone,
-    at one look."""
+    The `objectives` are the answer's family at its look, with their equivalence `margins`;
+    every other metric is compared alone, at one look."""
     columns = [
         "param",
         "value",
@@ -102,6 +103,7 @@ def effects_table(
             metric,
             direction,
             blocked,
+            margin=(margins or {}).get(metric) if answered else None,
             family=len(objectives) if answered else 1,
             looks=looks if answered else ONE_LOOK,
         )
@@ -390,9 +392,10 @@ def _method(found: Comparison) -> str:
     looks = ""
     if found.max_replicates is not None:
         looks = f", this look's share over looks up to {found.max_replicates} replicates"
+    each = f"each of {found.k - 1} comparisons" if found.k > 2 else "1 comparison"
     return (
-        f"{how}: a closed test at {found.level:.2%}{objectives}{looks}; MCB intervals, each of "
-        f"{found.k - 1} comparisons at {found.mcb_level:.2%}"
+        f"{how}: a closed test at {found.level:.2%}{objectives}{looks}; MCB intervals, {each} "
+        f"at {found.mcb_level:.2%}"
     )
 
 

@@ -244,7 +244,7 @@ def _answer(data: StudyData) -> None:
     looks = Looks(data.looks, data.design.most_replicates)
     answered = [o for o in data.objectives if o in fair]
     data.effects = effects.effects_table(
-        fair, data.params, metrics, blocked, directions, answered, looks
+        fair, data.params, metrics, blocked, directions, answered, looks, data.equivalence
     )
     answers = (
         effects.answer(
