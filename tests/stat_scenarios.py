@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vaesweep.stats import Looks, compare_samples
+from vaesweep.stats import Looks, close, compare_samples
 from vaesweep.stats.pairwise import one_sided_critical
 
 BLOCK_SD = 3.0
@@ -105,12 +105,14 @@ def samples(values: np.ndarray, blocks: int | None = None) -> dict[str, dict[int
 def claims(s: Scenario, values: np.ndarray, looks: Looks = ONE_LOOK, blocks=None) -> list:
     """The comparisons of every objective at one look."""
     order = [str(c) for c in range(s.k)]
-    return [
+    found = [
         compare_samples(
             samples(v, blocks), order, "maximize", s.blocked, s.margin, s.objectives, looks
         )
         for v in values
     ]
+    close(found)
+    return found
 
 
 def false_claim(s: Scenario, found: list) -> bool:

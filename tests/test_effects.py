@@ -178,7 +178,7 @@ def test_effects_list_the_objective_first_then_the_other_metrics_in_the_order_gi
     table = trials({0: 0.6, 1: 0.7}, n=3, block_sd=0.05)
     table["test_active_units"] = 2.0  # alphabetically before val_knn_accuracy
     metrics = ["val_knn_accuracy", "test_active_units"]
-    effects = effects_table(table, ["warmup_epochs"], metrics, objectives=metrics[:1])
+    effects = effects_table(table, ["warmup_epochs"], metrics)
     assert effects["metric"].tolist() == ["val_knn_accuracy"] * 2 + ["test_active_units"] * 2
     assert effects["value"].tolist() == ["0", "1", "0", "1"]
 

@@ -16,6 +16,7 @@ from stat_scenarios import (
     POWER_CASES,
     SCENARIOS,
     Scenario,
+    claims,
     earlier_power,
     false_claim_rate,
     optional_stopping_rate,
@@ -145,6 +146,24 @@ def test_the_holm_shortcut_is_the_closed_test_itself():
         assert (rejected == _brute_force_closed_test(p, 0.05)).all()
         decided += rejected.any()
     assert 30 < decided < 270  # both outcomes were checked
+
+
+def test_several_objectives_are_closed_as_one_family():
+    """Holm over the m x k hypotheses: each p_worse is statsmodels' Holm over every
+    configuration's p of every objective, and "worse" is p_worse at most 5%."""
+    rng = np.random.default_rng(7)
+    s = Scenario("two", 4, 6, objectives=2, effect={0: 2.5})
+    decided = 0
+    for _ in range(50):
+        found = claims(s, s.values(rng))
+        every = [d for c in found for d in c.entries]
+        expected = multipletests([d.p_each for d in every], method="holm")[1]
+        assert [d.p_worse for d in every] == pytest.approx(expected)
+        assert [d.worse for d in every] == [p <= 0.05 for p in expected]
+        for c in found:
+            assert c.winner == ("0" if sum(d.worse for d in c.entries) == 3 else None)
+        decided += sum(d.worse for d in every)
+    assert decided > 0
 
 
 def test_holm_is_statsmodels_holm():

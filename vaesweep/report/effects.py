@@ -3,7 +3,7 @@ difference from the best of the others with MCB's simultaneous 95% interval, the
 "worse" and "best" and the confidence set for the best (`vaesweep.stats`), and the sentence.
 
 Only trials trained under the study's protocol enter: completed (full budget, early stopping
-being part of the protocol) or failed by divergence (a failure is data: its block's worst),
+being part of the protocol) or failed by divergence (a failure is data: ranked last),
 placed by the design in its answer phase (the grid, or the confirmation re-runs) and, in a
 blocked design, in a complete block. A configuration's own interval is Student-t over its
 replicates; the best's, in the answer, is adjusted for having been chosen.
@@ -20,10 +20,10 @@ import pandas as pd
 from scipy import stats
 
 from vaesweep.spec.metric_names import better, label, span
-from vaesweep.stats import Comparison, Looks, compare_samples
+from vaesweep.stats import Comparison, Looks, close, compare_samples
 from vaesweep.stats.pairwise import one_sided_critical
 from vaesweep.stats.power import conservative_sd, detectable
-from vaesweep.stats.verdicts import ONE_LOOK
+from vaesweep.stats.verdicts import ONE_LOOK, VERDICT_COLUMNS
 
 CONFIDENCE = 0.95
 BLOCK = "replicate"  # the trials table's column that names a trial's block
@@ -61,16 +61,14 @@ def effects_table(
     metrics: Sequence[str],
     blocked: bool = False,
     directions: Mapping[str, str] | None = None,
-    objectives: Sequence[str] = (),
-    looks: Looks = ONE_LOOK,
-    margins: Mapping[str, float] | None = None,
+    compared: Mapping[str, Comparison | None] | None = None,
 ) -> pd.DataFrame:
     """One row per (configuration, metric) of comparable trials, in the order of `metrics` (the
     objectives first): its mean with its own 95% interval, its difference from the best mean of
     the other configurations with MCB's simultaneous interval (paired within blocks where
     `blocked`), the closed test's adjusted p-value and verdict, and whether it may be the best.
-    The `objectives` are the answer's family at its look, with their equivalence `margins`;
-    every other metric is compared alone, at one look."""
+    The objectives' comparisons are the answer's (`compared`, from `compare_objectives`); every
+    other metric is compared alone, at one look."""
     columns = [
         "param",
         "value",
@@ -80,14 +78,9 @@ def effects_table(
         "sd",
         "ci_low",
         "ci_high",
-        "diff",
-        "diff_low",
-        "diff_high",
-        "p_worse",
-        "may_be_best",
-        "verdict",
+        *VERDICT_COLUMNS,
         "paired",
-        "failed",  # failed trials among n, each scored as its block's worst (added last)
+        "failed",  # failed trials among n, each ranked below its block's completed ones
     ]
     if trials.empty:
         return pd.DataFrame(columns=columns)
@@ -96,16 +89,10 @@ def effects_table(
     rows = []
     for metric in metrics:
         direction = (directions or {}).get(metric) or better(metric)
-        answered = metric in objectives
-        found = compare_metric(
-            labelled,
-            order,
-            metric,
-            direction,
-            blocked,
-            margin=(margins or {}).get(metric) if answered else None,
-            family=len(objectives) if answered else 1,
-            looks=looks if answered else ONE_LOOK,
+        found = (
+            compared[metric]
+            if compared is not None and metric in compared
+            else compare_metric(labelled, order, metric, direction, blocked)
         )
         entries = {d.config: d for d in found.entries} if found else {}
         for config, group in labelled.groupby("_config", sort=False):
@@ -115,10 +102,7 @@ def effects_table(
             row |= {"n": len(values), "failed": found.failures[config] if found else 0}
             row |= {"mean": mean, "sd": sd, "ci_low": low, "ci_high": high}
             if found:
-                d = entries[config]
-                row |= {"diff": d.diff, "diff_low": d.low, "diff_high": d.high}
-                row |= {"p_worse": d.p_worse, "may_be_best": d.may_be_best}
-                row |= {"verdict": d.verdict, "paired": found.blocked}
+                row |= entries[config].columns() | {"paired": found.blocked}
             rows.append(row)
     frame = pd.DataFrame(rows, columns=columns)
     # The metrics in the order given (the objectives first), each configuration in value order.
@@ -126,6 +110,35 @@ def effects_table(
     return frame.sort_values(
         ["metric", "value"], key=lambda s: s.map(rank[s.name]), kind="stable"
     ).reset_index(drop=True)
+
+
+def compare_objectives(
+    trials: pd.DataFrame,
+    params: Sequence[str],
+    objectives: Sequence[str],
+    directions: Mapping[str, str],
+    blocked: bool,
+    margins: Mapping[str, float | None],
+    looks: Looks = ONE_LOOK,
+) -> dict[str, Comparison | None]:
+    """The answer's comparisons, one per objective, closed as one family at this look."""
+    labelled = trials.assign(_config=configuration(trials, params))
+    order = _value_order(trials, params)
+    compared = {
+        objective: compare_metric(
+            labelled,
+            order,
+            objective,
+            directions[objective],
+            blocked,
+            margins.get(objective),
+            len(objectives),
+            looks,
+        )
+        for objective in objectives
+    }
+    close(list(compared.values()))
+    return compared
 
 
 def _scores(group: pd.DataFrame, metric: str, found: Comparison | None, config: str) -> np.ndarray:
@@ -213,16 +226,22 @@ def answer(
     margin: float | None = None,
     family: int = 1,
     looks: Looks = ONE_LOOK,
+    compared: Mapping[str, Comparison | None] | None = None,
 ) -> Answer | None:
     """Which configuration has the best mean objective, which are worse, which may be the best,
     and what the design could have seen. `family`: the study's objectives, which share the
-    error rate. None without comparable trials."""
+    error rate; `compared`: their comparisons, closed together (`compare_objectives`), else this
+    objective is compared on its own share. None without comparable trials."""
     trials = trials[_failed(trials) | trials[objective].notna()]
     if trials[objective].notna().sum() == 0:
         return None
     labelled = trials.assign(_config=configuration(trials, params))
     order = _value_order(trials, params)
-    found = compare_metric(labelled, order, objective, direction, blocked, margin, family, looks)
+    found = (
+        compared[objective]
+        if compared is not None and objective in compared
+        else compare_metric(labelled, order, objective, direction, blocked, margin, family, looks)
+    )
     if found is not None:
         best, values = found.highest, found.scores[found.highest]
     else:

@@ -427,9 +427,9 @@ def _mark_problems(report: StudyData) -> None:
 
 
 def _planned_study_figures(report: StudyData) -> list[str]:
-    """The answer's figures first (each configuration minus the best, then every replicate);
-    exploration views only for sampled searches, and importances only where two or more
-    parameters are searched."""
+    """The answer's figures first (each configuration minus the best mean of the others, then
+    every replicate); exploration views only for sampled searches, and importances only where
+    two or more parameters are searched."""
     names = []
     if any(a.comparison for a in report.answers):
         names.append("paired-differences")

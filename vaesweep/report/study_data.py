@@ -243,9 +243,10 @@ def _answer(data: StudyData) -> None:
     blocked = data.design.shares_seeds
     looks = Looks(data.looks, data.design.most_replicates)
     answered = [o for o in data.objectives if o in fair]
-    data.effects = effects.effects_table(
-        fair, data.params, metrics, blocked, directions, answered, looks, data.equivalence
+    compared = effects.compare_objectives(
+        fair, data.params, answered, directions, blocked, data.equivalence, looks
     )
+    data.effects = effects.effects_table(fair, data.params, metrics, blocked, directions, compared)
     answers = (
         effects.answer(
             fair,
@@ -256,6 +257,7 @@ def _answer(data: StudyData) -> None:
             data.equivalence.get(objective),
             len(answered),
             looks,
+            compared,
         )
         for objective in answered
     )
@@ -379,7 +381,7 @@ def trials_table(data: StudyData) -> pd.DataFrame:
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:
-        counted = table["state"].isin(["COMPLETE", "FAIL"])  # FAIL: diverged, a block's worst
+        counted = table["state"].isin(["COMPLETE", "FAIL"])  # FAIL: diverged, ranked last
         in_answer = counted & (table["phase"] == data.design.answer_phase)
         if data.design.shares_seeds and in_answer.any():
             # Blocks are compared whole: a block some configuration has not completed waits.

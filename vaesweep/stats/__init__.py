@@ -14,24 +14,13 @@ import numpy as np
 import pandas as pd
 
 from vaesweep.stats.pairwise import ALPHA
-from vaesweep.stats.verdicts import Comparison, Difference, Looks
+from vaesweep.stats.verdicts import VERDICT_COLUMNS, Comparison, Difference, Looks, close
 from vaesweep.stats.verdicts import compare as compare_samples
 
-__all__ = ["ALPHA", "Comparison", "Difference", "Looks", "compare", "compare_samples"]
+__all__ = ["ALPHA", "Comparison", "Difference", "Looks", "close", "compare", "compare_samples"]
 
 VERDICTS = ("best", "worse", "equivalent", "undecided", "no difference")
-COLUMNS = [
-    "objective",
-    "n",
-    "failed",
-    "mean",
-    "diff",
-    "diff_low",
-    "diff_high",
-    "p_worse",
-    "may_be_best",
-    "verdict",
-]
+COLUMNS = ["objective", "n", "failed", "mean", *VERDICT_COLUMNS]
 
 
 def compare(
@@ -76,7 +65,7 @@ def compare(
     order = [str(k) for k in sorted(set(keys), key=_natural)]
     labelled = table.assign(_config=keys.map(str))
     firsts = dict(zip(labelled["_config"], keys, strict=False))
-    rows = []
+    found = []
     for name, way in zip(objectives, directions, strict=True):
         samples = {
             config: dict(
@@ -88,16 +77,23 @@ def compare(
             )
             for config, group in labelled.groupby("_config", sort=False)
         }
-        found = compare_samples(
-            samples,
-            order,
-            way,
-            block is not None,
-            margins.get(name),
-            len(objectives),
-            Looks(tuple(looks), max_replicates),
+        found.append(
+            compare_samples(
+                samples,
+                order,
+                way,
+                block is not None,
+                margins.get(name),
+                len(objectives),
+                Looks(tuple(looks), max_replicates),
+            )
         )
-        rows += [dict(zip(by, firsts[c], strict=True)) | _row(found, c, name) for c in order]
+    close(found)  # the closed test over every objective's configurations at once
+    rows = [
+        dict(zip(by, firsts[c], strict=True)) | _row(one, c, name)
+        for one, name in zip(found, objectives, strict=True)
+        for c in order
+    ]
     return pd.DataFrame(rows, columns=[*by, *COLUMNS])
 
 
@@ -110,13 +106,7 @@ def _row(found: Comparison | None, config: str, objective: str) -> dict[str, obj
         "n": found.counts[config],
         "failed": found.failures[config],
         "mean": found.means[config],
-        "diff": d.diff,
-        "diff_low": d.low,
-        "diff_high": d.high,
-        "p_worse": d.p_worse,
-        "may_be_best": d.may_be_best,
-        "verdict": d.verdict,
-    }
+    } | d.columns()
 
 
 def _natural(key: tuple) -> tuple:

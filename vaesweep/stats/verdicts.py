@@ -16,13 +16,14 @@
   above -d, so the configuration is within d of the best, whichever that is (one-sided bounds:
   with two configurations, the two one-sided tests of TOST at the level).
 
-When one configuration is truly best, a false claim of either kind requires one of that
-configuration's k - 1 comparisons to err (Holm never tests a comparison at a looser level than
-MCB's), so together they keep the level. When several tie for the best, every "another is at
-least as good" is true, and an error is a false "worse" on a tied one (the closed test's level)
-or a false "equivalent" (MCB's level): the two are separate families there, each at the level.
-An objective's level is its share of the look's error rate (several objectives share it by
-Bonferroni); a look's share comes from `sequential`.
+Several objectives are one family: `close` runs the closed test over every configuration of
+every objective (Holm over the m x k hypotheses), and MCB gives each objective its Bonferroni
+share. When one configuration is truly best, a false claim of either kind requires one of that
+configuration's k - 1 comparisons to err past MCB's level (Holm never reaches a looser level than
+the look's rate / (m + 1): each objective's leader is never rejected), so together they keep the
+level. When several tie for the best, every "another is at least as good" is true, and an error
+is a false "worse" on a tied one (the closed test's level) or a false "equivalent" (MCB's level):
+the two are separate families there, each at the level. A look's share comes from `sequential`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import numpy as np
 from vaesweep.stats.pairwise import ALPHA, Pairs, Scores, one_sided_critical, pairs, scores
 from vaesweep.stats.sequential import look_level
 
+VERDICT_COLUMNS = ["diff", "diff_low", "diff_high", "p_worse", "may_be_best", "verdict"]
+
 
 @dataclass
 class Difference:
@@ -46,6 +49,7 @@ class Difference:
     low: float  # MCB's simultaneous interval for that difference; it always holds 0
     high: float
     p_worse: float  # the closed test's adjusted p-value of "another configuration is better"
+    p_each: float  # its unadjusted p-value: (k - 1) x the smallest p of another being better
     worse: bool  # shown worse than another configuration
     best: bool  # shown better than every other configuration
     may_be_best: bool  # in the 95% confidence set for the best
@@ -54,6 +58,17 @@ class Difference:
     per_block: dict[int, float] = field(default_factory=dict)  # blocked: that difference a block
     equivalent: bool | None = None  # within the margin of the best, whichever it is (None: none)
     behind: float = math.nan  # how far it can be behind the best: MCB's bound on the worse side
+
+    def columns(self) -> dict[str, object]:
+        """Its columns in `stats.compare`'s table and in effects.csv (`VERDICT_COLUMNS`)."""
+        return {
+            "diff": self.diff,
+            "diff_low": self.low,
+            "diff_high": self.high,
+            "p_worse": self.p_worse,
+            "may_be_best": self.may_be_best,
+            "verdict": self.verdict,
+        }
 
     @property
     def verdict(self) -> str:
@@ -186,12 +201,35 @@ def compare(
 
 
 def closed_test(p_better: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """(rejected, adjusted p) of every H_i, "i is among the best": Holm over (k - 1) x the
-    smallest one-sided p-value of another configuration being better than i."""
+    """(rejected, adjusted p) of every H_i, "i is among the best", for one objective alone."""
+    adjusted = holm(among_the_best(p_better))
+    return adjusted <= level, adjusted
+
+
+def among_the_best(p_better: np.ndarray) -> np.ndarray:
+    """Each H_i's Bonferroni p-value: (k - 1) x the smallest one-sided p-value of another
+    configuration being better than i."""
     k = len(p_better)
     off = p_better + np.diag(np.full(k, np.inf))
-    adjusted = holm(np.minimum(1.0, (k - 1) * off.min(axis=1)))
-    return adjusted <= level, adjusted
+    return np.minimum(1.0, (k - 1) * off.min(axis=1))
+
+
+def close(comparisons: Sequence[Comparison | None]) -> None:
+    """The closed test over a study's whole family: Holm over every configuration of every
+    objective (the m x k hypotheses) at the look's error rate, which `compare` alone splits
+    between the objectives (Bonferroni). Sets each entry's `p_worse`, `worse` and `best`."""
+    found = [c for c in comparisons if c is not None]
+    if len(found) < 2:
+        return  # one objective: `compare` already tested it at the whole rate
+    level = min(c.level * c.objectives for c in found)
+    entries = [d for c in found for d in c.entries]
+    adjusted = holm(np.array([d.p_each for d in entries]))
+    for d, p in zip(entries, adjusted, strict=True):
+        d.p_worse, d.worse = float(p), bool(p <= level)
+    for c in found:
+        shown = sum(d.worse for d in c.entries) == c.k - 1
+        for d in c.entries:
+            d.best = shown and not d.worse
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -230,7 +268,9 @@ def _entries(
     objectives: int,
 ) -> list[Difference]:
     k = len(found.configs)
-    worse, adjusted = closed_test(tests.p_better, level)
+    each = among_the_best(tests.p_better)
+    adjusted = holm(each)
+    worse = adjusted <= level
     lower, upper, member = mcb(tests, level / (k - 1))
     means = np.array([v.mean() for v in found.values])
     entries = []
@@ -245,6 +285,7 @@ def _entries(
                 float(low),
                 float(high),
                 float(min(1.0, adjusted[i] * objectives)),
+                float(each[i]),
                 bool(worse[i]),
                 bool(worse.sum() == k - 1 and not worse[i]),
                 bool(member[i]),
