@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Answered:
     """What the answer said when a run ended: its sentences, whether every configuration is
-    decided (worse or equivalent), and the blocks it saw (None: nothing compared yet)."""
+    decided (the best, worse or equivalent), and the blocks it saw (None: nothing compared yet)."""
 
     sentences: list[str]
     decided: bool = False
