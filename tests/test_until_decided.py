@@ -3,22 +3,26 @@ a look whose share of the error the answer spends."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 
 import optuna
+import pytest
 
 from vaesweep.store.storage import LOOKS_ATTR, default_storage_url
 
 from conftest import write_dataset
-from helpers import run_args, small_warmup, vaesweep
+from helpers import LONG, finish, run_args, small_warmup, start, trials_of, vaesweep
 
 
-def growing_study(folder, margin: str) -> str:
+def growing_study(folder, margin: str, most: int = 3) -> str:
     path = small_warmup(folder)
     text = open(path).read()
     text = text.replace("equivalence = 0.01", f"equivalence = {margin}")
     text = text.replace(
-        "replicates = 2 ", "replicates = 2\nmax_replicates = 3\nuntil_decided = true\n# "
+        "replicates = 2 ", f"replicates = 2\nmax_replicates = {most}\nuntil_decided = true\n# "
     )
     assert "until_decided = true" in text
     open(path, "w").write(text)
@@ -60,3 +64,47 @@ def test_an_undecided_study_adds_blocks_each_a_look(tmp_path):
         assert "this look's share over looks up to 3 replicates; MCB intervals, 1 comparison" in (
             " ".join(outcome.output.split())  # the last lines wrap at spaces
         )
+
+
+def _wait_for_block(process, results, block: int, timeout: float = 300) -> None:
+    """Until a trial of seed block `block` (0-based) runs and has trained some epochs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        if (results / "vaesweep.db").is_file():
+            running = [t for t in trials_of(results) if t.state.name == "RUNNING"]
+            if any(
+                t.user_attrs.get("replicate") == block and t.user_attrs.get("epochs_done", 0) >= 2
+                for t in running
+            ):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"no trial of block {block} ran in time")
+
+
+@pytest.mark.parametrize(
+    ("sig", "block"),
+    [(signal.SIGINT, 2), (signal.SIGKILL, 3)],
+    ids=["SIGINT in the first added block", "SIGKILL in a later added block"],
+)
+def test_a_study_interrupted_while_it_grows_grows_again(sig, block, tmp_path, tiny_data_dir):
+    """Interrupted in an added block, the same command completes that block and goes on
+    growing until its answer decides or max_replicates is reached, and says where it stopped."""
+    study, results = growing_study(tmp_path, "1e-9", most=4), tmp_path / "results"
+    process = start(results, tiny_data_dir, 4, "--study", study)
+    _wait_for_block(process, results, block)
+    os.killpg(process.pid, sig)
+    finish(process)
+    code, output = finish(start(results, tiny_data_dir, 4, "--study", study), timeout=600)
+    assert code == 0, output
+    assert "nothing to run" not in output
+    assert "until decided: stopped after seed block 4 (max_replicates reached)" in output
+    finished = [t for t in trials_of(results) if t.state.name == "COMPLETE"]
+    places = sorted((t.user_attrs["replicate"], t.params["warmup_epochs"]) for t in finished)
+    assert places == [(r, w) for r in range(4) for w in (0, 1)]  # each place once
+    assert stored(results).user_attrs[LOOKS_ATTR]["blocks"][-1] == 4
+    # Run again: it says where the study stands, and trains nothing.
+    again = vaesweep(*run_args(results, tiny_data_dir, 4, *LONG, study=study))
+    assert again.exit_code == 0, again.output
+    assert "until decided: stopped after seed block 4 (max_replicates reached)" in again.output
+    assert len([t for t in trials_of(results) if t.state.name == "COMPLETE"]) == 8

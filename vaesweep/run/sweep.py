@@ -29,7 +29,9 @@ from vaesweep.store.storage import (
     DEFINITION_ATTR,
     DESCRIPTION_ATTR,
     LAST_RUN_ATTR,
+    PHASE_ATTR,
     PRECISION_ATTR,
+    REPLICATE_ATTR,
     WARNINGS_ATTR,
     check_url,
     default_storage_url,
@@ -222,8 +224,9 @@ def plan_run(spec: StudySpec, options: RunOptions) -> RunPlan:
                 plan = dataclasses.replace(plan, spec=resumed, finished=counts(stored)[0])
             except VaesweepError as err:
                 mismatch = err  # said after the data's checks, as a run that trains would
-        if plan.finished >= options.n_trials:
-            return plan
+            done = plan.finished >= growth_target(stored, plan.spec, options.n_trials)
+            if done and not may_grow(stored, plan.spec):
+                return plan
     # torch, and the data, only now that there is training to do.
     from vaesweep.training.data import load_fashion_mnist
 
@@ -339,6 +342,9 @@ def execute(
         warn(warning)
     _clean_debris(study, plan.options.results_dir, warn)
     request = _request(plan, spec, first_trial=len(study.trials))
+    with storage_errors(plan.url):
+        target = growth_target(study, spec, request.n_trials)
+    request = dataclasses.replace(request, n_trials=target)
     outcome, answered, request = _train_until_decided(plan, request, progress, study, answer, warn)
     with storage_errors(plan.url, during=True):
         streak, reason = failing_streak(study, request.first_trial)
@@ -353,6 +359,37 @@ def execute(
     return _summary(plan, request.n_trials, finished, answered.sentences, outcome)
 
 
+def growth_target(study: optuna.Study, spec: StudySpec, n_trials: int) -> int:
+    """The trials a run must finish: `--trials`, or, for a design `until_decided`, at least every
+    seed block it has started, so that a run interrupted while the study grew completes the
+    block it was in (its next look then decides whether to grow further)."""
+    design = spec.design
+    if not design.until_decided:
+        return n_trials
+    grown = dataclasses.replace(design, replicates=_blocks_started(study, design))
+    return max(n_trials, grown.trials_to_complete(spec.compared, len(spec.nuisance_grid)))
+
+
+def may_grow(study: optuna.Study, spec: StudySpec) -> bool:
+    """Whether a design `until_decided` may still add a block: only its answer can say it is
+    done, so a run of it is never "nothing to run" before `max_replicates`."""
+    design = spec.design
+    return design.until_decided and _blocks_started(study, design) < design.most_replicates
+
+
+def _blocks_started(study: optuna.Study, design: Design) -> int:
+    """The seed blocks the answer's phase has placed a trial in (finished or not), at least the
+    design's and at most `max_replicates`."""
+    phase = str(design.answer_phase)
+    started = [
+        t.user_attrs.get(REPLICATE_ATTR)
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get(PHASE_ATTR) == phase
+    ]
+    blocks = 1 + max((r for r in started if isinstance(r, int)), default=-1)
+    return min(max(blocks, design.replicates), design.most_replicates)
+
+
 def _answer_finished(
     plan: RunPlan, answer: Callable[[optuna.Study], Answered], warn: Callable[[str], None]
 ) -> RunSummary:
@@ -364,8 +401,15 @@ def _answer_finished(
     with storage_errors(plan.url):
         study = optuna.load_study(study_name=plan.name, storage=open_storage(plan.url))
         _clean_debris(study, plan.options.results_dir, warn)
-        sentences = answer(study).sentences
-    return _summary(plan, plan.options.n_trials, plan.finished, sentences)
+        answered = answer(study)
+    if plan.spec.design.until_decided and answered.blocks:
+        warn(_stopped(answered))  # where a growing study stands
+    return _summary(plan, plan.options.n_trials, plan.finished, answered.sentences)
+
+
+def _stopped(answered: Answered) -> str:
+    why = "every configuration decided" if answered.decided else "max_replicates reached"
+    return f"until decided: stopped after seed block {answered.blocks} ({why})"
 
 
 def _summary(
@@ -452,8 +496,7 @@ def _train_until_decided(
         if blocks < design.replicates:  # the design itself is not complete yet
             break
         if answered.decided or blocks >= design.most_replicates:
-            why = "every configuration decided" if answered.decided else "max_replicates reached"
-            warn(f"until decided: stopped after seed block {blocks} ({why})")
+            warn(_stopped(answered))
             break
         grown = dataclasses.replace(design, replicates=blocks + 1)
         n_more = grown.trials_to_complete(request.spec.compared, len(request.spec.nuisance_grid))
