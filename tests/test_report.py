@@ -6,6 +6,8 @@ import html
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -500,3 +502,42 @@ def test_a_large_study_draws_the_answer_s_and_the_best_trials_figures(copy_of, m
     assert everything.exit_code == 0, everything.output
     assert len(list((out / "warmup").glob("trial-*"))) == 4
     assert "Figures of" not in (out / "index.html").read_text()
+
+
+def test_an_empty_database_made_just_now_is_refused_everywhere(tmp_path, tiny_data_dir):
+    """vaesweep never shows a database empty while making it, so a 0-byte file is refused
+    however young: no fresh schema written into it, nothing stored, and one line."""
+    results = tmp_path / "results"
+    results.mkdir()
+    db = results / "vaesweep.db"
+    db.write_bytes(b"")  # made a moment ago
+    for args in (
+        run_args(results, tiny_data_dir, 2),
+        ("report", "--results", str(results)),
+    ):
+        outcome = vaesweep(*args)
+        assert outcome.exit_code == 1, outcome.output
+        assert "is an empty file (0 bytes), not an Optuna database" in outcome.output
+        assert db.read_bytes() == b""
+    with pytest.raises(VaesweepError, match="is an empty file"):
+        results_api.load("warmup", results=results)
+    assert sorted(p.name for p in results.iterdir()) == ["vaesweep.db"]
+
+
+def test_processes_making_one_database_at_once_never_see_it_empty(tmp_path):
+    """Eight processes open a new SQLite storage at the same moment: each gets the database,
+    none finds an empty file, and nothing is left beside it."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code = (
+        "import sys, optuna\n"
+        "from vaesweep.store.storage import open_storage\n"
+        "optuna.create_study(storage=open_storage(sys.argv[1]), study_name='s', "
+        "load_if_exists=True)\n"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0] * 8, errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db"]

@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -235,11 +236,6 @@ def environment_failure(err: BaseException) -> BaseException | None:
     return None
 
 
-# SQLite makes a database file empty and writes its first page at the first commit; a file
-# still empty after this long was cut short (a crash, a full disk, a copy), not being made.
-EMPTY_DB_SECONDS = 10
-
-
 def sqlite_file(url: str) -> Path | None:
     """The file of an SQLite storage URL (its path also in the URI form, `file:PATH?mode=ro`
     with `uri=true`); None for another database."""
@@ -253,9 +249,39 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
+def _create_whole(url: str, engine: dict[str, Any], grace: int) -> None:
+    """Make a new SQLite database where no other process can see it empty: its schema is
+    written to a file beside it, which is then linked into place only if none is there yet
+    (a process that loses that race uses the winner's). So an empty file at a database's path
+    is never one that vaesweep is making: it was cut short (a crash, a full disk, a copy)."""
+    from sqlalchemy.engine import make_url
+
+    path = sqlite_file(url)
+    uri = (make_url(url).database or "").startswith("file:")  # ?mode=ro and such: as given
+    if path is None or str(path) in ("", ".", ":memory:") or uri or path.exists():
+        return
+    if not path.parent.is_dir():
+        return  # SQLite's own error names it
+    making = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.making")
+    try:
+        made = _connect(f"sqlite:///{making}", engine, grace)
+        if isinstance(made, optuna.storages.RDBStorage):
+            made.engine.dispose()  # every connection closed before the file is linked
+        try:
+            os.link(making, path)
+        except FileExistsError:
+            pass  # another process made it first
+    except OSError as err:
+        raise VaesweepError(f"cannot create storage {path}: {err.strerror or err}") from None
+    finally:
+        for leftover in (making, making.with_name(making.name + "-journal")):
+            leftover.unlink(missing_ok=True)
+
+
 def _check_not_emptied(url: str) -> None:
-    """Refuse an SQLite file of 0 bytes made a while ago: Optuna would write a fresh schema into
-    it, and the trial folders beside it would then seem another storage's."""
+    """Refuse an SQLite file of 0 bytes: vaesweep never shows a database empty while making it
+    (`_create_whole`), and Optuna would write a fresh schema into it, so the trial folders
+    beside it would then seem another storage's."""
     path = sqlite_file(url)
     if path is None:
         return
@@ -263,7 +289,7 @@ def _check_not_emptied(url: str) -> None:
         info = path.stat()
     except (OSError, ValueError):
         return
-    if info.st_size == 0 and time.time() - info.st_mtime > EMPTY_DB_SECONDS:
+    if info.st_size == 0:
         raise VaesweepError(
             f"storage {path} is an empty file (0 bytes), not an Optuna database: restore it "
             "from a copy, or move it away to start a new one"
@@ -273,8 +299,6 @@ def _check_not_emptied(url: str) -> None:
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """Connect (creating tables if needed); any failure becomes one clear line."""
     check_url(url)
-    if url.startswith("sqlite"):
-        _check_not_emptied(url)
     grace = grace_seconds()
     # Several workers may write at once: SQLite waits for its lock instead of failing at once
     # (SQLITE_BUSY_SECONDS, then `reconnect` waits on, saying so).
@@ -284,8 +308,14 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         if url.startswith("sqlite")
         else {"pool_pre_ping": True}
     )
+    if url.startswith("sqlite"):
+        _check_not_emptied(url)
     try:
+        if url.startswith("sqlite"):
+            _create_whole(url, engine, grace)
         return _waiting(_locked)(_connect, url, engine, grace)  # a lock at the schema check too
+    except VaesweepError:
+        raise
     except ModuleNotFoundError as err:
         raise VaesweepError(
             f"storage {redact(url)}: its database driver is missing ({err})"
