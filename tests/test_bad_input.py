@@ -17,8 +17,12 @@ from helpers import (
 
 BAD_INPUTS = {
     "unknown study": (["--study", "nope"], "unknown study 'nope'"),
-    "zero trials": (["--trials", "0"], "'--trials': 0 is not in the range x>=1"),
-    "negative trials": (["--trials", "-3"], "'--trials': -3 is not in the range x>=1"),
+    "zero trials": (["--trials", "0"], "'--trials': 0 is not in the range 1<=x<=100000"),
+    "negative trials": (["--trials", "-3"], "'--trials': -3 is not in the range 1<=x<=100000"),
+    "a million trials": (
+        ["--trials", "1000000"],
+        "'--trials': 1000000 is not in the range 1<=x<=100000",
+    ),
     "non-numeric trials": (["--trials", "many"], "'many' is not a valid integer"),
     "unknown --set key": (
         ["--set", "epoch=2"],
@@ -47,6 +51,15 @@ BAD_INPUTS = {
     "name is a path": (["--name", "a/b"], "is not a plain name"),
     "name is the parent": (["--name", ".."], "is not a plain name"),
     "name too long": (["--name", "n" * 250], "is not a plain name"),
+    "name one too long": (["--name", "n" * 101], "... (101 characters) is not a plain name"),
+    "results folder name over the system's limit": (
+        ["--results", "/tmp/" + "r" * 300],
+        "is longer than this system allows (300 bytes; at most 255)",
+    ),
+    "results path over the system's limit": (
+        ["--results", "/tmp/" + "/".join(["r" * 200] * 20)],
+        "is too long a path for this system",
+    ),
     "negative seed": (["--seed", "-1"], "'--seed': -1 is not in the range 0<=x<=4294967295"),
     "seed too large": (
         ["--seed", "4294967296"],

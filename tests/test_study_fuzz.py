@@ -135,3 +135,19 @@ def test_fuzzed_study_files_load_whole_or_fail_in_one_line():
             spec.config_for(corner, seed=1)
         loaded += 1
     assert loaded >= 10 and refused > 1000  # both kinds were exercised
+
+
+def test_a_study_file_nested_too_deeply_is_one_line_naming_the_file(tmp_path):
+    """Arrays nested 500 deep overflow the TOML reader's recursion; 250 deep, the check's."""
+    from vaesweep.spec.studies import load_study
+
+    for depth in (250, 500, 5000):
+        path = tmp_path / f"deep{depth}.toml"
+        nested = "[" * depth + "]" * depth
+        path.write_text(f'description = "x"\nobjectives = ["val_loss"]\nreplicates = {nested}\n')
+        try:
+            load_study(str(path))
+        except VaesweepError as err:
+            assert str(err).startswith(f"{path}: ") and "\n" not in str(err), err
+        else:
+            raise AssertionError("a study file nested that deep loaded")

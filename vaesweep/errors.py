@@ -11,9 +11,13 @@ class VaesweepError(Exception):
 
 
 def shown(value: object, limit: int = 80) -> str:
-    """A user's value in a one-line message: its repr, cut when long (a line stays a line)."""
+    """A user's value in a one-line message: its repr, cut when long (a line stays a line), with
+    its length: a text's own characters (not its quotes'), else its repr's."""
     text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+    if len(text) <= limit:
+        return text
+    length = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:limit]}... ({length} characters)"
 
 
 def first_line(err: BaseException) -> str:

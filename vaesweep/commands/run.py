@@ -18,6 +18,10 @@ from vaesweep.commands.common import (
 from vaesweep.errors import visible
 from vaesweep.interrupts import graceful_interrupts, safe_points_only
 
+# A bound that says what a typo (an extra zero or three) would mean: the 1,000-trial study of
+# BENCHMARKS.md took 1 min 45 s of tiny trials; 100,000 real ones would take months on a CPU.
+MAX_TRIALS = 100_000
+
 
 @click.command()
 @click.option(
@@ -25,9 +29,9 @@ from vaesweep.interrupts import graceful_interrupts, safe_points_only
 )
 @click.option(
     "--trials",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_TRIALS),
     required=True,
-    help="Finished trials the study should have.",
+    help=f"Finished trials the study should have (at most {MAX_TRIALS:,}).",
 )
 @storage_option
 @results_option("Folder for trial folders (and the default SQLite storage).")

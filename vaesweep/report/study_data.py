@@ -27,7 +27,13 @@ from vaesweep.spec.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
 from vaesweep.spec.search_space import ParamSpec
 from vaesweep.stats import Looks
 from vaesweep.store.binding import mismatch, read_stamp
-from vaesweep.store.layout import DEFAULT_DB_NAME, STUDY_NAME, report_folder_name, trial_folder
+from vaesweep.store.layout import (
+    DEFAULT_DB_NAME,
+    STUDY_NAME,
+    check_length,
+    report_folder_name,
+    trial_folder,
+)
 from vaesweep.store.storage import (
     ANALYSIS_ATTR,
     ANSWER_ATTR,
@@ -403,6 +409,7 @@ def storage_url(results: str | Path = DEFAULT_RESULTS, storage: str | None = Non
     """The storage a results folder's studies are read from: `storage`, else its SQLite file,
     which must exist (reading never creates one)."""
     results = Path(results)
+    check_length(results, "results folder")
     if storage is None and not (results / DEFAULT_DB_NAME).is_file():
         raise VaesweepError(
             f"no results yet: the folder {visible(results)} holds no {DEFAULT_DB_NAME}; run "

@@ -277,7 +277,12 @@ def load_study(name_or_path: str) -> StudySpec:
         raise VaesweepError(f"{path}: cannot read ({err})") from None
     except tomllib.TOMLDecodeError as err:
         raise VaesweepError(f"{path}: not valid TOML ({err})") from None
-    return parse_study(raw, name=path.stem, source=str(path))
+    except RecursionError:
+        raise VaesweepError(f"{path}: nested too deeply to read (arrays or tables)") from None
+    try:
+        return parse_study(raw, name=path.stem, source=str(path))
+    except RecursionError:  # a value nested too deeply to check or to show
+        raise VaesweepError(f"{path}: a value is nested too deeply to check") from None
 
 
 def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:

@@ -69,10 +69,44 @@ _RESULTS_FILES = (DEFAULT_DB_NAME, REPORT_DIR_NAME)
 _REPORT_FILES = (PAGE_FILE, MANIFEST_FILE, figure_file("classes"))
 
 
+# The longest path vaesweep writes below a results folder: a study name of up to 100
+# characters, a trial folder, and its longest file name, with room to spare.
+WRITTEN_BELOW = 160
+
+
+def check_length(folder: Path, what: str) -> None:
+    """A folder whose path this system cannot hold (a name over its limit, or a path too long
+    for the files written below it), said as such before SQLite's "unable to open"."""
+    name_max, path_max = _limits(folder)
+    for part in folder.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise VaesweepError(
+                f"{what} {shown(str(folder))}: the name {shown(part, 40)} is longer than this "
+                f"system allows ({len(os.fsencode(part))} bytes; at most {name_max})"
+            )
+    size = len(os.fsencode(str(folder.absolute())))
+    if size + WRITTEN_BELOW > path_max:
+        raise VaesweepError(
+            f"{what} {shown(str(folder))} is too long a path for this system ({size} bytes; "
+            f"the files written below it need it under {path_max - WRITTEN_BELOW}): choose a "
+            "shorter one"
+        )
+
+
+def _limits(folder: Path) -> tuple[int, int]:
+    """This system's longest file name and path where `folder` would be (POSIX's defaults
+    where it cannot say)."""
+    try:
+        return os.pathconf("/", "PC_NAME_MAX"), os.pathconf("/", "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255, 4096
+
+
 def check_writable(folder: Path, what: str = "results folder") -> None:
     """Fail before any work if files could not be written into `folder`, creating nothing: a
     missing folder is checked where it would be made (its nearest existing parent), and made
     by `make_folder` once every check has passed."""
+    check_length(folder, what)
     existing = folder
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
