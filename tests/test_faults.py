@@ -212,3 +212,33 @@ def test_processes_creating_one_fresh_storage_at_once_all_succeed(tmp_path):
     ]
     outputs = [p.communicate(timeout=120)[0] for p in processes]
     assert [p.returncode for p in processes] == [0] * 6, outputs
+
+
+def test_a_signal_once_the_answer_is_printed_ends_the_command_with_its_line(
+    tmp_path, tiny_data_dir
+):
+    """SIGTERM just after the last line: the command has finished, so it exits as finished
+    (or, inside its last print, says it was interrupted), never as a silent death by signal."""
+    from helpers import run_args
+
+    command = [sys.executable, "-m", "vaesweep", *run_args(tmp_path / "r", tiny_data_dir, 1)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith(("answer:", "no winner", "best ", "equivalent", "only ")):
+            os.killpg(process.pid, signal.SIGTERM)  # right after the answer
+            break
+    rest, _ = process.communicate(timeout=120)
+    output = "".join(lines) + rest
+    assert process.returncode in (0, 130), (process.returncode, output)
+    if process.returncode == 130:
+        assert output.strip().splitlines()[-1].startswith("Interrupted"), output

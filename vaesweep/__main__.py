@@ -1,5 +1,5 @@
 """`python -m vaesweep`: the same as the `vaesweep` command."""
 
-from vaesweep.cli import main
+from vaesweep.cli import program
 
-main()
+program()

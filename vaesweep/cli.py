@@ -7,6 +7,7 @@ import click
 from vaesweep import __version__
 from vaesweep.commands import bench, compare, report, run, studies
 from vaesweep.commands.common import OneLineErrors
+from vaesweep.interrupts import as_program
 
 
 @click.group(cls=OneLineErrors)
@@ -17,3 +18,10 @@ def main() -> None:
 
 for command in (run.run, studies.studies, report.report, compare.compare, bench.bench):
     main.add_command(command)
+
+
+def program() -> None:
+    """The `vaesweep` program (its console script, and `python -m vaesweep`): the commands, with
+    signals ignored once a command has finished (`interrupts.as_program`)."""
+    as_program()
+    main()

@@ -25,6 +25,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 children: list[int] = []
 _requested: str | None = None  # the first signal's name, once one came
 _deferring = False
+_program = False  # the `vaesweep` program, not a library call (`as_program`)
 
 
 def stop_requested() -> bool:
@@ -78,7 +79,17 @@ def graceful_interrupts(worker: bool = False) -> Iterator[None]:
     finally:
         _requested = None
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            outermost = handler in (signal.SIG_DFL, signal.default_int_handler)
+            signal.signal(sig, signal.SIG_IGN if _program and outermost else handler)
+
+
+def as_program() -> None:
+    """This process is the `vaesweep` program: once its command has finished and said so, a
+    signal until the interpreter exits (which takes a moment after torch) no longer stops
+    anything, so it is ignored rather than turning a finished command into a death by signal
+    with no line. (The outermost `graceful_interrupts` leaves the signals ignored.)"""
+    global _program
+    _program = True
 
 
 def start_resource_tracker() -> None:
