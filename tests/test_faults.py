@@ -173,6 +173,10 @@ def test_a_killed_worker_whose_study_the_other_finished_is_a_warning(tmp_path, t
     assert re.search(r"warning: worker \d exited with code -9; the other workers finished", output)
     finished = [t for t in trials_of(results) if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 3
+    # The trial failed for its missed heartbeat is named, and counted among the failed.
+    [stale] = [t for t in trials_of(results) if t.state.name == "FAIL"]
+    assert f"trial {stale.number} fail" in output and "no heartbeat" in output
+    assert re.search(r"trials finished \(\d+ run now, 1 failed\)", output), output
 
 
 def _workers(process: subprocess.Popen) -> list[int]:
