@@ -246,3 +246,26 @@ def test_a_signal_once_the_answer_is_printed_ends_the_command_with_its_line(
     assert process.returncode in (0, 130), (process.returncode, output)
     if process.returncode == 130:
         assert output.strip().splitlines()[-1].startswith("Interrupted"), output
+
+
+def test_the_python_api_reads_a_study_that_a_run_is_writing(tmp_path, tiny_data_dir):
+    """`results.load` while `vaesweep run` trains and records: each read is whole (finished
+    trials only, never a half-written one), nothing raises, and the run ends as it would."""
+    from vaesweep import results as results_api
+
+    results = tmp_path / "results"
+    process = start(results, tiny_data_dir, 3)
+    wait_for_running(process, results, epochs=1)
+    seen = []
+    while process.poll() is None:
+        data = results_api.load("warmup", results=results)
+        finished = [t for t in trials_of(results) if t.state.name == "COMPLETE"]
+        assert len(data.table) <= len(finished) + 1  # one may finish between the two reads
+        if len(data.table):
+            assert set(data.table["state"]) <= {"COMPLETE", "FAIL", "PRUNED"}
+        seen.append(len(data.table))
+        time.sleep(0.5)
+    code, output = finish(process)
+    assert code == 0, output
+    assert seen and seen == sorted(seen)  # it only ever grew
+    assert len(results_api.load("warmup", results=results).table) == 3

@@ -237,3 +237,51 @@ def test_a_server_restarted_during_a_trial_is_reconnected_and_the_run_ends_norma
     assert answer.startswith("best mean at warmup_epochs = 0: val 5-NN accuracy")
     study = optuna.load_study(study_name="restarted", storage=open_storage(postgres_server.url))
     assert [t.state.name for t in study.get_trials(deepcopy=False)] == ["COMPLETE"] * 2
+
+
+def test_one_of_three_workers_killed_leaves_one_study_with_exact_counts(
+    postgres_url, tmp_path, tiny_data_dir
+):
+    """SIGKILL one of three workers mid-trial: its trial's heartbeat stops, another worker fails
+    it and retrains its place, and the study ends with exactly the trials asked for."""
+    trials, name = 5, ("--name", "killed", "--storage", postgres_url)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "VAESWEEP_GRACE_SECONDS": "3"}
+    workers = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "vaesweep"),
+                *run_args(tmp_path / f"machine-{i}", tiny_data_dir, trials, *LONG),
+                *("--seed", "0", *name),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        for i in range(WORKERS)
+    ]
+    storage = open_storage(postgres_url)
+    deadline, running = time.monotonic() + 180, []
+    while len(running) < WORKERS and time.monotonic() < deadline:  # each worker trains one
+        try:
+            running = [
+                t
+                for t in optuna.load_study(study_name="killed", storage=storage).get_trials()
+                if t.state.name == "RUNNING" and t.user_attrs.get("epochs_done", 0) >= 2
+            ]
+        except KeyError:
+            running = []
+        time.sleep(0.3)
+    assert len(running) == WORKERS, "the three workers did not all train in time"
+    workers[0].kill()  # SIGKILL: nothing recorded, no goodbye
+    outputs = [w.communicate(timeout=300)[0] for w in workers[1:]]
+    assert [w.returncode for w in workers[1:]] == [0, 0], outputs
+    study = optuna.load_study(study_name="killed", storage=storage)
+    stored = study.get_trials(deepcopy=False)
+    finished = [t for t in stored if t.state.name == "COMPLETE"]
+    assert len(finished) == trials and not [t for t in stored if t.state.name == "RUNNING"]
+    places = sorted((t.user_attrs["replicate"], t.params["warmup_epochs"]) for t in finished)
+    assert len(set(places)) == trials  # every place once
+    reasons = [t.user_attrs.get("fail_reason", "") for t in stored if t.state.name == "FAIL"]
+    assert all(r.startswith(("surplus", "no heartbeat")) for r in reasons), reasons
+    assert any(r.startswith("no heartbeat") for r in reasons)  # the killed worker's trial

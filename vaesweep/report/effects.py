@@ -122,6 +122,8 @@ def compare_objectives(
     looks: Looks = ONE_LOOK,
 ) -> dict[str, Comparison | None]:
     """The answer's comparisons, one per objective, closed as one family at this look."""
+    if trials.empty or not objectives:
+        return {}
     labelled = trials.assign(_config=configuration(trials, params))
     order = _value_order(trials, params)
     compared = {
