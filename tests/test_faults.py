@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from vaesweep.spec.studies import load_study
+from vaesweep.store.fate import Fate, fate_of
 from vaesweep.store.storage import default_storage_url
 
 from helpers import finish, start, trials_of
@@ -67,6 +68,7 @@ def test_first_signal_records_the_trial_as_failed_and_exits_cleanly(sig, tmp_pat
     [trial] = trials_of(results)
     assert trial.state.name == "FAIL"
     assert trial.user_attrs["fail_reason"] == f"interrupted ({sig.name})"
+    assert fate_of(trial) is Fate.INTERRUPTED
     assert not (results / "warmup" / "trial-0000").exists()
     if sig == signal.SIGINT:  # resuming is the same after any of them
         stored = resume_and_check(results, tiny_data_dir, 2)
@@ -96,6 +98,7 @@ def test_a_killed_worker_leaves_stale_trials_that_the_next_run_fails(tmp_path, t
     stored = resume_and_check(results, tiny_data_dir, 2)
     # Each trial's own heartbeat lapsed: failed by the heartbeat check, not run twice.
     assert [t.state.name for t in stored][:2] == ["FAIL"] * 2
+    assert [fate_of(t) for t in stored][:2] == [Fate.STALE] * 2
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])

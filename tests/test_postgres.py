@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from vaesweep.store.fate import Fate, fate_of
 from vaesweep.store.storage import open_storage
 
 from helpers import LONG, run_args, vaesweep
@@ -244,7 +245,7 @@ def test_one_of_three_workers_killed_leaves_one_study_with_exact_counts(
 ):
     """SIGKILL one of three workers mid-trial: its trial's heartbeat stops, another worker fails
     it and retrains its place, and the study ends with exactly the trials asked for."""
-    trials, name = 5, ("--name", "killed", "--storage", postgres_url)
+    trials, name = 4, ("--name", "killed", "--storage", postgres_url)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "VAESWEEP_GRACE_SECONDS": "3"}
     workers = [
         subprocess.Popen(
@@ -282,6 +283,8 @@ def test_one_of_three_workers_killed_leaves_one_study_with_exact_counts(
     assert len(finished) == trials and not [t for t in stored if t.state.name == "RUNNING"]
     places = sorted((t.user_attrs["replicate"], t.params["warmup_epochs"]) for t in finished)
     assert len(set(places)) == trials  # every place once
+    fates = [fate_of(t) for t in stored if t.state.name == "FAIL"]
+    assert set(fates) <= {Fate.SURPLUS, Fate.STALE} and Fate.STALE in fates, fates
     reasons = [t.user_attrs.get("fail_reason", "") for t in stored if t.state.name == "FAIL"]
     assert all(r.startswith(("surplus", "no heartbeat")) for r in reasons), reasons
     assert any(r.startswith("no heartbeat") for r in reasons)  # the killed worker's trial

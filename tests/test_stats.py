@@ -154,7 +154,7 @@ def test_several_objectives_are_closed_as_one_family():
     rng = np.random.default_rng(7)
     s = Scenario("two", 4, 6, objectives=2, effect={0: 2.5})
     decided = 0
-    for _ in range(20):
+    for _ in range(10):
         found = claims(s, s.values(rng))
         every = [d for c in found for d in c.entries]
         expected = multipletests([d.p_each for d in every], method="holm")[1]
@@ -168,7 +168,7 @@ def test_several_objectives_are_closed_as_one_family():
 
 def test_holm_is_statsmodels_holm():
     rng = np.random.default_rng(3)
-    for _ in range(30):  # statsmodels collects garbage on every call: a few suffice
+    for _ in range(10):  # statsmodels collects garbage on every call: a few suffice
         p = rng.random(int(rng.integers(1, 9))) ** 3
         assert holm(p) == pytest.approx(multipletests(p, method="holm")[1])
 

@@ -27,6 +27,7 @@ from vaesweep.spec.metric_names import COMPARED_COLUMNS, TABLE_COLUMNS
 from vaesweep.spec.search_space import ParamSpec
 from vaesweep.stats import Looks
 from vaesweep.store.binding import mismatch, read_stamp
+from vaesweep.store.fate import Fate, fate_of
 from vaesweep.store.layout import (
     DEFAULT_DB_NAME,
     STUDY_NAME,
@@ -213,7 +214,7 @@ def _read(study: optuna.Study, results_dir: Path, note: Callable[[str], None]) -
     diverged = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if str(t.user_attrs.get(FAIL_REASON_ATTR, "")).startswith("diverged")
+        if fate_of(t) == Fate.DIVERGED
     ]
     entries = []
     for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):

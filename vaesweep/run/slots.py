@@ -13,8 +13,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.errors import VaesweepError, shown
 from vaesweep.spec.design import CONFIRM, EXPLORE, GRID, TUNE, Design, config_key
+from vaesweep.store.fate import fate_of
 from vaesweep.store.optuna_private import queued_params
-from vaesweep.store.storage import FAIL_REASON_ATTR, PHASE_ATTR, REPLICATE_ATTR
+from vaesweep.store.storage import PHASE_ATTR, REPLICATE_ATTR
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,8 @@ def slot_of(trial: FrozenTrial) -> tuple[str, str, int] | None:
 def holds_its_slot(trial: FrozenTrial) -> bool:
     """Whether a trial fills its place in the design: finished, running or queued, or failed by
     divergence (its seed is fixed, so a re-run would diverge again). Interrupted trials do not."""
-    if trial.state != TrialState.FAIL:
-        return True
-    return trial.user_attrs.get(FAIL_REASON_ATTR, "").startswith("diverged")
+    fate = fate_of(trial)
+    return fate is None or fate.holds_its_place
 
 
 def next_slot(

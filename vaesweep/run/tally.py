@@ -6,6 +6,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
+from vaesweep.store.fate import Fate, fate_of
 from vaesweep.store.storage import FINISHED_STATES, fail_reason
 
 MAX_FAILURES_IN_A_ROW = 5
@@ -25,7 +26,7 @@ def failing_streak(study: optuna.Study, since: int) -> tuple[int, str]:
         if trial.number < since:
             break
         why = fail_reason(trial)
-        if trial.state == TrialState.RUNNING or why.startswith("surplus"):
+        if trial.state == TrialState.RUNNING or fate_of(trial) == Fate.SURPLUS:
             continue
         if trial.state != TrialState.FAIL:
             break

@@ -24,6 +24,7 @@ from vaesweep.run.slots import WAIT, holds_its_slot, next_slot, slot_of
 from vaesweep.run.tally import MAX_FAILURES_IN_A_ROW, counts, failing_streak
 from vaesweep.spec.design import Phase
 from vaesweep.spec.studies import StudySpec
+from vaesweep.store.fate import FATE_ATTR, Fate
 from vaesweep.store.heartbeats import Liveness, beating, describe_wait
 from vaesweep.store.storage import (
     FAIL_REASON_ATTR,
@@ -229,6 +230,7 @@ def _start_trials(
             trial = study.ask()
         if surplus := _surplus(study, trial, n_trials) or _unplaced(trial):
             trial.set_user_attr(FAIL_REASON_ATTR, surplus)
+            trial.set_user_attr(FATE_ATTR, Fate.SURPLUS)
             study.tell(trial, state=TrialState.FAIL)
             return True  # counted again before the next start
         started.append(trial)
@@ -253,6 +255,7 @@ def _fail_leftover_queue(storage: optuna.storages.BaseStorage, study: optuna.Stu
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             why = "surplus: the study was full before it started"
             storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, why)
+            storage.set_trial_user_attr(trial_id, FATE_ATTR, Fate.SURPLUS)
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
 
@@ -316,6 +319,12 @@ def _run_together(
             raise fatal
 
 
+def _fate(err: BaseException) -> Fate:
+    if isinstance(err, TrainingDiverged):
+        return Fate.DIVERGED
+    return Fate.INTERRUPTED if isinstance(err, KeyboardInterrupt) else Fate.ERROR
+
+
 def _reason(err: BaseException) -> str:
     """A failed trial's stored reason."""
     if isinstance(err, TrainingDiverged):
@@ -334,6 +343,7 @@ def _tell_failed(
     attrs = _quietly(lambda: trial.user_attrs, {FAIL_REASON_ATTR: None})
     if FAIL_REASON_ATTR not in attrs:
         _quietly(lambda: trial.set_user_attr(FAIL_REASON_ATTR, _reason(err)[:500]))
+        _quietly(lambda: trial.set_user_attr(FATE_ATTR, _fate(err)))
     return _quietly(lambda: study.tell(trial, state=TrialState.FAIL, skip_if_finished=True))
 
 
@@ -359,6 +369,7 @@ def _environment_error(
                 if stored[trial.number].state == TrialState.RUNNING:
                     if FAIL_REASON_ATTR not in stored[trial.number].user_attrs:
                         trial.set_user_attr(FAIL_REASON_ATTR, _what_failed(failure))
+                        trial.set_user_attr(FATE_ATTR, Fate.ERROR)
                     study.tell(trial, state=TrialState.FAIL)
                 left.remove(trial)
             break

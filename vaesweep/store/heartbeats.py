@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import TrialState
 
+from vaesweep.store.fate import FATE_ATTR, Fate
 from vaesweep.store.optuna_private import heartbeat_thread
 from vaesweep.store.storage import FAIL_REASON_ATTR, STALE_REASON
 
@@ -69,6 +70,7 @@ class Liveness:
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, KeyError):
                 trial_id = self._id_of(number)
                 self.storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, STALE_REASON)
+                self.storage.set_trial_user_attr(trial_id, FATE_ATTR, Fate.STALE)
                 if self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
                     failed.append(number)
             self.seen.pop(number, None)
