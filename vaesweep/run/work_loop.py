@@ -120,11 +120,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
             untold: list[optuna.Trial] = []  # started here and not yet told: failed if we fail
             try:
                 with _holding(lock, progress):
-                    # A trial whose worker died (its heartbeat stopped) is failed, its place free:
-                    # counted and named here, where it was failed.
-                    for stale in _numbered(study, liveness.fail_dead()):
-                        outcome.failed += 1
-                        progress.trial_finished(stale, counts(study)[0])
+                    _fail_dead(liveness, study, outcome, progress)
                     finished, running = counts(study)
                     if finished >= request.n_trials:
                         _fail_leftover_queue(storage, study)
@@ -149,11 +145,16 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     return outcome
 
 
-def _numbered(study: optuna.Study, numbers: list[int]) -> list[FrozenTrial]:
-    """The trials of these numbers, as now stored."""
-    if not numbers:
-        return []
-    return [t for t in study.get_trials(deepcopy=False) if t.number in set(numbers)]
+def _fail_dead(
+    liveness: Liveness, study: optuna.Study, outcome: WorkerOutcome, progress: Progress
+) -> None:
+    """A trial whose worker died (its heartbeat stopped) is failed, its place free: counted and
+    named here, where it was failed."""
+    numbers = set(liveness.fail_dead())
+    for trial in study.get_trials(deepcopy=False) if numbers else ():
+        if trial.number in numbers:
+            outcome.failed += 1
+            progress.trial_finished(trial, counts(study)[0])
 
 
 @contextlib.contextmanager

@@ -65,29 +65,19 @@ def compare(
     order = [str(k) for k in sorted(set(keys), key=_natural)]
     labelled = table.assign(_config=keys.map(str))
     firsts = dict(zip(labelled["_config"], keys, strict=False))
-    found = []
-    for name, way in zip(objectives, directions, strict=True):
-        samples = {
-            config: dict(
-                zip(
-                    group[block] if block else range(len(group)),
-                    group[name].astype(float),
-                    strict=True,
-                )
-            )
-            for config, group in labelled.groupby("_config", sort=False)
-        }
-        found.append(
-            compare_samples(
-                samples,
-                order,
-                way,
-                block is not None,
-                margins.get(name),
-                len(objectives),
-                Looks(tuple(looks), max_replicates),
-            )
+    looked = Looks(tuple(looks), max_replicates)
+    found = [
+        compare_samples(
+            _samples(labelled, name, block),
+            order,
+            way,
+            block is not None,
+            margins.get(name),
+            len(objectives),
+            looked,
         )
+        for name, way in zip(objectives, directions, strict=True)
+    ]
     close(found)  # the closed test over every objective's configurations at once
     rows = [
         dict(zip(by, firsts[c], strict=True)) | _row(one, c, name)
@@ -95,6 +85,14 @@ def compare(
         for c in order
     ]
     return pd.DataFrame(rows, columns=[*by, *COLUMNS])
+
+
+def _samples(labelled: pd.DataFrame, name: str, block: str | None) -> dict[str, dict]:
+    """One objective's values per configuration, keyed by block (or by replicate)."""
+    return {
+        config: dict(zip(group[block] if block else range(len(group)), group[name], strict=True))
+        for config, group in labelled.groupby("_config", sort=False)
+    }
 
 
 def _row(found: Comparison | None, config: str, objective: str) -> dict[str, object]:
