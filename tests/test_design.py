@@ -13,6 +13,7 @@ from vaesweep.errors import VaesweepError
 from vaesweep.run.slots import WAIT, next_slot
 from vaesweep.spec.design import CONFIRM, EXPLORE, GRID, Design, parse_design
 from vaesweep.spec.studies import parse_study
+from vaesweep.store.fate import Fate
 
 GRID_STUDY = {
     "description": "t",
@@ -22,10 +23,10 @@ GRID_STUDY = {
 }
 
 
-def placed(value, replicate, state=TrialState.COMPLETE, phase=GRID, loss=1.0, reason=None):
+def placed(value, replicate, state=TrialState.COMPLETE, phase=GRID, loss=1.0, fate=None):
     attrs = {"phase": phase, "replicate": replicate}
-    if reason:
-        attrs["fail_reason"] = reason
+    if fate:  # as the trial loop stores it, beside a reason in words
+        attrs |= {"fate": str(fate), "fail_reason": f"{fate}: ..."}
     name, distribution = (
         ("warmup_epochs", IntDistribution(0, 2))
         if phase == GRID
@@ -54,8 +55,8 @@ def test_an_interrupted_place_is_taken_again_first_and_a_diverged_one_is_not():
     spec = parse_study(GRID_STUDY, "g", "g.toml")
     trials = [
         placed(0, 0),
-        placed(1, 0, TrialState.FAIL, reason="interrupted (SIGINT)"),
-        placed(2, 0, TrialState.FAIL, reason="diverged: loss became NaN"),
+        placed(1, 0, TrialState.FAIL, fate=Fate.INTERRUPTED),
+        placed(2, 0, TrialState.FAIL, fate=Fate.DIVERGED),
         placed(0, 1),
     ]
     slot = next_slot(spec.design, spec.grid, trials, spec.directions)
