@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data postgres run test lint
+.PHONY: setup data postgres run test test-fast lint
 setup: data $(VENV)/.installed
 
 # Debian's real Fashion-MNIST IDX files (elsewhere vaesweep downloads them with torchvision).
@@ -33,3 +33,7 @@ lint: setup
 
 test: lint postgres
 	$(BIN)/pytest
+
+# Between edits: the unit lane (the library in-process on tiny inputs), about a minute.
+test-fast: setup
+	$(BIN)/pytest -q -m unit
