@@ -14,7 +14,7 @@ import numpy as np
 from scipy import stats
 
 from vaesweep import results
-from vaesweep.report.effects import configuration
+from vaesweep.answer.effects import configuration
 
 
 def sd_interval(values: np.ndarray) -> str:

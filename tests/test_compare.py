@@ -51,7 +51,7 @@ def test_two_studies_side_by_side_with_their_settings_and_the_answers_test(varia
         data = results.load(name, results=variants)
         table = data.table[data.table["in_answer"]]
         chosen = table[table["warmup_epochs"] == int(data.answers[0].best)]
-        seeds = [data.entry(t).trial.user_attrs["seed"] for t in chosen["trial"]]
+        seeds = [data.study.entry(t).trial.user_attrs["seed"] for t in chosen["trial"]]
         best[name] = dict(zip(seeds, chosen["val_loss"], strict=True))
     shared = sorted(set(best["warmup"]) & set(best["longer"]))
     assert len(shared) == 2

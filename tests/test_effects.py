@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vaesweep.report.effects import answer, detectable_differences, effects_table, mean_interval
+from vaesweep.answer.effects import detectable_differences, effects_table, mean_interval
+from vaesweep.answer.effects import objective_answer as answer
 from vaesweep.stats import Looks
 from vaesweep.stats.pairwise import one_sided_critical
 

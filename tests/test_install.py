@@ -119,29 +119,24 @@ def test_the_install_probe_tells_an_answering_server_from_none(tmp_path):
 
 
 PUBLIC_IN_A_FRESH_PROCESS = """
-import sys, warnings
+import sys
 import vaesweep
 print("torch" in sys.modules, "optuna" in sys.modules)
 from vaesweep.store.artifacts import load_model
 from vaesweep import results, stats
 assert vaesweep.load_model is load_model and vaesweep.results is results
 assert callable(stats.compare) and callable(results.load)
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    from vaesweep.artifacts import load_model as old
-assert old is load_model
-print([w.category.__name__ for w in caught], "vaesweep.load_model" in str(caught[0].message))
 """
 
 
-def test_the_public_api_is_at_the_top_and_the_old_path_warns():
+def test_the_public_api_is_at_the_top():
     """`import vaesweep` imports neither PyTorch nor Optuna; `vaesweep.load_model`, `.results`
-    and `.stats` are there on first use; the old `vaesweep.artifacts` still works, and warns."""
+    and `.stats` are there on first use."""
     outcome = subprocess.run(
         [sys.executable, "-c", PUBLIC_IN_A_FRESH_PROCESS], capture_output=True, text=True
     )
     assert outcome.returncode == 0, outcome.stderr
-    assert outcome.stdout.split("\n")[:2] == ["False False", "['DeprecationWarning'] True"]
+    assert outcome.stdout.split("\n")[0] == "False False"
     import vaesweep
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

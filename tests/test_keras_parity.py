@@ -86,7 +86,8 @@ def test_seed_model_is_initialised_as_keras_does_and_counts_the_same_parameters(
             assert not module.bias.any()
             fan_in = module.weight[0].numel()
             fan_out = module.weight.shape[0] * module.weight[0, 0].numel()
-            bound = float(np.sqrt(6 / (fan_in + fan_out)))
+            # The bound as the fp32 weights hold it: a draw at the very edge rounds to it.
+            bound = float(np.float32(np.sqrt(6 / (fan_in + fan_out))))
             largest = float(module.weight.detach().abs().max())
             assert 0.9 * bound < largest <= bound  # uniform over the whole Glorot range
 

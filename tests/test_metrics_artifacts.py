@@ -212,7 +212,7 @@ def test_the_config_is_stored_once_and_older_folders_still_load(tmp_path):
 def test_the_page_and_its_anchors_read_the_defaults_without_torch():
     # An up-to-date report re-runs in about a second because nothing it imports loads torch.
     code = (
-        "import sys; from vaesweep.report import render, anchors, study_data; "
+        "import sys; from vaesweep.report import render, anchors; import vaesweep.answer; "
         "assert 'torch' not in sys.modules, 'torch imported'; "
         "assert anchors.DEFAULTS['latent_dim'] == 2 and anchors.DEFAULTS['binarize'] is False"
     )

@@ -399,7 +399,7 @@ def test_a_full_disk_while_reporting_is_one_line_that_keeps_what_is_stored(copy_
 
 
 def test_a_metric_the_study_did_not_measure_gets_no_empty_panel():
-    from vaesweep.report.effects import effects_table
+    from vaesweep.answer.effects import effects_table
     from vaesweep.report.figures import effects_plot
 
     table = pd.DataFrame(
@@ -454,7 +454,7 @@ def test_many_metrics_wrap_into_rows_and_a_constant_count_gets_a_whole_number_ax
 
 
 def test_the_pairing_caption_says_which_way_pairing_moved_the_variance():
-    from vaesweep.report.effects import answer
+    from vaesweep.answer.effects import objective_answer as answer
     from vaesweep.report.figures import pairing_caption
 
     def caption(values: dict[int, list[float]]) -> tuple[str, float]:

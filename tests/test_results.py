@@ -90,7 +90,7 @@ def test_optuna_s_tools_see_the_answer(reported):
 
     stored, _, _ = reported
     answer, _ = results.answer("warmup", results=stored)
-    study = results.load("warmup", results=stored).record
+    study = results.load("warmup", results=stored).study.record
     published = study.user_attrs[ANSWER_ATTR]
     assert published["answers"] == [answer.sentence]
     assert [c["configuration"] for c in published["configurations"]] == [
@@ -170,9 +170,9 @@ def test_a_study_s_answer_is_vaesweep_stats_compare_on_its_trials_table(reported
         by="warmup_epochs",
         objective="val_loss",
         direction="minimize",
-        margin=data.equivalence.get("val_loss"),
-        max_replicates=data.design.most_replicates,
-        looks=[n for n in data.looks if n < 2],  # the looks before this one (2 blocks)
+        margin=data.study.equivalence.get("val_loss"),
+        max_replicates=data.study.design.most_replicates,
+        looks=[n for n in data.study.looks if n < 2],  # the looks before this one (2 blocks)
     ).set_index("warmup_epochs")
     answer = data.answers[0]
     assert found.loc[int(answer.best), "may_be_best"]  # the best mean is never ruled out
@@ -186,38 +186,35 @@ def test_a_study_s_answer_is_vaesweep_stats_compare_on_its_trials_table(reported
         assert effects.loc[d.config, "diff_low"] == pytest.approx(d.low)
         assert effects.loc[d.config, "verdict"] == d.verdict
     # Every answer shown is a recorded look: the run's and the report's saw the same 2 blocks.
-    assert data.looks == (2,)
+    assert data.study.looks == (2,)
 
 
-def test_a_study_answered_by_an_earlier_version_still_reports_and_says_so(copy_of):
+def test_reading_a_study_records_no_look_and_a_read_only_storage_still_answers(copy_of):
+    """`results.load` only reads; a command that shows the answer records the look, and where the
+    storage refuses the write (opened read-only), it still answers and says the look was not
+    recorded."""
     copy, data_dir = copy_of
     record = optuna.load_study(study_name="warmup", storage=default_storage_url(copy))
-    # As an earlier vaesweep left it: its answer stored (without the procedure that wrote it),
-    # no looks recorded.
-    shown = dict(record.user_attrs[ANSWER_ATTR])
-    del shown["procedure"]
-    record.set_user_attr(ANSWER_ATTR, shown)
-    record.set_user_attr(LOOKS_ATTR, None)  # Optuna deletes no attribute: None reads as absent
-    outcome = vaesweep("report", "--results", str(copy), "--data-dir", str(data_dir))
+    record.set_user_attr(LOOKS_ATTR, None)  # no look yet (Optuna deletes no attribute)
+    loaded = results.load("warmup", results=copy)
+    assert loaded.study.looks == () and loaded.answers
+    assert record.user_attrs[LOOKS_ATTR] is None  # reading wrote nothing
+
+    read_only = f"sqlite:///file:{copy / 'vaesweep.db'}?mode=ro&uri=true"
+    before = (copy / "vaesweep.db").read_bytes()
+    same = results.load("warmup", read_only, results=copy)
+    assert same.answers[0].sentence == loaded.answers[0].sentence
+    refused = results.record_look(same)
+    assert refused is not None and "look at 2 blocks was not recorded" in refused
+    outcome = vaesweep(
+        "report", "--results", str(copy), "--storage", read_only, "--data-dir", str(data_dir)
+    )
     assert outcome.exit_code == 0, outcome.output
+    assert "warning: study 'warmup': this look at 2 blocks was not recorded" in outcome.output
     page = html.unescape((copy / "report" / "index.html").read_text())
-    assert "An earlier vaesweep showed this study's answer with its own procedure" in page
-    assert results.answer("warmup", results=copy)[0].sentence in page
+    assert "this look at 2 blocks was not recorded" in page
+    assert loaded.answers[0].sentence in page
+    assert (copy / "vaesweep.db").read_bytes() == before
 
-
-def test_only_an_earlier_version_s_answer_counts_as_shown_before(copy_of):
-    """This version's stored answer names its procedure; "none yet" was no answer. Neither
-    makes a later look say that an earlier vaesweep answered (it did, wrongly, for a search
-    whose first run ended before its confirmations)."""
-    from vaesweep.report.study_data import _answered_earlier
-
-    assert not _answered_earlier({ANSWER_ATTR: {"answers": ["none yet"]}})
-    assert not _answered_earlier({ANSWER_ATTR: {"answers": ["best ..."], "procedure": 2}})
-    assert _answered_earlier({ANSWER_ATTR: {"answers": ["best ..."]}})
-    copy, data_dir = copy_of
-    record = optuna.load_study(study_name="warmup", storage=default_storage_url(copy))
-    record.set_user_attr(LOOKS_ATTR, None)  # no look yet, this version's answer stored
-    outcome = vaesweep("report", "--results", str(copy), "--data-dir", str(data_dir))
-    assert outcome.exit_code == 0, outcome.output
-    page = html.unescape((copy / "report" / "index.html").read_text())
-    assert "An earlier vaesweep showed" not in page
+    assert results.record_look(loaded) is None  # a writable storage records it
+    assert record.user_attrs[LOOKS_ATTR]["blocks"] == [2]

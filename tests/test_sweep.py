@@ -3,9 +3,10 @@ carries the plan out."""
 
 from __future__ import annotations
 
+from vaesweep import results as results_api
 from vaesweep.console import make_console
 from vaesweep.run.progress import PlainProgress
-from vaesweep.run.sweep import Answered, RunOptions, execute, plan_run
+from vaesweep.run.sweep import RunOptions, execute, plan_run
 from vaesweep.spec.studies import load_study, parse_overrides
 
 from helpers import snapshot
@@ -27,9 +28,10 @@ def test_a_plan_decides_everything_and_writes_nothing(tmp_path, tiny_data_dir):
 
     warned: list[str] = []
     progress = PlainProgress(make_console(record=True))
-    summary = execute(plan, progress, lambda study: Answered(["an answer"]), warn=warned.append)
+    summary = execute(plan, progress, warn=warned.append)
     assert (summary.finished, summary.ran, summary.failed) == (2, 2, 0)
-    assert summary.answers == ["an answer"]
+    shown = results_api.load("warmup", results=results)
+    assert summary.answers == [a.sentence for a in shown.answers]  # the answer stage's
     assert warned[: len(plan.warnings)] == list(plan.warnings)  # said when carried out
 
     # Planned again: the study has its trials, so there is nothing to train and no data to load.
@@ -63,7 +65,7 @@ def test_a_study_keeps_the_precision_its_first_run_chose(tmp_path, tiny_data_dir
     first = plan_run(spec, options)
     assert first.training is not None and first.training.compute.precision == "bf16"
     progress = PlainProgress(make_console(record=True))
-    execute(first, progress, lambda study: Answered([]))
+    execute(first, progress)
     study = optuna.load_study(study_name="warmup", storage=default_storage_url(results))
     assert study.user_attrs[PRECISION_ATTR] == "bf16"
 

@@ -8,7 +8,7 @@ from vaesweep.training.model import VAE, build_model
 from vaesweep.training.train import (
     EarlyStopping,
     TrainingDiverged,
-    _lr_scheduler,
+    lr_scheduler,
     beta_at,
     make_optimizer,
     train,
@@ -59,7 +59,7 @@ def test_same_seed_same_history(tiny_data):
 def test_lr_halves_after_patience_epochs_without_improvement_like_keras():
     model = build_model("mlp", 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    scheduler = _lr_scheduler(optimizer, TrainConfig(lr=1e-3, lr_patience=3, min_lr=3e-4))
+    scheduler = lr_scheduler(optimizer, TrainConfig(lr=1e-3, lr_patience=3, min_lr=3e-4))
     lrs = []
     for value in [10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0]:
         scheduler.step(value)

@@ -1,6 +1,6 @@
 """A stored study's results from Python: its trials as a pandas table, its answer and effects,
 and a trial's history. `vaesweep run` (its last lines), `report` and `compare` read studies
-through these same functions.
+through the same answer stage (`vaesweep.answer`).
 
     from vaesweep import results
 
@@ -10,20 +10,52 @@ through these same functions.
     warmup.effects                        # per configuration and metric: mean, 95% CI, diff, ...
     warmup.history(7)                     # trial 7's history.csv
 
-Light (no torch) except for `history`. This module is the public face of the report stage's
-readers (study_data.py), so their home can move without breaking a notebook.
+Reading only: these never write to the storage, so they work on a read-only copy (an SQLite URL
+with `?mode=ro`). An answer you act on is a look: `record_look` records it, as `vaesweep report`
+does, so that later answers account for it. Light (no torch) except for `history`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from vaesweep.report.effects import Answer
-from vaesweep.report.study_data import DEFAULT_RESULTS, StudyData, load, storage_url, study_names
+from vaesweep.answer import Answer, StudyAnswer
+from vaesweep.answer import load as _load
+from vaesweep.answer import record_look as _record_look
+from vaesweep.answer.stored import DEFAULT_RESULTS, storage_url, study_names
 
-__all__ = ["StudyData", "answer", "history", "load", "storage_url", "study_names", "trials"]
+__all__ = [
+    "StudyAnswer",
+    "answer",
+    "history",
+    "load",
+    "record_look",
+    "storage_url",
+    "study_names",
+    "trials",
+]
+
+
+def load(
+    study: str,
+    storage: str | None = None,
+    results: str | Path = DEFAULT_RESULTS,
+    note: Callable[[str], None] = lambda _: None,
+) -> StudyAnswer:
+    """A stored study's answer: `.table` (one row per finished trial: trial, state, best,
+    in_answer, phase, replicate, the searched parameters, duration_s, epochs_run, every val_ and
+    test_ metric, note), `.answers` (one per objective), `.effects`, `.history(trial)`, and
+    `.study` (what is stored). `note` hears what cannot be read (a damaged trial folder, say)."""
+    return _load(study, storage, results, note)
+
+
+def record_look(result: StudyAnswer) -> str | None:
+    """Record that this answer was looked at (a write); None when recorded, else why not (a
+    read-only storage, say)."""
+    return _record_look(result)
 
 
 def trials(

@@ -25,8 +25,12 @@ def compare(study_names, storage, results, objective) -> None:
     from vaesweep.report.side_by_side import side_by_side
     from vaesweep.spec.metric_names import better, label
 
-    found = side_by_side([stored.load(n, storage, results) for n in study_names], objective)
-    console = make_console()
+    console, errors = make_console(), make_console(stderr=True)
+    answered = [stored.load(n, storage, results) for n in study_names]
+    found = side_by_side(answered, objective)
+    for result in answered:  # each answer shown is a look
+        if refused := stored.record_look(result):
+            errors.print(f"warning: {refused}", soft_wrap=True)
     way = "higher" if better(found.objective) == "maximize" else "lower"
     table = Table(title=f"{found.objective} ({label(found.objective)}; {way} is better)")
     for column in ("study", "best configuration", "n", "mean (95% CI)"):

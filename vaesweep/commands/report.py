@@ -54,7 +54,7 @@ def report(study_names, storage, results, out, data_dir, all_trials) -> None:
         )
     finally:
         bars.stop()
-    trials = sum(len(s.entries) for s in summary.studies)
+    trials = sum(len(s.study.entries) for s in summary.studies)
     click.echo(
         f"report {visible(out / PAGE_FILE)}: {counted(len(summary.studies), 'study', 'studies')}, "
         f"{counted(trials, 'trial')}, {counted(summary.drawn, 'figure')} drawn"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import click
 
@@ -80,8 +79,6 @@ def run(
         from vaesweep.console import make_console
         from vaesweep.run.progress import make_progress
         from vaesweep.run.sweep import RunOptions, execute, plan_run
-
-        answer = _answerer(results)
     quiet_optuna()
     # Rich wraps each line at spaces to the terminal's width: no word or number is split.
     console, errors = make_console(), make_console(stderr=True)
@@ -100,25 +97,9 @@ def run(
         summary = execute(
             plan,
             make_progress(console),
-            answer,
             warn=lambda message: errors.print(message),  # wrapped at spaces, made visible
         )
     _print_summary(console, summary)
-
-
-def _answerer(results: Path):
-    """The answer a run ends with, published for Optuna's tools; each is a look (study_data)."""
-    from vaesweep.report.dashboard import answer_and_publish, decided
-    from vaesweep.report.study_data import look_blocks
-    from vaesweep.report.tuning import edge_warnings
-    from vaesweep.run.sweep import Answered
-
-    def answered(study) -> Answered:
-        data = answer_and_publish(study, results)
-        sentences = [a.sentence for a in data.answers] + edge_warnings(data)
-        return Answered(sentences, decided(data), look_blocks(data))
-
-    return answered
 
 
 def _print_summary(console, summary) -> None:

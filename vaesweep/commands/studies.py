@@ -63,7 +63,7 @@ def _stored_studies(console, storage: str | None, results: Path) -> None:
     (its verdict and numbers; read from the storage, so listing is no new look)."""
     import optuna
 
-    from vaesweep.report.study_data import storage_url
+    from vaesweep.answer.stored import storage_url
     from vaesweep.store.storage import (
         ANSWER_ATTR,
         FINISHED_STATES,

@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.decomposition import PCA
 from torchvision.utils import make_grid
 
-from vaesweep.report.effects import configuration
+from vaesweep.answer.effects import configuration
 from vaesweep.spec.metric_names import label as metric_label
 from vaesweep.training.data import CLASS_NAMES
 from vaesweep.training.model import VAE
@@ -77,7 +77,7 @@ def effects_plot(
     """The answer's evidence: each configuration's replicates (comparable trials only) as dots,
     their mean and 95% interval (from the study's effects table) as a bar, one panel per metric.
     No line through discrete values."""
-    from vaesweep.report.effects import configuration
+    from vaesweep.answer.effects import configuration
 
     # A metric this study did not measure (NaN throughout: -log p(x) with iwae_samples = 0)
     # gets no panel rather than an empty one.

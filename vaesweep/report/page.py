@@ -14,18 +14,19 @@ from urllib.parse import quote
 import jinja2
 import markupsafe
 import numpy as np
+import pandas as pd
 
 from vaesweep.errors import counted, visible
 from vaesweep.report.side_by_side import groups
-from vaesweep.report.study_data import EARLIER_PROCEDURE
-from vaesweep.report.tuning import edge_warnings
 from vaesweep.spec.metric_names import label
 from vaesweep.store.layout import PAGE_FILE
 from vaesweep.store.storage import redact
 
 if TYPE_CHECKING:
+    from vaesweep.answer import StoredStudy, StudyAnswer
+    from vaesweep.answer.stored import TrialEntry
     from vaesweep.report.anchors import Anchor
-    from vaesweep.report.study_data import StudyData, TrialEntry
+    from vaesweep.report.section import Section
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.2rem auto; max-width: 1300px; color: #222; }
@@ -83,19 +84,18 @@ PAGE_COLUMNS = ("trial", "best", "state", "in_answer", "phase", "replicate")
 PAGE_TAIL = ("duration_s", "epochs_run", "note")
 
 
-def _page_columns(report: StudyData) -> list[str]:
-    wanted = [*PAGE_COLUMNS, *report.params, *report.objectives, *PAGE_TAIL]
-    table = report.table
+def _page_columns(study: StoredStudy, table: pd.DataFrame) -> list[str]:
+    wanted = [*PAGE_COLUMNS, *study.params, *study.objectives, *PAGE_TAIL]
     return [c for c in dict.fromkeys(wanted) if c in table and table[c].notna().any()]
 
 
-def _trial_rows(report: StudyData) -> list[tuple[str, list[Any]]]:
+def _trial_rows(study: StoredStudy, trials: pd.DataFrame) -> list[tuple[str, list[Any]]]:
     """(row class, cells of `_page_columns`): the best configuration's rows first, then the
     other comparable ones, then the trials that never enter an estimate (greyed)."""
-    table = report.table.assign(best=report.table["best"].map({True: "★", False: ""}))
-    table = table[_page_columns(report)]
+    table = trials.assign(best=trials["best"].map({True: "★", False: ""}))
+    table = table[_page_columns(study, trials)]
     order = table.assign(
-        _rank=(~report.table["best"]).astype(int) + (~report.table["in_answer"]) * 2
+        _rank=(~trials["best"]).astype(int) + (~trials["in_answer"]) * 2
     ).sort_values(["_rank", "trial"], kind="stable")
     rows = []
     for _, row in order.drop(columns="_rank").iterrows():
@@ -104,38 +104,40 @@ def _trial_rows(report: StudyData) -> list[tuple[str, list[Any]]]:
     return rows
 
 
-def _trial(entry: TrialEntry, best: bool) -> dict[str, Any]:
+def _trial(section: Section, entry: TrialEntry) -> dict[str, Any]:
     trial = entry.trial
     params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
-    star = "★ " if best else ""
+    star = "★ " if trial.number in section.answered.best else ""
+    problem = section.problem(trial.number)
+    figures = section.trial_figures.get(trial.number, {})
     return {
         "summary": f"{star}trial {trial.number} — {trial.state.name.lower()} — {params}",
-        "problem": entry.problem,
-        "figures": [] if entry.problem else list(entry.figures.items()),
+        "problem": problem,
+        "figures": [] if problem else list(figures.items()),
     }
 
 
-def _drawn_note(report: StudyData) -> str:
+def _drawn_note(section: Section) -> str:
     """Which trials' own figures are on the page, where the report drew only some."""
-    drawn, total = report.trials_drawn, len(report.entries)
+    drawn, total = section.trials_drawn, len(section.study.entries)
     if drawn is None or drawn >= total:
         return ""
-    in_answer = int(report.table["in_answer"].sum())
+    in_answer = int(section.answered.table["in_answer"].sum())
     which = (
         "those in the answer, then the best"
         if drawn >= in_answer
         else (f"{drawn} of the {in_answer} in the answer, the best")
     )
     return (
-        f"Figures of {drawn} of {total} trials: {which} by {label(report.objectives[0])}. "
+        f"Figures of {drawn} of {total} trials: {which} by {label(section.study.objectives[0])}. "
         "vaesweep report --all-trials draws every trial's."
     )
 
 
-def _environments(report: StudyData) -> str:
+def _environments(study: StoredStudy) -> str:
     """Where the trials ran: the same weights give the same metrics only with the same versions
     and processor, so a study trained in several places says so."""
-    found = report.environments
+    found = study.environments
     if len(found) == 1:
         return found[0][0]
     return "; ".join(f"{where} ({counted(n, 'trial')})" for where, n in found) + (
@@ -143,15 +145,15 @@ def _environments(report: StudyData) -> str:
     )
 
 
-def _anchors(report: StudyData, anchors: list[Anchor]) -> list[dict[str, Any]]:
+def _anchors(report: StudyAnswer, anchors: list[Anchor]) -> list[dict[str, Any]]:
     """Reference numbers for the metrics this study measured, beside its best configuration's."""
     if not report.answers or report.effects.empty:
         return []
     best = report.effects[report.effects["value"] == report.answers[0].best]
     best_trials = report.table[report.table["trial"].isin(report.best_mean)]
-    settings = dict(report.fixed)
+    settings = dict(report.study.fixed)
     if not best_trials.empty:
-        settings |= {p: best_trials.iloc[0][p] for p in report.params}
+        settings |= {p: best_trials.iloc[0][p] for p in report.study.params}
     rows = []
     for anchor in anchors:
         mine = best[best["metric"] == anchor.metric]
@@ -173,42 +175,44 @@ def _anchors(report: StudyData, anchors: list[Anchor]) -> list[dict[str, Any]]:
     return rows
 
 
-def _section(report: StudyData, anchors: list[Anchor]) -> dict[str, Any]:
+def _section(section: Section, anchors: list[Anchor]) -> dict[str, Any]:
     """One study's values for the template, in its section's order."""
-    figures = dict(report.figures)
+    study, answered, table = section.study, section.answered, section.table
+    figures = dict(section.figures)
     evidence = figures.pop("paired-differences", None)  # in the answer block
     effect = figures.pop("effects", None)
-    fair = report.table["in_answer"]
+    fair = table["in_answer"]
     return {
-        "report": report,
-        "design": report.design,
+        "section": section,
+        "study": study,
+        "answered": answered,
+        "design": study.design,
         "compared": int(fair.sum()),
-        "excluded": len(report.table) - int(fair.sum()),
+        "excluded": len(table) - int(fair.sum()),
         "evidence": evidence,
         "effect": effect,
-        "fixed": ", ".join(f"{k} = {v}" for k, v in sorted(report.fixed.items())) or "defaults",
-        "environments": _environments(report),
-        "earlier": EARLIER_PROCEDURE,
-        "anchors": _anchors(report, anchors),
+        "fixed": ", ".join(f"{k} = {v}" for k, v in sorted(study.fixed.items())) or "defaults",
+        "environments": _environments(study),
+        "anchors": _anchors(answered, anchors),
         "anchored": (  # the answer's configuration: its best mean, "best" only if shown so
-            f"this study at its best mean of {label(report.answers[0].objective)} (95% CI)"
-            if report.answers
+            f"this study at its best mean of {label(answered.answers[0].objective)} (95% CI)"
+            if answered.answers
             else ""
         ),
         "files": ("effects.csv", "trials.csv", "trials.md"),
-        "columns": _page_columns(report),
-        "rows": _trial_rows(report),
+        "columns": _page_columns(study, table),
+        "rows": _trial_rows(study, table),
         "others": [
             (name.replace("-", " "), path, "98%" if name.startswith(WIDE_FIGURES) else "48%")
             for name, path in figures.items()
         ],
         "trials": [
-            _trial(e, e.trial.number in report.best)
-            for e in report.entries
-            if e.figures or e.problem
+            _trial(section, e)
+            for e in study.entries
+            if e.trial.number in section.trial_figures or section.problem(e.trial.number)
         ],
-        "drawn": _drawn_note(report),
-        "tuning": edge_warnings(report),
+        "drawn": _drawn_note(section),
+        "tuning": list(answered.range_warnings),
     }
 
 
@@ -235,15 +239,15 @@ _TEMPLATES.globals |= {"trial_figures": TRIAL_FIGURES, "zip": zip}
 
 def write_index(
     out_dir: Path,
-    reports: list[StudyData],
+    sections: list[Section],
     classes: str,
     storage_url: str,
     anchors: list[Anchor],
 ) -> Path:
     page = _TEMPLATES.get_template("index.html.j2").render(
         style=STYLE,
-        sections=[_section(report, anchors) for report in reports],
-        compared=groups(reports),
+        sections=[_section(section, anchors) for section in sections],
+        compared=groups([section.answered for section in sections]),
         classes=classes,
         storage=redact(storage_url),
     )

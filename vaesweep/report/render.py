@@ -1,5 +1,5 @@
 """`vaesweep report`: storage + trial folders -> figures, tables and index.html. It changes no
-trial; it records the answer it shows as a look (study_data).
+trial; it records the answer it shows as a look (`vaesweep.answer.record_look`).
 
 Re-running redraws only what changed: a manifest remembers, for every trial and study, the key
 of what was drawn (trial state, completion time, weights file), and figures whose key still
@@ -23,11 +23,12 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from vaesweep.answer import StoredStudy, StudyAnswer, answer, record_look, stored, tuning
+from vaesweep.answer.stored import TrialEntry, recorded_metrics
 from vaesweep.errors import VaesweepError, first_line, shown
-from vaesweep.report import study_data, tuning
 from vaesweep.report.anchors import PUBLISHED, Anchor, pca_floor
 from vaesweep.report.page import TRIAL_FIGURES, write_index
-from vaesweep.report.study_data import StudyData, TrialEntry, recorded_metrics
+from vaesweep.report.section import Section
 from vaesweep.spec.design import Phase
 from vaesweep.store.layout import (
     LATENTS_FILE,
@@ -63,7 +64,7 @@ MAX_TRIAL_FIGURES = 30
 @dataclass
 class ReportSummary:
     out_dir: Path
-    studies: list[StudyData]
+    studies: list[Section]
     drawn: int  # figures drawn this time
     warnings: list[str]
 
@@ -82,11 +83,11 @@ def render_report(
     done, total)` hears each study's parts (its own figures, then each drawn trial's) as they
     are done. Each trial's own figures are drawn for at most MAX_TRIAL_FIGURES trials of a study
     (`_drawn_trials`), unless `all_trials`."""
-    storage_url = study_data.storage_url(results_dir, storage)
-    available = study_data.study_names(storage_url)
+    storage_url = stored.storage_url(results_dir, storage)
+    available = stored.study_names(storage_url)
     for name in study_names:
         if name not in available:
-            study_data.load(name, storage_url, results_dir)  # says which studies there are
+            stored.load(name, storage_url, results_dir)  # says which studies there are
     check_writable(out_dir, "report folder")
     try:
         names = study_names or tuple(available)
@@ -129,41 +130,56 @@ def _render(
         warnings.append(message)
         warn(f"warning: {message}")
 
-    reports = []
+    sections = []
     for name in names:
-        report = study_data.load(name, storage_url, results_dir, note)
-        if not report.entries:
+        answered = answer(stored.load(name, storage_url, results_dir, note))
+        if not answered.study.entries:
             if asked:
                 raise VaesweepError(f"study {shown(name)} has no finished trials yet")
             note(f"study {shown(name)} has no finished trials yet; skipped")
             continue
+        section = Section(answered, look=record_look(answered))  # the page shows it: a look
+        if section.look:
+            note(section.look)
         make_folder(out_dir, "report folder")  # once a study is known to be drawn
-        drawn = _drawn_trials(report, most)
-        report.trials_drawn = len(drawn)
-        parts = 1 + len(drawn)
-        on_progress(name, 0, parts)
-        painter.study_figures(report, note)
-        on_progress(name, 1, parts)
-        for done, entry in enumerate(drawn, start=2):
-            painter.trial_figures(report, entry, note)
-            on_progress(name, done, parts)
-        _mark_problems(report)
-        _write_tables(report, out_dir)
-        reports.append(report)
+        _draw(section, painter, most, note, on_progress)
+        _write_tables(section, out_dir)
+        sections.append(section)
         _save_manifest(out_dir, manifest)
     classes = painter.class_samples()
     make_folder(out_dir, "report folder")
-    write_index(out_dir, reports, classes, storage_url, [*PUBLISHED, painter.pca_floor()])
+    write_index(out_dir, sections, classes, storage_url, [*PUBLISHED, painter.pca_floor()])
     _save_manifest(out_dir, manifest)
-    return ReportSummary(out_dir, reports, painter.drawn, warnings)
+    return ReportSummary(out_dir, sections, painter.drawn, warnings)
 
 
-def _write_tables(report: StudyData, out_dir: Path) -> None:
-    folder = out_dir / report.folder
+def _draw(
+    section: Section,
+    painter: _Painter,
+    most: int | None,
+    note: Callable[[str], None],
+    on_progress: Callable[[str, int, int], None],
+) -> None:
+    """A study's figures, then its drawn trials' (`on_progress` hears each part)."""
+    name = section.study.name
+    drawn = _drawn_trials(section.answered, most)
+    section.trials_drawn = len(drawn)
+    parts = 1 + len(drawn)
+    on_progress(name, 0, parts)
+    painter.study_figures(section, note)
+    on_progress(name, 1, parts)
+    for done, entry in enumerate(drawn, start=2):
+        painter.trial_figures(section, entry, note)
+        on_progress(name, done, parts)
+
+
+def _write_tables(section: Section, out_dir: Path) -> None:
+    folder = out_dir / section.study.folder
     folder.mkdir(exist_ok=True)
-    _write_if_changed(folder / "trials.csv", report.table.to_csv(index=False))
-    _write_if_changed(folder / "effects.csv", report.effects.to_csv(index=False))
-    shown = report.table.assign(best=report.table["best"].map({True: "★", False: ""}))
+    table = section.table
+    _write_if_changed(folder / "trials.csv", table.to_csv(index=False))
+    _write_if_changed(folder / "effects.csv", section.answered.effects.to_csv(index=False))
+    shown = table.assign(best=table["best"].map({True: "★", False: ""}))
     _write_if_changed(folder / "trials.md", shown.to_markdown(index=False, floatfmt=".4g") + "\n")
 
 
@@ -223,113 +239,95 @@ class _Painter:
             self.manifest["classes"] = str(REPORT_VERSION)
         return path.name
 
-    def study_figures(self, report: StudyData, note: Callable[[str], None]) -> None:
-        folder = self.out_dir / report.folder
-        planned = _planned_study_figures(report)
-        report.figures = {name: f"{report.folder}/{figure_file(name)}" for name in planned}
+    def study_figures(self, section: Section, note: Callable[[str], None]) -> None:
+        study = section.study
+        folder = self.out_dir / study.folder
+        planned = _planned_study_figures(section.answered)
+        section.figures = {name: f"{study.folder}/{figure_file(name)}" for name in planned}
         key = _digest(
-            [REPORT_VERSION, report.objectives, report.equivalence, [e.key for e in report.entries]]
+            [REPORT_VERSION, study.objectives, study.equivalence, [e.key for e in study.entries]]
         )
-        if self._fresh(f"study:{report.name}", key, [folder / figure_file(n) for n in planned]):
+        if self._fresh(f"study:{study.name}", key, [folder / figure_file(n) for n in planned]):
             return
         folder.mkdir(exist_ok=True)
-        draw = self._study_drawings(report, note)
+        draw = self._study_drawings(section, note)
         for name in planned:
             figure = draw[name]()
             if figure is None:
-                report.figures.pop(name)
+                section.figures.pop(name)
             else:
                 self._save(figure, folder / figure_file(name))
-        self.manifest[f"study:{report.name}"] = key
+        self.manifest[f"study:{study.name}"] = key
 
     def _study_drawings(
-        self, report: StudyData, note: Callable[[str], None]
+        self, section: Section, note: Callable[[str], None]
     ) -> dict[str, Callable[[], Any]]:
         """How to draw each figure a study's section may plan (see `_planned_study_figures`);
         a drawing that has nothing to show gives None."""
         from vaesweep.report import figures
 
-        table, study = report.table, report.record
-        assert study is not None  # a study's section is drawn from its stored record
-        metrics = [m for m in dict.fromkeys([*report.objectives, *KEY_METRICS]) if m in table]
+        answered, study = section.answered, section.study
+        table = answered.table
+        metrics = [m for m in dict.fromkeys([*study.objectives, *KEY_METRICS]) if m in table]
 
         def importances():
-            if found := _importances(study, report.objectives):
+            if found := _importances(study.record, list(study.objectives)):
                 return figures.param_importances(found)
-            report.notes.append(
+            section.notes.append(
                 "parameter importances need completed trials with different parameters"
             )
             return None
 
         draw = {
-            "paired-differences": lambda: figures.paired_differences(report.answers, report.params),
+            "paired-differences": lambda: figures.paired_differences(
+                list(answered.answers), study.params
+            ),
             "effects": lambda: figures.effects_plot(
                 table[table["in_answer"]],
-                report.effects,
-                report.params,
+                answered.effects,
+                study.params,
                 metrics,
-                report.design.answer_phase,
+                study.design.answer_phase,
             ),
             "learning-curves": lambda: figures.learning_curves(
-                self._histories(report, note), report.search[0]["name"]
+                self._histories(section, note), study.search[0]["name"]
             ),
             "optimization-history": lambda: figures.optimization_history(
-                table, report.objectives, report.directions
+                table, study.objectives, study.directions
             ),
             "importances": importances,
             "pareto-front": lambda: figures.pareto_front(
-                table, report.objectives, {t.number for t in best_trials(study)}
+                table, study.objectives, {t.number for t in best_trials(study.record)}
             ),
         }
+        return draw | _search_drawings(answered, metrics)
 
-        def explored(param: dict[str, Any]) -> Any:
-            return figures.explored(
-                table[table["phase"] == Phase.EXPLORE],
-                param["name"],
-                metrics,
-                categorical=param["kind"] == "categorical",
-                log=bool(param.get("log")),
-            )
-
-        for param in report.search:
-            draw[f"metrics-vs-{param['name']}"] = functools.partial(explored, param)
-        for tuned in report.tuned:
-            draw[f"tuning-{tuned.name}"] = functools.partial(
-                figures.tuning_curves,
-                tuning.tuning_rows(report),
-                tuning.chosen(report),
-                tuning.scientific(report),
-                tuned,
-                report.objectives[0],
-            )
-        return draw
-
-    def _histories(self, report: StudyData, note: Callable[[str], None]) -> pd.DataFrame:
+    def _histories(self, section: Section, note: Callable[[str], None]) -> pd.DataFrame:
         from vaesweep.store.artifacts import load_history
 
         frames = []
-        for entry in report.entries:
-            if entry.problem is None:
+        for entry in section.study.entries:
+            if section.problem(entry.trial.number) is None:
                 assert entry.folder is not None  # a trial without a problem has its folder
                 try:
                     history = load_history(entry.folder)
                 except VaesweepError as err:
-                    _mark(report.name, entry, str(err), note)
+                    _mark(section, entry, str(err), note)
                     continue
-                frames.append(
-                    history.assign(trial=entry.trial.number, **_param_columns(report, entry))
-                )
+                params = _param_columns(section.study, entry)
+                frames.append(history.assign(trial=entry.trial.number, **params))
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def trial_figures(
-        self, report: StudyData, entry: TrialEntry, note: Callable[[str], None]
+        self, section: Section, entry: TrialEntry, note: Callable[[str], None]
     ) -> None:
         if entry.problem is not None:
             return
-        study, number = report.name, entry.trial.number
-        folder = self.out_dir / report.folder / trial_folder_name(number)
-        entry.figures = {
-            n: f"{report.folder}/{folder.name}/{figure_file(n)}" for n in TRIAL_FIGURES
+        study, number = section.study.name, entry.trial.number
+        where = section.study.folder
+        folder = self.out_dir / where / trial_folder_name(number)
+        section.trial_figures[number] = {
+            n: f"{where}/{folder.name}/{figure_file(n)}" for n in TRIAL_FIGURES
         }
         manifest_key = f"trial:{study}:{number}"
         key = f"{REPORT_VERSION}|{entry.key}"
@@ -340,10 +338,10 @@ class _Painter:
         try:
             self._draw_trial(study, entry, folder)
         except VaesweepError as err:
-            _mark(study, entry, str(err), note)
+            _mark(section, entry, str(err), note)
             return
         except Exception as err:  # a figure that cannot be drawn from what the folder holds
-            _mark(study, entry, f"cannot draw its figures ({first_line(err)})", note)
+            _mark(section, entry, f"cannot draw its figures ({first_line(err)})", note)
             return
         self.manifest[manifest_key] = key
 
@@ -395,14 +393,15 @@ class _Painter:
         return self.data.test_x[np.sort(indices)]
 
 
-def _drawn_trials(report: StudyData, most: int | None) -> list[TrialEntry]:
+def _drawn_trials(answered: StudyAnswer, most: int | None) -> list[TrialEntry]:
     """The trials whose own figures are drawn: every one (most None), else those in the answer,
     then the others by the first objective, best first, up to `most`."""
-    if most is None or len(report.entries) <= most:
-        return report.entries
-    table = report.table.set_index("trial")
-    objective = report.objectives[0]
-    better = 1 if report.directions[0] == "minimize" else -1
+    study = answered.study
+    if most is None or len(study.entries) <= most:
+        return list(study.entries)
+    table = answered.table.set_index("trial")
+    objective = study.objectives[0]
+    better = 1 if study.directions[0] == "minimize" else -1
 
     def rank(entry: TrialEntry) -> tuple[bool, float, int]:
         number = entry.trial.number
@@ -410,42 +409,66 @@ def _drawn_trials(report: StudyData, most: int | None) -> list[TrialEntry]:
         score = better * value if not math.isnan(value) else math.inf
         return (not bool(table["in_answer"].get(number, False)), score, number)
 
-    chosen = sorted(report.entries, key=rank)[:most]
+    chosen = sorted(study.entries, key=rank)[:most]
     return sorted(chosen, key=lambda e: e.trial.number)
 
 
-def _mark(study: str, entry: TrialEntry, problem: str, note: Callable[[str], None]) -> None:
-    entry.problem, entry.figures = problem, {}
-    note(f"study {shown(study)} trial {entry.trial.number}: {problem}")
+def _mark(section: Section, entry: TrialEntry, problem: str, note: Callable[[str], None]) -> None:
+    """A trial whose figures could not be drawn: said on the page, in its table and to `note`."""
+    number = entry.trial.number
+    section.problems[number] = problem
+    section.trial_figures.pop(number, None)
+    note(f"study {shown(section.study.name)} trial {number}: {problem}")
 
 
-def _mark_problems(report: StudyData) -> None:
-    """Problems found while drawing go into the table's note column too."""
-    for entry in report.entries:
-        if entry.problem:
-            report.table.loc[report.table["trial"] == entry.trial.number, "note"] = entry.problem
+def _search_drawings(answered: StudyAnswer, metrics: list[str]) -> dict[str, Callable[[], Any]]:
+    """A sampled search's views of each searched setting, and a tuned study's tuning curves."""
+    from vaesweep.report import figures
+
+    study, table = answered.study, answered.table
+    draw: dict[str, Callable[[], Any]] = {}
+    for param in study.search:
+        draw[f"metrics-vs-{param['name']}"] = functools.partial(
+            figures.explored,
+            table[table["phase"] == Phase.EXPLORE],
+            param["name"],
+            metrics,
+            categorical=param["kind"] == "categorical",
+            log=bool(param.get("log")),
+        )
+    for tuned in study.tuned:
+        draw[f"tuning-{tuned.name}"] = functools.partial(
+            figures.tuning_curves,
+            tuning.tuning_rows(study, table),
+            tuning.chosen(study, table),
+            tuning.scientific(study),
+            tuned,
+            study.objectives[0],
+        )
+    return draw
 
 
-def _planned_study_figures(report: StudyData) -> list[str]:
+def _planned_study_figures(answered: StudyAnswer) -> list[str]:
     """The answer's figures first (each configuration minus the best mean of the others, then
     every replicate); exploration views only for sampled searches, and importances only where
     two or more parameters are searched."""
+    study = answered.study
     names = []
-    if any(a.comparison for a in report.answers):
+    if any(a.comparison for a in answered.answers):
         names.append("paired-differences")
-    if report.table["in_answer"].any():
+    if answered.table["in_answer"].any():
         names.append("effects")
-    names += [f"tuning-{p.name}" for p in report.tuned]
-    search = report.design.samples
+    names += [f"tuning-{p.name}" for p in study.tuned]
+    search = study.design.samples
     if search:
-        names += [f"metrics-vs-{p['name']}" for p in report.search]
-    if report.search:
+        names += [f"metrics-vs-{p['name']}" for p in study.search]
+    if study.search:
         names.append("learning-curves")
     if search:
         names.append("optimization-history")
-    if len(report.search) >= 2:
+    if len(study.search) >= 2:
         names.append("importances")
-    if len(report.objectives) > 1:
+    if len(study.objectives) > 1:
         names.append("pareto-front")
     return names
 
@@ -474,8 +497,8 @@ def _importances(study: optuna.Study, objectives: list[str]) -> dict[str, dict[s
     return result
 
 
-def _param_columns(report: StudyData, entry: TrialEntry) -> dict[str, Any]:
-    return {p["name"]: entry.trial.params.get(p["name"]) for p in report.search}
+def _param_columns(study: StoredStudy, entry: TrialEntry) -> dict[str, Any]:
+    return {p["name"]: entry.trial.params.get(p["name"]) for p in study.search}
 
 
 def _format_params(params: dict[str, Any]) -> str:

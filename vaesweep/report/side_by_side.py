@@ -8,9 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from vaesweep.answer import StudyAnswer, effects
 from vaesweep.errors import VaesweepError, shown
-from vaesweep.report import effects
-from vaesweep.report.study_data import StudyData
 from vaesweep.spec.config import DEFAULTS
 from vaesweep.spec.metric_names import LIKELIHOOD_SCALED, label
 from vaesweep.stats.between import Best, BestPair, compare_bests
@@ -48,30 +47,34 @@ class SideBySide:
     verdict: str  # whether the best configurations differ, or why that is not tested
 
 
-def groups(studies: list[StudyData]) -> list[SideBySide]:
+def groups(studies: list[StudyAnswer]) -> list[SideBySide]:
     """The report's section: studies with an answer grouped by their first objective, each group
     of two or more side by side."""
-    by_objective: dict[str, list[StudyData]] = {}
+    by_objective: dict[str, list[StudyAnswer]] = {}
     for study in studies:
         if study.answers:
-            by_objective.setdefault(study.objectives[0], []).append(study)
+            by_objective.setdefault(study.study.objectives[0], []).append(study)
     return [side_by_side(group, o) for o, group in by_objective.items() if len(group) > 1]
 
 
-def shared_objectives(studies: list[StudyData]) -> list[str]:
+def shared_objectives(studies: list[StudyAnswer]) -> list[str]:
     """The objectives every study has, in the first study's order."""
-    return [o for o in studies[0].objectives if all(o in s.objectives for s in studies[1:])]
+    return [
+        o for o in studies[0].study.objectives if all(o in s.study.objectives for s in studies[1:])
+    ]
 
 
-def side_by_side(studies: list[StudyData], objective: str | None = None) -> SideBySide:
+def side_by_side(studies: list[StudyAnswer], objective: str | None = None) -> SideBySide:
     if len(studies) < 2:
         raise VaesweepError("compare needs at least two studies")
-    names = [s.name for s in studies]
+    names = [s.study.name for s in studies]
     if len(set(names)) < len(names):
         raise VaesweepError(f"compare names a study twice ({', '.join(map(shown, names))})")
     shared = shared_objectives(studies)
     if objective is None and not shared:
-        listed = "; ".join(f"{shown(s.name)}: {', '.join(s.objectives)}" for s in studies)
+        listed = "; ".join(
+            f"{shown(s.study.name)}: {', '.join(s.study.objectives)}" for s in studies
+        )
         raise VaesweepError(f"these studies share no objective ({listed})")
     if objective is not None and objective not in shared:
         raise VaesweepError(
@@ -79,33 +82,37 @@ def side_by_side(studies: list[StudyData], objective: str | None = None) -> Side
             f"(shared: {', '.join(shared) or 'none'})"
         )
     objective = objective or shared[0]
-    directions = {s.directions[s.objectives.index(objective)] for s in studies}
+    directions = {s.study.directions[s.study.objectives.index(objective)] for s in studies}
     rows = [_row(s, objective) for s in studies]
     differing = _differing(studies)
     verdict = _verdict(studies, objective, rows, differing, directions)
     return SideBySide(objective, rows, differing, verdict)
 
 
-def _answer(study: StudyData, objective: str) -> effects.Answer | None:
+def _answer(study: StudyAnswer, objective: str) -> effects.Answer | None:
     return next((a for a in study.answers if a.objective == objective), None)
 
 
-def _row(study: StudyData, objective: str) -> Row:
+def _row(study: StudyAnswer, objective: str) -> Row:
     found = _answer(study, objective)
     if found is None:
-        return Row(study.name, "", "no answer yet", 0, float("nan"), float("nan"), "no answer yet")
-    shown = f"{study.params[0]}={found.best}" if len(study.params) == 1 else found.best
-    return Row(study.name, found.best, shown, found.n, found.mean, found.half_width, found.sentence)
+        return Row(
+            study.study.name, "", "no answer yet", 0, float("nan"), float("nan"), "no answer yet"
+        )
+    shown = f"{study.study.params[0]}={found.best}" if len(study.study.params) == 1 else found.best
+    return Row(
+        study.study.name, found.best, shown, found.n, found.mean, found.half_width, found.sentence
+    )
 
 
-def _settings(study: StudyData) -> dict[str, Any]:
-    role = {p["name"]: "searched" for p in study.search}
-    role |= {p["name"]: "tuned per configuration" for p in study.nuisance}
-    values = DEFAULTS | study.fixed
+def _settings(study: StudyAnswer) -> dict[str, Any]:
+    role = {p["name"]: "searched" for p in study.study.search}
+    role |= {p["name"]: "tuned per configuration" for p in study.study.nuisance}
+    values = DEFAULTS | study.study.fixed
     return {k: role.get(k, v) for k, v in values.items() if k != "seed"}
 
 
-def _differing(studies: list[StudyData]) -> dict[str, list[Any]]:
+def _differing(studies: list[StudyAnswer]) -> dict[str, list[Any]]:
     settings = [_settings(s) for s in studies]
     keys = sorted({k for s in settings for k in s})
     return {
@@ -115,21 +122,23 @@ def _differing(studies: list[StudyData]) -> dict[str, list[Any]]:
     }
 
 
-def _best(study: StudyData, objective: str, best: str) -> Best:
+def _best(study: StudyAnswer, objective: str, best: str) -> Best:
     """The best configuration's completed values by seed, and how many it was chosen from."""
     rows = study.table[study.table["in_answer"] & (study.table["state"] == "COMPLETE")]
     rows = rows.dropna(subset=[objective])
-    configs = effects.configuration(rows, study.params)
+    configs = effects.configuration(rows, study.study.params)
     chosen = rows[configs == best]
     # Paired by seed; a trial without a recorded seed is keyed by its study, so never paired.
-    seeds = {e.trial.number: e.trial.user_attrs.get(SEED_ATTR) for e in study.entries}
-    keys = [seeds.get(t) if seeds.get(t) is not None else (study.name, t) for t in chosen["trial"]]
+    seeds = {e.trial.number: e.trial.user_attrs.get(SEED_ATTR) for e in study.study.entries}
+    keys = [
+        seeds.get(t) if seeds.get(t) is not None else (study.study.name, t) for t in chosen["trial"]
+    ]
     values = dict(zip(keys, chosen[objective].astype(float), strict=True))
-    return Best(study.name, values, max(configs.nunique(), 1))
+    return Best(study.study.name, values, max(configs.nunique(), 1))
 
 
 def _verdict(
-    studies: list[StudyData],
+    studies: list[StudyAnswer],
     objective: str,
     rows: list[Row],
     differing: dict[str, list[Any]],

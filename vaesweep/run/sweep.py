@@ -42,18 +42,9 @@ from vaesweep.store.storage import (
 )
 
 if TYPE_CHECKING:
+    from vaesweep.answer import StudyAnswer
     from vaesweep.run.work_loop import RunRequest, WorkerOutcome
     from vaesweep.training.precision import Compute
-
-
-@dataclass(frozen=True)
-class Answered:
-    """What the answer said when a run ended: its sentences, whether every configuration is
-    decided (the best, worse or equivalent), and the blocks it saw (None: nothing compared yet)."""
-
-    sentences: list[str]
-    decided: bool = False
-    blocks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -188,9 +179,9 @@ def _run_and_answer(
     jobs: int,
     progress: Progress,
     study: optuna.Study,
-    answer: Callable[[optuna.Study], Answered],
-) -> tuple[WorkerOutcome, Answered]:
-    """Train until the request's trials are finished, then read the answer (a look)."""
+    warn: Callable[[str], None],
+) -> tuple[WorkerOutcome, StudyAnswer]:
+    """Train until the request's trials are finished, then answer (a look)."""
     from vaesweep.run.work_loop import work
     from vaesweep.run.workers import run_workers
 
@@ -204,7 +195,22 @@ def _run_and_answer(
     finally:
         progress.stop()
     with storage_errors(request.storage_url, during=True):
-        return outcome, answer(study)
+        return outcome, answer_and_record(study, request.results_dir, warn)
+
+
+def answer_and_record(
+    study: optuna.Study, results_dir: Path, warn: Callable[[str], None]
+) -> StudyAnswer:
+    """The answer a run ends with: recorded as a look, and published for Optuna's tools."""
+    from vaesweep.answer import answer, record_look
+    from vaesweep.answer.publish import publish
+    from vaesweep.answer.stored import read
+
+    result = answer(read(study, results_dir))
+    if refused := record_look(result):
+        warn(f"warning: {refused}")
+    publish(result)
+    return result
 
 
 def plan_run(spec: StudySpec, options: RunOptions) -> RunPlan:
@@ -325,17 +331,16 @@ def _jobs(options: RunOptions, finished: int, gpus: int, cores: int, population:
 def execute(
     plan: RunPlan,
     progress: Progress,
-    answer: Callable[[optuna.Study], Answered],
     warn: Callable[[str], None] = lambda message: None,
 ) -> RunSummary:
     """Carry out a plan: train until the study has its trials (completed or pruned), resuming
     where it stopped, then answer. With more than one job, worker processes share the study and
-    the cores; on CUDA, worker i trains on GPU i mod the GPUs. `answer(study)` gives the answer
-    (and may publish it): the reading of a study is the report's, which the run does not import.
+    the cores; on CUDA, worker i trains on GPU i mod the GPUs. The answer (`vaesweep.answer`) is
+    recorded as a look and published for Optuna's tools.
     A design `until_decided` then adds a seed block at a time until every configuration is
     decided or `max_replicates` is reached."""
     if plan.training is None:
-        return _answer_finished(plan, answer, warn)
+        return _answer_finished(plan, warn)
     make_folder(plan.options.results_dir)
     study, spec = _open_study(plan)
     for warning in plan.warnings:
@@ -345,7 +350,7 @@ def execute(
     with storage_errors(plan.url):
         target = growth_target(study, spec, request.n_trials)
     request = dataclasses.replace(request, n_trials=target)
-    outcome, answered, request = _train_until_decided(plan, request, progress, study, answer, warn)
+    outcome, answered, request = _train_until_decided(plan, request, progress, study, warn)
     with storage_errors(plan.url, during=True):
         streak, reason = failing_streak(study, request.first_trial)
         finished = counts(study)[0]
@@ -356,7 +361,7 @@ def execute(
             raise VaesweepError(outcome.errors[0])
         for error in outcome.errors:  # the other workers finished the study meanwhile
             warn(f"warning: {error}; the other workers finished the study")
-    return _summary(plan, request.n_trials, finished, answered.sentences, outcome)
+    return _summary(plan, request.n_trials, finished, _sentences(answered), outcome)
 
 
 def growth_target(study: optuna.Study, spec: StudySpec, n_trials: int) -> int:
@@ -390,9 +395,7 @@ def _blocks_started(study: optuna.Study, design: Design) -> int:
     return min(max(blocks, design.replicates), design.most_replicates)
 
 
-def _answer_finished(
-    plan: RunPlan, answer: Callable[[optuna.Study], Answered], warn: Callable[[str], None]
-) -> RunSummary:
+def _answer_finished(plan: RunPlan, warn: Callable[[str], None]) -> RunSummary:
     """A study that has its trials already: its answer (a look), nothing trained."""
     warn(
         f"study '{plan.name}' has {plan.finished} finished trials already: nothing to run "
@@ -401,13 +404,18 @@ def _answer_finished(
     with storage_errors(plan.url):
         study = optuna.load_study(study_name=plan.name, storage=open_storage(plan.url))
         _clean_debris(study, plan.options.results_dir, warn)
-        answered = answer(study)
+        answered = answer_and_record(study, plan.options.results_dir, warn)
     if plan.spec.design.until_decided and answered.blocks:
         warn(_stopped(answered))  # where a growing study stands
-    return _summary(plan, plan.options.n_trials, plan.finished, answered.sentences)
+    return _summary(plan, plan.options.n_trials, plan.finished, _sentences(answered))
 
 
-def _stopped(answered: Answered) -> str:
+def _sentences(answered: StudyAnswer) -> list[str]:
+    """What a run ends with: each objective's answer, and a tuned value at its range's edge."""
+    return [a.sentence for a in answered.answers] + list(answered.range_warnings)
+
+
+def _stopped(answered: StudyAnswer) -> str:
     why = "every configuration decided" if answered.decided else "max_replicates reached"
     return f"until decided: stopped after seed block {answered.blocks} ({why})"
 
@@ -482,14 +490,13 @@ def _train_until_decided(
     request: RunRequest,
     progress: Progress,
     study: optuna.Study,
-    answer: Callable[[optuna.Study], Answered],
     warn: Callable[[str], None],
-) -> tuple[WorkerOutcome, Answered, RunRequest]:
+) -> tuple[WorkerOutcome, StudyAnswer, RunRequest]:
     """The request's trials, then (a design `until_decided`) a seed block at a time."""
     training = plan.training
     assert training is not None
-    run = functools.partial(_run_and_answer, data=training.data, jobs=training.jobs)
-    outcome, answered = run(request, progress=progress, study=study, answer=answer)
+    run = functools.partial(_run_and_answer, data=training.data, jobs=training.jobs, warn=warn)
+    outcome, answered = run(request, progress=progress, study=study)
     design = request.spec.design
     while design.until_decided and not outcome.errors:
         blocks = answered.blocks or 0
@@ -503,6 +510,6 @@ def _train_until_decided(
         if n_more <= request.n_trials:  # the next block is asked for already: nothing to add
             break
         request = dataclasses.replace(request, n_trials=n_more)
-        more, answered = run(request, progress=progress, study=study, answer=answer)
+        more, answered = run(request, progress=progress, study=study)
         outcome.merge(more)
     return outcome, answered, request

@@ -26,16 +26,16 @@ from vaesweep.spec.design import Phase
 from vaesweep.spec.studies import StudySpec
 from vaesweep.store.fate import FATE_ATTR, Fate
 from vaesweep.store.heartbeats import Liveness, beating, describe_wait
+from vaesweep.store.optuna_private import fail_trial, waiting_trials
 from vaesweep.store.storage import (
     FAIL_REASON_ATTR,
     FINISHED_STATES,
     PHASE_ATTR,
-    STORAGE_FAILURES,
-    environment_failure,
     grace_seconds,
     open_storage,
     redact,
 )
+from vaesweep.store.waiting import STORAGE_FAILURES, environment_failure
 from vaesweep.training.device import Compute, placed
 from vaesweep.training.train import TrainingDiverged
 
@@ -250,14 +250,11 @@ def _unplaced(trial: optuna.Trial) -> str | None:
 def _fail_leftover_queue(storage: optuna.storages.BaseStorage, study: optuna.Study) -> None:
     """Fail the queued places no worker started before the study was full, so nothing waits in
     the storage for ever. Read from the storage itself: Optuna's trial cache may not see them."""
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    why = "surplus: the study was full before it started"
+    surplus = {FAIL_REASON_ATTR: why, FATE_ATTR: Fate.SURPLUS}
+    for trial in waiting_trials(storage, study):
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            why = "surplus: the study was full before it started"
-            storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, why)
-            storage.set_trial_user_attr(trial_id, FATE_ATTR, Fate.SURPLUS)
-            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+            fail_trial(storage, study, trial.number, surplus)
 
 
 def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> str | None:

@@ -8,35 +8,28 @@ beat at all (a crash before its first beat, a trial made by plain Optuna) is nev
 trial is dead once its stored beat has not changed for the grace period of the checker's own
 monotonic time: no two clocks are compared, and a missing beat is a beat that never changes.
 
-Optuna's heartbeat thread and table are internals (store/optuna_private.py): this module starts
-the thread, and `storage._Storage.running_heartbeats` reads the table.
+Optuna's heartbeat thread and table are internals: store/optuna_private.py starts the thread
+and reads the table.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import optuna
-from optuna.trial import TrialState
 
+from vaesweep.store import optuna_private
 from vaesweep.store.fate import FATE_ATTR, Fate
-from vaesweep.store.optuna_private import heartbeat_thread
 from vaesweep.store.storage import FAIL_REASON_ATTR, STALE_REASON
 
 
 @contextlib.contextmanager
 def beating(storage: optuna.storages.BaseStorage, study: optuna.Study, number: int) -> Iterator:
     """Trial `number` beats while inside this block (every sixth of the grace period)."""
-    study_id = storage.get_study_id_from_name(study.study_name)
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
-    with warnings.catch_warnings():  # "meant for study.optimize": this loop does what it does
-        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-        thread = heartbeat_thread(trial_id, storage)
-    with thread:  # a context manager, though Optuna annotates it as a thread
+    with optuna_private.beating(storage, study, number):
         yield
 
 
@@ -67,24 +60,15 @@ class Liveness:
         for number, quiet in self.silent().items():
             if quiet < self.grace:
                 continue
+            stale = {FAIL_REASON_ATTR: STALE_REASON, FATE_ATTR: Fate.STALE}
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError, KeyError):
-                trial_id = self._id_of(number)
-                self.storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, STALE_REASON)
-                self.storage.set_trial_user_attr(trial_id, FATE_ATTR, Fate.STALE)
-                if self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                if optuna_private.fail_trial(self.storage, self.study, number, stale):
                     failed.append(number)
             self.seen.pop(number, None)
         return failed
 
     def _beats(self) -> dict[int, object]:
-        read = getattr(self.storage, "running_heartbeats", None)
-        if read is None:  # not vaesweep's storage: nothing beats, nothing is judged by its beat
-            return {}
-        return read(self.storage.get_study_id_from_name(self.study.study_name))
-
-    def _id_of(self, number: int) -> int:
-        study_id = self.storage.get_study_id_from_name(self.study.study_name)
-        return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+        return optuna_private.running_heartbeats(self.storage, self.study)
 
 
 def describe_wait(silent: dict[int, float], grace: float) -> str:

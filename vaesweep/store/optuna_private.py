@@ -1,21 +1,36 @@
 """Every use of Optuna beyond its public API, each with why, so that a release that changes
-one of them breaks this module alone (tests/test_binding.py and test_liveness.py exercise each).
+one of them breaks this module alone (tests/test_package.py keeps them here; test_binding.py,
+test_liveness.py and test_run_faults.py exercise each).
+
+Optuna documents its storage classes' methods as library-internal: a study's public API has no
+way to fail a trial that another process abandoned, to keep the heartbeats of trials run by
+ask and tell, or to wait out a lost database connection, so those few uses live here.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
+import optuna
 import sqlalchemy
 from optuna.storages._heartbeat import get_heartbeat_thread
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["RUNNING_BEATS", "heartbeat_thread", "queued_params"]
+from vaesweep.store.waiting import STORAGE_FAILURES, waiting_for
 
-# The thread `study.optimize` starts to beat for a trial. A run that asks and tells has no
-# public way to keep its trials' heartbeats, and without one a killed worker's trial stays
-# RUNNING for ever.
-heartbeat_thread = get_heartbeat_thread
+T = TypeVar("T")
+
+__all__ = [
+    "ReconnectingStorage",
+    "beating",
+    "close",
+    "fail_trial",
+    "queued_params",
+    "running_heartbeats",
+    "waiting_trials",
+]
 
 # Each running trial's last stored heartbeat, read from Optuna's RDB tables: the public API
 # offers only `fail_stale_trials`, which compares the beat with this machine's wall clock, so a
@@ -25,6 +40,103 @@ RUNNING_BEATS = sqlalchemy.text(
     "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
     "WHERE t.study_id = :study AND t.state = 'RUNNING'"
 )
+
+
+class ReconnectingStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, for a study that outlives a database restart.
+
+    Every storage call (the `get_`, `set_` and `create_` methods, rewrapped below) waits out a
+    lost server connection or a locked SQLite file (store/waiting.py). The heartbeat thread
+    outlives a missed beat instead of dying with a traceback: the next beat may get through,
+    and a trial whose beats stop is judged by store/heartbeats.py."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except STORAGE_FAILURES:
+            pass
+
+    def running_heartbeats(self, study_id: int) -> dict[int, object]:
+        """Running trial number -> its last stored heartbeat (None before its first), read
+        through the storage's own SQLAlchemy engine."""
+
+        def read() -> dict[int, object]:
+            with self.engine.connect() as connection:
+                rows = connection.execute(RUNNING_BEATS, {"study": study_id}).all()
+            return {int(number): beat for number, beat in rows}
+
+        return self.reconnect(read)
+
+    def reconnect(self, method: Callable[..., T], *args, **kwargs) -> T:
+        """`method(*args, **kwargs)`, waiting out what this storage's URL may wait for."""
+        return waiting_for(self.url)(method, *args, **kwargs)
+
+
+def _reconnecting(name: str):
+    """The storage method `name` (the base class's, looked up at each call), waiting out a lost
+    connection or a locked file (see `ReconnectingStorage`)."""
+
+    def call(self: ReconnectingStorage, *args, **kwargs):
+        return self.reconnect(getattr(super(ReconnectingStorage, self), name), *args, **kwargs)
+
+    return call
+
+
+for _name in (
+    *(n for n in dir(optuna.storages.BaseStorage) if n.startswith(("get_", "set_", "create_"))),
+    "delete_study",
+):
+    setattr(ReconnectingStorage, _name, _reconnecting(_name))
+
+
+def close(storage: optuna.storages.BaseStorage) -> None:
+    """Close every connection of an RDB storage's engine (Optuna has no public close)."""
+    if isinstance(storage, optuna.storages.RDBStorage):
+        storage.engine.dispose()
+
+
+def running_heartbeats(storage: optuna.storages.BaseStorage, study: optuna.Study) -> dict:
+    """Running trial number -> its last stored heartbeat; {} for a storage that is not
+    vaesweep's (nothing beats there, so nothing is judged by its beat)."""
+    if not isinstance(storage, ReconnectingStorage):
+        return {}
+    return storage.running_heartbeats(storage.get_study_id_from_name(study.study_name))
+
+
+def _trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, number: int) -> int:
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def beating(storage: optuna.storages.BaseStorage, study: optuna.Study, number: int) -> Any:
+    """The thread `study.optimize` starts to beat for a trial, for trial `number`: a run that
+    asks and tells has no public way to keep its trials' heartbeats, and without one a killed
+    worker's trial stays RUNNING for ever. A context manager."""
+    with warnings.catch_warnings():  # "meant for study.optimize": this loop does what it does
+        warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+        return get_heartbeat_thread(_trial_id(storage, study, number), storage)
+
+
+def fail_trial(
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    number: int,
+    attrs: Mapping[str, Any],
+) -> bool:
+    """Fail trial `number` of `study` with its user attributes `attrs` (its fate and reason),
+    set first; whether this call failed it. A study can tell only the trials this process
+    asked for, and these were started (or queued) by another process."""
+    trial_id = _trial_id(storage, study, number)
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(trial_id, key, value)
+    return storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+
+def waiting_trials(storage: optuna.storages.BaseStorage, study: optuna.Study) -> list[FrozenTrial]:
+    """The study's queued trials, read from the storage itself: Optuna's trial cache may not
+    see a trial another process queued."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
 
 
 def queued_params(trial: FrozenTrial) -> dict[str, Any]:

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import math
 import os
-import sys
-import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
 import sqlalchemy.exc
 import tenacity
 from optuna.trial import FrozenTrial, TrialState
 
-from vaesweep.errors import VaesweepError, first_line, shown, visible
+from vaesweep.errors import VaesweepError, first_line, shown
 from vaesweep.store.layout import DEFAULT_DB_NAME
-from vaesweep.store.optuna_private import RUNNING_BEATS
+from vaesweep.store.optuna_private import ReconnectingStorage, close
+from vaesweep.store.waiting import STORAGE_FAILURES, locked, waiting
 
-T = TypeVar("T")
+# SQLite waits this long inside a call for another writer's lock; then vaesweep says so and waits
+# on (store/waiting.py), so no wait for a lock is silent.
+SQLITE_BUSY_SECONDS = 5
 
 # What vaesweep keeps in Optuna's records. Pruned trials count as finished: the study learned
 # what it needed from them, and they keep their folders like completed ones.
@@ -112,130 +112,6 @@ def storage_errors(url: str, during: bool = False, reading: bool = False) -> Ite
         raise VaesweepError(f"storage {redact(url)} {what}: {cause}; {kept}; {again}") from None
 
 
-# A database server away (restarting, a network blip), or an SQLite file locked by another
-# writer, is waited for this long, call by call, before its failure counts; a dropped pooled
-# connection is replaced (SQLAlchemy's pre-ping).
-RECONNECT_SECONDS = 60
-# SQLite waits this long inside a call for another writer's lock; then vaesweep says so and waits
-# on (so no wait for a lock is silent).
-SQLITE_BUSY_SECONDS = 5
-
-
-# The running trials of a study with their last heartbeat (NULL: none yet), in Optuna's schema.
-class _Storage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage, for a study that outlives a database restart.
-
-    On a database server, every call waits out a lost connection for up to RECONNECT_SECONDS
-    (saying so once), then goes on; on SQLite, a file another process holds locked. Anything else
-    (a read-only or full disk, a damaged file) fails at once: waiting would not mend it. The
-    heartbeat thread outlives a missed beat instead of dying with a traceback."""
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        try:
-            super().record_heartbeat(trial_id)
-        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError):
-            pass
-
-    def running_heartbeats(self, study_id: int) -> dict[int, object]:
-        """Running trial number -> its last stored heartbeat (None before its first)."""
-
-        def read() -> dict[int, object]:
-            with self.engine.connect() as connection:
-                rows = connection.execute(RUNNING_BEATS, {"study": study_id}).all()
-            return {int(number): beat for number, beat in rows}
-
-        return self.reconnect(read)
-
-    def reconnect(self, method: Callable[..., T], *args, **kwargs) -> T:
-        """`method(*args, **kwargs)`, retried for up to RECONNECT_SECONDS while a database
-        server's connection is lost, or while another process holds an SQLite file locked."""
-        waited_for = _locked if self.url.startswith("sqlite") else _lost_connection
-        return _waiting(waited_for)(method, *args, **kwargs)
-
-
-def _waiting(waited_for: Callable[[BaseException], bool]) -> tenacity.Retrying:
-    """Retries while `waited_for(error)`, for up to RECONNECT_SECONDS, saying so once."""
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(waited_for),
-        stop=tenacity.stop_after_delay(RECONNECT_SECONDS),
-        wait=tenacity.wait_exponential(multiplier=0.5, max=5),
-        before_sleep=_say_reconnecting,
-        reraise=True,
-    )
-
-
-def _driver_error(err: BaseException) -> sqlalchemy.exc.DBAPIError | None:
-    cause = environment_failure(err)
-    while cause is not None and not isinstance(cause, sqlalchemy.exc.DBAPIError):
-        cause = cause.__cause__
-    return cause
-
-
-def _lost_connection(err: BaseException) -> bool:
-    """A failure that reconnecting can cure: the server closed or refused the connection."""
-    cause = _driver_error(err)
-    return cause is not None and (
-        cause.connection_invalidated
-        or isinstance(cause, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
-    )
-
-
-def _locked(err: BaseException) -> bool:
-    """SQLite's busy timeout ran out: another process holds the file locked."""
-    cause = _driver_error(err)
-    return cause is not None and "database is locked" in str(cause.orig)
-
-
-_said_reconnecting = [-math.inf]  # when it was last said: once an outage, not once a call
-
-
-def _say_reconnecting(state: tenacity.RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome is not None else None
-    if error is not None and time.monotonic() - _said_reconnecting[0] > RECONNECT_SECONDS:
-        _said_reconnecting[0] = time.monotonic()
-        cause = visible(first_line(_driver_error(error) or error))
-        what = (
-            f"storage locked by another process ({cause}); waiting"
-            if _locked(error)
-            else f"storage connection lost ({cause}); reconnecting"
-        )
-        print(f"{what} for up to {RECONNECT_SECONDS} s", file=sys.stderr)
-
-
-def _reconnecting(name: str):
-    """The storage method `name` (the base class's, looked up at each call), waiting out a lost
-    connection to a database server (see `_Storage`)."""
-
-    def call(self: _Storage, *args, **kwargs):
-        return self.reconnect(getattr(super(_Storage, self), name), *args, **kwargs)
-
-    return call
-
-
-for _name in (
-    *(n for n in dir(optuna.storages.BaseStorage) if n.startswith(("get_", "set_", "create_"))),
-    "delete_study",
-):
-    setattr(_Storage, _name, _reconnecting(_name))
-
-
-# What failing storage or disk raises, wherever it surfaces (see `environment_failure`).
-STORAGE_FAILURES = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
-
-
-def environment_failure(err: BaseException) -> BaseException | None:
-    """The storage or disk failure behind `err`, if any: Optuna's own bookkeeping, failing in
-    turn, can replace it with an unrelated error (an unbound local, "Should not reach")."""
-    seen = set()
-    cause: BaseException | None = err
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, (*STORAGE_FAILURES, OSError)):
-            return cause
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
 def sqlite_file(url: str) -> Path | None:
     """The file of an SQLite storage URL (its path also in the URI form, `file:PATH?mode=ro`
     with `uri=true`); None for another database."""
@@ -264,9 +140,7 @@ def _create_whole(url: str, engine: dict[str, Any], grace: int) -> None:
         return  # SQLite's own error names it
     making = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.making")
     try:
-        made = _connect(f"sqlite:///{making}", engine, grace)
-        if isinstance(made, optuna.storages.RDBStorage):
-            made.engine.dispose()  # every connection closed before the file is linked
+        close(_connect(f"sqlite:///{making}", engine, grace))  # before the file is linked
         try:
             os.link(making, path)
         except FileExistsError:
@@ -313,7 +187,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     try:
         if url.startswith("sqlite"):
             _create_whole(url, engine, grace)
-        return _waiting(_locked)(_connect, url, engine, grace)  # a lock at the schema check too
+        return waiting(locked)(_connect, url, engine, grace)  # a lock at the schema check too
     except VaesweepError:
         raise
     except ModuleNotFoundError as err:
@@ -341,7 +215,7 @@ def _schema_race(err: BaseException) -> bool:
 def _connect(url: str, engine: dict[str, Any] | None, grace: int) -> optuna.storages.BaseStorage:
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _Storage(
+        return ReconnectingStorage(
             url, engine_kwargs=engine, heartbeat_interval=max(1, grace // 6), grace_period=grace
         )
 

@@ -17,7 +17,7 @@ Knows nothing of Optuna: callers observe (and may stop) each member through `on_
 from __future__ import annotations
 
 import copy
-import math
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,13 +36,11 @@ from vaesweep.training.losses import vae_loss
 from vaesweep.training.model import IMAGE_SHAPE, VAE, build_model
 from vaesweep.training.train import (
     KERAS_ADAM_EPSILON,
-    EarlyStopping,
-    TrainingDiverged,
+    Member,
     TrainResult,
-    _lr_scheduler,
     beta_at,
+    epoch_record,
 )
-from vaesweep.training.validation import validate
 
 # What members must share to be trained as one network: the shapes, the data and the loss.
 SHARED = ("arch", "latent_dim", "likelihood", "batch_size", "val_size", "train_subset", "binarize")
@@ -110,23 +108,20 @@ def population_key(config: TrainConfig) -> tuple:
 
 @dataclass
 class _Member:
-    """One member's own state: everything `train.train` keeps for one run."""
+    """One member: its own state as `train.train` keeps it for one run (`member`), and what a
+    population adds: its plain network, its random streams, and whether it still trains."""
 
-    config: TrainConfig
+    member: Member
     model: VAE  # a plain network holding this member's weights whenever it is shown
     order: torch.Generator
     noise: torch.Generator
     binarizer: torch.Generator | None
-    schedule: torch.optim.lr_scheduler.ReduceLROnPlateau  # on a one-number stand-in optimiser
-    early_stopping: EarlyStopping
-    history: list[dict[str, float]]
     active: bool = True
-    stop_reason: str = "max_epochs"
     error: BaseException | None = None
 
     @property
-    def lr(self) -> float:
-        return self.schedule.optimizer.param_groups[0]["lr"]
+    def config(self) -> TrainConfig:
+        return self.member.config
 
 
 def train_population(
@@ -154,14 +149,14 @@ def train_population(
         started = time.perf_counter()
         training = [members[i] for i in network.members]
         betas = [beta_at(epoch, m.config.warmup_epochs) for m in training]
-        lrs = [m.lr for m in training]
+        lrs = [m.member.lr for m in training]
         sums = _train_epoch(training, network, train_x, betas, lrs, compute)
         train_seconds = time.perf_counter() - started
         for row, index in enumerate(network.members):
             total, recon, kl = sums[row]
-            record = {"epoch": epoch, "beta": betas[row], "lr": lrs[row], "train_loss": total}
-            record |= {"train_recon": recon, "train_kl": kl, "train_beta_kl": betas[row] * kl}
-            record["train_seconds"] = train_seconds  # the population's, shared by its members
+            losses = {"loss": total, "recon": recon, "kl": kl, "beta_kl": betas[row] * kl}
+            # train_seconds: the population's, shared by its members.
+            record = epoch_record(epoch, betas[row], lrs[row], losses, train_seconds)
             _end_epoch(
                 index, row, members[index], record, network, val_x, compute, started, on_epoch
             )
@@ -170,10 +165,7 @@ def train_population(
         if m.error is not None:
             results.append(m.error)
             continue
-        m.early_stopping.restore_best(m.model)
-        results.append(
-            TrainResult(m.model.eval(), m.history, m.early_stopping.best_epoch, m.stop_reason)
-        )
+        results.append(m.member.result(m.model))
     return results
 
 
@@ -184,15 +176,12 @@ def _member(config: TrainConfig, compute: Compute) -> _Member:
     if config.binarize:
         binarizer = torch.Generator(device=compute.device).manual_seed(config.seed + 1)
     return _Member(
-        config=config,
+        member=Member.start(config, stand_in),
         model=model,
         order=torch.Generator().manual_seed(config.seed),
         # `train.train` seeds the global generator with the seed: the same stream, per member.
         noise=torch.Generator(device=compute.device).manual_seed(config.seed),
         binarizer=binarizer,
-        schedule=_lr_scheduler(stand_in, config),
-        early_stopping=EarlyStopping(config.early_stop_start_epoch, config.early_stop_patience),
-        history=[],
     )
 
 
@@ -234,27 +223,16 @@ def _end_epoch(
     started: float,
     on_epoch: Callable[[int, dict[str, float], VAE], None] | None,
 ) -> None:
-    """What `train.train` does after each epoch, for one member: validate, record, call back,
-    schedule, and stop early or on divergence."""
+    """The epoch's end for one member (`Member.end_epoch`, as `train.train` ends it), on its
+    plain network holding its current weights; an error stops this member alone."""
     _show(m, network.params, row)
-    val_stats = validate(m.model, val_x, m.config, record["beta"], compute).stats
-    record |= {f"val_{key}": value for key, value in val_stats.items()}
-    record["seconds"] = time.perf_counter() - started  # with validation
-    m.history.append(record)
     try:
-        if not all(math.isfinite(value) for value in record.values()):
-            raise TrainingDiverged(f"loss became NaN or infinite in epoch {record['epoch'] + 1}")
-        if on_epoch is not None:
-            on_epoch(index, record, m.model)
+        callback = None if on_epoch is None else functools.partial(on_epoch, index)
+        m.active = m.member.end_epoch(record, m.model, val_x, compute, started, callback)
     except KeyboardInterrupt:
         raise
     except Exception as err:  # this member stops; the others go on
         m.active, m.error = False, err
-        return
-    monitor = record[f"val_{m.config.monitor}"]
-    m.schedule.step(monitor)
-    if m.early_stopping.should_stop(int(record["epoch"]), monitor, m.model):
-        m.active, m.stop_reason = False, "early_stopping"
 
 
 def _show(m: _Member, params: dict[str, Tensor], row: int) -> None:

@@ -81,7 +81,7 @@ def make_optimizer(model: VAE, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, eps=KERAS_ADAM_EPSILON, fused=True)
 
 
-def _lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+def lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
     # Keras reduces after `patience` epochs without an improvement of more than min_delta=1e-4;
     # torch reduces after patience + 1, hence the offset.
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -121,6 +121,77 @@ class EarlyStopping:
             model.load_state_dict(self.best_state)
 
 
+@dataclass
+class Member:
+    """One trial's own state across epochs, whichever trainer steps its weights (`train` alone,
+    `population.train_population` with others): its learning-rate schedule, early stopping and
+    history. `end_epoch` is the one place where an epoch ends for a trial.
+
+    The training steps themselves differ: alone, a module's forward and torch's fused Adam; in a
+    population, one vmapped functional call and a batched Adam with a learning rate per member
+    (torch's takes one). Both use `vae_loss`, `beta_at`, the member's own seeds and Keras's
+    epsilon, and tests/test_population.py checks they train the same weights."""
+
+    config: TrainConfig
+    schedule: torch.optim.lr_scheduler.ReduceLROnPlateau
+    early_stopping: EarlyStopping
+    history: list[dict[str, float]]
+    stop_reason: str = "max_epochs"
+
+    @classmethod
+    def start(cls, config: TrainConfig, optimizer: torch.optim.Optimizer) -> Member:
+        """`optimizer` holds the learning rate the schedule lowers (a stand-in in a population)."""
+        stopping = EarlyStopping(config.early_stop_start_epoch, config.early_stop_patience)
+        return cls(config, lr_scheduler(optimizer, config), stopping, [])
+
+    @property
+    def lr(self) -> float:
+        return self.schedule.optimizer.param_groups[0]["lr"]
+
+    def end_epoch(
+        self,
+        record: dict[str, float],
+        model: VAE,
+        val_x: Tensor,
+        compute: Compute,
+        started: float,
+        on_epoch: Callable[[dict[str, float], VAE], None] | None,
+    ) -> bool:
+        """After an epoch's training steps (`record`: epoch, beta, lr, train_*): validate,
+        record, call back, schedule; whether the member trains on. Raises TrainingDiverged, or
+        what `on_epoch` raised."""
+        val_stats = validate(model, val_x, self.config, record["beta"], compute).stats
+        record |= {f"val_{key}": value for key, value in val_stats.items()}
+        record["seconds"] = time.perf_counter() - started  # with validation
+        self.history.append(record)
+        if not all(math.isfinite(value) for value in record.values()):
+            raise TrainingDiverged(f"loss became NaN or infinite in epoch {record['epoch'] + 1}")
+        if on_epoch is not None:
+            on_epoch(record, model)
+        monitor = record[f"val_{self.config.monitor}"]
+        self.schedule.step(monitor)
+        if self.early_stopping.should_stop(int(record["epoch"]), monitor, model):
+            self.stop_reason = "early_stopping"
+            return False
+        return True
+
+    def result(self, model: VAE) -> TrainResult:
+        """The trained member: its best weights restored, in eval mode."""
+        self.early_stopping.restore_best(model)
+        model.eval()
+        return TrainResult(model, self.history, self.early_stopping.best_epoch, self.stop_reason)
+
+
+def epoch_record(
+    epoch: int, beta: float, lr: float, train_stats: dict[str, float], train_seconds: float
+) -> dict[str, float]:
+    """An epoch's row of history.csv, up to its validation: the same columns for every trainer."""
+    record = {"epoch": epoch, "beta": beta, "lr": lr}
+    record |= {f"train_{key}": value for key, value in train_stats.items()}
+    record["train_seconds"] = train_seconds  # in training steps alone
+    return record
+
+
 def train(
     config: TrainConfig,
     splits: Splits,
@@ -135,41 +206,20 @@ def train(
     layout = memory_format(model)
     model = model.to(compute.device, memory_format=layout)  # type: ignore[call-overload]  # torch's stubs omit memory_format
     optimizer = make_optimizer(model, config.lr)
-    scheduler = _lr_scheduler(optimizer, config)
-    early_stopping = EarlyStopping(config.early_stop_start_epoch, config.early_stop_patience)
+    member = Member.start(config, optimizer)
     generator = torch.Generator().manual_seed(config.seed)
     binarizer = None
     if config.binarize:
         binarizer = torch.Generator(device=compute.device).manual_seed(config.seed + 1)
     train_x = splits.train_x.to(compute.device, memory_format=layout)
     val_x = splits.val_x.to(compute.device, memory_format=layout)
-    monitor = f"val_{config.monitor}"
-
-    history: list[dict[str, float]] = []
-    stop_reason = "max_epochs"
     for epoch in range(config.epochs):
         started = time.perf_counter()
-        beta = beta_at(epoch, config.warmup_epochs)
-        lr = optimizer.param_groups[0]["lr"]
+        beta, lr = beta_at(epoch, config.warmup_epochs), member.lr
         train_stats = _train_epoch(
             model, optimizer, train_x, config, compute, beta, generator, binarizer
         )
-        train_seconds = time.perf_counter() - started
-        val_stats = validate(model, val_x, config, beta, compute).stats
-        record = {"epoch": epoch, "beta": beta, "lr": lr}
-        record |= {f"train_{key}": value for key, value in train_stats.items()}
-        record |= {f"val_{key}": value for key, value in val_stats.items()}
-        record["train_seconds"] = train_seconds  # in training steps alone
-        record["seconds"] = time.perf_counter() - started  # with validation
-        history.append(record)
-        if not all(math.isfinite(value) for value in record.values()):
-            raise TrainingDiverged(f"loss became NaN or infinite in epoch {epoch + 1}")
-        if on_epoch is not None:
-            on_epoch(record, model)
-        scheduler.step(record[monitor])
-        if early_stopping.should_stop(epoch, record[monitor], model):
-            stop_reason = "early_stopping"
+        record = epoch_record(epoch, beta, lr, train_stats, time.perf_counter() - started)
+        if not member.end_epoch(record, model, val_x, compute, started, on_epoch):
             break
-    early_stopping.restore_best(model)
-    model.eval()
-    return TrainResult(model, history, early_stopping.best_epoch, stop_reason)
+    return member.result(model)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from pathlib import Path
 
-import optuna
 import pandas as pd
 
-from vaesweep.report.study_data import PROCEDURE, StudyData, collect
+from vaesweep.answer import StudyAnswer
+from vaesweep.answer.looks import PROCEDURE
 from vaesweep.spec.metric_names import label
 from vaesweep.store.storage import ANSWER_ATTR
 
@@ -21,33 +20,16 @@ ADVICE = (
 )
 
 
-def answer_and_publish(study: optuna.Study, results_dir: Path) -> StudyData:
-    """The answers of a study that a run just finished with, stored for Optuna's tools."""
-    data = collect(study, results_dir)
-    publish(data)
-    return data
-
-
-def decided(data: StudyData) -> bool:
-    """Every objective compared, and every configuration decided: the best, worse, or
-    equivalent."""
-    return bool(data.answers) and all(
-        a.comparison is not None and not a.comparison.undecided for a in data.answers
-    )
-
-
-def publish(data: StudyData) -> None:
-    """Store the answer of `data` on its study (written at the end of each run)."""
-    study = data.record
-    if study is None:
-        return
+def publish(data: StudyAnswer) -> None:
+    """Store the answer on its study, where Optuna's tools show it (a run's last write)."""
+    study = data.study.record
     noting = importlib.util.find_spec("optuna_dashboard") is not None
     stored = {
         "answers": [a.sentence for a in data.answers] or ["none yet"],
         "configurations": _configurations(data),
         "advice": ADVICE,
         "in_note": noting,
-        "procedure": PROCEDURE,  # which answer's statistics (study_data: an earlier version's?)
+        "procedure": PROCEDURE,  # which answer's statistics
     }
     if study.user_attrs.get(ANSWER_ATTR) == stored:
         return  # already there: optuna-dashboard's import alone takes a second
@@ -60,29 +42,29 @@ def publish(data: StudyData) -> None:
             save_note(study, body)
 
 
-def _rows(data: StudyData) -> pd.DataFrame:
+def _rows(data: StudyAnswer) -> pd.DataFrame:
     """The effects table's rows of the first objective."""
     if not data.answers or data.effects.empty:
         return data.effects.iloc[:0]
     return data.effects[data.effects["metric"] == data.answers[0].objective]
 
 
-def _configurations(data: StudyData) -> list[dict[str, object]]:
+def _configurations(data: StudyAnswer) -> list[dict[str, object]]:
     """The first objective's row of each compared configuration, as plain JSON."""
     rows = _rows(data)
     keep = ["n", "mean", "ci_low", "ci_high", "diff", "diff_low", "diff_high", "verdict"]
-    named = len(data.params) == 1  # one parameter's configurations are its values alone
+    named = len(data.study.params) == 1  # one parameter's configurations are its values alone
     return [
-        {"configuration": f"{data.params[0]}={value}" if named else value}
+        {"configuration": f"{data.study.params[0]}={value}" if named else value}
         | {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
         for value, row in zip(rows["value"], rows[keep].to_dict("records"), strict=True)
     ]
 
 
-def note(data: StudyData) -> str:
+def note(data: StudyAnswer) -> str:
     """The study note in Markdown: the answer, each configuration's mean and difference from
     the best with their intervals, and the advice."""
-    lines = [f"# {data.name}: the answer", ""]
+    lines = [f"# {data.study.name}: the answer", ""]
     lines += [f"**{a.sentence}**" for a in data.answers] or ["No trial has completed the protocol."]
     configurations = _configurations(data)
     if configurations:

@@ -1,4 +1,4 @@
-"""The study's answer: per-configuration means with 95% intervals, each configuration's
+"""Each objective's answer: per-configuration means with 95% intervals, each configuration's
 difference from the best of the others with MCB's simultaneous 95% interval, the closed test's
 "worse" and "best" and the confidence set for the best (`vaesweep.stats`), and the sentence.
 
@@ -67,7 +67,7 @@ def effects_table(
     objectives first): its mean with its own 95% interval, its difference from the best mean of
     the other configurations with MCB's simultaneous interval (paired within blocks where
     `blocked`), the closed test's adjusted p-value and verdict, and whether it may be the best.
-    The objectives' comparisons are the answer's (`compared`, from `compare_objectives`); every
+    The objectives' comparisons are the answer's (`compared`, from `objective_comparisons`); every
     other metric is compared alone, at one look."""
     columns = [
         "param",
@@ -92,7 +92,7 @@ def effects_table(
         found = (
             compared[metric]
             if compared is not None and metric in compared
-            else compare_metric(labelled, order, metric, direction, blocked)
+            else metric_comparison(labelled, order, metric, direction, blocked)
         )
         entries = {d.config: d for d in found.entries} if found else {}
         for config, group in labelled.groupby("_config", sort=False):
@@ -112,7 +112,7 @@ def effects_table(
     ).reset_index(drop=True)
 
 
-def compare_objectives(
+def objective_comparisons(
     trials: pd.DataFrame,
     params: Sequence[str],
     objectives: Sequence[str],
@@ -127,7 +127,7 @@ def compare_objectives(
     labelled = trials.assign(_config=configuration(trials, params))
     order = _value_order(trials, params)
     compared = {
-        objective: compare_metric(
+        objective: metric_comparison(
             labelled,
             order,
             objective,
@@ -158,7 +158,7 @@ def _failed(rows: pd.DataFrame) -> pd.Series:
     return rows["state"] == "FAIL"
 
 
-def compare_metric(
+def metric_comparison(
     labelled: pd.DataFrame,
     order: Mapping[str, int],
     metric: str,
@@ -219,7 +219,7 @@ class Answer:
         return self.comparison is not None and self.comparison.winner == self.best
 
 
-def answer(
+def objective_answer(
     trials: pd.DataFrame,
     params: Sequence[str],
     objective: str,
@@ -232,7 +232,7 @@ def answer(
 ) -> Answer | None:
     """Which configuration has the best mean objective, which are worse, which may be the best,
     and what the design could have seen. `family`: the study's objectives, which share the
-    error rate; `compared`: their comparisons, closed together (`compare_objectives`), else this
+    error rate; `compared`: their comparisons, closed together (`objective_comparisons`), else this
     objective is compared on its own share. None without comparable trials."""
     trials = trials[_failed(trials) | trials[objective].notna()]
     if trials[objective].notna().sum() == 0:
@@ -242,7 +242,9 @@ def answer(
     found = (
         compared[objective]
         if compared is not None and objective in compared
-        else compare_metric(labelled, order, objective, direction, blocked, margin, family, looks)
+        else metric_comparison(
+            labelled, order, objective, direction, blocked, margin, family, looks
+        )
     )
     if found is not None:
         best, values = found.highest, found.scores[found.highest]

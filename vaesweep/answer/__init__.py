@@ -1,0 +1,129 @@
+"""The answer stage: a stored study's trials table -> the comparison of its configurations ->
+an answer per objective, as one immutable `StudyAnswer`. Between `store/` (what is kept) and
+`run/` / `report/` (which show it); recording a look is a separate, named write (`looks`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from vaesweep.answer import effects, looks, tuning
+from vaesweep.answer.effects import Answer
+from vaesweep.answer.stored import DEFAULT_RESULTS, StoredStudy, trials_table
+from vaesweep.answer.stored import load as load_stored
+from vaesweep.spec.metric_names import COMPARED_COLUMNS
+from vaesweep.stats import Looks
+
+__all__ = ["Answer", "StoredStudy", "StudyAnswer", "answer", "load", "record_look"]
+
+
+@dataclass(frozen=True)
+class StudyAnswer:
+    """A study's answer, computed once from what is stored.
+
+    study: the stored study it was computed from. table: one row per finished (or diverged)
+    trial; `in_answer` marks those compared, `best` those of the configuration shown best.
+    effects: per configuration and metric, see `effects.effects_table`. answers: one per
+    objective compared. range_warnings: a tuned study's chosen values at the edge of their
+    range."""
+
+    study: StoredStudy
+    table: pd.DataFrame
+    effects: pd.DataFrame
+    answers: tuple[Answer, ...]
+    range_warnings: tuple[str, ...] = ()
+
+    @property
+    def best_mean(self) -> set[int]:
+        """Trials of the configuration with the best mean first objective (compared ones),
+        whether or not it is distinguishable from the others."""
+        if not self.answers or self.table.empty:
+            return set()
+        rows = self.table[self.table["in_answer"]]
+        labels = effects.configuration(rows, self.study.params)
+        return set(rows.loc[labels == self.answers[0].best, "trial"])
+
+    @property
+    def best(self) -> set[int]:
+        """The trials marked best (★): the first answer's configuration, only where the answer
+        shows it better than every other; none otherwise."""
+        return self.best_mean if self.answers and self.answers[0].shown_best else set()
+
+    @property
+    def decided(self) -> bool:
+        """Every objective compared, and every configuration decided: the best, worse, or
+        equivalent."""
+        return bool(self.answers) and all(
+            a.comparison is not None and not a.comparison.undecided for a in self.answers
+        )
+
+    @property
+    def blocks(self) -> int | None:
+        """The blocks (or replicates) this answer saw; None without a comparison."""
+        seen = [a.comparison.replicates for a in self.answers if a.comparison is not None]
+        return max(seen) if seen else None
+
+    def history(self, number: int) -> pd.DataFrame:
+        """Trial `number`'s per-epoch history, as its folder's history.csv stores it."""
+        return self.study.history(number)
+
+
+def answer(study: StoredStudy) -> StudyAnswer:
+    """The effects table and an answer per objective, from the trials in the answer; the looks
+    recorded before this one spend their share of the error rate."""
+    table = trials_table(study)
+    fair = table[table["in_answer"]] if not table.empty else table
+    directions = dict(zip(study.objectives, study.directions, strict=True))
+    margins = study.equivalence or {}
+    metrics = [m for m in dict.fromkeys([*study.objectives, *COMPARED_COLUMNS]) if m in fair]
+    blocked = study.design.shares_seeds
+    seen = Looks(study.looks, study.design.most_replicates)
+    answered = [o for o in study.objectives if o in fair]
+    compared = effects.objective_comparisons(
+        fair, study.params, answered, directions, blocked, margins, seen
+    )
+    found = (
+        effects.objective_answer(
+            fair,
+            study.params,
+            objective,
+            directions[objective],
+            blocked,
+            margins.get(objective),
+            len(answered),
+            seen,
+            compared,
+        )
+        for objective in answered
+    )
+    result = StudyAnswer(
+        study=study,
+        table=table,
+        effects=effects.effects_table(fair, study.params, metrics, blocked, directions, compared),
+        answers=tuple(a for a in found if a is not None),  # None: nothing comparable
+        range_warnings=tuple(tuning.edge_warnings(study, table)),
+    )
+    if not table.empty:
+        table["best"] = table["trial"].isin(result.best)
+    return result
+
+
+def load(
+    study: str,
+    storage: str | None = None,
+    results: str | Path = DEFAULT_RESULTS,
+    note: Callable[[str], None] = lambda _: None,
+) -> StudyAnswer:
+    """A stored study's answer, by name: reading only, no look recorded (`record_look`)."""
+    return answer(load_stored(study, storage, results, note))
+
+
+def record_look(result: StudyAnswer) -> str | None:
+    """Record the look `result` is on its study, as a command that shows an answer does; None
+    when recorded (or already), else why not (a read-only storage, say)."""
+    if not result.study.made_by_vaesweep:
+        return None
+    return looks.record_look(result.study.record, result.study.looks, result.blocks)
