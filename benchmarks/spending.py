@@ -2,9 +2,9 @@
 study grows (BENCHMARKS.md, "Spending the error rate across looks").
 
 For each shipped design (k configurations x b blocks), a spending shape (Hwang-Shih-DeCani γ)
-and a largest size (`max_replicates` as a multiple of b): the share of the 5% the design's own
+and a largest size (`max_blocks` as a multiple of b): the share of the 5% the design's own
 look keeps, and how often a configuration Δ better than the others is named the best at that
-look, and by the end when the study grows once to `max_replicates` (a second look). Δ is what
+look, and by the end when the study grows once to `max_blocks` (a second look). Δ is what
 the design names with 80% power with the whole 5% at one look. 4,000 seeded studies a cell.
 
     .venv/bin/python benchmarks/spending.py
@@ -31,7 +31,7 @@ def named(values: np.ndarray, level: float) -> np.ndarray:
 
 
 def main() -> None:
-    print("| design | γ | max_replicates | share at the design's look | named there | by the end |")
+    print("| design | γ | max_blocks | share at the design's look | named there | by the end |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, (k, b) in DESIGNS.items():
         delta = detectable(1.0, k, b, True, ALPHA)["winner"]

@@ -13,39 +13,17 @@ from helpers import run_args, small_warmup, vaesweep
 
 TINY_TRAIN, TINY_TEST = 600, 200
 
-# The lanes (marks): `unit` tests call the library in-process on tiny inputs; `e2e` tests run
-# commands (in-process or as processes) on tiny data; `faults` tests send signals, kill
-# processes or stop servers. `make test-fast` runs the unit lane; `make test` runs all three.
-LANES = {
-    "faults": {
-        "test_faults",
-        "test_run_faults",
-        "test_interrupts",
-        "test_liveness",
-        "test_postgres",
-        "test_until_decided",
-    },
-    "e2e": {
-        "test_bad_input",
-        "test_bench",
-        "test_cli",
-        "test_compare",
-        "test_cuda",
-        "test_install",
-        "test_package",
-        "test_population_runs",
-        "test_report",
-        "test_results",
-        "test_tuning",
-        "test_work_loop",
-    },
-}
+# The lanes, one folder each and marked by it: `unit` tests call the library in-process on tiny
+# inputs; `e2e` tests run commands (in-process or as processes) on tiny data; `faults` tests send
+# signals, kill processes or stop servers. `make test-fast` runs the unit lane; `make test` all.
+LANES = ("unit", "e2e", "faults")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        module = item.path.stem
-        lane = next((name for name, modules in LANES.items() if module in modules), "unit")
+        lane = item.path.parent.name
+        if lane not in LANES:
+            raise pytest.UsageError(f"{item.path}: a test belongs in one of tests/{LANES}")
         item.add_marker(getattr(pytest.mark, lane))
 
 

@@ -1,5 +1,5 @@
 """Seeded simulated studies for the answer's error rates and power: the conditions real studies
-have, not only the textbook's. Shared by tests/test_stats.py and benchmarks/stats_grid.py (the
+have, not only the textbook's. Shared by tests/unit/test_stats.py and benchmarks/stats_grid.py (the
 tables in BENCHMARKS.md). Residual SD 1 and block offsets N(0, 3²), as the outside audits
 simulated.
 
@@ -141,7 +141,7 @@ def false_claim_rate(s: Scenario, studies: int, seed: int) -> float:
 def optional_stopping_rate(
     s: Scenario, studies: int, seed: int, first: int = 3, last: int = 20
 ) -> float:
-    """Looks after every block from `first` to `last` (= max_replicates), stopping at the first
+    """Looks after every block from `first` to `last` (= max_blocks), stopping at the first
     claim: how often a false claim is ever made."""
     rng = np.random.default_rng(seed)
     hits = 0

@@ -80,7 +80,7 @@ def answer(study: StoredStudy) -> StudyAnswer:
     margins = study.equivalence or {}
     metrics = [m for m in dict.fromkeys([*study.objectives, *COMPARED_COLUMNS]) if m in fair]
     blocked = study.design.shares_seeds
-    seen = Looks(study.looks, study.design.most_replicates)
+    seen = Looks(study.looks, study.design.most_blocks)
     answered = [o for o in study.objectives if o in fair]
     compared = effects.objective_comparisons(
         fair, study.params, answered, directions, blocked, margins, seen

@@ -413,8 +413,8 @@ def _method(found: Comparison) -> str:
     how = f"paired t tests within {found.blocks} seed blocks" if found.blocked else "Welch t tests"
     objectives = f" (this objective's share of {found.objectives})" if found.objectives > 1 else ""
     looks = ""
-    if found.max_replicates is not None:
-        looks = f", this look's share over looks up to {found.max_replicates} replicates"
+    if found.max_blocks is not None:
+        looks = f", this look's share over looks up to {found.max_blocks} replicates"
     each = f"each of {found.k - 1} comparisons" if found.k > 2 else "1 comparison"
     return (
         f"{how}: a closed test at {found.level:.2%}{objectives}{looks}; MCB intervals, {each} "
@@ -423,10 +423,10 @@ def _method(found: Comparison) -> str:
 
 
 def _more(found: Comparison) -> str:
-    if found.more_replicates is None or found.max_replicates is None:
+    if found.more_replicates is None or found.max_blocks is None:
         return ""
-    if found.replicates + found.more_replicates > found.max_replicates:
-        return f"; not decidable within max_replicates = {found.max_replicates} at the noise seen"
+    if found.replicates + found.more_replicates > found.max_blocks:
+        return f"; not decidable within max_blocks = {found.max_blocks} at the noise seen"
     n, trials = found.more_replicates, found.more_replicates * found.k
     replicates = "replicate" if n == 1 else "replicates"
     return f": run about {n} more {replicates} of each ({trials} more trials) to decide"

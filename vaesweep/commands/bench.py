@@ -7,7 +7,7 @@ import click
 
 from vaesweep.commands.common import data_dir_option, device_option, quiet_optuna
 from vaesweep.errors import VaesweepError, shown
-from vaesweep.spec.config import ARCHITECTURES, RULES
+from vaesweep.spec.config import ARCHITECTURES
 
 
 @click.command()
@@ -73,7 +73,6 @@ def bench(
         from vaesweep.run.bench_table import BenchLines, BenchTable
         from vaesweep.training.device import resolve_device
 
-    archs = tuple(RULES["arch"].canonical(arch) for arch in archs)  # an old name, the new
     for arch in archs:
         if arch not in ARCHITECTURES:
             raise VaesweepError(f"--arch {shown(arch)}: choose from {', '.join(ARCHITECTURES)}")

@@ -31,7 +31,6 @@ from vaesweep.report.page import TRIAL_FIGURES, write_index
 from vaesweep.report.section import Section
 from vaesweep.spec.design import Phase
 from vaesweep.store.layout import (
-    LATENTS_FILE,
     MANIFEST_FILE,
     check_writable,
     figure_file,
@@ -347,7 +346,7 @@ class _Painter:
 
     def _draw_trial(self, study: str, entry: TrialEntry, folder: Path) -> None:
         from vaesweep.report import figures
-        from vaesweep.store.artifacts import load_history, load_model
+        from vaesweep.store.artifacts import load_history, load_latents, load_model
 
         number = entry.trial.number
         assert entry.folder is not None  # only trials without a problem are drawn
@@ -356,7 +355,7 @@ class _Painter:
         metrics = recorded_metrics(entry.trial)  # the copy the table shows
         folder.mkdir(parents=True, exist_ok=True)
         title = f"{study} trial {number} ({_format_params(entry.trial.params)})"
-        means, labels = self._latents(entry.folder, model)
+        means, labels = load_latents(entry.folder)
         originals = self._originals()
         draw = {  # one drawing for each of the page's TRIAL_FIGURES
             "latent": lambda: figures.latent_scatter(
@@ -376,16 +375,6 @@ class _Painter:
         }
         for name in TRIAL_FIGURES:
             self._save(draw[name](), folder / figure_file(name))
-
-    def _latents(self, trial_folder: Path, model) -> tuple[np.ndarray, np.ndarray]:
-        """Saved test latent means; trial folders from before they were saved are re-encoded."""
-        from vaesweep.store.artifacts import load_latents
-        from vaesweep.training.metrics import encode_means
-
-        if (trial_folder / LATENTS_FILE).is_file():
-            return load_latents(trial_folder)
-        means = encode_means(model, self.data.test_x, model.to_mu.weight.device)
-        return means.numpy(), self.data.test_y.numpy()
 
     def _originals(self):
         rng = np.random.default_rng(SAMPLE_SEED)

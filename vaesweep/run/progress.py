@@ -1,5 +1,5 @@
 """What a run tells whoever watches it (`Progress`, the interface), and its watchers: a rich
-live view in a terminal, plain lines anywhere else, and a queue from a worker to its parent."""
+live view in a terminal, plain lines anywhere else, and a pipe from a worker to its parent."""
 
 from __future__ import annotations
 
@@ -312,25 +312,25 @@ class TrialFinished(NamedTuple):
         progress.trial_finished(self.trial, self.finished)
 
 
-class QueueProgress(Progress):
+class PipeProgress(Progress):
     """In a worker process: sends each event to the parent, which shows them all."""
 
-    def __init__(self, events, worker: int):
-        self.events, self.worker = events, worker
+    def __init__(self, pipe, worker: int):
+        self.pipe, self.worker = pipe, worker
 
     def trial_started(
         self, number: int, params: Mapping[str, Any], epochs: int, device: str = "cpu"
     ) -> None:
-        self.events.put((self.worker, TrialStarted(number, dict(params), epochs, device)))
+        self.pipe.put((self.worker, TrialStarted(number, dict(params), epochs, device)))
 
     def epoch_finished(self, number: int, record: Mapping[str, float]) -> None:
-        self.events.put((self.worker, EpochFinished(number, dict(record))))
+        self.pipe.put((self.worker, EpochFinished(number, dict(record))))
 
     def evaluating(self, number: int, step: str, done: int, total: int) -> None:
-        self.events.put((self.worker, Evaluating(number, step, done, total)))
+        self.pipe.put((self.worker, Evaluating(number, step, done, total)))
 
     def trial_finished(self, trial: FrozenTrial, finished: int) -> None:
-        self.events.put((self.worker, TrialFinished(trial, finished)))
+        self.pipe.put((self.worker, TrialFinished(trial, finished)))
 
     def waiting(self, text: str) -> None:
-        self.events.put((self.worker, Waiting(text)))
+        self.pipe.put((self.worker, Waiting(text)))

@@ -252,8 +252,8 @@ def plan_run(spec: StudySpec, options: RunOptions) -> RunPlan:
 
 
 _RESUMED_UNBLOCKED = (
-    "study '{name}' was stored with independent seeds per configuration (before blocked "
-    "replicates, or with blocked = false): it resumes so, and is compared unpaired"
+    "study '{name}' was stored with independent seeds per configuration (blocked = false): "
+    "it resumes so, and is compared unpaired"
 )
 
 
@@ -338,7 +338,7 @@ def execute(
     the cores; on CUDA, worker i trains on GPU i mod the GPUs. The answer (`vaesweep.answer`) is
     recorded as a look and published for Optuna's tools.
     A design `until_decided` then adds a seed block at a time until every configuration is
-    decided or `max_replicates` is reached."""
+    decided or `max_blocks` is reached."""
     if plan.training is None:
         return _answer_finished(plan, warn)
     make_folder(plan.options.results_dir)
@@ -377,14 +377,14 @@ def growth_target(study: optuna.Study, spec: StudySpec, n_trials: int) -> int:
 
 def may_grow(study: optuna.Study, spec: StudySpec) -> bool:
     """Whether a design `until_decided` may still add a block: only its answer can say it is
-    done, so a run of it is never "nothing to run" before `max_replicates`."""
+    done, so a run of it is never "nothing to run" before `max_blocks`."""
     design = spec.design
-    return design.until_decided and _blocks_started(study, design) < design.most_replicates
+    return design.until_decided and _blocks_started(study, design) < design.most_blocks
 
 
 def _blocks_started(study: optuna.Study, design: Design) -> int:
     """The seed blocks the answer's phase has placed a trial in (finished or not), at least the
-    design's and at most `max_replicates`."""
+    design's and at most `max_blocks`."""
     phase = str(design.answer_phase)
     started = [
         t.user_attrs.get(REPLICATE_ATTR)
@@ -392,7 +392,7 @@ def _blocks_started(study: optuna.Study, design: Design) -> int:
         if t.user_attrs.get(PHASE_ATTR) == phase
     ]
     blocks = 1 + max((r for r in started if isinstance(r, int)), default=-1)
-    return min(max(blocks, design.replicates), design.most_replicates)
+    return min(max(blocks, design.replicates), design.most_blocks)
 
 
 def _answer_finished(plan: RunPlan, warn: Callable[[str], None]) -> RunSummary:
@@ -416,7 +416,7 @@ def _sentences(answered: StudyAnswer) -> list[str]:
 
 
 def _stopped(answered: StudyAnswer) -> str:
-    why = "every configuration decided" if answered.decided else "max_replicates reached"
+    why = "every configuration decided" if answered.decided else "max_blocks reached"
     return f"until decided: stopped after seed block {answered.blocks} ({why})"
 
 
@@ -502,7 +502,7 @@ def _train_until_decided(
         blocks = answered.blocks or 0
         if blocks < design.replicates:  # the design itself is not complete yet
             break
-        if answered.decided or blocks >= design.most_replicates:
+        if answered.decided or blocks >= design.most_blocks:
             warn(_stopped(answered))
             break
         grown = dataclasses.replace(design, replicates=blocks + 1)

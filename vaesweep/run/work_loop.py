@@ -19,8 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 from vaesweep import interrupts
 from vaesweep.errors import VaesweepError, first_line, visible
 from vaesweep.run.objective import Objective
+from vaesweep.run.places import WAIT, holds_its_place, next_place, place_of
 from vaesweep.run.progress import Progress
-from vaesweep.run.slots import WAIT, holds_its_slot, next_slot, slot_of
 from vaesweep.run.tally import MAX_FAILURES_IN_A_ROW, counts, failing_streak
 from vaesweep.spec.design import Phase
 from vaesweep.spec.studies import StudySpec
@@ -87,20 +87,8 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
     exactly the requested number of finished trials, on any storage, each place in the design
     filled once.
     """
-    torch.set_num_threads(request.threads)
-    compute = placed(request.compute, worker, request.gpus)
-    if compute.device.type == "cuda":
-        torch.cuda.set_device(compute.device)  # what torch puts on "cuda" lands there too
     spec = request.spec
-    storage = open_storage(request.storage_url)
-    study = optuna.load_study(
-        study_name=request.study_name, storage=storage, pruner=spec.make_pruner()
-    )
-    # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
-    study.sampler = spec.make_sampler((request.seed + len(study.trials) + 7919 * worker) % 2**32)
-    objective = Objective(
-        spec, request.study_name, data, request.results_dir, compute, progress, request.seed
-    )
+    storage, study, objective = _session(request, data, progress, worker)
     liveness = Liveness(storage, study, grace_seconds())
     waited = _Wait(progress, liveness)
     # Serialises "count the trials, then start some" among this machine's workers, so they never
@@ -143,6 +131,28 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                     _tell_failed(study, trial, err)
                 raise
     return outcome
+
+
+def _session(
+    request: RunRequest, data, progress: Progress, worker: int
+) -> tuple[optuna.storages.BaseStorage, optuna.Study, Objective]:
+    """This worker's device and threads, its storage and study (with a sampler of its own), and
+    the objective that trains its trials."""
+    torch.set_num_threads(request.threads)
+    compute = placed(request.compute, worker, request.gpus)
+    if compute.device.type == "cuda":
+        torch.cuda.set_device(compute.device)  # what torch puts on "cuda" lands there too
+    spec = request.spec
+    storage = open_storage(request.storage_url)
+    study = optuna.load_study(
+        study_name=request.study_name, storage=storage, pruner=spec.make_pruner()
+    )
+    # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
+    study.sampler = spec.make_sampler((request.seed + len(study.trials) + 7919 * worker) % 2**32)
+    objective = Objective(
+        spec, request.study_name, data, request.results_dir, compute, progress, request.seed
+    )
+    return storage, study, objective
 
 
 def _fail_dead(
@@ -222,9 +232,9 @@ def _start_trials(
     `ask` could not see it) holds its place: it is started here, as the next free place."""
     for _ in range(room):
         trials = study.get_trials(deepcopy=False)
-        slot = next_slot(spec.design, grid[0], trials, spec.directions, grid[1])
-        if slot is not WAIT:
-            study.enqueue_trial(slot.params or {}, user_attrs=slot.user_attrs())
+        place = next_place(spec.design, grid[0], trials, spec.directions, grid[1])
+        if place is not WAIT:
+            study.enqueue_trial(place.params or {}, user_attrs=place.user_attrs())
         elif not any(t.state == TrialState.WAITING for t in trials):
             return bool(started)
         with _as_optimize_does():
@@ -265,9 +275,9 @@ def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> str | N
     ahead = [t for t in trials if t.number < trial.number and t.state in started]
     if len(ahead) >= n_trials:
         return "surplus: the study was already full"
-    me = slot_of(next(t for t in trials if t.number == trial.number))
+    me = place_of(next(t for t in trials if t.number == trial.number))
     if me is not None and not Phase(me[0]).sampled:
-        if any(slot_of(t) == me and holds_its_slot(t) for t in ahead):
+        if any(place_of(t) == me and holds_its_place(t) for t in ahead):
             return "surplus: its place was already taken"
     return None
 

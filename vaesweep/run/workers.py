@@ -69,7 +69,7 @@ def shared(data: FashionMNIST) -> FashionMNIST | None:
     return data
 
 
-class Events:
+class EventPipe:
     """A worker's end of its own pipe to the parent, `put` from any of its threads. One pipe a
     worker, not one queue for all: a shared queue's writers take a lock across processes, and a
     worker killed while holding it (kill -9 mid-put) would block every other worker's events,
@@ -86,22 +86,22 @@ class Events:
 def _worker_main(request: RunRequest, worker: int, connection, data: FashionMNIST | None) -> None:
     """Entry point of a worker process: run the loop, report through its pipe. `data` is the
     parent's, in shared memory (None: this worker loads it)."""
-    from vaesweep.run.progress import QueueProgress
+    from vaesweep.run.progress import PipeProgress
 
-    events = Events(connection)
+    pipe = EventPipe(connection)
     quiet_optuna()
     threading.Thread(target=_end_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
         with graceful_interrupts(worker=True), storage_errors(request.storage_url, during=True):
             data = data if data is not None else load_fashion_mnist(request.data_dir)
-            outcome = work(request, data, QueueProgress(events, worker), worker)
-        events.put((worker, WorkerDone(outcome)))
+            outcome = work(request, data, PipeProgress(pipe, worker), worker)
+        pipe.put((worker, WorkerDone(outcome)))
     except KeyboardInterrupt:  # the parent's SIGTERM: the running trial is recorded as failed
-        events.put((worker, WorkerInterrupted()))
+        pipe.put((worker, WorkerInterrupted()))
     except VaesweepError as err:
-        events.put((worker, WorkerFailed(str(err))))
+        pipe.put((worker, WorkerFailed(str(err))))
     except Exception as err:  # reported by the parent as one line
-        events.put((worker, WorkerFailed(f"worker {worker} failed: {first_line(err)}")))
+        pipe.put((worker, WorkerFailed(f"worker {worker} failed: {first_line(err)}")))
 
 
 def run_workers(
@@ -111,7 +111,7 @@ def run_workers(
     context = multiprocessing.get_context("spawn")  # no forking of a process that runs torch
     interrupts.start_resource_tracker()
     pipes = [context.Pipe(duplex=False) for _ in range(jobs)]
-    events = [reader for reader, _ in pipes]
+    readers = [reader for reader, _ in pipes]
     data_for_workers = shared(data)
     workers = [
         context.Process(
@@ -126,7 +126,7 @@ def run_workers(
     for _, writer in pipes:
         writer.close()  # the workers hold theirs: a reader then sees its worker's end as EOF
     try:
-        outcome, interrupted, errors = _relay(workers, events, progress)
+        outcome, interrupted, errors = _relay(workers, readers, progress)
     except KeyboardInterrupt:
         # Ask every worker to stop at its next safe point: each records its running trial as
         # failed, then exits. Keep draining their events meanwhile: a worker exits only once
@@ -134,7 +134,7 @@ def run_workers(
         for process in workers:
             if process.is_alive():
                 process.terminate()
-        _relay(workers, events, progress)
+        _relay(workers, readers, progress)
         raise
     finally:
         interrupts.children.clear()
@@ -145,20 +145,20 @@ def run_workers(
 
 
 def _relay(
-    workers: list, events: list[multiprocessing.connection.Connection], progress: Progress
+    workers: list, readers: list[multiprocessing.connection.Connection], progress: Progress
 ) -> tuple[WorkerOutcome, bool, list[str]]:
     """Pass the workers' events to the progress view until every worker has stopped; then
     (their summed outcome, whether any was interrupted, their errors)."""
     outcome, errors, running = WorkerOutcome(), [], set(range(len(workers)))
     interrupted = False
     while running:
-        ready = multiprocessing.connection.wait([events[w] for w in running], timeout=1.0)
+        ready = multiprocessing.connection.wait([readers[w] for w in running], timeout=1.0)
         if not ready:
             multiprocessing.active_children()  # reaps workers that have ended: no zombies
             continue
-        for w in [w for w in sorted(running) if events[w] in ready]:
+        for w in [w for w in sorted(running) if readers[w] in ready]:
             try:
-                worker, event = events[w].recv()
+                worker, event = readers[w].recv()
             except (EOFError, OSError):  # it ended without a last word: killed, say
                 workers[w].join()
                 errors.append(f"worker {w} exited with code {workers[w].exitcode}")

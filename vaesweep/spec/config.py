@@ -23,9 +23,6 @@ from vaesweep.errors import VaesweepError, did_you_mean, shown
 # The networks by name: "conv", the notebook's convolutional VAE; "mlp", a small dense one.
 # model.BUILDERS builds each (and refuses to import without one for every name here).
 ARCHITECTURES = ("conv", "mlp")
-# Names the networks had before, still read wherever a setting is (study files, --set, stored
-# configs, bench --arch); a config holds the current name. "seed" read like the random seed.
-ARCHITECTURE_ALIASES = (("seed", "conv"),)
 LIKELIHOODS = ("mse", "bce")
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: measured once per run (precision.decide)
 # What early stopping and the LR schedule watch: the beta-weighted validation loss the notebook
@@ -44,11 +41,6 @@ class Rule:
     high: float | None = None  # the greatest value: keeps a typo from asking for terabytes
     high_open: bool = False
     choices: tuple[str, ...] = ()
-    aliases: tuple[tuple[str, str], ...] = ()  # (old name, choice) pairs, still accepted
-
-    def canonical(self, value: Any) -> Any:
-        """The value under its current name (an alias's choice)."""
-        return dict(self.aliases).get(value, value) if isinstance(value, str) else value
 
     @property
     def kind_word(self) -> str:
@@ -58,7 +50,7 @@ class Rule:
         """Type and range of one value of this setting, alone (cross-setting rules are the
         config's), as one line naming the setting."""
         if self.kind == "choice":
-            if not isinstance(value, str) or self.canonical(value) not in self.choices:
+            if not isinstance(value, str) or value not in self.choices:
                 raise VaesweepError(
                     f"'{name}' must be one of {', '.join(self.choices)}; got {shown(value)}"
                 )
@@ -109,7 +101,7 @@ _IMAGES = _count(10**7, low=0)  # a number of images, 0 meaning all of them
 class TrainConfig:
     """One training run. `train_subset = 0` means every training image."""
 
-    arch: str = setting("conv", Rule("choice", choices=ARCHITECTURES, aliases=ARCHITECTURE_ALIASES))
+    arch: str = setting("conv", Rule("choice", choices=ARCHITECTURES))
     latent_dim: int = setting(2, _count(1024))
     likelihood: str = setting("mse", Rule("choice", choices=LIKELIHOODS))
     lr: float = setting(1e-4, Rule("float", low=0, low_open=True, high=10.0))
@@ -142,9 +134,6 @@ class TrainConfig:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             check_setting(field.name, value)
-            if (current := RULES[field.name].canonical(value)) is not value:
-                # An old name is stored under the new one (frozen: set as dataclasses does).
-                object.__setattr__(self, field.name, current)
         if self.min_lr > self.lr:
             raise VaesweepError(f"'min_lr' ({self.min_lr}) must not exceed 'lr' ({self.lr})")
 

@@ -61,39 +61,32 @@ class Design:
     replicates: int = 1
     explore: int = 0  # 0: a grid design
     confirm_top: int = 0
-    # Replicate r of every configuration shares seed r. None: the file did not say, which is
-    # blocked; a study stored before blocking existed has no such key and resumes unblocked.
+    # Replicate r of every configuration shares seed r (a block). None: the file did not say,
+    # which is blocked.
     blocked: bool | None = None
-    # The most replicates the study may grow to: the answer spends its error rate over looks up
-    # to it (None: twice `replicates`). Stored, so it cannot change after an answer was shown.
-    max_replicates: int | None = None
+    # The most blocks the study may grow to: the answer spends its error rate over looks up to
+    # it (None: twice `replicates`). Stored, so it cannot change after an answer was shown.
+    max_blocks: int | None = None
     until_decided: bool = False  # a run adds blocks until every configuration is decided
     tune: int = 0  # values of each nuisance parameter tried per configuration (0: untuned)
     tune_replicates: int = 1  # seed blocks of tuning trials, whose mean chooses the best point
 
     @property
-    def most_replicates(self) -> int:
-        return self.max_replicates or 2 * self.replicates
+    def most_blocks(self) -> int:
+        return self.max_blocks or 2 * self.replicates
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> Design:
-        """A design as a storage holds it; one stored before blocking existed is unblocked."""
-        return cls(**{"blocked": False, **stored})
+        """A design as a storage holds it (`stored`)."""
+        return cls(**stored)
 
     @property
     def shares_seeds(self) -> bool:
         return self.blocked is not False
 
     def stored(self) -> dict[str, Any]:
-        """What the storage keeps: every field, `blocked` resolved; the fields added since
-        only where set, so a study stored before them resumes as the same definition."""
-        stored = {**dataclasses.asdict(self), "blocked": self.shares_seeds}
-        for key in ("max_replicates", "until_decided", "tune"):
-            if not stored[key]:
-                del stored[key]
-        if stored["tune_replicates"] == 1:
-            del stored["tune_replicates"]
-        return stored
+        """What the storage keeps: every field, `blocked` resolved."""
+        return {**dataclasses.asdict(self), "blocked": self.shares_seeds}
 
     def seed(self, base_seed: int, params: Mapping[str, Any], phase: str, replicate: int) -> int:
         """A trial's seed: its block's (phase, replicate) in a blocked grid or confirmation;
@@ -152,7 +145,7 @@ class Design:
             )
         else:
             shape = f"explore {self.explore} (no confirmation: answers carry no intervals)"
-        grows = f", until decided, up to {self.most_replicates}" if self.until_decided else ""
+        grows = f", until decided, up to {self.most_blocks}" if self.until_decided else ""
         return f"{shape}{grows}; --trials {total}"
 
 
@@ -161,7 +154,7 @@ _DESIGN_MAXIMA = {
     "replicates": 1000,
     "explore": 100_000,
     "confirm_top": 1000,
-    "max_replicates": 1000,
+    "max_blocks": 1000,
     "tune": 100,
     "tune_replicates": 100,
 }
@@ -182,16 +175,16 @@ def parse_design(raw: Mapping[str, Any], source: str) -> Design:
         values["tune"] = _tune(raw, values, source)
         if "tune_replicates" in raw:
             values["tune_replicates"] = _count(raw, "tune_replicates", source, least=1)
-    if "max_replicates" in raw:
-        values["max_replicates"] = _count(raw, "max_replicates", source, least=2)
-        if values["max_replicates"] < values["replicates"]:
+    if "max_blocks" in raw:
+        values["max_blocks"] = _count(raw, "max_blocks", source, least=2)
+        if values["max_blocks"] < values["replicates"]:
             raise VaesweepError(
-                f"{source}: 'max_replicates' ({values['max_replicates']}) cannot be below "
+                f"{source}: 'max_blocks' ({values['max_blocks']}) cannot be below "
                 f"'replicates' ({values['replicates']})"
             )
-    if values.get("until_decided") and "max_replicates" not in values:
+    if values.get("until_decided") and "max_blocks" not in values:
         raise VaesweepError(
-            f"{source}: 'until_decided = true' needs 'max_replicates = B', the most replicates "
+            f"{source}: 'until_decided = true' needs 'max_blocks = B', the most replicates "
             "the run may add blocks up to"
         )
     if values["confirm_top"] and not values["explore"]:

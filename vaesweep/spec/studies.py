@@ -57,7 +57,7 @@ _DESIGN_KEYS = {
     "explore",
     "confirm_top",
     "blocked",
-    "max_replicates",
+    "max_blocks",
     "until_decided",
     "tune",
     "tune_replicates",
@@ -119,7 +119,7 @@ class StudySpec:
         k, design = self.compared, self.design
         if k < 2 or design.replicates < 2:
             return {}
-        level = spent(design.replicates / design.most_replicates, ALPHA) / len(self.objectives)
+        level = spent(design.replicates / design.most_blocks, ALPHA) / len(self.objectives)
         return {
             name: detectable(sd, k, design.replicates, design.shares_seeds, level)["winner"]
             for name, sd in self.noise.items()
@@ -286,6 +286,40 @@ def load_study(name_or_path: str) -> StudySpec:
 
 
 def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
+    """A study file's table -> its StudySpec, every part checked (each error names `source`)."""
+    _check_shape(raw, source)
+    objectives, fixed = raw["objectives"], raw.get("fixed", {})
+    spec = StudySpec(
+        name=name,
+        description=raw["description"].strip(),
+        objectives=tuple(objectives),
+        search=tuple(parse_param(key, value, source) for key, value in raw["search"].items()),
+        base=TrainConfig.from_mapping(fixed, source),
+        fixed_keys=tuple(sorted(fixed)),
+        sampler={"name": "tpe", **raw.get("sampler", {})},
+        pruner={"name": "none", **raw.get("pruner", {})},
+        design=parse_design(raw, source),
+        equivalence=_per_objective(raw, "equivalence", objectives, source),
+        noise=_per_objective(raw, "noise", objectives, source),
+        population=check_population(raw.get("population", "auto"), source),
+        source=source,
+        note=raw.get("note", "").strip(),
+        nuisance=tuple(
+            parse_param(key, value, source, "nuisance")
+            for key, value in raw.get("nuisance", {}).items()
+        ),
+    )
+    if not spec.design.samples and "sampler" in raw:
+        raise VaesweepError(
+            f"{source}: a grid study runs every configuration, so it takes no [sampler]; "
+            "for a sampled search set 'explore = N' and 'confirm_top = k'"
+        )
+    _validate(spec, source)
+    return spec
+
+
+def _check_shape(raw: Mapping[str, Any], source: str) -> None:
+    """The file's keys and the types of its top-level values."""
     unknown = sorted(set(raw) - _TOP_LEVEL_KEYS)
     if unknown:
         raise VaesweepError(f"{source}: unknown key '{unknown[0]}'")
@@ -316,38 +350,10 @@ def parse_study(raw: Mapping[str, Any], name: str, source: str) -> StudySpec:
     for key in ("sampler", "pruner"):
         if not isinstance(raw.get(key, {}).get("name", ""), str):
             raise VaesweepError(f'{source}: {key}.name must be a name such as "tpe"')
-    fixed = raw.get("fixed", {})
-    if "seed" in fixed:
+    if "seed" in raw.get("fixed", {}):
         raise VaesweepError(
             f"{source}: 'seed' is set per trial from --seed; remove it from [fixed]"
         )
-    spec = StudySpec(
-        name=name,
-        description=description.strip(),
-        objectives=tuple(objectives),
-        search=tuple(parse_param(key, value, source) for key, value in raw["search"].items()),
-        base=TrainConfig.from_mapping(fixed, source),
-        fixed_keys=tuple(sorted(fixed)),
-        sampler={"name": "tpe", **raw.get("sampler", {})},
-        pruner={"name": "none", **raw.get("pruner", {})},
-        design=parse_design(raw, source),
-        equivalence=_per_objective(raw, "equivalence", objectives, source),
-        noise=_per_objective(raw, "noise", objectives, source),
-        population=check_population(raw.get("population", "auto"), source),
-        source=source,
-        note=note.strip(),
-        nuisance=tuple(
-            parse_param(key, value, source, "nuisance")
-            for key, value in raw.get("nuisance", {}).items()
-        ),
-    )
-    if not spec.design.samples and "sampler" in raw:
-        raise VaesweepError(
-            f"{source}: a grid study runs every configuration, so it takes no [sampler]; "
-            "for a sampled search set 'explore = N' and 'confirm_top = k'"
-        )
-    _validate(spec, source)
-    return spec
 
 
 def check_population(value: Any, where: str) -> int | str:

@@ -30,7 +30,7 @@ def compare(
     direction: str | Sequence[str] = "maximize",
     block: str | None = "replicate",
     margin: float | Mapping[str, float] | None = None,
-    max_replicates: int | None = None,
+    max_blocks: int | None = None,
     looks: Sequence[int] = (),
 ) -> pd.DataFrame:
     """Which configurations are worse, which may be the best, which is shown best, per
@@ -40,7 +40,7 @@ def compare(
     configuration is one combination of their values), the objective column(s), and `block`
     (the seed block; None for unblocked designs). A NaN objective is a failed trial: it ranks
     below every completed trial of its block. `margin` (one, or per objective) makes
-    "equivalent" possible. `max_replicates`: the most blocks the study may grow to, with
+    "equivalent" possible. `max_blocks`: the most blocks the study may grow to, with
     `looks` the block counts at which earlier answers were shown; None analyses this table as
     one fixed-size look.
 
@@ -60,12 +60,12 @@ def compare(
     directions = [direction] * len(objectives) if isinstance(direction, str) else list(direction)
     margins = margin if isinstance(margin, Mapping) else dict.fromkeys(objectives, margin)
     check_table(table, by, objectives, directions, block)
-    check_settings(margins, max_replicates, looks)
+    check_settings(margins, max_blocks, looks)
     keys = table[by].apply(tuple, axis=1)
     order = [str(k) for k in sorted(set(keys), key=_natural)]
     labelled = table.assign(_config=keys.map(str))
     firsts = dict(zip(labelled["_config"], keys, strict=False))
-    looked = Looks(tuple(looks), max_replicates)
+    looked = Looks(tuple(looks), max_blocks)
     found = [
         compare_samples(
             _samples(labelled, name, block),
@@ -142,21 +142,21 @@ def check_table(
 
 
 def check_settings(
-    margins: Mapping[str, float | None], max_replicates: int | None, looks: Sequence[int]
+    margins: Mapping[str, float | None], max_blocks: int | None, looks: Sequence[int]
 ) -> None:
     for name, value in margins.items():
         if value is not None and not (isinstance(value, int | float) and 0 < value < math.inf):
             raise ValueError(f"margin for {name!r} must be a positive number; got {value!r}")
-    if max_replicates is not None and (
-        not isinstance(max_replicates, int | np.integer)
-        or isinstance(max_replicates, bool)
-        or max_replicates < 2
+    if max_blocks is not None and (
+        not isinstance(max_blocks, int | np.integer)
+        or isinstance(max_blocks, bool)
+        or max_blocks < 2
     ):
-        raise ValueError(f"max_replicates must be a whole number >= 2; got {max_replicates!r}")
-    if looks and max_replicates is None:
-        raise ValueError("looks need max_replicates: the blocks the study may grow to")
+        raise ValueError(f"max_blocks must be a whole number >= 2; got {max_blocks!r}")
+    if looks and max_blocks is None:
+        raise ValueError("looks need max_blocks: the blocks the study may grow to")
     for n in looks:
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n:
             raise ValueError(f"looks are earlier looks' block counts (whole numbers >= 1): {n!r}")
-        if max_replicates is not None and n > max_replicates:
-            raise ValueError(f"a look at {n} blocks is past max_replicates = {max_replicates}")
+        if max_blocks is not None and n > max_blocks:
+            raise ValueError(f"a look at {n} blocks is past max_blocks = {max_blocks}")

@@ -93,7 +93,7 @@ class Comparison:
     objectives: int  # objectives sharing the look's error rate
     margin: float | None = None
     more_replicates: int | None = None  # with a margin: about how many more decide every one
-    max_replicates: int | None = None
+    max_blocks: int | None = None
 
     @property
     def k(self) -> int:
@@ -154,10 +154,10 @@ class Looks:
     most blocks the study may grow to (None: a single, fixed-size analysis)."""
 
     earlier: tuple[int, ...] = ()
-    max_replicates: int | None = None
+    max_blocks: int | None = None
 
     def level(self, blocks: int, alpha: float = ALPHA) -> float:
-        return look_level(blocks, self.earlier, self.max_replicates, alpha)
+        return look_level(blocks, self.earlier, self.max_blocks, alpha)
 
 
 ONE_LOOK = Looks()  # a fixed-size analysis: the whole error rate at this look
@@ -194,7 +194,7 @@ def compare(
         level,
         objectives,
         margin,
-        max_replicates=looks.max_replicates,
+        max_blocks=looks.max_blocks,
     )
     comparison.more_replicates = _more_replicates(comparison, looks)
     return comparison
@@ -302,10 +302,10 @@ def _entries(
 def _more_replicates(found: Comparison, looks: Looks) -> int | None:
     """With a margin: about how many more replicates would decide every undecided one at its
     own noise (its difference with the highest mean), at the level a look then would have
-    after this one; past `max_replicates`, `max_replicates + 1 - n` (it cannot be decided)."""
-    if found.margin is None or not found.undecided or looks.max_replicates is None:
+    after this one; past `max_blocks`, `max_blocks + 1 - n` (it cannot be decided)."""
+    if found.margin is None or not found.undecided or looks.max_blocks is None:
         return None
-    n, top = found.replicates, looks.max_replicates
+    n, top = found.replicates, looks.max_blocks
     after = Looks((*looks.earlier, n), top)
     needed = n
     for d in found.undecided:

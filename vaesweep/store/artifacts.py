@@ -108,8 +108,6 @@ def load_model(folder: str | Path) -> tuple[VAE, TrainConfig]:
     path = Path(folder) / WEIGHTS_FILE
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if "state_dict" in state:  # written before config.json became the one copy
-            state = state["state_dict"]
         model = build_model(config.arch, config.latent_dim)
         model.load_state_dict(state)
     except Exception as err:

@@ -1,6 +1,6 @@
 """Every use of Optuna beyond its public API, each with why, so that a release that changes
-one of them breaks this module alone (tests/test_package.py keeps them here; test_binding.py,
-test_liveness.py and test_run_faults.py exercise each).
+one of them breaks this module alone (tests/e2e/test_package.py keeps them here; the tests of
+bindings, liveness and storage faults exercise each).
 
 Optuna documents its storage classes' methods as library-internal: a study's public API has no
 way to fail a trial that another process abandoned, to keep the heartbeats of trials run by

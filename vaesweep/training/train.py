@@ -130,7 +130,7 @@ class Member:
     The training steps themselves differ: alone, a module's forward and torch's fused Adam; in a
     population, one vmapped functional call and a batched Adam with a learning rate per member
     (torch's takes one). Both use `vae_loss`, `beta_at`, the member's own seeds and Keras's
-    epsilon, and tests/test_population.py checks they train the same weights."""
+    epsilon, and tests/unit/test_population.py checks they train the same weights."""
 
     config: TrainConfig
     schedule: torch.optim.lr_scheduler.ReduceLROnPlateau

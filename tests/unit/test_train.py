@@ -8,8 +8,8 @@ from vaesweep.training.model import VAE, build_model
 from vaesweep.training.train import (
     EarlyStopping,
     TrainingDiverged,
-    lr_scheduler,
     beta_at,
+    lr_scheduler,
     make_optimizer,
     train,
 )

@@ -16,7 +16,7 @@ import pytest
 from vaesweep import results
 from vaesweep.errors import VaesweepError
 from vaesweep.run import objective
-from vaesweep.run.slots import best_point
+from vaesweep.run.places import best_point
 from vaesweep.spec.search_space import ParamSpec
 from vaesweep.spec.studies import parse_study
 from vaesweep.training.model import build_model

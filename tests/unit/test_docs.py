@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vaesweep.spec.studies import load_study, parse_overrides
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", ROOT / "CHANGELOG.md", ROOT / "BENCHMARKS.md", *ROOT.glob("docs/*.md")]
 
 
@@ -44,28 +44,3 @@ def test_the_readme_s_run_recipes_are_valid_and_reach_beta_1():
         sets = tuple(args[i + 1] for i, word in enumerate(args) if word == "--set")
         spec = load_study(study).with_overrides(parse_overrides(sets))
         assert spec.beta_warning() is None, args
-
-
-def old_architecture_names(text: str) -> list[str]:
-    """Places where a page uses an architecture's old name as a name in use (`arch=seed`,
-    `--arch seed`, the `seed` network); naming it as the old name is allowed."""
-    from vaesweep.spec.config import ARCHITECTURE_ALIASES
-
-    found = []
-    for old, _ in ARCHITECTURE_ALIASES:
-        pattern = (
-            rf"arch\s*=\s*\"?{old}\b|--arch\s+{old}\b|`{old}` (network|net|architecture)"
-            rf"|{old}-look"
-        )
-        found += [m.group(0) for m in re.finditer(pattern, text)]
-    return found
-
-
-def test_no_page_uses_an_old_architecture_name():
-    for page in [p for p in PAGES if p.name != "CHANGELOG.md"]:  # history keeps its names
-        text = page.read_text()
-        if page.name == "BENCHMARKS.md":  # its runs ran with the name of their day, and say so
-            text = text.split("## ", 1)[0]
-        assert old_architecture_names(text) == [], page.name
-    planted = 'vaesweep run --set arch=seed\n`--arch seed`; the `seed` network; arch = "seed"'
-    assert len(old_architecture_names(planted)) == 4

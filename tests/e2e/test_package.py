@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -131,3 +131,28 @@ def test_only_one_module_uses_optuna_beyond_its_public_api(tmp_path):
     )
     found = optuna_private_uses(tmp_path / "vaesweep")
     assert found == [f"run/x.py:{line}" for line in range(1, 7)]
+
+
+def long_functions(package: Path, most: int = 60) -> list[str]:
+    """Functions longer than `most` lines, their docstrings aside (a public function documents
+    its input and output tables there)."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+            if ast.get_docstring(node) is not None:
+                doc = node.body[0]
+                length -= doc.end_lineno - doc.lineno + 1  # type: ignore[operator]
+            if length > most:
+                found.append(f"{path.relative_to(package)}:{node.name} ({length} lines)")
+    return found
+
+
+def test_no_function_fits_more_than_a_screen(tmp_path):
+    assert long_functions(ROOT / "vaesweep") == []
+    planted = tmp_path / "x.py"
+    body = "\n".join(f"    a{i} = {i}" for i in range(59))  # with its def line, 60
+    planted.write_text(f'def f():\n    """Why."""\n{body}\n\n\ndef g():\n{body}\n    return 0\n')
+    assert long_functions(tmp_path) == ["x.py:g (61 lines)"]

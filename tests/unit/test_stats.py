@@ -49,7 +49,7 @@ def test_false_claims_stay_within_5_percent_where_the_textbook_breaks(scenario):
 
 def test_looking_after_every_block_and_stopping_at_a_claim_stays_within_5_percent():
     """A study that grows after its answer was shown: looks at every block from 3 to 20
-    (max_replicates = 20), stopping at the first claim."""
+    (max_blocks = 20), stopping at the first claim."""
     s = Scenario("growing 3 × b", 3, 20)
     assert optional_stopping_rate(s, STUDIES, seed=8) <= 0.06
     # Without spending the error across looks, the same stopping rule claims far more often.
@@ -276,10 +276,10 @@ def test_a_failure_ranks_below_every_completed_value_of_its_block():
 def test_each_look_spends_its_share_and_the_design_keeps_most():
     assert look_level(10, (), None, 0.05) == 0.05  # a fixed-size analysis
     assert look_level(10, (), 20, 0.05) == pytest.approx(spent(0.5, 0.05))
-    assert spent(0.5, 0.05) >= 0.75 * 0.05  # the design's look, at the default max_replicates
+    assert spent(0.5, 0.05) >= 0.75 * 0.05  # the design's look, at the default max_blocks
     assert look_level(20, (10,), 20, 0.05) == pytest.approx(0.05 - spent(0.5, 0.05))
     assert look_level(10, (10,), 20, 0.05) == look_level(10, (), 20, 0.05)  # the same look
-    assert look_level(25, (20,), 20, 0.05) == 0  # past max_replicates: nothing is left
+    assert look_level(25, (20,), 20, 0.05) == 0  # past max_blocks: nothing is left
     assert sum(look_level(n, range(2, n), 20, 0.05) for n in range(2, 21)) == pytest.approx(0.05)
     # The previous shape (gamma = 1) spent no more at any fraction: earlier looks stay within.
     for t in np.linspace(0, 1, 21):
@@ -345,11 +345,11 @@ def test_the_public_compare_refuses_a_table_it_cannot_answer(change, message):
         ({"margin": math.nan}, "margin for 'acc' must be a positive number"),
         ({"margin": -0.1}, "margin for 'acc' must be a positive number"),
         ({"margin": {"acc": 0}}, "margin for 'acc' must be a positive number"),
-        ({"max_replicates": 0}, "max_replicates must be a whole number >= 2"),
-        ({"max_replicates": 2.5}, "max_replicates must be a whole number >= 2"),
-        ({"max_replicates": 10, "looks": [-1, 4]}, "whole numbers >= 1"),
-        ({"max_replicates": 10, "looks": [4, 100]}, "a look at 100 blocks is past"),
-        ({"looks": [4]}, "looks need max_replicates"),
+        ({"max_blocks": 0}, "max_blocks must be a whole number >= 2"),
+        ({"max_blocks": 2.5}, "max_blocks must be a whole number >= 2"),
+        ({"max_blocks": 10, "looks": [-1, 4]}, "whole numbers >= 1"),
+        ({"max_blocks": 10, "looks": [4, 100]}, "a look at 100 blocks is past"),
+        ({"looks": [4]}, "looks need max_blocks"),
         ({"direction": "up"}, "direction must be"),
         ({"block": "seed"}, "no column 'seed'"),
     ],
@@ -361,14 +361,14 @@ def test_the_public_compare_refuses_settings_it_cannot_use(settings, message):
 
 def test_a_minimised_objective_with_growth_gives_whole_answers():
     """direction="minimize" and looks: every row has a verdict and finite bounds."""
-    found = stats.compare(_table(), "lr", "acc", "minimize", max_replicates=8, looks=[2, 2, 3])
+    found = stats.compare(_table(), "lr", "acc", "minimize", max_blocks=8, looks=[2, 2, 3])
     assert found["verdict"].notna().all()
     assert np.isfinite(found[["diff_low", "diff_high", "p_worse"]].to_numpy(dtype=float)).all()
     assert found.set_index("lr").loc[1e-4, "may_be_best"]  # the lower accuracy, minimized
 
 
 def test_the_documented_example_runs_and_says_what_it_shows(capsys):
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "studies.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "studies.md").read_text()
     code = docs.split("### `vaesweep.stats.compare`\n\n```python\n")[1].split("```")[0]
     namespace: dict = {}
     exec(code, namespace)

@@ -22,7 +22,7 @@ def growing_study(folder, margin: str, most: int = 3) -> str:
     text = open(path).read()
     text = text.replace("equivalence = 0.01", f"equivalence = {margin}")
     text = text.replace(
-        "replicates = 2 ", f"replicates = 2\nmax_replicates = {most}\nuntil_decided = true\n# "
+        "replicates = 2 ", f"replicates = 2\nmax_blocks = {most}\nuntil_decided = true\n# "
     )
     assert "until_decided = true" in text
     open(path, "w").write(text)
@@ -55,7 +55,7 @@ def test_an_undecided_study_adds_blocks_each_a_look(tmp_path):
     assert found, outcome.output
     blocks, why = int(found.group(1)), found.group(2)
     assert blocks in (2, 3)
-    assert why == "max_replicates reached" if blocks == 3 else why == "every configuration decided"
+    assert why == "max_blocks reached" if blocks == 3 else why == "every configuration decided"
     record = stored(tmp_path / "r")
     assert len(record.get_trials(deepcopy=False)) == 2 * blocks
     assert record.user_attrs[LOOKS_ATTR]["blocks"] == list(range(2, blocks + 1))
@@ -89,7 +89,7 @@ def _wait_for_block(process, results, block: int, timeout: float = 300) -> None:
 )
 def test_a_study_interrupted_while_it_grows_grows_again(sig, block, tmp_path, tiny_data_dir):
     """Interrupted in an added block, the same command completes that block and goes on
-    growing until its answer decides or max_replicates is reached, and says where it stopped."""
+    growing until its answer decides or max_blocks is reached, and says where it stopped."""
     study, results = growing_study(tmp_path, "1e-9", most=4), tmp_path / "results"
     process = start(results, tiny_data_dir, 4, "--study", study)
     _wait_for_block(process, results, block)
@@ -98,7 +98,7 @@ def test_a_study_interrupted_while_it_grows_grows_again(sig, block, tmp_path, ti
     code, output = finish(start(results, tiny_data_dir, 4, "--study", study), timeout=600)
     assert code == 0, output
     assert "nothing to run" not in output
-    assert "until decided: stopped after seed block 4 (max_replicates reached)" in output
+    assert "until decided: stopped after seed block 4 (max_blocks reached)" in output
     finished = [t for t in trials_of(results) if t.state.name == "COMPLETE"]
     places = sorted((t.user_attrs["replicate"], t.params["warmup_epochs"]) for t in finished)
     assert places == [(r, w) for r in range(4) for w in (0, 1)]  # each place once
@@ -106,5 +106,5 @@ def test_a_study_interrupted_while_it_grows_grows_again(sig, block, tmp_path, ti
     # Run again: it says where the study stands, and trains nothing.
     again = vaesweep(*run_args(results, tiny_data_dir, 4, *LONG, study=study))
     assert again.exit_code == 0, again.output
-    assert "until decided: stopped after seed block 4 (max_replicates reached)" in again.output
+    assert "until decided: stopped after seed block 4 (max_blocks reached)" in again.output
     assert len([t for t in trials_of(results) if t.state.name == "COMPLETE"]) == 8

@@ -10,7 +10,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
 from vaesweep.errors import VaesweepError
-from vaesweep.run.slots import WAIT, next_slot
+from vaesweep.run.places import WAIT, next_place
 from vaesweep.spec.design import CONFIRM, EXPLORE, GRID, Design, parse_design
 from vaesweep.spec.studies import parse_study
 from vaesweep.store.fate import Fate
@@ -45,9 +45,9 @@ def test_grid_runs_replicate_zero_of_every_value_before_replicate_one():
     spec = parse_study(GRID_STUDY, "g", "g.toml")
     trials, order = [], []
     for _ in range(7):
-        slot = next_slot(spec.design, spec.grid, trials, spec.directions)
-        order.append((slot.params["warmup_epochs"], slot.replicate))
-        trials.append(placed(slot.params["warmup_epochs"], slot.replicate))
+        place = next_place(spec.design, spec.grid, trials, spec.directions)
+        order.append((place.params["warmup_epochs"], place.replicate))
+        trials.append(placed(place.params["warmup_epochs"], place.replicate))
     assert order == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 2)]
 
 
@@ -59,11 +59,11 @@ def test_an_interrupted_place_is_taken_again_first_and_a_diverged_one_is_not():
         placed(2, 0, TrialState.FAIL, fate=Fate.DIVERGED),
         placed(0, 1),
     ]
-    slot = next_slot(spec.design, spec.grid, trials, spec.directions)
-    assert (slot.params, slot.replicate) == ({"warmup_epochs": 1}, 0)
+    place = next_place(spec.design, spec.grid, trials, spec.directions)
+    assert (place.params, place.replicate) == ({"warmup_epochs": 1}, 0)
     trials.append(placed(1, 0))
-    slot = next_slot(spec.design, spec.grid, trials, spec.directions)
-    assert (slot.params, slot.replicate) == ({"warmup_epochs": 1}, 1)
+    place = next_place(spec.design, spec.grid, trials, spec.directions)
+    assert (place.params, place.replicate) == ({"warmup_epochs": 1}, 1)
 
 
 def test_search_explores_then_confirms_the_best_with_fresh_replicates():
@@ -73,16 +73,16 @@ def test_search_explores_then_confirms_the_best_with_fresh_replicates():
         placed(2e-3, 0, phase=EXPLORE, loss=1.0),
         placed(5e-3, 0, phase=EXPLORE, loss=2.0),
     ]
-    assert next_slot(design, None, explored[:2], ["minimize"]).phase == EXPLORE
+    assert next_place(design, None, explored[:2], ["minimize"]).phase == EXPLORE
     running = [*explored[:2], placed(5e-3, 0, TrialState.RUNNING, phase=EXPLORE)]
-    assert next_slot(design, None, running, ["minimize"]) is WAIT
+    assert next_place(design, None, running, ["minimize"]) is WAIT
     trials = list(explored)
     order = []
     for _ in range(4):
-        slot = next_slot(design, None, trials, ["minimize"])
-        assert slot.phase == CONFIRM
-        order.append((slot.params["lr"], slot.replicate))
-        trials.append(placed(slot.params["lr"], slot.replicate, phase=CONFIRM))
+        place = next_place(design, None, trials, ["minimize"])
+        assert place.phase == CONFIRM
+        order.append((place.params["lr"], place.replicate))
+        trials.append(placed(place.params["lr"], place.replicate, phase=CONFIRM))
     assert order == [(2e-3, 0), (5e-3, 0), (2e-3, 1), (5e-3, 1)]
 
 
@@ -107,14 +107,15 @@ def test_blocked_replicates_share_a_seed_and_unblocked_ones_do_not():
     assert optuna  # the trials above are Optuna's own FrozenTrials
 
 
-def test_unblocked_seeds_are_those_of_studies_stored_before_blocking():
-    """The hash an earlier vaesweep gave a configuration's replicate (sha256 of the
-    configuration, phase and replicate), so an old study resumes with the same seeds."""
+def test_an_unblocked_replicate_s_seed_is_its_configuration_s_own():
+    """Unblocked, a replicate's seed is a hash of its configuration, phase and replicate (sha256),
+    so no two configurations share one; a design reads back as it was stored."""
     import hashlib
 
-    old = int.from_bytes(hashlib.sha256(b'{"a": 1}|grid|3').digest()[:4], "big")
-    assert Design(blocked=False).seed(0, {"a": 1}, GRID, 3) == old
-    assert Design.from_stored({"replicates": 2}) == Design(replicates=2, blocked=False)
+    own = int.from_bytes(hashlib.sha256(b'{"a": 1}|grid|3').digest()[:4], "big")
+    assert Design(blocked=False).seed(0, {"a": 1}, GRID, 3) == own
+    unblocked = Design(replicates=2, blocked=False)
+    assert Design.from_stored(unblocked.stored()) == unblocked
     assert Design().stored()["blocked"] is True
 
 
@@ -140,15 +141,15 @@ def test_replicate_r_of_two_configurations_starts_from_identical_weights():
     "raw, message",
     [
         (
-            {"replicates": 4, "max_replicates": 3},
-            "'max_replicates' (3) cannot be below 'replicates' (4)",
+            {"replicates": 4, "max_blocks": 3},
+            "'max_blocks' (3) cannot be below 'replicates' (4)",
         ),
-        ({"max_replicates": 1}, "'max_replicates' must be an integer >= 2; got 1"),
-        ({"max_replicates": "ten"}, "'max_replicates' must be an integer >= 2; got 'ten'"),
-        ({"until_decided": True}, "'until_decided = true' needs 'max_replicates = B'"),
-        ({"until_decided": "yes", "max_replicates": 4}, "'until_decided' must be true or false"),
+        ({"max_blocks": 1}, "'max_blocks' must be an integer >= 2; got 1"),
+        ({"max_blocks": "ten"}, "'max_blocks' must be an integer >= 2; got 'ten'"),
+        ({"until_decided": True}, "'until_decided = true' needs 'max_blocks = B'"),
+        ({"until_decided": "yes", "max_blocks": 4}, "'until_decided' must be true or false"),
         (
-            {"explore": 5, "until_decided": True, "max_replicates": 4},
+            {"explore": 5, "until_decided": True, "max_blocks": 4},
             "'until_decided' adds seed blocks to a grid or a confirmation",
         ),
     ],
@@ -159,14 +160,7 @@ def test_growth_settings_are_checked_with_one_line(raw, message):
 
 
 def test_a_design_may_grow_to_twice_its_replicates_unless_it_says_otherwise():
-    assert parse_design({"replicates": 5}, "s").most_replicates == 10
-    grown = parse_design({"replicates": 5, "max_replicates": 8, "until_decided": True}, "s")
-    assert grown.most_replicates == 8 and grown.until_decided
+    assert parse_design({"replicates": 5}, "s").most_blocks == 10
+    grown = parse_design({"replicates": 5, "max_blocks": 8, "until_decided": True}, "s")
+    assert grown.most_blocks == 8 and grown.until_decided
     assert "until decided, up to 8" in grown.describe(3)
-    # A design stored before these settings existed is the same definition as one without them.
-    assert (
-        parse_design({"replicates": 5}, "s").stored()
-        == Design.from_stored(
-            {"replicates": 5, "explore": 0, "confirm_top": 0, "blocked": True}
-        ).stored()
-    )

@@ -291,7 +291,7 @@ def test_definition_changes_with_fixed_settings_but_not_description():
 
 
 def test_the_docs_show_the_shipped_warmup_study_as_it_is():
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "studies.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "studies.md").read_text()
     block = docs.split("A study file (`studies/warmup.toml`, as shipped):\n\n```toml\n")[1]
     shipped = Path(load_study("warmup").source).read_text()
     assert block.split("```")[0] == shipped

@@ -17,7 +17,7 @@ from vaesweep.training.metrics import ssim_per_image
 from vaesweep.training.model import build_model
 from vaesweep.training.train import KERAS_ADAM_EPSILON, make_optimizer
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_ssim_matches_tensorflow():

@@ -18,7 +18,7 @@ from vaesweep.store.storage import ANSWER_ATTR, LOOKS_ATTR, default_storage_url
 
 from helpers import run_args, small_warmup, snapshot, vaesweep
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_example() -> str:
@@ -171,7 +171,7 @@ def test_a_study_s_answer_is_vaesweep_stats_compare_on_its_trials_table(reported
         objective="val_loss",
         direction="minimize",
         margin=data.study.equivalence.get("val_loss"),
-        max_replicates=data.study.design.most_replicates,
+        max_blocks=data.study.design.most_blocks,
         looks=[n for n in data.study.looks if n < 2],  # the looks before this one (2 blocks)
     ).set_index("warmup_epochs")
     answer = data.answers[0]

@@ -19,7 +19,7 @@ from vaesweep.store.storage import PHASE_ATTR, REPLICATE_ATTR
 
 
 @dataclass(frozen=True)
-class Slot:
+class Place:
     """What the next trial trains: `params` None means the sampler chooses (exploration)."""
 
     phase: str  # a Phase, or "wait"
@@ -31,10 +31,10 @@ class Slot:
         return {PHASE_ATTR: str(self.phase), REPLICATE_ATTR: self.replicate}
 
 
-WAIT = Slot("wait", -1)  # exploration still running elsewhere: confirmation cannot choose yet
+WAIT = Place("wait", -1)  # exploration still running elsewhere: confirmation cannot choose yet
 
 
-def slot_of(trial: FrozenTrial) -> tuple[str, str, int] | None:
+def place_of(trial: FrozenTrial) -> tuple[str, str, int] | None:
     """(phase, configuration, replicate) of a trial that a design placed; None for others."""
     phase = trial.user_attrs.get(PHASE_ATTR)
     if phase is None:
@@ -42,34 +42,34 @@ def slot_of(trial: FrozenTrial) -> tuple[str, str, int] | None:
     return phase, config_key(queued_params(trial)), int(trial.user_attrs.get(REPLICATE_ATTR, 0))
 
 
-def holds_its_slot(trial: FrozenTrial) -> bool:
+def holds_its_place(trial: FrozenTrial) -> bool:
     """Whether a trial fills its place in the design: finished, running or queued, or failed by
     divergence (its seed is fixed, so a re-run would diverge again). Interrupted trials do not."""
     fate = fate_of(trial)
     return fate is None or fate.holds_its_place
 
 
-def next_slot(
+def next_place(
     design: Design,
     grid: list[dict[str, Any]] | None,
     trials: Sequence[FrozenTrial],
     directions: Sequence[str],
     nuisance: Sequence[dict[str, Any]] = (),
-) -> Slot:
+) -> Place:
     """The first place in the design that no trial holds."""
-    taken = {slot_of(t) for t in trials if holds_its_slot(t)}
+    taken = {place_of(t) for t in trials if holds_its_place(t)}
     if grid is not None and nuisance:
         return _next_tuned(design, grid, nuisance, trials, taken, directions)
     if grid is not None:
         for index in itertools.count():
             replicate, params = divmod(index, len(grid))[0], grid[index % len(grid)]
             if (GRID, config_key(params), replicate) not in taken:
-                return Slot(GRID, replicate, params)
+                return Place(GRID, replicate, params)
     explorations = [
-        t for t in trials if t.user_attrs.get(PHASE_ATTR) == EXPLORE and holds_its_slot(t)
+        t for t in trials if t.user_attrs.get(PHASE_ATTR) == EXPLORE and holds_its_place(t)
     ]
     if len(explorations) < design.explore or not design.confirm_top:
-        return Slot(EXPLORE, 0)
+        return Place(EXPLORE, 0)
     if any(t.state == TrialState.RUNNING for t in explorations):
         return WAIT
     chosen = confirmed_configurations(explorations, design.confirm_top, directions)
@@ -80,7 +80,7 @@ def next_slot(
     for replicate in itertools.count():
         for params in chosen:
             if (CONFIRM, config_key(params), replicate) not in taken:
-                return Slot(CONFIRM, replicate, params)
+                return Place(CONFIRM, replicate, params)
     raise AssertionError("unreachable")
 
 
@@ -91,7 +91,7 @@ def _next_tuned(
     trials: Sequence[FrozenTrial],
     taken: set,
     directions: Sequence[str],
-) -> Slot:
+) -> Place:
     """A tuned grid: every configuration at every nuisance point, a seed block at a time (point-
     major within a block, so an interrupted tuning stays balanced), then each configuration
     confirmed at its own best point once its tuning has finished, replicate-major."""
@@ -99,7 +99,7 @@ def _next_tuned(
         for point in nuisance:
             for params in grid:
                 if (TUNE, config_key({**params, **point}), replicate) not in taken:
-                    return Slot(TUNE, replicate, {**params, **point})
+                    return Place(TUNE, replicate, {**params, **point})
     tunings = tuning_trials(grid, trials)
     waiting = False
     for replicate in itertools.count():
@@ -114,7 +114,7 @@ def _next_tuned(
                     "has no nuisance value to be confirmed at: narrow the nuisance range"
                 )
             if (CONFIRM, config_key(best[0]), replicate) not in taken:
-                return Slot(CONFIRM, replicate, best[0])
+                return Place(CONFIRM, replicate, best[0])
         if waiting:
             return WAIT
     raise AssertionError("unreachable")
@@ -127,7 +127,7 @@ def tuning_trials(
     index = {config_key(params): i for i, params in enumerate(grid)}
     tunings: list[list[FrozenTrial]] = [[] for _ in grid]
     for trial in trials:
-        if trial.user_attrs.get(PHASE_ATTR) == TUNE and holds_its_slot(trial):
+        if trial.user_attrs.get(PHASE_ATTR) == TUNE and holds_its_place(trial):
             scientific = {k: v for k, v in queued_params(trial).items() if k in grid[0]}
             if (i := index.get(config_key(scientific))) is not None:
                 tunings[i].append(trial)

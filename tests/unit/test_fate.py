@@ -40,7 +40,7 @@ def test_finished_states_and_failures_from_elsewhere():
 
 
 def test_no_fate_is_read_from_a_reason_s_text():
-    package = Path(__file__).resolve().parents[1] / "vaesweep"
+    package = Path(__file__).resolve().parents[2] / "vaesweep"
     words = "|".join(f.value for f in Fate)
     pattern = re.compile(rf"startswith\(\s*\(?\s*[\"'](?:{words})")
     for path in package.rglob("*.py"):
