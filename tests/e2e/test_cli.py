@@ -65,15 +65,15 @@ def test_rerun_adds_nothing_and_more_trials_adds_the_difference(
     assert (results / "warmup" / "trial-0002" / "model.pt").is_file()
 
 
-def test_a_study_stored_before_blocking_resumes_unblocked_and_unchanged(
+def test_a_study_stored_unblocked_resumes_unblocked_and_unchanged(
     study_with_two_trials, tiny_data_dir
 ):
-    """A definition an earlier vaesweep stored has no 'blocked': the study resumes with its
-    own (independent) seeds, its definition and trials untouched, and says so."""
+    """A study stored with `blocked = false`, run again from a file that does not say: it
+    resumes with its own (independent) seeds, its definition and trials untouched, and says so."""
     results = study_with_two_trials
     study = optuna.load_study(study_name="warmup", storage=default_storage_url(results))
     definition = study.user_attrs["vaesweep_definition"]
-    del definition["design"]["blocked"]
+    definition["design"]["blocked"] = False
     study.set_user_attr("vaesweep_definition", definition)
     before = snapshot(results)
     more = vaesweep(*run_args(results, tiny_data_dir, 3))
@@ -84,7 +84,7 @@ def test_a_study_stored_before_blocking_resumes_unblocked_and_unchanged(
     assert after["trials"][:2] == before["trials"] and len(after["trials"]) == 3
     assert {k: v for k, v in after["files"].items() if "trial-0002" not in k} == before["files"]
     study = optuna.load_study(study_name="warmup", storage=default_storage_url(results))
-    assert study.user_attrs["vaesweep_definition"] == definition  # still without 'blocked'
+    assert study.user_attrs["vaesweep_definition"] == definition  # still unblocked
     new = stored_trials(results)[2]
     unblocked = Design(blocked=False).seed(0, new.params, "grid", new.user_attrs["replicate"])
     assert new.user_attrs["seed"] == unblocked
