@@ -218,3 +218,24 @@ def test_reading_a_study_records_no_look_and_a_read_only_storage_still_answers(c
 
     assert results.record_look(loaded) is None  # a writable storage records it
     assert record.user_attrs[LOOKS_ATTR]["blocks"] == [2]
+
+
+@pytest.mark.parametrize(
+    ("definition", "said"),
+    [
+        (lambda d: {**d, "design": {**d["design"], "max_replicates": 4}}, "'max_replicates'"),
+        (lambda d: {**d, "design": [1, 2]}, "a malformed design"),
+        (lambda d: "a string", "a malformed design"),
+    ],
+)
+def test_a_stored_definition_this_version_cannot_read_is_one_line(copy_of, definition, said):
+    copy, data_dir = copy_of
+    record = optuna.load_study(study_name="warmup", storage=default_storage_url(copy))
+    record.set_user_attr(
+        "vaesweep_definition", definition(record.user_attrs["vaesweep_definition"])
+    )
+    with pytest.raises(VaesweepError, match=f"study 'warmup': its stored definition has .*{said}"):
+        results.load("warmup", results=copy)
+    outcome = vaesweep("report", "--results", str(copy), "--data-dir", str(data_dir))
+    assert outcome.exit_code == 1 and "Traceback" not in outcome.output
+    assert outcome.output.startswith("Error: study 'warmup': its stored definition has")

@@ -6,6 +6,7 @@ Light (no torch, no matplotlib), so `vaesweep run` can print the answer too.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -167,7 +168,7 @@ def read(
     """What the storage and the trial folders hold of a study; `note` hears each trial whose
     folder cannot be read as its own (a study vaesweep did not make has no folders)."""
     made_by_vaesweep = DEFINITION_ATTR in study.user_attrs
-    definition = study.user_attrs.get(DEFINITION_ATTR, {})
+    definition = _definition(study)
     directions = tuple(d.name.lower() for d in study.directions)
     objectives = definition.get("objectives") or [f"objective_{i}" for i in range(len(directions))]
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
@@ -188,7 +189,7 @@ def read(
         search=tuple(definition.get("search", [])),
         nuisance=tuple(definition.get("nuisance", [])),
         fixed=definition.get("fixed", {}),
-        design=Design.from_stored(definition.get("design", {})),
+        design=definition["design"],
         entries=tuple(entries),
         record=study,
         diverged=tuple(t for t in failed if fate_of(t) == Fate.DIVERGED),
@@ -198,6 +199,22 @@ def read(
         warnings=tuple(_strings(study.user_attrs.get(WARNINGS_ATTR))),
         made_by_vaesweep=made_by_vaesweep,
     )
+
+
+def _definition(study: optuna.Study) -> dict[str, Any]:
+    """The study's stored definition, its design read (`{}` for a study vaesweep did not make);
+    one this version cannot read is one line, not a traceback."""
+    stored = study.user_attrs.get(DEFINITION_ATTR, {})
+    design = stored.get("design", {}) if isinstance(stored, dict) else None
+    known = {field.name for field in dataclasses.fields(Design)}
+    if not isinstance(design, dict) or not set(design) <= known:
+        unknown = ", ".join(sorted(set(design) - known)) if isinstance(design, dict) else ""
+        what = f"keys it does not know: {shown(unknown)}" if unknown else "a malformed design"
+        raise VaesweepError(
+            f"study {shown(study.study_name)}: its stored definition has {what}; was it stored "
+            "by another version of vaesweep?"
+        )
+    return {**stored, "design": Design.from_stored(design)}
 
 
 def _strings(stored: Any) -> list[str]:
