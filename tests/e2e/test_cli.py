@@ -362,3 +362,24 @@ def test_studies_piped_are_whole_and_say_where_the_files_live(monkeypatch):
     assert outcome.exit_code == 0, outcome.output
     assert "…" not in outcome.output and "val_knn_accuracy" in outcome.output
     assert f"study files: {STUDIES_DIR}" in outcome.output
+
+
+def test_a_run_ends_with_the_next_command_to_paste(tmp_path, tiny_data_dir):
+    """A study without an answer yet says when its confirmation phase starts, and prints the
+    command that completes it: this run's own, with only --trials changed."""
+    import shlex
+
+    results = tmp_path / "results"
+    args = run_args(results, tiny_data_dir, 2, "--name", "first-look", study="lr")
+    outcome = vaesweep(*args)
+    assert outcome.exit_code == 0, outcome.output
+    lines = outcome.output.splitlines()
+    at = lines.index(
+        "next (the confirmation phase starts after 10 exploration trials; this completes it):"
+    )
+    command = shlex.split(lines[at + 1])
+    assert command[:2] == ["vaesweep", "run"]
+    pairs = lambda words: sorted(zip(words[::2], words[1::2], strict=True))  # noqa: E731
+    wanted = run_args(results, tiny_data_dir, 28, "--name", "first-look", study="lr")[1:]
+    # Everything that names the study and its settings, not how many workers trained it.
+    assert pairs(command[2:]) == [p for p in pairs(wanted) if p[0] != "--jobs"]

@@ -66,6 +66,25 @@ class StudyAnswer:
         seen = [a.comparison.replicates for a in self.answers if a.comparison is not None]
         return max(seen) if seen else None
 
+    @property
+    def trials_to_decide(self) -> int | None:
+        """The `--trials` at which the answer expects every configuration decided, at the noise
+        seen (None: decided, nothing to compare yet, or not within `max_blocks`)."""
+        more = [
+            a.comparison.more_replicates
+            for a in self.answers
+            if a.comparison is not None and a.comparison.more_replicates is not None
+        ]
+        if not more or self.blocks is None:
+            return None
+        blocks = self.blocks + max(more)
+        return self.study.trials_at(blocks) if blocks <= self.study.design.most_blocks else None
+
+    @property
+    def trials_to_answer(self) -> int:
+        """The `--trials` that completes the design: where a study without an answer gets one."""
+        return self.study.trials_at(max(self.study.design.replicates, 2))
+
     def history(self, number: int) -> pd.DataFrame:
         """Trial `number`'s per-epoch history, as its folder's history.csv stores it."""
         return self.study.history(number)

@@ -146,12 +146,21 @@ class StoredStudy:
         """The nuisance parameters a tuned study tuned for each configuration."""
         return [ParamSpec(**{**p, "choices": tuple(p.get("choices", ()))}) for p in self.nuisance]
 
-    @property
-    def design_summary(self) -> str:
-        # The stored search as plain attributes, whichever version of vaesweep stored it.
+    def _shape(self) -> tuple[int, int]:
+        """The design's grid size and tuning points, from the stored search."""
         grid = self.design.configurations([SimpleNamespace(**p) for p in self.search])
         tuning = math.prod(len(p.points(self.design.tune)) for p in self.tuned) if self.tuned else 0
-        return self.design.describe(len(grid or ()), tuning)
+        return len(grid or ()), tuning
+
+    @property
+    def design_summary(self) -> str:
+        return self.design.describe(*self._shape())
+
+    def trials_at(self, blocks: int) -> int:
+        """The `--trials` that completes the design with `blocks` seed blocks (replicates)."""
+        return dataclasses.replace(self.design, replicates=blocks).trials_to_complete(
+            *self._shape()
+        )
 
 
 def describe_environment(environment: dict[str, str] | None) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
+from pathlib import Path
 
 import click
 
@@ -99,10 +101,12 @@ def run(
             make_progress(console),
             warn=lambda message: errors.print(message),  # wrapped at spaces, made visible
         )
-    _print_summary(console, summary)
+    same = {"study": study, "name": name, "results": results, "storage": storage}
+    same |= {"overrides": overrides, "data_dir": data_dir, "seed": seed}
+    _print_summary(console, summary, same)
 
 
-def _print_summary(console, summary) -> None:
+def _print_summary(console, summary, same: dict) -> None:
     from vaesweep.store.storage import redact
 
     finished = f"{summary.finished}/{summary.target} trials finished"
@@ -116,3 +120,23 @@ def _print_summary(console, summary) -> None:
     console.print(f"storage {visible(redact(summary.storage_url))}", soft_wrap=True)
     for line in summary.answers or ["answer: none yet (no trial completed the study's protocol)"]:
         console.print(line)
+    if summary.next_trials is not None:
+        console.print(f"next ({summary.next_step}):")
+        command = visible(next_command(summary.next_trials, **same))
+        console.print(f"  {command}", soft_wrap=True)  # one unbroken line, to be pasted
+
+
+def next_command(trials: int, study, name, results, storage, overrides, data_dir, seed) -> str:
+    """This run's command with another --trials: the same study, name, results folder, storage
+    (its password hidden), settings, data and seed, so that it resumes the same study."""
+    from vaesweep.store.storage import redact
+
+    words = ["vaesweep", "run", "--study", study, "--trials", str(trials)]
+    words += ["--name", name] if name else []
+    words += ["--results", str(results)] if Path(results) != Path("results") else []
+    words += ["--storage", redact(storage)] if storage else []
+    for override in overrides:
+        words += ["--set", override]
+    words += ["--data-dir", str(data_dir)] if data_dir else []
+    words += ["--seed", str(seed)] if seed else []
+    return shlex.join(words)

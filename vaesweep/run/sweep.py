@@ -96,6 +96,8 @@ class RunSummary:
     ran: int
     failed: int
     answers: list[str]  # one sentence per objective, from the comparable trials
+    next_trials: int | None = None  # the --trials of the next step, if there is one
+    next_step: str = ""  # what running to `next_trials` does
 
 
 def _resumable(study: optuna.Study, spec: StudySpec) -> StudySpec:
@@ -361,7 +363,7 @@ def execute(
             raise VaesweepError(outcome.errors[0])
         for error in outcome.errors:  # the other workers finished the study meanwhile
             warn(f"warning: {error}; the other workers finished the study")
-    return _summary(plan, request.n_trials, finished, _sentences(answered), outcome)
+    return _summary(plan, request.n_trials, finished, answered, outcome)
 
 
 def growth_target(study: optuna.Study, spec: StudySpec, n_trials: int) -> int:
@@ -407,7 +409,7 @@ def _answer_finished(plan: RunPlan, warn: Callable[[str], None]) -> RunSummary:
         answered = answer_and_record(study, plan.options.results_dir, warn)
     if plan.spec.design.until_decided and answered.blocks:
         warn(_stopped(answered))  # where a growing study stands
-    return _summary(plan, plan.options.n_trials, plan.finished, _sentences(answered))
+    return _summary(plan, plan.options.n_trials, plan.finished, answered)
 
 
 def _sentences(answered: StudyAnswer) -> list[str]:
@@ -424,9 +426,10 @@ def _summary(
     plan: RunPlan,
     target: int,
     finished: int,
-    answers: list[str],
+    answered: StudyAnswer,
     outcome: WorkerOutcome | None = None,
 ) -> RunSummary:
+    next_trials, next_step = _next_step(answered, finished)
     return RunSummary(
         study_name=plan.name,
         storage_url=plan.url,
@@ -435,8 +438,29 @@ def _summary(
         finished=finished,
         ran=outcome.ran if outcome else 0,
         failed=outcome.failed if outcome else 0,
-        answers=answers,
+        answers=_sentences(answered),
+        next_trials=next_trials,
+        next_step=next_step,
     )
+
+
+def _next_step(answered: StudyAnswer, finished: int) -> tuple[int | None, str]:
+    """The `--trials` a researcher would run next, and why: to complete the design where the
+    study has no answer yet, or to decide every configuration at the noise seen."""
+    study = answered.study
+    if not answered.answers:
+        complete = answered.trials_to_answer
+        if complete <= finished:
+            return None, ""
+        design = study.design
+        if design.samples and design.confirm_top and not design.tune:
+            starts = f"the confirmation phase starts after {design.explore} exploration trials"
+            return complete, f"{starts}; this completes it"
+        return complete, "this completes the design"
+    wanted = answered.trials_to_decide
+    if wanted is None or wanted <= finished or study.design.until_decided:
+        return None, ""
+    return wanted, "this would decide every configuration at the noise seen"
 
 
 def _open_study(plan: RunPlan) -> tuple[optuna.Study, StudySpec]:
