@@ -231,3 +231,14 @@ def test_an_sqlite_url_names_its_file_in_either_form(tmp_path):
     assert sqlite_file(f"sqlite:///{db}") == db
     assert sqlite_file(f"sqlite:///file:{db}?mode=ro&uri=true") == db
     assert sqlite_file("postgresql://user@127.0.0.1/db") is None
+
+
+@pytest.mark.parametrize(
+    "command", [["report"], ["studies"], ["compare", "warmup", "other"]], ids=lambda c: c[0]
+)
+def test_every_reading_command_says_a_results_file_is_not_a_folder(command, tmp_path):
+    a_file = tmp_path / "results"
+    a_file.write_text("")
+    outcome = vaesweep(*command, "--results", str(a_file))
+    assert outcome.exit_code == 1, outcome.output
+    assert outcome.output == f"Error: results folder {a_file} is a file, not a folder\n"

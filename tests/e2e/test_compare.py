@@ -43,7 +43,7 @@ def test_two_studies_side_by_side_with_their_settings_and_the_answers_test(varia
     for name in ("warmup", "longer"):
         answer = results.answer(name, results=variants)[0]
         assert f"{name}: {answer.sentence}" in lines
-    [verdict] = [line for line in lines if line.startswith("each study's best configuration")]
+    [verdict] = [line for line in lines if line.startswith("each study's best-mean configuration")]
     # The two bests trained with the same seeds (the same --seed and seed blocks): compared
     # paired on them, at 5% over the 2 x 2 configurations either study could have chosen.
     best = {}
@@ -99,7 +99,7 @@ def test_the_report_sets_studies_that_share_an_objective_side_by_side(variants, 
     assert '<a href="#side-by-side">studies side by side</a>' in page
     section = page.split('<section id="side-by-side">')[1]
     assert "<li>epochs: 2 (warmup), 3 (longer)</li>" in section
-    assert "Each study's best configuration compared: " in html.unescape(section)
+    assert "Each study's best-mean configuration compared: " in html.unescape(section)
 
 
 def test_stored_names_that_drive_a_terminal_are_shown_visibly(variants, tmp_path):

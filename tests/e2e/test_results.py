@@ -239,3 +239,14 @@ def test_a_stored_definition_this_version_cannot_read_is_one_line(copy_of, defin
     outcome = vaesweep("report", "--results", str(copy), "--data-dir", str(data_dir))
     assert outcome.exit_code == 1 and "Traceback" not in outcome.output
     assert outcome.output.startswith("Error: study 'warmup': its stored definition has")
+
+
+def test_a_study_s_answer_prints_short_and_as_a_table_in_a_notebook(reported):
+    stored, _, _ = reported
+    data = results.load("warmup", results=stored)
+    for shown in (repr(data), repr(data.answers[0]), repr(data.study)):
+        assert len(shown) < 200 and shown.startswith("<") and "\n" not in shown
+    assert repr(data).startswith("<StudyAnswer 'warmup': 4 trials; ")
+    page = data._repr_html_()  # what Jupyter shows
+    assert html.escape(data.answers[0].sentence) in page
+    assert page.count("</tr>") == 1 + 2  # a header, and a row per configuration

@@ -89,6 +89,22 @@ class StudyAnswer:
         """Trial `number`'s per-epoch history, as its folder's history.csv stores it."""
         return self.study.history(number)
 
+    def __repr__(self) -> str:
+        sentence = self.answers[0].sentence if self.answers else "no answer yet"
+        head = sentence if len(sentence) <= 100 else sentence[:99] + "…"
+        return f"<StudyAnswer {self.study.name!r}: {len(self.table)} trials; {head}>"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: each answer, then the first objective's effects table."""
+        from html import escape
+
+        sentences = [a.sentence for a in self.answers] or ["no answer yet"]
+        parts = [f"<p><b>{escape(self.study.name)}</b>: {escape(s)}</p>" for s in sentences]
+        if self.answers and not self.effects.empty:
+            rows = self.effects[self.effects["metric"] == self.answers[0].objective]
+            parts.append(rows.to_html(index=False, float_format="{:.4g}".format))
+        return "\n".join(parts)
+
 
 def answer(study: StoredStudy) -> StudyAnswer:
     """The effects table and an answer per objective, from the trials in the answer; the looks

@@ -212,6 +212,10 @@ class Answer:
     comparison: Comparison | None = None  # None: one configuration, or too few replicates
     sentence: str = ""
 
+    def __repr__(self) -> str:
+        head = self.sentence if len(self.sentence) <= 100 else self.sentence[:99] + "…"
+        return f"<Answer {self.objective}: {head}>"
+
     @property
     def shown_best(self) -> bool:
         """Whether the answer shows `best` better than every other configuration (the closed

@@ -30,7 +30,7 @@ from vaesweep.store.fate import Fate, fate_of
 from vaesweep.store.layout import (
     DEFAULT_DB_NAME,
     STUDY_NAME,
-    check_length,
+    check_readable,
     report_folder_name,
     trial_folder,
 )
@@ -119,6 +119,9 @@ class StoredStudy:
             return load_history(entry.folder)
         except VaesweepError as err:
             raise VaesweepError(f"study {shown(self.name)} trial {number}: {err}") from None
+
+    def __repr__(self) -> str:
+        return f"<StoredStudy {self.name!r}: {len(self.entries)} finished trials>"
 
     @property
     def folder(self) -> str:
@@ -303,7 +306,7 @@ def storage_url(results: str | Path = DEFAULT_RESULTS, storage: str | None = Non
     """The storage a results folder's studies are read from: `storage`, else its SQLite file,
     which must exist (reading never creates one)."""
     results = Path(results)
-    check_length(results, "results folder")
+    check_readable(results)
     if storage is None and not (results / DEFAULT_DB_NAME).is_file():
         raise VaesweepError(
             f"no results yet: the folder {visible(results)} holds no {DEFAULT_DB_NAME}; run "

@@ -33,7 +33,7 @@ def compare(study_names, storage, results, objective) -> None:
             errors.print(f"warning: {refused}", soft_wrap=True)
     way = "higher" if better(found.objective) == "maximize" else "lower"
     table = Table(title=f"{found.objective} ({label(found.objective)}; {way} is better)")
-    for column in ("study", "best configuration", "n", "mean (95% CI)"):
+    for column in ("study", "configuration with the best mean", "n", "mean (95% CI)"):
         table.add_column(column)
     for row in found.rows:
         interval = "" if math.isnan(row.half_width) else f" ± {row.half_width:.2g}"

@@ -41,7 +41,8 @@ MAX_TRIALS = 100_000
     "overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override a fixed setting, e.g. --set epochs=2. Repeatable.",
+    help="Override a fixed setting, e.g. --set epochs=2. Repeatable. The settings, with their "
+    "defaults: the table under 'Training settings' in docs/studies.md.",
 )
 @click.option("--name", help="Name of the stored study [default: the study's name].")
 @data_dir_option

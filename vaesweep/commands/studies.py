@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from vaesweep.commands.common import quiet_optuna, results_option, storage_option
-from vaesweep.errors import visible
+from vaesweep.errors import counted, visible
 
 
 @click.command()
@@ -19,7 +19,9 @@ def studies(storage, results) -> None:
     """What you can run (the study files) and what you have run (the stored studies)."""
     from vaesweep.console import make_console
     from vaesweep.spec.studies import STUDIES_DIR, available_studies, load_study
+    from vaesweep.store.layout import check_readable
 
+    check_readable(results)  # before anything is printed
     console = make_console()  # each study a few lines, wrapped at spaces at any width
     for name in available_studies():
         spec = load_study(name)
@@ -64,6 +66,7 @@ def _stored_studies(console, storage: str | None, results: Path) -> None:
     import optuna
 
     from vaesweep.answer.stored import storage_url
+    from vaesweep.store.layout import DEFAULT_DB_NAME
     from vaesweep.store.storage import (
         ANSWER_ATTR,
         FINISHED_STATES,
@@ -72,7 +75,7 @@ def _stored_studies(console, storage: str | None, results: Path) -> None:
         storage_errors,
     )
 
-    if storage is None and not (results / "vaesweep.db").is_file():
+    if storage is None and not (results / DEFAULT_DB_NAME).is_file():
         console.print(f"stored: none yet in {visible(results)}")
         return
     quiet_optuna()
@@ -88,4 +91,5 @@ def _stored_studies(console, storage: str | None, results: Path) -> None:
             answers = shown.get("answers") if isinstance(shown, dict) else None
             answer = str(answers[0]) if isinstance(answers, list) and answers else "no answer yet"
             head = re.split(r" \(|; ", answer, maxsplit=1)[0]  # its verdict and numbers
-            console.print(f"  {visible(name)}: {finished} finished trials; {visible(head)}")
+            trials = counted(finished, "finished trial")
+            console.print(f"  {visible(name)}: {trials}; {visible(head)}")

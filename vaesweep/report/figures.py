@@ -176,7 +176,7 @@ def paired_differences(answers: Sequence, params: Sequence[str]) -> Figure | Non
         ax.set(xlabel=name, ylabel="minus the best mean of the others")
         ax.set_xlim(-0.45, len(entries) - 0.4)
         ax.set_title(
-            f"{metric_label(found_answer.objective)}: each {name} against the best of the "
+            f"{metric_label(found_answer.objective)}: each {name} minus the best mean of the "
             f"others\n{pairing_caption(found)}",
             fontsize=9,
         )
@@ -317,7 +317,8 @@ def optimization_history(
             if direction == "minimize"
             else complete[objective].cummax()
         )
-        ax.step(complete["trial"], best, where="post", color="C3", label="best so far")
+        # One seed's value: the answer, not this line, says which configuration is best.
+        ax.step(complete["trial"], best, where="post", color="C3", label="best single trial so far")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, never 1.5
         ax.legend(fontsize=8)
         ax.set(

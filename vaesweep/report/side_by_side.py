@@ -31,8 +31,8 @@ EVALUATION_SETTINGS = (
 @dataclass
 class Row:
     study: str
-    best: str  # its best configuration, or "" without an answer
-    shown: str  # the same as the answer names it ("warmup_epochs=2"), or "no answer yet"
+    best: str  # its configuration with the best mean, or "" without an answer
+    shown: str  # the same as the answer names it, and whether it was shown best, or "no answer yet"
     n: int
     mean: float
     half_width: float
@@ -100,6 +100,8 @@ def _row(study: StudyAnswer, objective: str) -> Row:
             study.study.name, "", "no answer yet", 0, float("nan"), float("nan"), "no answer yet"
         )
     shown = f"{study.study.params[0]}={found.best}" if len(study.study.params) == 1 else found.best
+    # "Best" only where the answer shows it better than every other; else its mean ranks first.
+    shown += " (the best)" if found.shown_best else " (best mean; not shown best)"
     return Row(
         study.study.name, found.best, shown, found.n, found.mean, found.half_width, found.sentence
     )
@@ -165,7 +167,7 @@ def _verdict(
         f"95% simultaneous intervals, Bonferroni over the {family} pairs of configurations the "
         "studies could have chosen as their bests; Welch t, or paired on shared seeds"
     )
-    return "each study's best configuration compared: " + "; ".join(parts) + f" ({how})."
+    return "each study's best-mean configuration compared: " + "; ".join(parts) + f" ({how})."
 
 
 def _pair_sentence(pair: BestPair) -> str:

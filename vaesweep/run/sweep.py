@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from vaesweep.errors import VaesweepError
+from vaesweep.errors import VaesweepError, counted, shown
 from vaesweep.run.progress import Progress
 from vaesweep.run.tally import MAX_FAILURES_IN_A_ROW, counts, failing_streak
 from vaesweep.spec.design import Design
@@ -400,7 +400,8 @@ def _blocks_started(study: optuna.Study, design: Design) -> int:
 def _answer_finished(plan: RunPlan, warn: Callable[[str], None]) -> RunSummary:
     """A study that has its trials already: its answer (a look), nothing trained."""
     warn(
-        f"study '{plan.name}' has {plan.finished} finished trials already: nothing to run "
+        f"study {shown(plan.name)} has {counted(plan.finished, 'finished trial')} already: "
+        "nothing to run "
         "(a larger --trials adds more)"
     )
     with storage_errors(plan.url):

@@ -9,7 +9,7 @@ import socket
 import tempfile
 from pathlib import Path
 
-from vaesweep.errors import VaesweepError, shown
+from vaesweep.errors import VaesweepError, shown, visible
 
 DEFAULT_DB_NAME = "vaesweep.db"
 REPORT_DIR_NAME = "report"
@@ -102,6 +102,13 @@ def _limits(folder: Path) -> tuple[int, int]:
         return 255, 4096
 
 
+def check_readable(folder: Path, what: str = "results folder") -> None:
+    """A folder to read from: a name the system can hold, and not a file."""
+    check_length(folder, what)
+    if folder.exists() and not folder.is_dir():
+        raise VaesweepError(f"{what} {visible(folder)} is a file, not a folder")
+
+
 def check_writable(folder: Path, what: str = "results folder") -> None:
     """Fail before any work if files could not be written into `folder`, creating nothing: a
     missing folder is checked where it would be made (its nearest existing parent), and made
@@ -112,13 +119,15 @@ def check_writable(folder: Path, what: str = "results folder") -> None:
         existing = existing.parent
     if not existing.is_dir():
         if existing == folder:
-            raise VaesweepError(f"{what} {folder} is a file, not a folder")
-        raise VaesweepError(f"{what} {folder} cannot be made: {existing} is a file, not a folder")
+            raise VaesweepError(f"{what} {visible(folder)} is a file, not a folder")
+        raise VaesweepError(
+            f"{what} {visible(folder)} cannot be made: {visible(existing)} is a file, not a folder"
+        )
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
             pass
     except OSError as err:
-        raise VaesweepError(f"{what} {folder} is not writable ({err.strerror})") from None
+        raise VaesweepError(f"{what} {visible(folder)} is not writable ({err.strerror})") from None
 
 
 def make_folder(folder: Path, what: str = "results folder") -> Path:
@@ -126,5 +135,5 @@ def make_folder(folder: Path, what: str = "results folder") -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise VaesweepError(f"{what} {folder} cannot be made ({err.strerror})") from None
+        raise VaesweepError(f"{what} {visible(folder)} cannot be made ({err.strerror})") from None
     return folder
