@@ -541,3 +541,16 @@ def test_processes_making_one_database_at_once_never_see_it_empty(tmp_path):
     errors = [p.communicate(timeout=120)[1] for p in processes]
     assert [p.returncode for p in processes] == [0] * 8, errors
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.db"]
+
+
+def test_the_page_says_which_settings_the_study_changed_from_its_file(reported):
+    """The question and note were written for the study file's settings: a study run with
+    `--set` says what it changed, beside them."""
+    results, _, _ = reported
+    page = html.unescape((results / "report" / "index.html").read_text())
+    said = re.sub(r"<[^>]+>", "", page)
+    assert (
+        "The question and note were written for the study file's settings; this study changed "
+        "epochs to 2 (the file's: 12), precision to fp32 (the file's: auto), val_size to 100 "
+        "(the file's: 10000)."
+    ) in said

@@ -96,6 +96,9 @@ class StoredStudy:
     equivalence: dict[str, float] | None = None  # objective -> margin
     note: str = ""  # the study file's note, shown under the question
     warnings: tuple[str, ...] = ()  # what the latest run warned of the study
+    # (setting, the study file's value, the study's) where --set changed it: the description
+    # and note were written for the file's
+    overridden: tuple[tuple[str, Any, Any], ...] = ()
     nuisance: tuple[dict[str, Any], ...] = ()  # tuned per configuration
     made_by_vaesweep: bool = True
 
@@ -209,6 +212,7 @@ def read(
         equivalence=analysis.get("equivalence", {}),
         note=str(analysis.get("note") or ""),
         warnings=tuple(_strings(study.user_attrs.get(WARNINGS_ATTR))),
+        overridden=_changes(analysis.get("overridden")),
         made_by_vaesweep=made_by_vaesweep,
     )
 
@@ -227,6 +231,15 @@ def _definition(study: optuna.Study) -> dict[str, Any]:
             "by another version of vaesweep?"
         )
     return {**stored, "design": Design.from_stored(design)}
+
+
+def _changes(stored: Any) -> tuple[tuple[str, Any, Any], ...]:
+    """The stored (setting, file's value, study's value) triples, whatever a storage holds."""
+    if not isinstance(stored, list):
+        return ()
+    return tuple(
+        (str(c[0]), c[1], c[2]) for c in stored if isinstance(c, list | tuple) and len(c) == 3
+    )
 
 
 def _strings(stored: Any) -> list[str]:

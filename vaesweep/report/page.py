@@ -213,6 +213,9 @@ def _section(section: Section, anchors: list[Anchor]) -> dict[str, Any]:
         ],
         "drawn": _drawn_note(section),
         "tuning": list(answered.range_warnings),
+        "overridden": ", ".join(
+            f"{key} to {new} (the file's: {old})" for key, old, new in study.overridden
+        ),
     }
 
 

@@ -446,22 +446,19 @@ def _summary(
 
 
 def _next_step(answered: StudyAnswer, finished: int) -> tuple[int | None, str]:
-    """The `--trials` a researcher would run next, and why: to complete the design where the
-    study has no answer yet, or to decide every configuration at the noise seen."""
-    study = answered.study
-    if not answered.answers:
-        complete = answered.trials_to_answer
-        if complete <= finished:
-            return None, ""
-        design = study.design
-        if design.samples and design.confirm_top and not design.tune:
-            starts = f"the confirmation phase starts after {design.explore} exploration trials"
-            return complete, f"{starts}; this completes it"
-        return complete, "this completes the design"
-    wanted = answered.trials_to_decide
-    if wanted is None or wanted <= finished or study.design.until_decided:
+    """The `--trials` a researcher would run next, and why: to decide every configuration at
+    the noise seen, or else to complete the design."""
+    design = answered.study.design
+    decide = answered.trials_to_decide
+    if decide is not None and decide > finished and not design.until_decided:
+        return decide, "this would decide every configuration at the noise seen"
+    complete = answered.trials_to_answer
+    if complete <= finished:
         return None, ""
-    return wanted, "this would decide every configuration at the noise seen"
+    if design.samples and design.confirm_top and not design.tune:
+        starts = f"the confirmation phase starts after {design.explore} exploration trials"
+        return complete, f"{starts}; this completes it"
+    return complete, "this completes the design"
 
 
 def _open_study(plan: RunPlan) -> tuple[optuna.Study, StudySpec]:
@@ -479,7 +476,11 @@ def _open_study(plan: RunPlan) -> tuple[optuna.Study, StudySpec]:
         _define(study, spec)
         # Probe for writing before any work: a read-only storage fails here, not mid-trial.
         study.set_user_attr(LAST_RUN_ATTR, time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        analysis = {"equivalence": dict(spec.equivalence), "note": spec.note}
+        analysis = {
+            "equivalence": dict(spec.equivalence),
+            "note": spec.note,
+            "overridden": [list(change) for change in spec.overridden],
+        }
         study.set_user_attr(ANALYSIS_ATTR, analysis)
         # What this run warns of the study itself, for the report's page to say again.
         warned = [w.removeprefix("warning: ") for w in [spec.beta_warning()] if w]

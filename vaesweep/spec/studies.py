@@ -97,6 +97,9 @@ class StudySpec:
     note: str = ""
     # settings tuned for each configuration (a tuned grid: `tune` values of each), not compared
     nuisance: tuple[ParamSpec, ...] = ()
+    # (setting, the file's value, this run's) for each fixed setting `--set` changed: the
+    # description and note were written for the file's
+    overridden: tuple[tuple[str, Any, Any], ...] = ()
 
     @property
     def fixed(self) -> dict[str, Any]:
@@ -213,10 +216,18 @@ class StudySpec:
                     + ", ".join(known)
                     + ")"
                 )
+        base = TrainConfig.from_mapping({**self.fixed, **overrides}, "--set")
+        was = dict((key, old) for key, old, _ in self.overridden)
+        changed = {k: getattr(self.base, k) for k in overrides} | was
         spec = dataclasses.replace(
             self,
-            base=TrainConfig.from_mapping({**self.fixed, **overrides}, "--set"),
+            base=base,
             fixed_keys=tuple(sorted({*self.fixed_keys, *overrides})),
+            overridden=tuple(
+                (key, old, getattr(base, key))
+                for key, old in sorted(changed.items())
+                if getattr(base, key) != old
+            ),
         )
         _check_search(spec, "--set")
         return spec
