@@ -59,6 +59,15 @@ def test_an_undecided_study_adds_blocks_each_a_look(tmp_path):
     record = stored(tmp_path / "r")
     assert len(record.get_trials(deepcopy=False)) == 2 * blocks
     assert record.user_attrs[LOOKS_ATTR]["blocks"] == list(range(2, blocks + 1))
+    # Said as it starts, and each look in a line.
+    said = " ".join(outcome.output.split())
+    assert (
+        "until decided: the design's 2 seed blocks take 4 trials (a smaller --trials stops "
+        "sooner); then each look adds a block (2 trials) until every configuration is decided "
+        "or max_blocks = 3 (6 trials)"
+    ) in said
+    looks = re.findall(r"until decided: look at (\d) seed blocks: ", said)
+    assert looks == [str(b) for b in range(2, blocks + 1)]
     # The answer it ended with spent only what its looks left: the third look's share.
     if blocks == 3:
         assert "this look's share over looks up to 3 replicates; MCB intervals, 1 comparison" in (

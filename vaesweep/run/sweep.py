@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -250,7 +251,26 @@ def plan_run(spec: StudySpec, options: RunOptions) -> RunPlan:
     kept = stored.user_attrs.get(PRECISION_ATTR) if stored is not None else None
     training, decided = _decide_training(spec, options, data, plan.finished, kept)
     warnings += decided
+    warnings += [_growth_plan(spec)] if spec.design.until_decided else []
     return dataclasses.replace(plan, spec=spec, training=training, warnings=tuple(warnings))
+
+
+def _growth_plan(spec: StudySpec) -> str:
+    """How a design `until_decided` and `--trials` relate, said as the run starts."""
+    design, tuning = spec.design, len(spec.nuisance_grid)
+
+    def trials(blocks: int) -> int:
+        return dataclasses.replace(design, replicates=blocks).trials_to_complete(
+            spec.compared, tuning
+        )
+
+    first, most = trials(design.replicates), trials(design.most_blocks)
+    per_block = trials(design.replicates + 1) - first
+    return (
+        f"until decided: the design's {design.replicates} seed blocks take {first} trials (a "
+        f"smaller --trials stops sooner); then each look adds a block ({per_block} trials) until "
+        f"every configuration is decided or max_blocks = {design.most_blocks} ({most} trials)"
+    )
 
 
 _RESUMED_UNBLOCKED = (
@@ -418,6 +438,12 @@ def _sentences(answered: StudyAnswer) -> list[str]:
     return [a.sentence for a in answered.answers] + list(answered.range_warnings)
 
 
+def _look(answered: StudyAnswer) -> str:
+    """A look at a growing study in a line: its blocks and each objective's verdict."""
+    heads = [re.split(r" \(|; ", a.sentence, maxsplit=1)[0] for a in answered.answers]
+    return f"until decided: look at {answered.blocks} seed blocks: {'; '.join(heads)}"
+
+
 def _stopped(answered: StudyAnswer) -> str:
     why = "every configuration decided" if answered.decided else "max_blocks reached"
     return f"until decided: stopped after seed block {answered.blocks} ({why})"
@@ -526,6 +552,8 @@ def _train_until_decided(
     design = request.spec.design
     while design.until_decided and not outcome.errors:
         blocks = answered.blocks or 0
+        if blocks >= design.replicates:
+            warn(_look(answered))
         if blocks < design.replicates:  # the design itself is not complete yet
             break
         if answered.decided or blocks >= design.most_blocks:
