@@ -26,6 +26,7 @@ children: list[int] = []
 _requested: str | None = None  # the first signal's name, once one came
 _deferring = False
 _program = False  # the `vaesweep` program, not a library call (`as_program`)
+_worker = False  # a worker process, whose parent speaks for it
 
 
 def stop_requested() -> bool:
@@ -54,6 +55,12 @@ def _leave_now(signum: int, frame) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
+STOPPING = (
+    b"\nstopping at the next safe point (a training step): the running trials are recorded as "
+    b"failed; a second Ctrl-C leaves at once\n"
+)
+
+
 def _first(signum: int, frame) -> None:
     global _requested
     _requested = signal.Signals(signum).name
@@ -61,6 +68,10 @@ def _first(signum: int, frame) -> None:
         signal.signal(sig, _leave_now)
     if not _deferring:
         stop_if_requested()
+    elif (
+        not _worker
+    ):  # said at once: the safe point may be seconds away (a worker's parent says it)
+        os.write(2, STOPPING)
 
 
 @contextmanager
@@ -68,8 +79,8 @@ def graceful_interrupts(worker: bool = False) -> Iterator[None]:
     """Within this block, SIGINT, SIGTERM and SIGHUP behave as described above (main thread
     only). A worker process ignores SIGINT and SIGHUP (a Ctrl-C or a closed terminal reaches the
     whole process group) and stops on the one SIGTERM its parent sends."""
-    global _requested
-    _requested = None
+    global _requested, _worker
+    _requested, _worker = None, worker
     previous = {sig: signal.getsignal(sig) for sig in SIGNALS}
     signal.signal(signal.SIGTERM, _first)
     for sig in (signal.SIGINT, signal.SIGHUP):
