@@ -554,3 +554,20 @@ def test_the_page_says_which_settings_the_study_changed_from_its_file(reported):
         "epochs to 2 (the file's: 12), precision to fp32 (the file's: auto), val_size to 100 "
         "(the file's: 10000)."
     ) in said
+
+
+def test_the_answer_s_table_comes_above_its_sentence(reported):
+    """Each objective's configurations in a table above the sentence: mean and interval, the
+    difference from the best mean of the others with MCB's interval, may be best, verdict: the
+    rows of effects.csv the answer is read from."""
+    results, _, _ = reported
+    page = html.unescape((results / "report" / "index.html").read_text())
+    section = page[page.index('<section id="warmup">') :]
+    table = section[section.index('<table class="verdicts">') : section.index("<b>Answer:</b>")]
+    effects = pd.read_csv(results / "report" / "warmup" / "effects.csv")
+    rows = effects[effects["metric"] == "val_loss"]
+    assert table.count("<tr>") == 1 + len(rows)
+    for row in rows.itertuples():
+        assert f"<td>{row.value}</td><td>{row.n}</td><td>{row.mean:.4g} (" in table
+        assert f"<td>{row.diff:.4g} ({row.diff_low:.4g} to {row.diff_high:.4g})</td>" in table
+        assert f"<td>{row.verdict}</td></tr>" in table

@@ -215,6 +215,10 @@ def explored(
     palette = {"COMPLETE": "C0", "PRUNED": "0.75"}
     for ax, metric in zip(axes.flat, metrics, strict=False):
         data = table.dropna(subset=[metric])
+        ax.set_title(f"explored: {metric_label(metric)}", fontsize=10)
+        if data.empty:  # a metric these trials did not compute (seaborn would warn, and draw none)
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+            continue
         if categorical:
             order = sorted(data[param].unique(), key=str)
             sns.stripplot(
@@ -232,7 +236,6 @@ def explored(
             if log:
                 ax.set_xscale("log")
         ax.set_ylabel(metric_label(metric))
-        ax.set_title(f"explored: {metric_label(metric)}", fontsize=10)
         _whole_numbers(ax, data[metric])
         if ax.get_legend():
             ax.get_legend().set_title("grey: pruned, not comparable")
@@ -272,10 +275,11 @@ def tuning_curves(
 
 def learning_curves(histories: pd.DataFrame, param: str) -> Figure | None:
     """Validation β=1 loss per epoch of every trial, and every trial's β schedule (None when no
-    trial's history could be read). Epochs count from 1, as in the live view and each trial's
-    figures; the loss axis spans the epochs after the first where there are some, since the
-    first epoch's loss, far above, would flatten the differences at the end."""
-    if histories.empty:
+    trial's history could be read, or the trials trained one epoch). Epochs count from 1, as
+    in the live view and each trial's figures; the loss axis spans the epochs after the first
+    where there are some, since the first epoch's loss, far above, would flatten the
+    differences at the end."""
+    if histories.empty or histories["epoch"].max() < 1:  # epoch 0 alone: a point, not a curve
         return None
     fig, (left, right) = _figure(1, 2, figsize=(11, 4))
     ordered = histories.sort_values(param, kind="stable")
@@ -292,7 +296,7 @@ def learning_curves(histories: pd.DataFrame, param: str) -> Figure | None:
     if not later.empty and data["val_elbo"].max() > later.max():
         pad = 0.05 * (later.max() - later.min() or abs(later.max()) or 1.0)
         left.set_ylim(later.min() - pad, later.max() + pad)
-        title += "\n(axis from epoch 2; epoch 1 is above it)"
+        title += "\n(the loss axis fits epochs 2 on; epoch 1's loss lies above it)"
     left.set(title=title, ylabel="val loss (β=1)")
     sns.lineplot(y="beta", ax=right, lw=1.5, **common)
     right.set(title="KL weight β per epoch (warm-up)", ylabel="β")

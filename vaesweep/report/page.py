@@ -29,11 +29,12 @@ if TYPE_CHECKING:
     from vaesweep.report.section import Section
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.2rem auto; max-width: 1300px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 1.2rem auto; max-width: 1300px; color: #222;
+  padding: 0 1.5rem; }
 h1, h2, h3 { font-weight: 600; margin: 0.6rem 0 0.3rem; } nav a { margin-right: 1rem; }
 table { border-collapse: collapse; font-size: 0.8rem; margin: 0.5rem 0 1rem; }
 th, td { border: 1px solid #ccc; padding: 0.2rem 0.4rem; text-align: right; white-space: nowrap; }
-.scroll { overflow: auto; max-height: 24rem; border: 1px solid #eee; }
+.scroll { overflow-x: auto; border: 1px solid #eee; }
 th { background: #f2f4f8; position: sticky; top: 0; }
 tr.best td { background: #e7f6e7; font-weight: 600; }
 tr.excluded td { color: #999; }
@@ -45,6 +46,7 @@ details { margin: 0.3rem 0; } summary { cursor: pointer; }
 .answer { background: #f6f8fb; border-left: 4px solid #3a6ea5; padding: 0.4rem 0.9rem; }
 .answer p { margin: 0.35rem 0; } .fixed { font-size: 0.8rem; color: #444; }
 ul.answers li { margin: 0.25rem 0; }
+table.verdicts { margin: 0.4rem 0; background: #fff; }
 """
 FLOAT_FORMAT = "{:.4g}".format
 
@@ -213,10 +215,21 @@ def _section(section: Section, anchors: list[Anchor]) -> dict[str, Any]:
         ],
         "drawn": _drawn_note(section),
         "tuning": list(answered.range_warnings),
+        "params": ", ".join(study.params),
+        "verdicts": [_verdicts(answered, a.objective) for a in answered.answers],
         "overridden": ", ".join(
             f"{key} to {new} (the file's: {old})" for key, old, new in study.overridden
         ),
     }
+
+
+def _verdicts(answered: StudyAnswer, objective: str) -> list[dict[str, Any]]:
+    """An objective's rows of the effects table, as the answer's table shows them above its
+    sentence (none without a comparison)."""
+    rows = answered.effects[answered.effects["metric"] == objective]
+    if rows.empty or rows["verdict"].isna().all():
+        return []
+    return rows.to_dict("records")
 
 
 def _visible(value: Any) -> Any:

@@ -42,7 +42,7 @@ from vaesweep.store.storage import best_trials
 # torch, matplotlib and friends take seconds to import: they are imported only when something
 # needs drawing, so an up-to-date report re-runs in about a second.
 
-REPORT_VERSION = 6  # bump when figures change, so every report redraws once
+REPORT_VERSION = 7  # bump when figures change, so every report redraws once
 KEY_METRICS = (
     "val_ssim",
     "val_mse",
@@ -288,9 +288,7 @@ class _Painter:
                 metrics,
                 study.design.answer_phase,
             ),
-            "learning-curves": lambda: figures.learning_curves(
-                self._histories(section, note), study.search[0]["name"]
-            ),
+            "learning-curves": lambda: self._learning_curves(section, note),
             "optimization-history": lambda: figures.optimization_history(
                 table, study.objectives, study.directions
             ),
@@ -300,6 +298,15 @@ class _Painter:
             ),
         }
         return draw | _search_drawings(answered, metrics)
+
+    def _learning_curves(self, section: Section, note: Callable[[str], None]) -> Any:
+        from vaesweep.report import figures
+
+        histories = self._histories(section, note)
+        drawn = figures.learning_curves(histories, section.study.search[0]["name"])
+        if drawn is None and not histories.empty:
+            section.notes.append("no learning curves: the trials trained one epoch")
+        return drawn
 
     def _histories(self, section: Section, note: Callable[[str], None]) -> pd.DataFrame:
         from vaesweep.store.artifacts import load_history
