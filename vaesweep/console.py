@@ -29,7 +29,7 @@ class _VisibleConsole(Console):
 def make_console(**options: Any) -> Console:
     """The console of every command: what it prints (paths, names, reasons, values) is shown as
     it is, never read as rich markup nor as terminal control sequences."""
-    console = _VisibleConsole(highlight=False, markup=False, **options)
+    console = _VisibleConsole(highlight=False, markup=False, emoji=False, **options)
     if not console.is_terminal and "COLUMNS" not in os.environ and "width" not in options:
         console.width = PIPE_WIDTH
     return console

@@ -11,7 +11,23 @@ from vaesweep.errors import VaesweepError, shown, visible
 from vaesweep.interrupts import EXIT_INTERRUPTED, graceful_interrupts
 
 
-class _OneLineUsage(click.ClickException):
+def say(message: str) -> None:
+    """A last line on stderr: in a terminal wrapped at spaces (a terminal's own wrapping splits
+    words); anywhere else one unbroken line."""
+    from vaesweep.console import make_console
+
+    console = make_console(stderr=True)
+    console.print(message, soft_wrap=not console.is_terminal)
+
+
+class _OneLine(click.ClickException):
+    """An error as one 'Error: ...' line (wrapped at spaces in a terminal)."""
+
+    def show(self, file=None) -> None:
+        say(f"Error: {self.format_message()}")
+
+
+class _OneLineUsage(_OneLine):
     """A usage error as one line (no usage block), with click's usage exit status."""
 
     exit_code = click.UsageError.exit_code
@@ -34,7 +50,7 @@ class OneLineErrors(click.Group):
             with graceful_interrupts():
                 return super().invoke(ctx)
         except VaesweepError as err:
-            raise click.ClickException(visible(err)) from None
+            raise _OneLine(visible(err)) from None
         except KeyboardInterrupt:
             message = (
                 "Interrupted: any running trial was recorded as failed and everything finished is "
@@ -42,7 +58,7 @@ class OneLineErrors(click.Group):
                 if ctx.invoked_subcommand == "run"
                 else "Interrupted; nothing stored was changed."
             )
-            click.echo(message, err=True)
+            say(message)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except click.UsageError as err:
             raise _OneLineUsage(visible(err.format_message())) from None
@@ -52,7 +68,7 @@ class OneLineErrors(click.Group):
             if os.environ.get("VAESWEEP_DEBUG"):
                 raise
             first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-            raise click.ClickException(
+            raise _OneLine(
                 f"unexpected failure: {visible(first[:300])} ({kept}; "
                 "set VAESWEEP_DEBUG=1 to see where it happened)"
             ) from None
