@@ -92,3 +92,30 @@ def test_the_eta_waits_for_this_run_s_own_trials_then_follows_its_pace():
     bars.update(task_id, completed=5 + MIN_TRIALS_FOR_ETA)
     # 3 trials a minute, 12 left: 4 minutes.
     assert EtaColumn().render(task).plain == "ETA 0:04:00"
+    bars.update(task_id, completed=20)
+    assert EtaColumn().render(task).plain == "done"
+    # A run of fewer trials than an estimate needs promises none.
+    short = bars.add_task("study", total=7, completed=5, first=5)
+    assert EtaColumn().render(bars.tasks[short]).plain == ""
+
+
+def test_the_table_is_headed_by_the_objectives_and_a_wait_ends_with_its_trial():
+    import datetime
+    import io
+
+    import optuna
+
+    console = Console(width=120, file=io.StringIO(), force_terminal=True)
+    live = LiveProgress(console)
+    live.start("warmup", ["val_knn_accuracy"], 3, 0)
+    shown = console.file.getvalue()  # what the terminal has been sent so far
+    assert "val_knn_accuracy" in shown and "value" not in shown
+    live.waiting("waiting for running trial 2 (no new heartbeat for 2 s of 60)")
+    now = datetime.datetime.now()
+    trial = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.PRUNED, params={}, distributions={}, value=None
+    )
+    trial.datetime_start, trial.datetime_complete, trial.number = now, now, 2
+    live.trial_finished(trial, 1)
+    assert live.status == ""
+    live.stop()

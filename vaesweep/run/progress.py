@@ -132,7 +132,12 @@ class EtaColumn(ProgressColumn):
     may be pruned early the next time), and a resumed study's earlier trials are not this run's."""
 
     def render(self, task: Task) -> Text:
-        done = task.completed - task.fields.get("first", 0)
+        first = task.fields.get("first", 0)
+        done = task.completed - first
+        if task.total is not None and task.completed >= task.total:
+            return Text("done", style="progress.remaining")
+        if task.total is not None and task.total - first < MIN_TRIALS_FOR_ETA:
+            return Text("")  # too few trials in this run to estimate from
         if task.total is None or task.elapsed is None or done < MIN_TRIALS_FOR_ETA:
             return Text(f"ETA after {MIN_TRIALS_FOR_ETA} trials", style="progress.remaining")
         left = round((task.total - task.completed) * task.elapsed / done)
@@ -191,7 +196,8 @@ class LiveProgress(Progress):
         self.trials_task = self.trials.add_task(
             f"study {visible(study)}", total=target, completed=finished, first=finished
         )
-        self.live.start()
+        self.live.update(self._render())  # the objectives' names head the table from the start
+        self.live.start(refresh=True)
 
     def trial_started(
         self, number: int, params: Mapping[str, Any], epochs: int, device: str = "cpu"
@@ -231,6 +237,7 @@ class LiveProgress(Progress):
             self.epochs_bar.remove_task(self.epochs.pop(trial.number))
         self.trials.update(self.trials_task, completed=finished)
         self.rows.append(trial)
+        self.status = ""  # a wait for a running trial may have ended with this one
         self.live.update(self._render())
 
     def waiting(self, text: str) -> None:
