@@ -23,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from torch import Tensor
 
+from vaesweep.interrupts import stop_if_requested
 from vaesweep.spec.config import TrainConfig
 from vaesweep.spec.metric_names import KNN_NEIGHBOURS
 from vaesweep.training.data import Splits, fixed_subset
@@ -99,6 +100,7 @@ def iwae_nll_per_image(
     per_pass = images_per_pass(model, x)
     parts = []
     for start in range(0, len(x), per_batch):
+        stop_if_requested()  # a safe point: the estimate takes seconds
         images = x[start : start + per_batch].float()
         mu, logvar = (t.float() for t in model.encode(images))
         std = torch.exp(0.5 * logvar)
@@ -170,6 +172,7 @@ def evaluate(
     total = len(evaluation_steps(config))
 
     def step() -> None:
+        stop_if_requested()  # between steps: each takes a second or more
         done, name = next(steps)
         on_step(name, done, total)
 

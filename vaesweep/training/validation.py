@@ -9,6 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from vaesweep.interrupts import stop_if_requested
 from vaesweep.spec.config import TrainConfig
 from vaesweep.training.device import Compute
 from vaesweep.training.losses import vae_loss
@@ -45,6 +46,7 @@ def validate(
     means, reconstructions = [], []
     step = images_per_pass(model, x_all)
     for start in range(0, len(x_all), step):
+        stop_if_requested()  # a safe point: Ctrl-C need not wait for the whole pass
         x = x_all[start : start + step]
         with compute.autocast():
             mu, logvar = model.encode(x)
