@@ -17,14 +17,11 @@ does, so that later answers account for it. Light (no torch) except for `history
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from vaesweep.answer import Answer, StudyAnswer
-from vaesweep.answer import load as _load
-from vaesweep.answer import record_look as _record_look
+from vaesweep.answer import Answer, StudyAnswer, load, record_look
 from vaesweep.answer.stored import DEFAULT_RESULTS, storage_url, study_names
 
 __all__ = [
@@ -37,25 +34,6 @@ __all__ = [
     "study_names",
     "trials",
 ]
-
-
-def load(
-    study: str,
-    storage: str | None = None,
-    results: str | Path = DEFAULT_RESULTS,
-    note: Callable[[str], None] = lambda _: None,
-) -> StudyAnswer:
-    """A stored study's answer: `.table` (one row per finished trial: trial, state, best,
-    in_answer, phase, replicate, the searched parameters, duration_s, epochs_run, every val_ and
-    test_ metric, note), `.answers` (one per objective), `.effects`, `.history(trial)`, and
-    `.study` (what is stored). `note` hears what cannot be read (a damaged trial folder, say)."""
-    return _load(study, storage, results, note)
-
-
-def record_look(result: StudyAnswer) -> str | None:
-    """Record that this answer was looked at (a write); None when recorded, else why not (a
-    read-only storage, say)."""
-    return _record_look(result)
 
 
 def trials(

@@ -152,13 +152,17 @@ def load(
     results: str | Path = DEFAULT_RESULTS,
     note: Callable[[str], None] = lambda _: None,
 ) -> StudyAnswer:
-    """A stored study's answer, by name: reading only, no look recorded (`record_look`)."""
+    """A stored study's answer, by name: `.table` (one row per finished trial: trial, state,
+    best, in_answer, phase, replicate, the searched parameters, duration_s, epochs_run, every
+    val_ and test_ metric, note), `.answers` (one per objective), `.effects`, `.history(trial)`,
+    and `.study` (what is stored). Reading only: no look is recorded (`record_look`). `note`
+    hears what cannot be read (a damaged trial folder, say)."""
     return answer(load_stored(study, storage, results, note))
 
 
 def record_look(result: StudyAnswer) -> str | None:
-    """Record the look `result` is on its study, as a command that shows an answer does; None
-    when recorded (or already), else why not (a read-only storage, say)."""
+    """Record that this answer was looked at (a write), as a command that shows an answer does;
+    None when recorded (or already), else why not (a read-only storage, say)."""
     if not result.study.made_by_vaesweep:
         return None
     return looks.record_look(result.study.record, result.study.looks, result.blocks)
