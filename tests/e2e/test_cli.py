@@ -150,7 +150,8 @@ def test_a_misspelt_study_or_setting_is_refused_before_torch_is_imported(tmp_pat
 def test_the_run_s_last_lines_wrap_at_spaces_at_any_width(
     columns, study_with_two_trials, tiny_data_dir
 ):
-    """Warnings, the summary and the answer: no word or number is split across lines."""
+    """Warnings, the summary and the answer: no word or number is split across lines; the
+    storage URL and the next command stay on one line each."""
     args = run_args(study_with_two_trials, tiny_data_dir, 2, "--set", "epochs=2")
 
     def output(width: int) -> str:
@@ -161,13 +162,17 @@ def test_the_run_s_last_lines_wrap_at_spaces_at_any_width(
     wide = output(5000).splitlines()
     whole = {word for line in wide for word in line.split()}
     lines = output(columns).splitlines()
+    # The URL, and the next command, stay whole, to be copied.
     storage = [line for line in lines if line.startswith("storage ")]
-    assert len(storage) == 1  # the URL stays whole, to be copied
+    command = [line for line in lines if line.startswith("  vaesweep run ")]
+    assert len(storage) == 1 and len(command) == 1
     lines.remove(storage[0])
+    lines.remove(command[0])
     assert all(len(line) <= columns for line in lines)
     assert {word for line in lines for word in line.split()} <= whole
-    too_long = any(len(line) > columns for line in wide if not line.startswith("storage "))
-    assert (len(lines) + 1 > len(wide)) == too_long  # wrapped where a line was too long
+    copied = ("storage ", "  vaesweep run ")
+    too_long = any(len(line) > columns for line in wide if not line.startswith(copied))
+    assert (len(lines) + 2 > len(wide)) == too_long  # wrapped where a line was too long
 
 
 def test_plain_progress_prints_at_most_a_line_per_epoch(study_with_two_trials, tiny_data_dir):

@@ -432,7 +432,7 @@ def test_learning_curves_count_epochs_from_1_and_keep_the_last_epochs_readable()
     assert [t.get_text() for t in left.get_legend().get_texts()] == ["0.000325", "0.001"]
     low, high = left.get_ylim()
     assert high < 800 and low < 240 < 291 < high  # epochs 2-7 span the axis; epoch 1 is above
-    assert "epoch 1 is above it" in left.get_title()
+    assert "epoch 1's loss lies above it" in left.get_title()
 
 
 def test_many_metrics_wrap_into_rows_and_a_constant_count_gets_a_whole_number_axis():
