@@ -102,7 +102,7 @@ def test_a_fixed_lr_ranks_the_warmups_wrongly_and_a_tuned_design_rightly(
 
     tuned = write_study(tmp_path, "warmup-tuned", extra=f"tune = 5\n{TUNED}")
     answer = run(tmp_path, tiny_data_dir, tuned, 18).output
-    assert f"best (warmup_epochs=4, lr={POINTS[3]:.4g}): val 5-NN accuracy" in answer
+    assert f"best warmup_epochs = 4 (tuned lr = {POINTS[3]:.4g}): val 5-NN accuracy" in answer
     assert "of its range" not in answer
     both = vaesweep("compare", "fixed", "warmup-tuned", "--results", str(tmp_path / "r"))
     assert f"lr: {POINTS[1]:g} (fixed), tuned per configuration (warmup-tuned)" in both.output

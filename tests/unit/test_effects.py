@@ -212,9 +212,10 @@ def test_an_interval_wider_than_the_metric_says_it_rules_nothing_out():
     few = answer(trials(SIX, n=2, spread=0.04), ["warmup_epochs"], "val_knn_accuracy", "maximize")
     bound = max(d.behind for d in few.comparison.entries)
     assert bound > 1
+    # The caveat comes before the number it qualifies.
     assert (
-        f"within {bound:.2g} of the best (wider than the metric's whole range, 1: no difference "
-        "is ruled out)"
+        "no difference is ruled out (each within a bound wider than the metric's whole range, "
+        f"1: {bound:.2g})"
     ) in few.sentence
     assert "a winner would need to lead by " in few.sentence
     assert "more than the metric's whole range (1), to be named with 80% power" in few.sentence
@@ -239,6 +240,27 @@ def test_a_mean_interval_wider_than_the_metric_says_so():
     result = answer(table, ["warmup_epochs"], "val_knn_accuracy", "maximize")
     assert 2 * result.half_width > 1
     assert (
-        f"± {result.half_width:.2g} (95% CI, n = 2, adjusted for choosing the best mean of 6; "
-        "wider than the metric's whole range, 1)"
+        f"{result.mean:.4g} (n = 2 is too few: its 95% CI, adjusted for choosing the best mean "
+        f"of 6, is wider than the metric's whole range, 1: ± {result.half_width:.2g})"
     ) in result.sentence
+
+
+def test_a_tuned_configuration_is_named_by_its_compared_value_then_its_tuned_one():
+    table = pd.DataFrame(
+        {
+            "warmup_epochs": v,
+            "lr": 0.002 * (1 + v),
+            "replicate": r,
+            "val_knn_accuracy": 0.6 + 0.01 * r + 0.001 * v,
+        }
+        for v in (0, 4)
+        for r in range(3)
+    )
+    result = answer(
+        table, ["warmup_epochs", "lr"], "val_knn_accuracy", "maximize", blocked=True, tuned=["lr"]
+    )
+    assert "best mean at warmup_epochs = 4 (tuned lr = 0.01): " in result.sentence
+    assert "lr=" not in result.sentence
+    # Untuned, two settings name a configuration together.
+    plain = answer(table, ["warmup_epochs", "lr"], "val_knn_accuracy", "maximize", blocked=True)
+    assert "(warmup_epochs=4, lr=0.01)" in plain.sentence

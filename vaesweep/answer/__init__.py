@@ -131,6 +131,7 @@ def answer(study: StoredStudy) -> StudyAnswer:
             len(answered),
             seen,
             compared,
+            [p.name for p in study.tuned],
         )
         for objective in answered
     )

@@ -233,11 +233,13 @@ def objective_answer(
     family: int = 1,
     looks: Looks = ONE_LOOK,
     compared: Mapping[str, Comparison | None] | None = None,
+    tuned: Sequence[str] = (),
 ) -> Answer | None:
     """Which configuration has the best mean objective, which are worse, which may be the best,
     and what the design could have seen. `family`: the study's objectives, which share the
     error rate; `compared`: their comparisons, closed together (`objective_comparisons`), else this
-    objective is compared on its own share. None without comparable trials."""
+    objective is compared on its own share; `tuned`: the params a tuned study chose for each
+    configuration. None without comparable trials."""
     trials = trials[_failed(trials) | trials[objective].notna()]
     if trials[objective].notna().sum() == 0:
         return None
@@ -261,7 +263,7 @@ def objective_answer(
     k = labelled["_config"].nunique()
     half = _best_half_width(values, looks.level(len(values)) / k)
     result = Answer(objective, direction, best, len(values), float(np.mean(values)), half, found)
-    result.sentence = _sentence(result, params, k - 1)
+    result.sentence = _sentence(result, params, _names(labelled, params, tuned), k - 1)
     return result
 
 
@@ -276,32 +278,50 @@ def _best_half_width(values: np.ndarray, level: float) -> float:
     return one_sided_critical(level / 2, len(values) - 1) * sd / math.sqrt(len(values))
 
 
-def _lister(params: Sequence[str]):
-    """How configurations are named in a sentence. A configuration of several parameters is a
-    list itself: set each apart. A bare value ("undecided: 0") would read as a count, so one
-    parameter's is named."""
-
-    def listed(configs: Sequence[str]) -> str:
-        return ", ".join(f"({c})" if len(params) > 1 else f"{params[0]} = {c}" for c in configs)
-
-    return listed
+def _names(labelled: pd.DataFrame, params: Sequence[str], tuned: Sequence[str]) -> dict[str, str]:
+    """How each configuration is named in a sentence. A bare value ("undecided: 0") would read
+    as a count, so one setting's is named ("warmup_epochs = 0"); several are set apart in
+    parentheses; the values a tuned study confirmed it at follow as what they are
+    ("warmup_epochs = 0 (tuned lr = 0.002)")."""
+    rows = labelled.drop_duplicates("_config")
+    compared = [p for p in params if p not in tuned] or list(params)
+    core = configuration(rows, compared)
+    named = core.map(f"{compared[0]} = {{}}".format if len(compared) == 1 else "({})".format)
+    extra = [p for p in params if p not in compared]
+    if extra:
+        at = rows[extra].apply(
+            lambda row: ", ".join(f"{p} = {_format_value(row[p])}" for p in extra), axis=1
+        )
+        named = named + " (tuned " + at + ")"
+    return dict(zip(rows["_config"], named, strict=True))
 
 
 def _numbers(result: Answer, n_others: int) -> str:
-    """The best mean with its interval: "val 5-NN accuracy 0.6856 ± 0.0046 (95% CI, ...)"."""
+    """The best mean with its interval: "val 5-NN accuracy 0.6856 ± 0.0046 (95% CI, ...)". An
+    interval wider than the metric's whole range is said to be so before its number is shown."""
     numbers = f"{label(result.objective)} {result.mean:.4g}"
-    wide = _wider(2 * result.half_width, result.objective, "")
     if math.isnan(result.half_width):
         return f"{numbers} (n = {result.n}: no interval)"
-    if n_others:
-        chosen = f", adjusted for choosing the best mean of {n_others + 1}"
-        return f"{numbers} ± {result.half_width:.2g} (95% CI, n = {result.n}{chosen}{wide})"
-    return f"{numbers} ± {result.half_width:.2g} (95% CI, n = {result.n}{wide})"
+    chosen = f", adjusted for choosing the best mean of {n_others + 1}" if n_others else ""
+    whole = span(result.objective)
+    if whole is not None and 2 * result.half_width >= whole:
+        chosen = f"{chosen}," if chosen else ""
+        return (
+            f"{numbers} (n = {result.n} is too few: its 95% CI{chosen} is wider than the "
+            f"metric's whole range, {whole:g}: ± {result.half_width:.2g})"
+        )
+    return f"{numbers} ± {result.half_width:.2g} (95% CI, n = {result.n}{chosen})"
 
 
-def _sentence(result: Answer, params: Sequence[str], n_others: int) -> str:
-    listed, numbers = _lister(params), _numbers(result, n_others)
-    where = f"{params[0]} = {result.best}" if len(params) == 1 else f"({result.best})"
+def _sentence(
+    result: Answer, params: Sequence[str], names: Mapping[str, str], n_others: int
+) -> str:
+    numbers = _numbers(result, n_others)
+
+    def listed(configs: Sequence[str]) -> str:
+        return ", ".join(names[c] for c in configs)
+
+    where = listed([result.best])
     if not n_others:
         return f"only {where} was compared: {numbers}."
     found = result.comparison
@@ -359,20 +379,23 @@ def _verdicts(result: Answer, found: Comparison, listed) -> list[str]:
         bound = max(d.behind for d in rest)
         kind = "undecided" if found.margin is not None else "not shown worse"
         each = "each " if len(rest) > 1 else ""
-        within = f"within {bound:.2g} of the best{_wider(bound, result.objective)}"
-        parts.append(f"{kind}: {listed([d.config for d in rest])}, {each}{within}{_more(found)}")
+        within = _within(bound, result.objective, each)
+        parts.append(f"{kind}: {listed([d.config for d in rest])}, {within}{_more(found)}")
     parts.append(_detects(found, result.objective))
     return parts
 
 
-def _wider(width: float, objective: str, claim: str = ": no difference is ruled out") -> str:
-    """Where an interval is at least as wide as every value the metric can take (an accuracy
-    "within 4.1" at n = 2), says so: the number is true but tells nothing."""
+def _within(bound: float, objective: str, each: str) -> str:
+    """How far behind the best the undecided may be: "each within 0.012 of the best". Where
+    that bound is at least every value the metric can take (an accuracy "within 4.1" at n = 2),
+    it rules nothing out, and says so first."""
     whole = span(objective)
-    if whole is None or not width >= whole:
-        return ""
-    text = f"wider than the metric's whole range, {whole:g}{claim}"
-    return f" ({text})" if claim else f"; {text}"
+    if whole is None or not bound >= whole:
+        return f"{each}within {bound:.2g} of the best"
+    return (
+        f"no difference is ruled out ({each}within a bound wider than the metric's whole range, "
+        f"{whole:g}: {bound:.2g})"
+    )
 
 
 def _detects(found: Comparison, objective: str) -> str:
