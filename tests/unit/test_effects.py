@@ -261,6 +261,8 @@ def test_a_tuned_configuration_is_named_by_its_compared_value_then_its_tuned_one
     )
     assert "best mean at warmup_epochs = 4 (tuned lr = 0.01): " in result.sentence
     assert "lr=" not in result.sentence
+    assert result.headline.startswith("no winner: the best is one of warmup_epochs = 0 (tuned ")
+    assert result.sentence.startswith(result.headline)
     # Untuned, two settings name a configuration together.
     plain = answer(table, ["warmup_epochs", "lr"], "val_knn_accuracy", "maximize", blocked=True)
     assert "(warmup_epochs=4, lr=0.01)" in plain.sentence

@@ -211,6 +211,7 @@ class Answer:
     half_width: float
     comparison: Comparison | None = None  # None: one configuration, or too few replicates
     sentence: str = ""
+    headline: str = ""  # the sentence's verdict alone: "best warmup_epochs = 0", "no winner: ..."
 
     def __repr__(self) -> str:
         head = self.sentence if len(self.sentence) <= 100 else self.sentence[:99] + "…"
@@ -263,7 +264,9 @@ def objective_answer(
     k = labelled["_config"].nunique()
     half = _best_half_width(values, looks.level(len(values)) / k)
     result = Answer(objective, direction, best, len(values), float(np.mean(values)), half, found)
-    result.sentence = _sentence(result, params, _names(labelled, params, tuned), k - 1)
+    result.headline, result.sentence = _sentence(
+        result, params, _names(labelled, params, tuned), k - 1
+    )
     return result
 
 
@@ -315,7 +318,9 @@ def _numbers(result: Answer, n_others: int) -> str:
 
 def _sentence(
     result: Answer, params: Sequence[str], names: Mapping[str, str], n_others: int
-) -> str:
+) -> tuple[str, str]:
+    """(headline, sentence): the verdict alone ("best warmup_epochs = 0"), and the whole answer,
+    which begins with it."""
     numbers = _numbers(result, n_others)
 
     def listed(configs: Sequence[str]) -> str:
@@ -323,12 +328,14 @@ def _sentence(
 
     where = listed([result.best])
     if not n_others:
-        return f"only {where} was compared: {numbers}."
+        head = f"only {where} was compared"
+        return head, f"{head}: {numbers}."
     found = result.comparison
     if found is None:
-        return (
-            f"best mean at {where}: {numbers}; some configurations have fewer than 2 "
-            "replicates (or complete seed blocks), so no difference can be tested: run more trials."
+        head = f"best mean at {where}"
+        return head, (
+            f"{head}: {numbers}; some configurations have fewer than 2 replicates (or complete "
+            "seed blocks), so no difference can be tested: run more trials."
         )
     every = (
         listed([found.differences[0].config])
@@ -340,13 +347,15 @@ def _sentence(
     tail = f"{_failures(found, listed)} ({_method(found)})."
     if found.winner is not None:
         lead = abs(next(d.diff for d in found.entries if d.best))
-        parts = [f"best {where}: {numbers}", f"better than {every} (its mean leads by {lead:.2g})"]
-        return "; ".join(parts + _equivalents(found, listed)) + tail
+        head = f"best {where}"
+        parts = [f"{head}: {numbers}", f"better than {every} (its mean leads by {lead:.2g})"]
+        return head, "; ".join(parts + _equivalents(found, listed)) + tail
     if found.margin is not None and all(d.equivalent for d in found.entries):
-        within = f"within {found.margin:.2g} of the best, whichever it is"
-        return f"equivalent: every configuration is {within}; best mean at {where}: {numbers}{tail}"
-    head = f"no winner: the best is {_best_set(found, listed)}; best mean at {where}: {numbers}"
-    return "; ".join([head, *_verdicts(result, found, listed)]) + tail
+        head = f"equivalent: every configuration is within {found.margin:.2g} of the best"
+        return head, f"{head}, whichever it is; best mean at {where}: {numbers}{tail}"
+    head = f"no winner: the best is {_best_set(found, listed)}"
+    parts = [head, f"best mean at {where}: {numbers}", *_verdicts(result, found, listed)]
+    return head, "; ".join(parts) + tail
 
 
 def _best_set(found: Comparison, listed) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import re
 import time
 import warnings
 from collections.abc import Callable
@@ -440,8 +439,8 @@ def _sentences(answered: StudyAnswer) -> list[str]:
 
 def _look(answered: StudyAnswer) -> str:
     """A look at a growing study in a line: its blocks and each objective's verdict."""
-    heads = [re.split(r" \(|; ", a.sentence, maxsplit=1)[0] for a in answered.answers]
-    return f"until decided: look at {answered.blocks} seed blocks: {'; '.join(heads)}"
+    heads = "; ".join(a.headline for a in answered.answers)
+    return f"until decided: look at {answered.blocks} seed blocks: {heads}"
 
 
 def _stopped(answered: StudyAnswer) -> str:
