@@ -7,7 +7,7 @@ import click
 from vaesweep import __version__
 from vaesweep.commands import bench, compare, report, run, studies
 from vaesweep.commands.common import OneLineErrors
-from vaesweep.interrupts import as_program
+from vaesweep.interrupts import as_program, skip_final_collection
 
 
 @click.group(cls=OneLineErrors)
@@ -22,6 +22,9 @@ for command in (run.run, studies.studies, report.report, compare.compare, bench.
 
 def program() -> None:
     """The `vaesweep` program (its console script, and `python -m vaesweep`): the commands, with
-    signals ignored once a command has finished (`interrupts.as_program`)."""
+    signals ignored once a command has finished (`interrupts.as_program`), and a quick exit."""
     as_program()
-    main()
+    try:
+        main()
+    finally:
+        skip_final_collection()

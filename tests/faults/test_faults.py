@@ -143,6 +143,8 @@ def test_ctrl_c_with_two_workers_stops_both_cleanly(sig, tmp_path, tiny_data_dir
     code, output = finish(process)
     assert code == 130, output
     assert "Traceback" not in output and "KeyError" not in output
+    # The parent says it at once, while its workers reach their safe points (they say nothing).
+    assert output.count("stopping at the next safe point (a training step)") == 1, output
     stored = trials_of(results)
     interrupted = [t for t in stored if t.state.name == "FAIL"]
     assert len(interrupted) == 2

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from vaesweep import interrupts
 from vaesweep.errors import VaesweepError, first_line
-from vaesweep.interrupts import graceful_interrupts
+from vaesweep.interrupts import graceful_interrupts, skip_final_collection
 from vaesweep.run.progress import Progress
 from vaesweep.run.work_loop import RunRequest, WorkerOutcome, work
 from vaesweep.store.storage import (
@@ -102,6 +102,8 @@ def _worker_main(request: RunRequest, worker: int, connection, data: FashionMNIS
         pipe.put((worker, WorkerFailed(str(err))))
     except Exception as err:  # reported by the parent as one line
         pipe.put((worker, WorkerFailed(f"worker {worker} failed: {first_line(err)}")))
+    finally:
+        skip_final_collection()  # the parent waits for this process to end
 
 
 def run_workers(
