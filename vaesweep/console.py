@@ -4,10 +4,17 @@ reading a study never imports the run stage for them."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.progress import Progress as RichProgress
 from rich.text import Text
 
@@ -37,7 +44,8 @@ def make_console(**options: Any) -> Console:
 
 class StudyBars:
     """`vaesweep report`'s progress: in a terminal a bar per study (its figures, then each
-    trial's); off one, a line as each study starts and one as it ends."""
+    trial's) saying what is being drawn, with the time spent and left; off one, a line as each
+    study starts and one, with its time, as it ends."""
 
     def __init__(self, console: Console):
         self.console = console
@@ -46,24 +54,29 @@ class StudyBars:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=console,
         )
         self.tasks: dict[str, Any] = {}
+        self.started: dict[str, float] = {}
         if console.is_terminal:
             self.bars.start()
 
-    def __call__(self, study: str, done: int, total: int) -> None:
+    def __call__(self, study: str, done: int, total: int, what: str) -> None:
+        said = f"study {visible(study)}: {what}"
         if self.console.is_terminal:
             if study not in self.tasks:
-                self.tasks[study] = self.bars.add_task(f"study {visible(study)}", total=total)
-            self.bars.update(self.tasks[study], completed=done)
+                self.tasks[study] = self.bars.add_task(said, total=total)
+            self.bars.update(self.tasks[study], completed=done, description=said)
         elif done == 0:
+            self.started[study] = time.monotonic()
             self.console.print(
                 f"study {visible(study)}: drawing its figures and those of "
                 f"{counted(total - 1, 'trial')}"
             )
         elif done == total:
-            self.console.print(f"study {visible(study)}: done")
+            seconds = time.monotonic() - self.started.pop(study, time.monotonic())
+            self.console.print(f"study {visible(study)}: done in {seconds:.0f} s")
 
     def stop(self) -> None:
         if self.console.is_terminal:

@@ -56,7 +56,9 @@ def test_the_report_says_what_it_draws_off_a_terminal(reported):
     _, _, outcome = reported
     lines = outcome.output.splitlines()
     assert "study warmup: drawing its figures and those of 4 trials" in lines
-    assert lines.index("study warmup: done") > lines.index(
+    [done] = [line for line in lines if line.startswith("study warmup: done")]
+    assert re.fullmatch(r"study warmup: done in \d+ s", done)
+    assert lines.index(done) > lines.index(
         "study warmup: drawing its figures and those of 4 trials"
     )
     assert lines[-1].startswith("report ")  # the summary last

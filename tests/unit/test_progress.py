@@ -119,3 +119,23 @@ def test_the_table_is_headed_by_the_objectives_and_a_wait_ends_with_its_trial():
     live.trial_finished(trial, 1)
     assert live.status == ""
     live.stop()
+
+
+def test_the_report_s_bar_says_what_is_being_drawn_and_how_far_along():
+    import io
+
+    from vaesweep.console import StudyBars
+
+    screen = io.StringIO()
+    bars = StudyBars(Console(file=screen, force_terminal=True, width=120))
+    bars("warmup", 0, 3, "the study's figures")
+    bars("warmup", 1, 3, "trial 7's figures")
+    [task] = bars.bars.tasks
+    assert (task.description, task.completed, task.total) == (
+        "study warmup: trial 7's figures",
+        1,
+        3,
+    )
+    bars("warmup", 3, 3, "done")
+    bars.stop()
+    assert "study warmup: done" in screen.getvalue() and "3/3" in screen.getvalue()

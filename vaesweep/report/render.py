@@ -75,12 +75,13 @@ def render_report(
     study_names: tuple[str, ...] = (),
     data_dir: Path | None = None,
     warn: Callable[[str], None] = print,
-    on_progress: Callable[[str, int, int], None] = lambda study, done, total: None,
+    on_progress: Callable[[str, int, int, str], None] = lambda study, done, total: None,
     all_trials: bool = False,
 ) -> ReportSummary:
     """`storage` None: the results folder's vaesweep.db, which must exist. `on_progress(study,
-    done, total)` hears each study's parts (its own figures, then each drawn trial's) as they
-    are done. Each trial's own figures are drawn for at most MAX_TRIAL_FIGURES trials of a study
+    done, total, what)` hears each study's parts (its own figures, then each drawn trial's) as
+    each starts: `done` of `total` parts finished, `what` is being drawn ("done" at the end).
+    Each trial's own figures are drawn for at most MAX_TRIAL_FIGURES trials of a study
     (`_drawn_trials`), unless `all_trials`."""
     storage_url = stored.storage_url(results_dir, storage)
     available = stored.study_names(storage_url)
@@ -118,7 +119,7 @@ def _render(
     asked: bool,  # the names were asked for: one without finished trials is an error
     data_dir: Path | None,
     warn: Callable[[str], None],
-    on_progress: Callable[[str, int, int], None],
+    on_progress: Callable[[str, int, int, str], None],
     most: int | None,
 ) -> ReportSummary:
     manifest = _load_manifest(out_dir)
@@ -157,19 +158,19 @@ def _draw(
     painter: _Painter,
     most: int | None,
     note: Callable[[str], None],
-    on_progress: Callable[[str, int, int], None],
+    on_progress: Callable[[str, int, int, str], None],
 ) -> None:
-    """A study's figures, then its drawn trials' (`on_progress` hears each part)."""
+    """A study's figures, then its drawn trials' (`on_progress` hears each part start)."""
     name = section.study.name
     drawn = _drawn_trials(section.answered, most)
     section.trials_drawn = len(drawn)
     parts = 1 + len(drawn)
-    on_progress(name, 0, parts)
+    on_progress(name, 0, parts, "the study's figures")
     painter.study_figures(section, note)
-    on_progress(name, 1, parts)
-    for done, entry in enumerate(drawn, start=2):
+    for done, entry in enumerate(drawn, start=1):
+        on_progress(name, done, parts, f"trial {entry.trial.number}'s figures")
         painter.trial_figures(section, entry, note)
-        on_progress(name, done, parts)
+    on_progress(name, parts, parts, "done")
 
 
 def _write_tables(section: Section, out_dir: Path) -> None:
