@@ -336,7 +336,8 @@ def test_studies_lists_every_study_with_its_search_space():
     for name in ("warmup", "latent", "lr", "likelihood", "joint"):
         assert name in outcome.output
     assert "warmup_epochs: int [0, 4]" in outcome.output
-    assert "seed blocks" in outcome.output and "--trials 30" in outcome.output
+    text = " ".join(outcome.output.split())
+    assert "design grid 3 × 10 seed blocks --trials 30 complete the design" in text
     # What each design can detect, from the noise its file says was measured here.
     assert "detects" in outcome.output and "(σ " in outcome.output
 

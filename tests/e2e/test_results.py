@@ -93,6 +93,9 @@ def test_optuna_s_tools_see_the_answer(reported):
     study = results.load("warmup", results=stored).study.record
     published = study.user_attrs[ANSWER_ATTR]
     assert published["answers"] == [answer.sentence]
+    assert published["headlines"] == [answer.headline] and answer.sentence.startswith(
+        answer.headline
+    )
     assert [c["configuration"] for c in published["configurations"]] == [
         "warmup_epochs=0",
         "warmup_epochs=1",

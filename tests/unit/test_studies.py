@@ -12,6 +12,7 @@ SHIPPED = [
     "joint",
     "latent",
     "likelihood",
+    "likelihood-growing",
     "likelihood-tuned",
     "lr",
     "warmup",
@@ -312,9 +313,15 @@ def test_each_shipped_study_says_what_its_design_detects():
             assert detects == {}, name
             continue
         assert set(detects) == set(spec.objectives), name  # each objective's noise was measured
+        r, k, most = spec.design.replicates, spec.compared, spec.design.most_blocks
+        level = spent(r / most, ALPHA)  # the design's look: by default half the most replicates
+        assert level >= 0.75 * ALPHA or spec.design.until_decided, name
         for objective, sd in spec.noise.items():
-            r, k = spec.design.replicates, spec.compared
-            level = spent(0.5, ALPHA)  # the design's look: half the most replicates
-            assert level >= 0.75 * ALPHA
             expected = detectable(sd, k, r, True, level / len(spec.objectives))["winner"]
             assert detects[objective] == pytest.approx(expected), name
+        if spec.design.until_decided:  # its last look, after one at every block before it
+            last = spent(1.0, ALPHA) - spent((most - 1) / most, ALPHA)
+            for objective, sd in spec.noise.items():
+                expected = detectable(sd, k, most, True, last / len(spec.objectives))["winner"]
+                assert spec.detects(most)[objective] == pytest.approx(expected), name
+                assert spec.detects(most)[objective] < detects[objective]

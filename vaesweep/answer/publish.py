@@ -26,6 +26,7 @@ def publish(data: StudyAnswer) -> None:
     noting = importlib.util.find_spec("optuna_dashboard") is not None
     stored = {
         "answers": [a.sentence for a in data.answers] or ["none yet"],
+        "headlines": [a.headline for a in data.answers],  # each verdict alone
         "configurations": _configurations(data),
         "advice": ADVICE,
         "in_note": noting,

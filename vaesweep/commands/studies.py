@@ -3,13 +3,16 @@ studies, each with its finished trials and the answer last shown)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vaesweep.commands.common import quiet_optuna, results_option, storage_option
 from vaesweep.errors import counted, visible
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @click.command()
@@ -25,20 +28,8 @@ def studies(storage, results) -> None:
     console = make_console()  # each study a few lines, wrapped at spaces at any width
     for name in available_studies():
         spec = load_study(name)
-        detects = spec.detects()
         console.print(f"{name}: {spec.description}", style="bold")
-        for line in (
-            "searches "
-            + "; ".join(f"{p.name}: {p.describe()}" for p in spec.search)
-            + "".join(f"; {tunes}" for tunes in _tuned(spec)),
-            f"objective {', '.join(spec.objectives)}; design {spec.design_summary()}",
-            "detects "
-            + "; ".join(
-                f"{o} {detects[o]:.2g} (σ {spec.noise[o]:.2g})" if o in detects else f"{o} —"
-                for o in spec.objectives
-            ),
-        ):
-            console.print(f"  {line}")
+        console.print(_details(spec))  # wrapped lines keep their column, at any width
     console.print(
         f"study files: {STUDIES_DIR} (in a clone, also studies/); run your own with "
         "--study FILE.toml. detects: how much better than every other one a configuration must "
@@ -47,6 +38,45 @@ def studies(storage, results) -> None:
         "nothing is compared."
     )
     _stored_studies(console, storage, results)
+
+
+def _details(spec) -> Table:
+    """A study file's search, objectives, design, `--trials` and what it detects, a row each."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    searches = "; ".join(f"{p.name}: {p.describe()}" for p in spec.search)
+    trials = f"{spec.trials_at()} complete the design"
+    if spec.design.until_decided:
+        trials += f"; it may grow to {spec.trials_at(spec.design.most_blocks)}"
+    for key, value in (
+        ("searches", "; ".join([searches, *_tuned(spec)])),
+        ("objective", ", ".join(spec.objectives)),
+        ("design", spec.design_summary(trials=False)),
+        ("--trials", trials),
+        ("detects", _detects(spec)),
+    ):
+        grid.add_row(f"  {key}", value)
+    return grid
+
+
+def _detects(spec) -> str:
+    """Per objective, what the design's look detects; for a study grown until decided, also
+    what its last look, at max_blocks, would."""
+    first, design = spec.detects(), spec.design
+    last = spec.detects(design.most_blocks) if design.until_decided else {}
+    said = []
+    for o in spec.objectives:
+        if o not in first:
+            said.append(f"{o} —")
+        elif o in last:
+            at = f"at {design.replicates} blocks, {last[o]:.2g} at {design.most_blocks}"
+            said.append(f"{o} {first[o]:.2g} {at} (σ {spec.noise[o]:.2g})")
+        else:
+            said.append(f"{o} {first[o]:.2g} (σ {spec.noise[o]:.2g})")
+    return "; ".join(said)
 
 
 def _tuned(spec) -> list[str]:
@@ -61,8 +91,8 @@ def _tuned(spec) -> list[str]:
 
 
 def _stored_studies(console, storage: str | None, results: Path) -> None:
-    """Each stored study in a line: its finished trials and the head of the answer last shown
-    (its verdict and numbers; read from the storage, so listing is no new look)."""
+    """Each stored study in a line: its finished trials and the verdict of the answer last shown
+    (read from the storage, so listing is no new look)."""
     import optuna
 
     from vaesweep.answer.stored import storage_url
@@ -88,8 +118,7 @@ def _stored_studies(console, storage: str | None, results: Path) -> None:
             study = optuna.load_study(study_name=name, storage=stored)
             finished = len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
             shown = study.user_attrs.get(ANSWER_ATTR, {})
-            answers = shown.get("answers") if isinstance(shown, dict) else None
-            answer = str(answers[0]) if isinstance(answers, list) and answers else "no answer yet"
-            head = re.split(r" \(|; ", answer, maxsplit=1)[0]  # its verdict and numbers
+            heads = shown.get("headlines") if isinstance(shown, dict) else None
+            head = str(heads[0]) if isinstance(heads, list) and heads else "no answer yet"
             trials = counted(finished, "finished trial")
             console.print(f"  {visible(name)}: {trials}; {visible(head)}")

@@ -128,7 +128,8 @@ class Design:
             return grid_size * (tuning * self.tune_replicates + self.replicates)
         return self.explore + self.confirm_top * self.replicates
 
-    def describe(self, grid_size: int, tuning: int = 0) -> str:
+    def describe(self, grid_size: int, tuning: int = 0, trials: bool = True) -> str:
+        """The design in words; `trials`: with the `--trials` that completes it."""
         total = self.trials_to_complete(grid_size, tuning)
         blocks = "seed blocks" if self.shares_seeds else "independent replicates"
         if tuning:
@@ -146,7 +147,7 @@ class Design:
         else:
             shape = f"explore {self.explore} (no confirmation: answers carry no intervals)"
         grows = f", until decided, up to {self.most_blocks}" if self.until_decided else ""
-        return f"{shape}{grows}; --trials {total}"
+        return f"{shape}{grows}; --trials {total}" if trials else f"{shape}{grows}"
 
 
 # Far beyond any study a machine could run; a typo beyond them is refused, not attempted.

@@ -33,7 +33,7 @@ from vaesweep.spec.metric_names import (
 from vaesweep.spec.search_space import ParamSpec, parse_param
 from vaesweep.stats.pairwise import ALPHA
 from vaesweep.stats.power import detectable
-from vaesweep.stats.sequential import spent
+from vaesweep.stats.sequential import look_level
 
 # The shipped studies are package data, so an installed wheel has them too; the repository's
 # top-level studies/ is a link to this folder, one set of files for both.
@@ -115,16 +115,19 @@ class StudySpec:
         """The per-epoch value the pruner compares: the objective's own."""
         return None if self.pruner["name"] == "none" else PER_EPOCH[self.objectives[0]]
 
-    def detects(self) -> dict[str, float]:
+    def detects(self, blocks: int | None = None) -> dict[str, float]:
         """Per objective with a measured `noise`: how much better than every other one a
         configuration must be for the shipped procedure to name it the best with 80% power at
-        the design's look; empty where fewer than 2 configurations or replicates."""
+        the design's look, or at `blocks` after a look at each block count before it (a study
+        grown until decided); empty where fewer than 2 configurations or replicates."""
         k, design = self.compared, self.design
         if k < 2 or design.replicates < 2:
             return {}
-        level = spent(design.replicates / design.most_blocks, ALPHA) / len(self.objectives)
+        n = blocks or design.replicates
+        looked = tuple(range(design.replicates, n))
+        level = look_level(n, looked, design.most_blocks, ALPHA) / len(self.objectives)
         return {
-            name: detectable(sd, k, design.replicates, design.shares_seeds, level)["winner"]
+            name: detectable(sd, k, n, design.shares_seeds, level)["winner"]
             for name, sd in self.noise.items()
         }
 
@@ -176,9 +179,19 @@ class StudySpec:
         """Every setting a trial draws or is given: the searched and the nuisance ones."""
         return self.search + self.nuisance
 
-    def design_summary(self) -> str:
+    def design_summary(self, trials: bool = True) -> str:
+        """The design in words; `trials`: with the `--trials` that completes it."""
         grid = self.grid
-        return self.design.describe(len(grid) if grid else 0, len(self.nuisance_grid))
+        return self.design.describe(len(grid) if grid else 0, len(self.nuisance_grid), trials)
+
+    def trials_at(self, blocks: int | None = None) -> int:
+        """The `--trials` that completes the design (a growing study's first look), or the
+        design with `blocks` seed blocks (where a growing study may stop)."""
+        design = (
+            self.design if blocks is None else dataclasses.replace(self.design, replicates=blocks)
+        )
+        grid = self.grid
+        return design.trials_to_complete(len(grid) if grid else 0, len(self.nuisance_grid))
 
     def corners(self) -> list[dict[str, Any]]:
         """Every combination of the searched values' extremes (both ends of each range, every
