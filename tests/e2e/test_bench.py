@@ -13,6 +13,7 @@ from vaesweep.spec.config import TrainConfig
 from vaesweep.training.device import native_bf16
 from vaesweep.training.metrics import evaluation_steps
 from vaesweep.training.precision import training_throughput
+from vaesweep.training.roofline import flops_per_sample, matmul_peak
 
 from helpers import vaesweep
 
@@ -22,6 +23,13 @@ CPU = torch.device("cpu")
 def test_conv_architecture_trains_channels_last():
     rate = training_throughput("conv", "fp32", channels_last=True, device=CPU, seconds=0.1)
     assert rate > 0
+
+
+def test_the_peak_is_the_best_square_product_and_a_conv_counts_its_convolutions():
+    # The peak: GFLOP/s that real square products (2 n^3 FLOPs each) reached here.
+    assert matmul_peak(CPU, "fp32", 0.3) > 1
+    # The notebook's network: its convolutions, forward and backward, about 1.3 GFLOP a sample.
+    assert 1e9 < flops_per_sample("conv", batch_size=8) < 2e9
 
 
 def bench(data_dir: Path, options: str):
@@ -40,6 +48,13 @@ def test_json_records_for_scripts(tiny_data_dir):
     expected = {"fp32", "bf16"} if native_bf16(CPU) else {"fp32"}
     assert {r["precision"] for r in training} == expected
     assert all(r["arch"] == "mlp" and r["samples_per_s"] > 0 for r in training)
+    # The roofline: each train record's GFLOP/s is its rate times the network's counted FLOPs,
+    # beside the same run's matrix-product peak at that precision.
+    per_sample = flops_per_sample("mlp")
+    assert 1e6 < per_sample < 1e8  # the mlp: about 5.6 MFLOP a sample, forward and backward
+    for r in training:
+        assert r["gflops"] == pytest.approx(r["samples_per_s"] * per_sample / 1e9)
+        assert r["peak_gflops"] > 0
     kinds = {r["kind"] for r in records}
     assert {"data", "evaluation"} <= kinds
     steps = [r["step"] for r in records if r["kind"] == "evaluation"]

@@ -51,6 +51,32 @@ def test_run_leaves_a_folder_per_trial_and_records_point_to_it(study_with_two_tr
         assert (folder / "model.pt").is_file() and (folder / "history.csv").is_file()
 
 
+def test_each_trial_says_where_its_time_went_and_the_run_sums_it(tmp_path, tiny_data_dir):
+    from vaesweep.run.phases import PHASES
+
+    results = tmp_path / "results"
+    outcome = vaesweep(*run_args(results, tiny_data_dir, 2, "--jobs", "1"))
+    assert outcome.exit_code == 0, outcome.output
+    for trial in stored_trials(results):
+        recorded = trial.user_attrs["phase_seconds"]
+        written = json.loads((results / trial.user_attrs["folder"] / "trial.json").read_text())
+        in_folder = written["phase_seconds"]
+        assert set(recorded) == set(in_folder) == set(PHASES)
+        assert all(v >= 0 for v in recorded.values())
+        assert recorded["training"] > 0 and recorded["evaluation"] > 0
+        # The record's copy adds the folder's own write to storage; nothing else changes.
+        assert recorded["storage"] > in_folder["storage"]
+        assert {k: v for k, v in recorded.items() if k != "storage"} == {
+            k: v for k, v in in_folder.items() if k != "storage"
+        }
+        # Each second once: the phases add up to no more than the trial's wall time, which is
+        # from its worker's previous trial to its tell.
+        span = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        assert sum(recorded.values()) - recorded["waiting"] <= span + 0.05
+    line = next(x for x in outcome.output.splitlines() if x.startswith("time per phase"))
+    assert line.startswith("time per phase, 2 trials: ") and "training " in line
+
+
 def test_rerun_adds_nothing_and_more_trials_adds_the_difference(
     study_with_two_trials, tiny_data_dir
 ):

@@ -66,7 +66,10 @@ def test_an_undecided_study_adds_blocks_each_a_look(tmp_path):
         "sooner); then each look adds a block (2 trials) until every configuration is decided "
         "or max_blocks = 3 (6 trials)"
     ) in said
-    looks = re.findall(r"until decided: look at (\d) seed blocks: (?:best |no winner: )", said)
+    looks = re.findall(
+        r"until decided: look at (\d) seed blocks: val loss \(β=1 −ELBO\): (?:best |no winner: )",
+        said,
+    )
     assert looks == [str(b) for b in range(2, blocks + 1)]
     # The answer it ended with spent only what its looks left: the third look's share.
     if blocks == 3:

@@ -97,3 +97,22 @@ def test_auto_precision_is_measured_on_the_threads_the_workers_get(
         options = RunOptions(n_trials=30, results_dir=tmp_path, data_dir=tiny_data_dir, jobs=jobs)
         training = plan_run(spec, options).training
         assert measured_on[-1] == threads and training is not None and training.threads == threads
+
+
+def test_a_phase_entered_inside_another_pauses_it_and_each_second_counts_once(monkeypatch):
+    from vaesweep.run import phases
+
+    now = iter([0.0, 1.0, 3.0, 4.0, 10.0])  # start, enter training, enter storage, leave both
+    monkeypatch.setattr(phases.time, "perf_counter", lambda: next(now))
+    clock = phases.PhaseClock(waited=2.5)
+    with clock("training"):
+        with clock("storage"):
+            pass
+    assert clock.seconds["waiting"] == 2.5
+    assert clock.seconds["training"] == 2.0 + 6.0  # before the write, and after it
+    assert clock.seconds["storage"] == 1.0
+    line = phases.totals_line([clock.seconds, clock.seconds])
+    assert line == (
+        "time per phase, 2 trials: training 70% (16.0 s), waiting 22% (5.0 s), storage 9% (2.0 s)"
+    )
+    assert phases.totals_line([]) is None

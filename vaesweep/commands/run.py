@@ -117,6 +117,8 @@ def _print_summary(console, summary, same: dict) -> None:
         f"study {visible(summary.study_name)}: {finished} ({summary.ran} run now, "
         f"{summary.failed} failed)"
     )
+    if summary.phases:
+        console.print(summary.phases)
     # One unbroken line, whatever the width: the URL is there to be copied.
     console.print(f"storage {visible(redact(summary.storage_url))}", soft_wrap=True)
     for line in summary.answers or ["answer: none yet (no trial completed the study's protocol)"]:

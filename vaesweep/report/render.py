@@ -75,7 +75,7 @@ def render_report(
     study_names: tuple[str, ...] = (),
     data_dir: Path | None = None,
     warn: Callable[[str], None] = print,
-    on_progress: Callable[[str, int, int, str], None] = lambda study, done, total: None,
+    on_progress: Callable[[str, int, int, str], None] = lambda study, done, total, what: None,
     all_trials: bool = False,
 ) -> ReportSummary:
     """`storage` None: the results folder's vaesweep.db, which must exist. `on_progress(study,

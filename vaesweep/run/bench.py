@@ -26,6 +26,7 @@ from vaesweep.training.device import Compute, native_bf16
 from vaesweep.training.metrics import evaluate
 from vaesweep.training.model import VAE, build_model
 from vaesweep.training.precision import decide, training_throughput
+from vaesweep.training.roofline import flops_per_sample, matmul_peak
 from vaesweep.training.train import train
 
 PRECISION_TOLERANCE = 0.01  # bf16 must reach fp32's validation ELBO within 1%
@@ -45,10 +46,14 @@ def _record(kind: str, **fields: Any) -> dict[str, Any]:
 
 
 def bench_training(device: torch.device, archs: list[str], seconds: float) -> list[dict[str, Any]]:
+    """Samples/s of full training steps per architecture, precision and memory format, each with
+    its GFLOP/s and this machine's matrix-product peak at that precision (`roofline`)."""
     precisions = ["fp32"] + (["bf16"] if native_bf16(device) else [])
+    peaks = {precision: matmul_peak(device, precision, seconds) for precision in precisions}
     records = []
     for arch in archs:
         convolutional = build_model(arch, 2).channels_last
+        flops = flops_per_sample(arch)
         for precision in precisions:
             for channels_last in (False, True) if convolutional else (False,):
                 rate = training_throughput(arch, precision, channels_last, device, seconds)
@@ -60,6 +65,8 @@ def bench_training(device: torch.device, archs: list[str], seconds: float) -> li
                         precision=precision,
                         memory_format=layout,
                         samples_per_s=rate,
+                        gflops=rate * flops / 1e9,
+                        peak_gflops=peaks[precision],
                     )
                 )
     return records

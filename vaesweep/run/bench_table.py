@@ -22,6 +22,12 @@ COLUMNS = (
 
 
 def _detail(record: dict[str, Any]) -> str:
+    if record["kind"] == "train" and record.get("peak_gflops"):
+        share = record["gflops"] / record["peak_gflops"]
+        return (
+            f"{share:.0%} of this machine's limit ({record['gflops']:.1f} of "
+            f"{record['peak_gflops']:.1f} GFLOP/s, its best {record['precision']} matrix product)"
+        )
     if record["kind"] == "trial":
         return (
             f"{record['study']} {record['params']}, {record['epochs']} epochs: training steps "

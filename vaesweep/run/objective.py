@@ -5,6 +5,7 @@ together, `finish` each; calling the objective does the three for one trial."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 import optuna
 
+from vaesweep.run.phases import PhaseClock
 from vaesweep.run.progress import Progress
 from vaesweep.spec.config import TrainConfig
 from vaesweep.spec.design import Phase
@@ -27,6 +29,7 @@ from vaesweep.store.storage import (
     FOLDER_ID_ATTR,
     METRICS_ATTR,
     PHASE_ATTR,
+    PHASE_SECONDS_ATTR,
     PRUNE_REASON_ATTR,
     REPLICATE_ATTR,
     SEED_ATTR,
@@ -52,6 +55,7 @@ class _TrialRun:
     started: float = field(default_factory=time.perf_counter)
     history: list[dict[str, float]] = field(default_factory=list)
     population: int = 1  # the trials trained together with it, itself included
+    clock: PhaseClock = field(default_factory=PhaseClock)
 
 
 class Objective:
@@ -85,28 +89,35 @@ class Objective:
             raise result
         return self.finish(run, result)
 
-    def start(self, trial: optuna.Trial) -> _TrialRun:
-        """Suggest the trial's values, derive its seed and config, and bind its record."""
-        params = self.spec.suggest(trial)
-        # The design placed this trial: its seed follows from its block (or configuration) alone.
-        phase = Phase(trial.user_attrs.get(PHASE_ATTR, Phase.EXPLORE))
-        replicate = trial.user_attrs.get(REPLICATE_ATTR, 0)
-        seed = self.spec.design.seed(self.base_seed, params, phase, replicate)
-        config = self.spec.config_for(params, seed=seed)
+    def start(self, trial: optuna.Trial, waited: float = 0.0) -> _TrialRun:
+        """Suggest the trial's values, derive its seed and config, and bind its record;
+        `waited`: the seconds its worker waited for it (for its `phase_seconds`)."""
+        clock = PhaseClock(waited)
+        with clock("start-up"):
+            params = self.spec.suggest(trial)
+            # The design placed this trial: its seed follows from its block (or configuration).
+            phase = Phase(trial.user_attrs.get(PHASE_ATTR, Phase.EXPLORE))
+            replicate = trial.user_attrs.get(REPLICATE_ATTR, 0)
+            seed = self.spec.design.seed(self.base_seed, params, phase, replicate)
+            config = self.spec.config_for(params, seed=seed)
+        with clock("data"):
+            splits = make_splits(
+                self.data, config.val_size, config.train_subset, config.binarize, config.eval_images
+            )
         run = _TrialRun(
             trial,
             phase,
             config,
-            splits=make_splits(
-                self.data, config.val_size, config.train_subset, config.binarize, config.eval_images
-            ),
+            splits,
             folder=trial_folder(self.results_dir, self.study_name, trial.number),
+            clock=clock,
         )
-        # The seed, with the study's stored definition and the params, gives the trial's
-        # settings; the whole config is stored once, in its folder's config.json.
-        trial.set_user_attr(SEED_ATTR, seed)
-        # Binds the folder to this record before the folder exists (see binding.py).
-        trial.set_user_attr(FOLDER_ID_ATTR, run.folder_id)
+        with clock("storage"):
+            # The seed, with the study's stored definition and the params, gives the trial's
+            # settings; the whole config is stored once, in its folder's config.json.
+            trial.set_user_attr(SEED_ATTR, seed)
+            # Binds the folder to this record before the folder exists (see binding.py).
+            trial.set_user_attr(FOLDER_ID_ATTR, run.folder_id)
         self.progress.trial_started(trial.number, params, config.epochs, str(self.compute.device))
         return run
 
@@ -122,7 +133,10 @@ class Objective:
             for run in members:
                 run.population = len(members)
             train_members = self._train_together if len(members) > 1 else self._train_alone
-            outcomes = train_members(members)
+            with contextlib.ExitStack() as training:  # each member's clock: it trained all along
+                for run in members:
+                    training.enter_context(run.clock("training"))
+                outcomes = train_members(members)
             results |= {id(run): outcome for run, outcome in zip(members, outcomes, strict=True)}
         return [results[id(run)] for run in runs]
 
@@ -160,21 +174,24 @@ class Objective:
         run.history.append(record)
         self.progress.epoch_finished(run.trial.number, record)
         epoch = int(record["epoch"])
-        run.trial.set_user_attr(EPOCHS_DONE_ATTR, epoch + 1)
+        with run.clock("storage"):
+            run.trial.set_user_attr(EPOCHS_DONE_ATTR, epoch + 1)
         # The objective's own per-epoch value, where it has one (dashboards draw these); a
         # single-objective study's pruned trial keeps the last one as its value.
         metric = PER_EPOCH.get(self.spec.objectives[0])
         if metric is None or len(self.spec.objectives) > 1:
             return
-        run.trial.report(record[metric], epoch)
-        # Only explorations are pruned (confirmations and grids run their full budget), never
-        # during warm-up, while the model is still being shaped by a small beta.
-        if (
-            self.spec.prune_metric is not None
-            and run.phase.sampled
-            and epoch >= run.config.warmup_epochs
-            and run.trial.should_prune()
-        ):
+        with run.clock("storage"):
+            run.trial.report(record[metric], epoch)
+            # Only explorations are pruned (confirmations and grids run their full budget),
+            # never during warm-up, while the model is still being shaped by a small beta.
+            pruned = (
+                self.spec.prune_metric is not None
+                and run.phase.sampled
+                and epoch >= run.config.warmup_epochs
+                and run.trial.should_prune()
+            )
+        if pruned:
             reason = f"{metric} {record[metric]:.4g} at epoch {epoch + 1} is worse than the median"
             run.trial.set_user_attr(PRUNE_REASON_ATTR, reason)
             # A pruned trial counts as finished, so it keeps its model and metrics too.
@@ -184,13 +201,14 @@ class Objective:
     def _finish(self, run: _TrialRun, model: VAE, state: str, **info: Any) -> dict[str, Any]:
         """Evaluate, write the trial folder, and point the trial record to it."""
         number = run.trial.number
-        metrics, test_means = evaluate(
-            model,
-            run.splits,
-            run.config,
-            self.compute,
-            lambda step, done, total: self.progress.evaluating(number, step, done, total),
-        )
+        with run.clock("evaluation"):
+            metrics, test_means = evaluate(
+                model,
+                run.splits,
+                run.config,
+                self.compute,
+                lambda step, done, total: self.progress.evaluating(number, step, done, total),
+            )
         info = {
             "study": self.study_name,
             "number": run.trial.number,
@@ -201,16 +219,20 @@ class Objective:
             "precision": self.compute.precision,
             "population": run.population,
             "environment": self.environment,
+            # Up to its folder's write; the record's copy (PHASE_SECONDS_ATTR) includes it.
+            "phase_seconds": run.clock.rounded(),
             **info,
         }
-        save_trial(
-            run.folder,
-            run.config,
-            run.history,
-            info,
-            model,
-            latents=(test_means, run.splits.test_y),
-        )
-        run.trial.set_user_attr(FOLDER_ATTR, str(run.folder.relative_to(self.results_dir)))
-        run.trial.set_user_attr(METRICS_ATTR, metrics)
+        with run.clock("storage"):
+            save_trial(
+                run.folder,
+                run.config,
+                run.history,
+                info,
+                model,
+                latents=(test_means, run.splits.test_y),
+            )
+            run.trial.set_user_attr(FOLDER_ATTR, str(run.folder.relative_to(self.results_dir)))
+            run.trial.set_user_attr(METRICS_ATTR, metrics)
+        run.trial.set_user_attr(PHASE_SECONDS_ATTR, run.clock.rounded())
         return metrics

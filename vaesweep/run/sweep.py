@@ -18,9 +18,11 @@ import optuna
 from optuna.trial import TrialState
 
 from vaesweep.errors import VaesweepError, counted, shown
+from vaesweep.run.phases import totals_line
 from vaesweep.run.progress import Progress
 from vaesweep.run.tally import MAX_FAILURES_IN_A_ROW, counts, failing_streak
 from vaesweep.spec.design import Design
+from vaesweep.spec.metric_names import label
 from vaesweep.spec.studies import StudySpec
 from vaesweep.store.binding import clean_debris, foreign_folders
 from vaesweep.store.layout import check_study_name, check_writable, make_folder
@@ -30,6 +32,7 @@ from vaesweep.store.storage import (
     DESCRIPTION_ATTR,
     LAST_RUN_ATTR,
     PHASE_ATTR,
+    PHASE_SECONDS_ATTR,
     PRECISION_ATTR,
     REPLICATE_ATTR,
     WARNINGS_ATTR,
@@ -98,6 +101,7 @@ class RunSummary:
     answers: list[str]  # one sentence per objective, from the comparable trials
     next_trials: int | None = None  # the --trials of the next step, if there is one
     next_step: str = ""  # what running to `next_trials` does
+    phases: str | None = None  # the study's seconds per phase, over its trials that have them
 
 
 def _resumable(study: optuna.Study, spec: StudySpec) -> StudySpec:
@@ -438,8 +442,8 @@ def _sentences(answered: StudyAnswer) -> list[str]:
 
 
 def _look(answered: StudyAnswer) -> str:
-    """A look at a growing study in a line: its blocks and each objective's verdict."""
-    heads = "; ".join(a.headline for a in answered.answers)
+    """A look at a growing study in a line: its blocks and each objective's verdict, named."""
+    heads = "; ".join(f"{label(a.objective)}: {a.headline}" for a in answered.answers)
     return f"until decided: look at {answered.blocks} seed blocks: {heads}"
 
 
@@ -467,6 +471,13 @@ def _summary(
         answers=_sentences(answered),
         next_trials=next_trials,
         next_step=next_step,
+        phases=totals_line(
+            [
+                e.trial.user_attrs[PHASE_SECONDS_ATTR]
+                for e in answered.study.entries
+                if isinstance(e.trial.user_attrs.get(PHASE_SECONDS_ATTR), dict)
+            ]
+        ),
     )
 
 

@@ -102,6 +102,7 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
         outcome.failed += trial.state == TrialState.FAIL
         progress.trial_finished(trial, counts(study)[0])
 
+    idle_since = time.perf_counter()  # a trial's "waiting": since its worker's previous one
     with interrupts.safe_points_only():
         while failing_streak(study, request.first_trial)[0] < MAX_FAILURES_IN_A_ROW:
             interrupts.stop_if_requested()
@@ -122,7 +123,9 @@ def work(request: RunRequest, data, progress: Progress, worker: int = 0) -> Work
                     continue
                 waited.reset()
                 if untold:
-                    _run_together(storage, study, objective, untold, told)
+                    idle = time.perf_counter() - idle_since
+                    _run_together(storage, study, objective, untold, told, idle)
+                    idle_since = time.perf_counter()
             except BaseException as err:
                 failure = environment_failure(err) if isinstance(err, Exception) else None
                 if failure is not None:
@@ -288,14 +291,16 @@ def _run_together(
     objective: Objective,
     untold: list[optuna.Trial],
     told: Callable[[FrozenTrial], None],
+    waited: float,
 ) -> None:
     """Train the started trials together and tell each its outcome, removing it from `untold`:
     complete, pruned, or failed with its reason. Every trial is told before a failure that is
-    not the trial's own (not a divergence) is raised again."""
+    not the trial's own (not a divergence) is raised again. `waited`: the seconds the worker
+    waited for them."""
     with contextlib.ExitStack() as heartbeats:
         for trial in untold:  # each trial its own heartbeat, as `study.optimize` gives it
             heartbeats.enter_context(beating(storage, study, trial.number))
-        runs = [objective.start(trial) for trial in untold]
+        runs = [objective.start(trial, waited) for trial in untold]
         results = objective.train(runs)
         fatal: Exception | None = None
         for run, result in zip(runs, results, strict=True):

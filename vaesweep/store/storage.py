@@ -39,6 +39,7 @@ FOLDER_ATTR = "folder"  # trial: its folder, relative to the results folder
 FOLDER_ID_ATTR = "folder_id"  # trial: a random id, the same in its folder's trial.json
 METRICS_ATTR = "metrics"  # trial: the final validation and test metrics
 PHASE_ATTR = "phase"  # trial: where the design placed it (design.Phase, as its string)
+PHASE_SECONDS_ATTR = "phase_seconds"  # trial: its seconds per phase (run/phases.py)
 REPLICATE_ATTR = "replicate"  # trial: its replicate index within its configuration and phase
 FAIL_REASON_ATTR = "fail_reason"
 PRUNE_REASON_ATTR = "prune_reason"
