@@ -13,7 +13,7 @@ from vaesweep.spec.config import TrainConfig
 from vaesweep.training.device import native_bf16
 from vaesweep.training.metrics import evaluation_steps
 from vaesweep.training.precision import training_throughput
-from vaesweep.training.roofline import flops_per_sample, matmul_peak
+from vaesweep.training.roofline import flops_per_sample, peak
 
 from helpers import vaesweep
 
@@ -26,8 +26,9 @@ def test_conv_architecture_trains_channels_last():
 
 
 def test_the_peak_is_the_best_square_product_and_a_conv_counts_its_convolutions():
-    # The peak: GFLOP/s that real square products (2 n^3 FLOPs each) reached here.
-    assert matmul_peak(CPU, "fp32", 0.3) > 1
+    # The peak: GFLOP/s that real products and convolutions reached here.
+    rate, kernel = peak(CPU, "fp32", 0.3)
+    assert rate > 1 and kernel in ("matrix product", "convolution")
     # The notebook's network: its convolutions, forward and backward, about 1.3 GFLOP a sample.
     assert 1e9 < flops_per_sample("conv", batch_size=8) < 2e9
 
@@ -54,7 +55,7 @@ def test_json_records_for_scripts(tiny_data_dir):
     assert 1e6 < per_sample < 1e8  # the mlp: about 5.6 MFLOP a sample, forward and backward
     for r in training:
         assert r["gflops"] == pytest.approx(r["samples_per_s"] * per_sample / 1e9)
-        assert r["peak_gflops"] > 0
+        assert r["peak_gflops"] > 0 and r["peak_kernel"] in ("matrix product", "convolution")
     kinds = {r["kind"] for r in records}
     assert {"data", "evaluation"} <= kinds
     steps = [r["step"] for r in records if r["kind"] == "evaluation"]

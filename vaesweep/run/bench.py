@@ -26,7 +26,7 @@ from vaesweep.training.device import Compute, native_bf16
 from vaesweep.training.metrics import evaluate
 from vaesweep.training.model import VAE, build_model
 from vaesweep.training.precision import decide, training_throughput
-from vaesweep.training.roofline import flops_per_sample, matmul_peak
+from vaesweep.training.roofline import flops_per_sample, peak
 from vaesweep.training.train import train
 
 PRECISION_TOLERANCE = 0.01  # bf16 must reach fp32's validation ELBO within 1%
@@ -47,9 +47,9 @@ def _record(kind: str, **fields: Any) -> dict[str, Any]:
 
 def bench_training(device: torch.device, archs: list[str], seconds: float) -> list[dict[str, Any]]:
     """Samples/s of full training steps per architecture, precision and memory format, each with
-    its GFLOP/s and this machine's matrix-product peak at that precision (`roofline`)."""
+    its GFLOP/s and this machine's peak at that precision (`roofline`)."""
     precisions = ["fp32"] + (["bf16"] if native_bf16(device) else [])
-    peaks = {precision: matmul_peak(device, precision, seconds) for precision in precisions}
+    peaks = {precision: peak(device, precision, seconds) for precision in precisions}
     records = []
     for arch in archs:
         convolutional = build_model(arch, 2).channels_last
@@ -66,7 +66,8 @@ def bench_training(device: torch.device, archs: list[str], seconds: float) -> li
                         memory_format=layout,
                         samples_per_s=rate,
                         gflops=rate * flops / 1e9,
-                        peak_gflops=peaks[precision],
+                        peak_gflops=peaks[precision][0],
+                        peak_kernel=peaks[precision][1],
                     )
                 )
     return records

@@ -26,7 +26,8 @@ def _detail(record: dict[str, Any]) -> str:
         share = record["gflops"] / record["peak_gflops"]
         return (
             f"{share:.0%} of this machine's limit ({record['gflops']:.1f} of "
-            f"{record['peak_gflops']:.1f} GFLOP/s, its best {record['precision']} matrix product)"
+            f"{record['peak_gflops']:.1f} GFLOP/s, its best {record['precision']} "
+            f"{record['peak_kernel']})"
         )
     if record["kind"] == "trial":
         return (
