@@ -38,6 +38,11 @@ def test_each_running_trial_shows_its_number_epoch_loss_and_beta(width):
         [line] = shown
         assert "epoch 1/8" in line and "loss 263.5" in line and "β 0.50" in line, line
         assert len(line) <= width
+    # Nothing cut: the parameters and the other terms wrap at spaces in their column.
+    assert "…" not in "\n".join(lines)
+    text = " ".join(" ".join(lines).split())
+    for term in ("latent_dim=16", "lr=0.00123", "recon 257.1", "kl 6.41", "val_elbo 262.3"):
+        assert term in text, term
     assert not any("loading Fashion-MNIST" in line for line in lines)
 
 

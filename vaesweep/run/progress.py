@@ -161,16 +161,11 @@ class LiveProgress(Progress):
             EtaColumn(),
             console=self.console,
         )
-        # Narrow terminals keep, in this order: the trial, its epoch k/N, its loss and beta;
-        # the bar, then the parameters and the other terms (one column, so the terms take
-        # whatever the parameters leave) shrink or are cut first.
+        # The trial, its epoch k/N, its loss and beta and the bar keep their width; the
+        # parameters and the other terms (one column, so the terms take whatever the parameters
+        # leave) wrap at spaces within theirs on a narrow terminal, never cut.
         fixed: dict[str, Any] = {"no_wrap": True}
-        elastic: dict[str, Any] = {
-            "no_wrap": True,
-            "overflow": "ellipsis",
-            "ratio": 1,
-            "min_width": 8,
-        }
+        elastic: dict[str, Any] = {"overflow": "fold", "ratio": 1, "min_width": 8}
         self.epochs_bar = RichProgress(
             TextColumn("trial {task.fields[number]}", markup=False, table_column=Column(**fixed)),
             TextColumn(
