@@ -116,3 +116,20 @@ def test_a_phase_entered_inside_another_pauses_it_and_each_second_counts_once(mo
         "time per phase, 2 trials: training 70% (16.0 s), waiting 22% (5.0 s), storage 9% (2.0 s)"
     )
     assert phases.totals_line([]) is None
+
+
+def test_a_wait_for_a_beating_trial_says_it_is_alive_and_only_silence_names_the_policy():
+    from vaesweep.store.heartbeats import describe_wait
+
+    # Beats come every sixth of the grace period: 2 s of 60 is between two beats.
+    assert describe_wait({29: 2.0}, 60) == (
+        "waiting for running trial 29 to finish (it is alive: it beats)"
+    )
+    assert describe_wait({3: 1.0, 4: 12.0}, 60) == (
+        "waiting for running trials 3, 4 to finish (they are alive: they beat)"
+    )
+    assert describe_wait({3: 1.0, 4: 21.0}, 60) == (
+        "waiting for running trial 3 (no new heartbeat for 1 s of 60), trial 4 (no new "
+        "heartbeat for 21 s of 60); a silent trial is failed and retrained"
+    )
+    assert describe_wait({}, 60) == "waiting for the study's last trials to be recorded"

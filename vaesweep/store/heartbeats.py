@@ -75,6 +75,12 @@ def describe_wait(silent: dict[int, float], grace: float) -> str:
     """What a worker with nothing to start waits for, in a line."""
     if not silent:
         return "waiting for the study's last trials to be recorded"
+    # A running trial beats every sixth of the grace period: two beats' time is not silence.
+    if all(quiet < grace / 3 for quiet in silent.values()):
+        numbers = ", ".join(str(number) for number in sorted(silent))
+        if len(silent) == 1:
+            return f"waiting for running trial {numbers} to finish (it is alive: it beats)"
+        return f"waiting for running trials {numbers} to finish (they are alive: they beat)"
     parts = [
         f"trial {number} (no new heartbeat for {quiet:.0f} s of {grace:.0f})"
         for number, quiet in sorted(silent.items())
