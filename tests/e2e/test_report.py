@@ -132,6 +132,13 @@ def test_the_answer_comes_first_in_the_study_section(reported):
     # Beside them, the answer's configuration, named by what chose it: "best" is the answer's word.
     assert "<th>this study at its best mean of val loss (β=1 −ELBO) (95% CI)</th>" in anchors
     assert "best configuration" not in anchors
+    # Above every section, the study's answer in a line: each objective's verdict, named, with
+    # its best mean and interval, linking to the whole sentence.
+    [top] = re.findall(r"<ul class=answers><li>(.*?)</li>", page)
+    answer = results_api.load("warmup", results=results).answers[0]
+    expected = f"val loss (β=1 −ELBO): {answer.headline} (best mean {answer.mean:.4g} ± "
+    assert html.unescape(top).startswith(f'<a href="#warmup">warmup</a>: {expected}'), top
+    assert top.endswith('<a href="#warmup">(the answer)</a>')
 
 
 def test_every_link_in_the_page_resolves(reported):

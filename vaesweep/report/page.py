@@ -217,10 +217,22 @@ def _section(section: Section, anchors: list[Anchor]) -> dict[str, Any]:
         "tuning": list(answered.range_warnings),
         "params": ", ".join(study.params),
         "verdicts": [_verdicts(answered, a.objective) for a in answered.answers],
+        "headline": _headline(answered),
         "overridden": ", ".join(
             f"{key} to {new} (the file's: {old})" for key, old, new in study.overridden
         ),
     }
+
+
+def _headline(answered: StudyAnswer) -> str:
+    """The study's answer in a line for the page's top: each objective's verdict and best mean
+    with its interval ("val SSIM: best likelihood = bce (best mean 0.4864 ± 0.0047)"); the
+    sentences, with what they rest on, are in the study's section."""
+    parts = []
+    for a in answered.answers:
+        interval = "" if math.isnan(a.half_width) else f" ± {a.half_width:.2g}"
+        parts.append(f"{label(a.objective)}: {a.headline} (best mean {a.mean:.4g}{interval})")
+    return "; ".join(parts) or "no answer yet"
 
 
 def _verdicts(answered: StudyAnswer, objective: str) -> list[dict[str, Any]]:
