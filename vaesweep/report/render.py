@@ -42,7 +42,7 @@ from vaesweep.store.storage import best_trials
 # torch, matplotlib and friends take seconds to import: they are imported only when something
 # needs drawing, so an up-to-date report re-runs in about a second.
 
-REPORT_VERSION = 7  # bump when figures change, so every report redraws once
+REPORT_VERSION = 8  # bump when figures change, so every report redraws once
 KEY_METRICS = (
     "val_ssim",
     "val_mse",
