@@ -426,6 +426,23 @@ def test_a_metric_the_study_did_not_measure_gets_no_empty_panel():
     assert len(drawn) == 1 and "−log p(x)" not in drawn[0]
 
 
+def test_a_one_epoch_history_is_drawn_around_epoch_1_with_whole_epochs():
+    from vaesweep.report.figures import HISTORY_PANELS, training_history
+
+    keys = [f"{split}_{key}" for key, _ in HISTORY_PANELS for split in ("train", "val")]
+    for epochs in (1, 12):
+        history = pd.DataFrame(
+            {"epoch": range(epochs), "beta": 1.0, "lr": 1e-3} | {key: 1.0 for key in keys}
+        )
+        for ax in training_history(history, "t").axes:
+            low, high = ax.get_xlim()
+            assert (low, high) == (0.5, epochs + 0.5)
+            shown = [tick for tick in ax.get_xticks() if low <= tick <= high]
+            assert shown and all(float(tick).is_integer() for tick in shown)
+            if epochs == 1:
+                assert shown == [1]
+
+
 def test_learning_curves_count_epochs_from_1_and_keep_the_last_epochs_readable():
     from vaesweep.report.figures import learning_curves
 
