@@ -164,9 +164,7 @@ class StoredStudy:
 
     def trials_at(self, blocks: int) -> int:
         """The `--trials` that completes the design with `blocks` seed blocks (replicates)."""
-        return dataclasses.replace(self.design, replicates=blocks).trials_to_complete(
-            *self._shape()
-        )
+        return self.design.trials_to_complete(*self._shape(), blocks)
 
 
 def describe_environment(environment: dict[str, str] | None) -> str:

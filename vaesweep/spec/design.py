@@ -122,11 +122,13 @@ class Design:
             return GRID
         return CONFIRM if self.confirm_top else EXPLORE
 
-    def trials_to_complete(self, grid_size: int, tuning: int = 0) -> int:
-        """Trials the design places; `tuning`: the points of a tuned grid's nuisance grid."""
+    def trials_to_complete(self, grid_size: int, tuning: int = 0, blocks: int | None = None) -> int:
+        """Trials the design places; `tuning`: the points of a tuned grid's nuisance grid;
+        `blocks`: with that many seed blocks (replicates) instead of the design's own."""
+        replicates = blocks or self.replicates
         if not self.samples:
-            return grid_size * (tuning * self.tune_replicates + self.replicates)
-        return self.explore + self.confirm_top * self.replicates
+            return grid_size * (tuning * self.tune_replicates + replicates)
+        return self.explore + self.confirm_top * replicates
 
     def describe(self, grid_size: int, tuning: int = 0, trials: bool = True) -> str:
         """The design in words; `trials`: with the `--trials` that completes it."""

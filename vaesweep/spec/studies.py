@@ -187,11 +187,10 @@ class StudySpec:
     def trials_at(self, blocks: int | None = None) -> int:
         """The `--trials` that completes the design (a growing study's first look), or the
         design with `blocks` seed blocks (where a growing study may stop)."""
-        design = (
-            self.design if blocks is None else dataclasses.replace(self.design, replicates=blocks)
-        )
         grid = self.grid
-        return design.trials_to_complete(len(grid) if grid else 0, len(self.nuisance_grid))
+        return self.design.trials_to_complete(
+            len(grid) if grid else 0, len(self.nuisance_grid), blocks
+        )
 
     def corners(self) -> list[dict[str, Any]]:
         """Every combination of the searched values' extremes (both ends of each range, every
