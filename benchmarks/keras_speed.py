@@ -84,8 +84,9 @@ def vaesweep_epoch(images: int, threads: int) -> float:
     import torch
 
     from vaesweep.spec.config import TrainConfig
-    from vaesweep.training.device import Compute, memory_format, prepare_training
+    from vaesweep.training.device import memory_format, prepare_training
     from vaesweep.training.model import build_model
+    from vaesweep.training.precision import decide
     from vaesweep.training.train import _train_epoch, make_optimizer
 
     torch.set_num_threads(threads)
@@ -96,7 +97,9 @@ def vaesweep_epoch(images: int, threads: int) -> float:
     model = model.to(memory_format=layout)  # type: ignore[call-overload]
     optimizer = make_optimizer(model, config.lr)
     x = torch.rand(images, 1, 28, 28).contiguous(memory_format=layout)
-    compute, order = Compute(torch.device("cpu"), "fp32"), torch.Generator().manual_seed(0)
+    # fp32 with the Linear library a run would choose here (`precision.decide`)
+    compute = decide("cpu", "fp32", "conv", BATCH, threads=threads)
+    order = torch.Generator().manual_seed(0)
     _train_epoch(model, optimizer, x, config, compute, 1.0, order)
     started = time.perf_counter()
     _train_epoch(model, optimizer, x, config, compute, 1.0, order)

@@ -11,6 +11,7 @@ from rich.console import Console
 from vaesweep.run.bench_table import BenchTable
 from vaesweep.spec.config import TrainConfig
 from vaesweep.training.device import native_bf16
+from vaesweep.training.linear import kernels_for
 from vaesweep.training.metrics import evaluation_steps
 from vaesweep.training.precision import training_throughput
 from vaesweep.training.roofline import flops_per_sample, peak
@@ -28,7 +29,7 @@ def test_conv_architecture_trains_channels_last():
 def test_the_peak_is_the_best_square_product_and_a_conv_counts_its_convolutions():
     # The peak: GFLOP/s that real products and convolutions reached here.
     rate, kernel = peak(CPU, "fp32", 0.3)
-    assert rate > 1 and kernel in ("matrix product", "convolution")
+    assert rate > 1 and kernel in ("matrix product", "oneDNN inner product", "convolution")
     # The notebook's network: its convolutions, forward and backward, about 1.3 GFLOP a sample.
     assert 1e9 < flops_per_sample("conv", batch_size=8) < 2e9
 
@@ -55,7 +56,13 @@ def test_json_records_for_scripts(tiny_data_dir):
     assert 1e6 < per_sample < 1e8  # the mlp: about 5.6 MFLOP a sample, forward and backward
     for r in training:
         assert r["gflops"] == pytest.approx(r["samples_per_s"] * per_sample / 1e9)
-        assert r["peak_gflops"] > 0 and r["peak_kernel"] in ("matrix product", "convolution")
+        assert r["peak_gflops"] > 0
+        assert r["peak_kernel"] in ("matrix product", "oneDNN inner product", "convolution")
+    # fp32 on a CPU in both Linear libraries, where this build has oneDNN; bf16 in autocast's.
+    kernels = {(r["precision"], r["linear"]) for r in training}
+    assert kernels == {("fp32", k) for k in kernels_for(CPU, "fp32")} | (
+        {("bf16", "aten")} if native_bf16(CPU) else set()
+    )
     kinds = {r["kind"] for r in records}
     assert {"data", "evaluation"} <= kinds
     steps = [r["step"] for r in records if r["kind"] == "evaluation"]

@@ -88,7 +88,7 @@ def test_auto_precision_is_measured_on_the_threads_the_workers_get(
 
     def recording(*args):
         measured_on.append(args[5])
-        return decide(args[0], "fp32")  # nothing measured
+        return decide(args[0], "bf16")  # nothing measured
 
     monkeypatch.setattr(precision, "decide", recording)
     monkeypatch.setattr("os.cpu_count", lambda: 4)

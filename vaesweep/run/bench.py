@@ -23,6 +23,7 @@ from vaesweep.spec.studies import load_study
 from vaesweep.training import population
 from vaesweep.training.data import FashionMNIST, load_fashion_mnist, make_splits
 from vaesweep.training.device import Compute, native_bf16
+from vaesweep.training.linear import kernels_for
 from vaesweep.training.metrics import evaluate
 from vaesweep.training.model import VAE, build_model
 from vaesweep.training.precision import decide, training_throughput
@@ -46,8 +47,8 @@ def _record(kind: str, **fields: Any) -> dict[str, Any]:
 
 
 def bench_training(device: torch.device, archs: list[str], seconds: float) -> list[dict[str, Any]]:
-    """Samples/s of full training steps per architecture, precision and memory format, each with
-    its GFLOP/s and this machine's peak at that precision (`roofline`)."""
+    """Samples/s of full training steps per architecture, precision, memory format and fp32
+    Linear kernel, each with its GFLOP/s and this machine's peak at that precision (`roofline`)."""
     precisions = ["fp32"] + (["bf16"] if native_bf16(device) else [])
     peaks = {precision: peak(device, precision, seconds) for precision in precisions}
     records = []
@@ -56,20 +57,23 @@ def bench_training(device: torch.device, archs: list[str], seconds: float) -> li
         flops = flops_per_sample(arch)
         for precision in precisions:
             for channels_last in (False, True) if convolutional else (False,):
-                rate = training_throughput(arch, precision, channels_last, device, seconds)
-                layout = "channels_last" if channels_last else "contiguous"
-                records.append(
-                    _record(
-                        "train",
-                        arch=arch,
-                        precision=precision,
-                        memory_format=layout,
-                        samples_per_s=rate,
-                        gflops=rate * flops / 1e9,
-                        peak_gflops=peaks[precision][0],
-                        peak_kernel=peaks[precision][1],
+                for kernel in kernels_for(device, precision):
+                    rate = training_throughput(
+                        arch, precision, channels_last, device, seconds, kernel=kernel
                     )
-                )
+                    records.append(
+                        _record(
+                            "train",
+                            arch=arch,
+                            precision=precision,
+                            memory_format="channels_last" if channels_last else "contiguous",
+                            linear=kernel,
+                            samples_per_s=rate,
+                            gflops=rate * flops / 1e9,
+                            peak_gflops=peaks[precision][0],
+                            peak_kernel=peaks[precision][1],
+                        )
+                    )
     return records
 
 

@@ -24,8 +24,9 @@ COLUMNS = (
 def _detail(record: dict[str, Any]) -> str:
     if record["kind"] == "train" and record.get("peak_gflops"):
         share = record["gflops"] / record["peak_gflops"]
+        kernel = "Linear in oneDNN: " if record.get("linear") == "onednn" else ""
         return (
-            f"{share:.0%} of this machine's limit ({record['gflops']:.1f} of "
+            f"{kernel}{share:.0%} of this machine's limit ({record['gflops']:.1f} of "
             f"{record['peak_gflops']:.1f} GFLOP/s, its best {record['precision']} "
             f"{record['peak_kernel']})"
         )

@@ -217,6 +217,7 @@ class Objective:
             "seconds": round(time.perf_counter() - run.started, 3),
             "device": str(self.compute.device),
             "precision": self.compute.precision,
+            "linear": self.compute.linear,  # fp32 Linear layers' library (`linear.KERNELS`)
             "population": run.population,
             "environment": self.environment,
             # Up to its folder's write; the record's copy (PHASE_SECONDS_ATTR) includes it.

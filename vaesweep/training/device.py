@@ -8,33 +8,42 @@ import ctypes
 import ctypes.util
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from vaesweep.errors import VaesweepError, shown
+from vaesweep.training.linear import kernel
 from vaesweep.training.model import VAE
 
 
 @dataclass(frozen=True)
 class Compute:
-    """The run's decision: its device, and the precision of training's forward passes."""
+    """The run's decision: its device, the precision of training's forward passes, and the
+    library of their fp32 `Linear` layers on a CPU."""
 
     device: torch.device
     precision: str  # "fp32" or "bf16" (bf16 autocast)
     why: str = ""  # how 'auto' was decided, for the run to say
+    linear: str = "aten"  # `linear.KERNELS`: measured per run (`precision.decide`)
 
-    def autocast(self):
-        return torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
-        )
+    @contextmanager
+    def autocast(self) -> Iterator[None]:
+        """Training's forward passes: bf16 autocast in bf16, and the run's `Linear` kernel."""
+        enabled = self.precision == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled):
+            with kernel(self.linear):
+                yield
 
     @property
     def for_evaluation(self) -> Compute:
         """Evaluation is fp32 whatever training used, so the same weights give the same metrics
         on every machine."""
-        return dataclasses.replace(self, precision="fp32", why="evaluation is always fp32")
+        return dataclasses.replace(
+            self, precision="fp32", linear="aten", why="evaluation is always fp32"
+        )
 
 
 def resolve_device(name: str) -> torch.device:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from vaesweep.spec.config import ARCHITECTURES
+from vaesweep.training.linear import Linear
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
@@ -33,8 +34,8 @@ class VAE(nn.Module):
         # Convolutions run faster on CPU and GPU with channels-last tensors (measured: `bench`).
         self.channels_last = channels_last
         self.encoder = encoder
-        self.to_mu = nn.Linear(features, latent_dim)
-        self.to_logvar = nn.Linear(features, latent_dim)
+        self.to_mu = Linear(features, latent_dim)
+        self.to_logvar = Linear(features, latent_dim)
         self.decoder = decoder
         self.latent_dim = latent_dim
         self.init_layer: Callable[[nn.Module], None] = _torch_init  # the architecture's scheme
@@ -128,11 +129,11 @@ def conv_vae(latent_dim: int) -> VAE:
         nn.Conv2d(64, 64, 3, padding=1),
         nn.ReLU(),
         nn.Flatten(),
-        nn.Linear(64 * 14 * 14, 32),
+        Linear(64 * 14 * 14, 32),
         nn.ReLU(),
     )
     decoder = nn.Sequential(
-        nn.Linear(latent_dim, 64 * 14 * 14),
+        Linear(latent_dim, 64 * 14 * 14),
         nn.ReLU(),
         nn.Unflatten(1, (64, 14, 14)),
         nn.ConvTranspose2d(64, 64, 3, padding=1),
@@ -158,17 +159,17 @@ def mlp_vae(latent_dim: int) -> VAE:
     """A fully connected VAE (784-512-256-z): about 100x fewer FLOPs than `conv`, for CPU sweeps."""
     encoder = nn.Sequential(
         nn.Flatten(),
-        nn.Linear(IMAGE_PIXELS, 512),
+        Linear(IMAGE_PIXELS, 512),
         nn.ReLU(),
-        nn.Linear(512, 256),
+        Linear(512, 256),
         nn.ReLU(),
     )
     decoder = nn.Sequential(
-        nn.Linear(latent_dim, 256),
+        Linear(latent_dim, 256),
         nn.ReLU(),
-        nn.Linear(256, 512),
+        Linear(256, 512),
         nn.ReLU(),
-        nn.Linear(512, IMAGE_PIXELS),
+        Linear(512, IMAGE_PIXELS),
         nn.Unflatten(1, IMAGE_SHAPE),
     )
     return VAE(encoder, 256, decoder, latent_dim)

@@ -17,6 +17,7 @@ Knows nothing of Optuna: callers observe (and may stop) each member through `on_
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -250,7 +251,8 @@ class _Batched:
         params, buffers = stack_module_state(models)
         self.params = {n: v.detach().to(compute.device).requires_grad_() for n, v in params.items()}
         self.buffers = {n: v.to(compute.device) for n, v in buffers.items()}
-        self.compute = compute
+        # vmap batches PyTorch's own operators only, so members train in its default kernels
+        self.compute = dataclasses.replace(compute, linear="aten")
         self.members = list(range(len(models)))
         template = copy.deepcopy(models[0]).to("meta")
 

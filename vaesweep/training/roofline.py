@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vaesweep.training import linear
 from vaesweep.training.device import steps_per_second
 from vaesweep.training.losses import vae_loss
 from vaesweep.training.model import IMAGE_SHAPE, build_model
@@ -32,26 +33,44 @@ def flops_per_sample(arch: str, batch_size: int = 128, latent_dim: int = 2) -> f
 
 def peak(device: torch.device, precision: str, seconds: float) -> tuple[float, str]:
     """(GFLOP/s, which kernel): this machine's best rate in `precision` (fp32 or bf16) at the
-    current thread count, over `seconds` in all: the better of square matrix products and a
-    convolution. Both are measured because PyTorch's CPU builds run them in different libraries
-    (MKL and oneDNN), whose rates differ by up to 2x on one machine (BENCHMARKS.md)."""
-    products = _matmul_peak(device, precision, seconds / 2)
-    convolution = _conv_peak(device, precision, seconds / 2)
-    if convolution > products:
-        return convolution, "convolution"
-    return products, "matrix product"
+    current thread count, over `seconds` in all: the best of square matrix products, oneDNN's
+    inner product where training may use it (`linear`), and a convolution. All are measured
+    because PyTorch's CPU builds run them in different libraries (MKL and oneDNN), whose rates
+    differ by up to 2x on one machine (BENCHMARKS.md)."""
+    kernels = _kernels(device, precision)
+    rates = {name: rate(device, precision, seconds / len(kernels)) for name, rate in kernels}
+    best = max(rates, key=rates.__getitem__)
+    return rates[best], best
+
+
+def _kernels(device: torch.device, precision: str):
+    products = [("matrix product", _matmul_peak)]
+    if "onednn" in linear.kernels_for(device, precision):
+        products.append(("oneDNN inner product", _inner_product_peak))
+    return [*products, ("convolution", _conv_peak)]
 
 
 def _matmul_peak(device: torch.device, precision: str, seconds: float) -> float:
+    return _square_peak(device, precision, seconds, torch.mm)
+
+
+def _inner_product_peak(device: torch.device, precision: str, seconds: float) -> float:
+    def product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return linear.product(a, b.t(), None)
+
+    return _square_peak(device, precision, seconds, product)
+
+
+def _square_peak(device: torch.device, precision: str, seconds: float, multiply) -> float:
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     best = 0.0
     for size in PEAK_SIZES:
         a, b, product = (torch.rand(size, size, device=device, dtype=dtype) for _ in range(3))
 
-        def multiply(a: torch.Tensor = a, b: torch.Tensor = b, out: torch.Tensor = product) -> None:
-            torch.mm(a, b, out=out)
+        def step(a: torch.Tensor = a, b: torch.Tensor = b, out: torch.Tensor = product) -> None:
+            multiply(a, b, out=out)
 
-        rate = steps_per_second(multiply, device, seconds / len(PEAK_SIZES))
+        rate = steps_per_second(step, device, seconds / len(PEAK_SIZES))
         best = max(best, rate * 2 * size**3 / 1e9)
     return best
 
