@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vaesweep import __version__
-from vaesweep.commands import bench, compare, report, run, studies
+from vaesweep.commands import bench, compare, report, run, serve, studies
 from vaesweep.commands.common import OneLineErrors
 from vaesweep.interrupts import as_program, skip_final_collection
 
@@ -16,7 +16,14 @@ def main() -> None:
     """Hyperparameter studies of variational autoencoders on Fashion-MNIST."""
 
 
-for command in (run.run, studies.studies, report.report, compare.compare, bench.bench):
+for command in (
+    run.run,
+    studies.studies,
+    report.report,
+    compare.compare,
+    bench.bench,
+    serve.serve_storage,
+):
     main.add_command(command)
 
 

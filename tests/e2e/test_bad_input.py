@@ -70,6 +70,13 @@ BAD_INPUTS = {
     "infinite learning rate": (["--set", "lr=inf"], "'lr' must be a finite number"),
     "huge latent": (["--set", "latent_dim=100000000"], "'latent_dim' must be at most 1024"),
     "read-only storage": (["--storage", "{readonly}"], "readonly database"),
+    "journal with two slashes": (["--storage", "journal://s.log"], "a journal storage is a file"),
+    "journal in no folder": (["--storage", "journal:///no/such/s.log"], "there is no folder"),
+    "journal that is a folder": (["--storage", "{journal-folder}"], "is a folder, not a file"),
+    "damaged journal": (["--storage", "{damaged-journal}"], "is malformed: a line is not JSON"),
+    "journal not Optuna's": (["--storage", "{foreign-journal}"], "is not an Optuna journal"),
+    "proxy without a port": (["--storage", "grpc://localhost"], "a storage proxy is grpc://"),
+    "proxy not listening": (["--storage", "grpc://127.0.0.1:9"], "nothing answers at"),
     "learning rate that must diverge": (["--set", "lr=1e300"], "'lr' must be at most 10.0"),
     # An integer no float holds: it was an OverflowError, not a one-line refusal.
     "400-digit learning rate": (["--set", "lr=1" + "0" * 400], "'lr' must be at most 10.0"),
@@ -105,6 +112,8 @@ def test_bad_input_gives_one_line_and_loses_nothing(
     a_file = tmp_path / "a-file"
     a_file.write_text("")
     readonly = f"sqlite:///file:{results / 'vaesweep.db'}?mode=ro&uri=true"
+    (tmp_path / "damaged.log").write_text("not JSON\n{}\n")
+    (tmp_path / "foreign.log").write_text('{"level": "info"}\n')
     places = {
         "{empty}": str(empty),
         "{corrupt}": str(corrupt),
@@ -112,6 +121,9 @@ def test_bad_input_gives_one_line_and_loses_nothing(
         "{file}": str(a_file / "results"),
         "{a-file}": str(a_file),
         "{readonly}": readonly,
+        "{journal-folder}": f"journal:///{empty}",
+        "{damaged-journal}": f"journal:///{tmp_path / 'damaged.log'}",
+        "{foreign-journal}": f"journal:///{tmp_path / 'foreign.log'}",
     }
     args = run_args(results, tiny_data_dir, 3)
     for i in range(0, len(changes), 2):

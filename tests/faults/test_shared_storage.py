@@ -1,20 +1,18 @@
-"""Three workers (as on three machines) share one study through a real PostgreSQL server."""
+"""Three workers (as on three machines) share one study: through a real PostgreSQL server,
+through Optuna's journal file on a filesystem they share, or through `vaesweep serve-storage`
+(Optuna's gRPC proxy) in front of one SQLite file."""
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
+import signal
 import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 import pytest
+from postgres_server import free_port, throwaway_postgres
 
 from vaesweep.store.fate import Fate, fate_of
 from vaesweep.store.storage import open_storage
@@ -24,102 +22,65 @@ from helpers import LONG, run_args, vaesweep
 WORKERS, TRIALS = 3, 7
 
 
-def _server_binary(name: str) -> str | None:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found[-1] if found else shutil.which(name)
-
-
-def _as_postgres(command: list[str]) -> list[str]:
-    """PostgreSQL will not run as root: drop to the `postgres` user when we are root."""
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
-@dataclass
-class Server:
-    url: str
-    pg_ctl: str
-    data: Path
-    options: str
-    log: Path
-
-    def stop(self) -> None:
-        _ctl(self, "-m", "fast", "stop")
-
-    def start(self) -> None:
-        _ctl(self, "-o", self.options, "-l", str(self.log), "-w", "start")
-
-
-def _ctl(server: Server, *args: str) -> None:
-    command = _as_postgres([server.pg_ctl, "-D", str(server.data), *args])
-    subprocess.run(command, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def postgres_url(postgres_server):
     return postgres_server.url
 
 
+@pytest.fixture(params=["postgresql", "journal", "grpc"])
+def shared_url(request, tmp_path):
+    """A storage several machines share: a database server, a journal file, or a proxy."""
+    if request.param == "journal":
+        return f"journal:///{tmp_path / 'study.log'}"
+    if request.param == "grpc":
+        return request.getfixturevalue("proxy_url")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def proxy_url(tmp_path):
+    """`vaesweep serve-storage` in front of an SQLite file, on a free loopback port."""
+    port = free_port()
+    command = ["serve-storage", f"sqlite:///{tmp_path / 'proxied.db'}", "--port", str(port)]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vaesweep", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    database, address = f"sqlite:///{tmp_path / 'proxied.db'}", f"grpc://127.0.0.1:{port}"
+    said = server.stdout.readline() + server.stdout.readline()
+    assert said == (
+        f"starting the storage proxy for {database} at {address}\n"
+        f"serving storage {database} at {address}: give workers --storage {address}; Ctrl-C "
+        "stops it\n"
+    ), said
+    try:
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        server.send_signal(signal.SIGINT)
+        rest = server.communicate(timeout=30)[0]
+        assert server.returncode == 130 and "Traceback" not in rest, rest
+
+
 @pytest.fixture(scope="module")
 def postgres_server():
-    initdb, pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("no PostgreSQL server here (Debian: apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="vaesweep-pg-"))
-    root.chmod(0o755)
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    with socket.socket() as probe:  # a free port on loopback
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    data = root / "data"
-    subprocess.run(
-        _as_postgres([initdb, "-D", str(data), "-U", "vaesweep", "--auth=trust"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        _as_postgres(
-            [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
     try:
-        subprocess.run(
-            [
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "vaesweep",
-                "-d",
-                "postgres",
-                "-c",
-                "CREATE DATABASE vaesweep",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        url = f"postgresql://vaesweep@127.0.0.1:{port}/vaesweep"
-        yield Server(url, pg_ctl, data, options, root / "log")
-    finally:
-        subprocess.run(
-            _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        with throwaway_postgres() as server:
+            yield server
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
 
 
-def test_three_workers_share_one_study_and_stop_at_the_count(postgres_url, tmp_path, tiny_data_dir):
+def test_three_workers_share_one_study_and_stop_at_the_count(shared_url, tmp_path, tiny_data_dir):
     results = [tmp_path / f"machine-{i}" for i in range(WORKERS)]
     workers = [
         subprocess.Popen(
             [
                 *(sys.executable, "-m", "vaesweep"),
                 *run_args(folder, tiny_data_dir, TRIALS, "--seed", str(i)),
-                *("--storage", postgres_url.replace("vaesweep@", "vaesweep:hunter2@")),
+                *("--storage", shared_url.replace("vaesweep@", "vaesweep:hunter2@")),
             ],  # trust authentication ignores the password
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -131,9 +92,10 @@ def test_three_workers_share_one_study_and_stop_at_the_count(postgres_url, tmp_p
     assert [w.returncode for w in workers] == [0] * WORKERS, outputs
     assert not any("hunter2" in out for out in outputs)  # a password is never printed
     said = [[line for line in out.splitlines() if line.startswith("storage ")] for out in outputs]
-    assert all(len(lines) == 1 and "vaesweep:***@" in lines[0] for lines in said)
+    shown = "vaesweep:***@" if shared_url.startswith("postgresql") else shared_url
+    assert all(len(lines) == 1 and shown in lines[0] for lines in said)
 
-    study = optuna.load_study(study_name="warmup", storage=open_storage(postgres_url))
+    study = optuna.load_study(study_name="warmup", storage=open_storage(shared_url))
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == TRIALS
@@ -241,11 +203,12 @@ def test_a_server_restarted_during_a_trial_is_reconnected_and_the_run_ends_norma
 
 
 def test_one_of_three_workers_killed_leaves_one_study_with_exact_counts(
-    postgres_url, tmp_path, tiny_data_dir
+    shared_url, tmp_path, tiny_data_dir
 ):
     """SIGKILL one of three workers mid-trial: its trial's heartbeat stops, another worker fails
-    it and retrains its place, and the study ends with exactly the trials asked for."""
-    trials, name = 4, ("--name", "killed", "--storage", postgres_url)
+    it and retrains its place, and the study ends with exactly the trials asked for; a later
+    run resumes it to a larger count."""
+    trials, name = 4, ("--name", "killed", "--storage", shared_url)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "VAESWEEP_GRACE_SECONDS": "3"}
     workers = [
         subprocess.Popen(
@@ -261,7 +224,7 @@ def test_one_of_three_workers_killed_leaves_one_study_with_exact_counts(
         )
         for i in range(WORKERS)
     ]
-    storage = open_storage(postgres_url)
+    storage = open_storage(shared_url)
     deadline, running = time.monotonic() + 180, []
     while len(running) < WORKERS and time.monotonic() < deadline:  # each worker trains one
         try:
@@ -288,3 +251,11 @@ def test_one_of_three_workers_killed_leaves_one_study_with_exact_counts(
     reasons = [t.user_attrs.get("fail_reason", "") for t in stored if t.state.name == "FAIL"]
     assert all(r.startswith(("surplus", "no heartbeat")) for r in reasons), reasons
     assert any(r.startswith("no heartbeat") for r in reasons)  # the killed worker's trial
+    # Resumed from one machine to one more trial: exactly that many, every place once.
+    more = run_args(tmp_path / "machine-1", tiny_data_dir, trials + 1, *LONG)
+    outcome = vaesweep(*more, "--seed", "0", *name)
+    assert outcome.exit_code == 0, outcome.output
+    stored = optuna.load_study(study_name="killed", storage=storage).get_trials(deepcopy=False)
+    finished = [t for t in stored if t.state.name == "COMPLETE"]
+    places = {(t.user_attrs["replicate"], t.params["warmup_epochs"]) for t in finished}
+    assert len(finished) == len(places) == trials + 1

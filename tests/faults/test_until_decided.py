@@ -11,7 +11,7 @@ import time
 import optuna
 import pytest
 
-from vaesweep.store.storage import LOOKS_ATTR, default_storage_url
+from vaesweep.store.storage import LOOKS_ATTR, default_storage_url, open_storage
 
 from conftest import write_dataset
 from helpers import LONG, finish, run_args, small_warmup, start, trials_of, vaesweep
@@ -46,17 +46,24 @@ def test_a_decided_study_stops_at_its_design(tmp_path):
     assert record.user_attrs[LOOKS_ATTR]["blocks"] == [2]
 
 
-def test_an_undecided_study_adds_blocks_each_a_look(tmp_path):
+@pytest.mark.parametrize("journal", [False, True], ids=["sqlite", "journal"])
+def test_an_undecided_study_adds_blocks_each_a_look(tmp_path, journal):
     data_dir = write_dataset(tmp_path / "fashion")
     study = growing_study(tmp_path, "1e-9")  # nothing is equivalent within a billionth
-    outcome = vaesweep(*run_args(tmp_path / "r", data_dir, 4, study=study))
+    url = f"journal:///{tmp_path / 'study.log'}"
+    storage = ("--storage", url) if journal else ()
+    outcome = vaesweep(*run_args(tmp_path / "r", data_dir, 4, *storage, study=study))
     assert outcome.exit_code == 0, outcome.output
     found = re.search(r"until decided: stopped after seed block (\d) \(([^)]*)\)", outcome.output)
     assert found, outcome.output
     blocks, why = int(found.group(1)), found.group(2)
     assert blocks in (2, 3)
     assert why == "max_blocks reached" if blocks == 3 else why == "every configuration decided"
-    record = stored(tmp_path / "r")
+    record = (
+        optuna.load_study(study_name="warmup", storage=open_storage(url))
+        if journal
+        else stored(tmp_path / "r")
+    )
     assert len(record.get_trials(deepcopy=False)) == 2 * blocks
     assert record.user_attrs[LOOKS_ATTR]["blocks"] == list(range(2, blocks + 1))
     # Said as it starts, and each look in a line.

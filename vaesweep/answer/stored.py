@@ -329,7 +329,7 @@ def storage_url(results: str | Path = DEFAULT_RESULTS, storage: str | None = Non
 def study_names(url: str) -> list[str]:
     """The studies stored at `url`, in the order they were created."""
     with storage_errors(url, reading=True):
-        names = optuna.get_all_study_names(open_storage(url))
+        names = optuna.get_all_study_names(open_storage(url, reading=True))
     if not names:
         raise VaesweepError(f"no studies in {redact(url)}; run 'vaesweep run' first")
     return names
@@ -353,5 +353,5 @@ def load(
             f"unknown study {shown(study)} in {redact(url)} (studies there: {listed})"
         )
     with storage_errors(url, reading=True):
-        record = optuna.load_study(study_name=study, storage=open_storage(url))
+        record = optuna.load_study(study_name=study, storage=open_storage(url, reading=True))
         return read(record, Path(results), note)

@@ -94,7 +94,9 @@ class Jobs(click.ParamType):
 
 
 storage_option = click.option(
-    "--storage", help="Optuna storage URL [default: sqlite:///RESULTS/vaesweep.db]."
+    "--storage",
+    help="Optuna storage URL: sqlite:///PATH, postgresql://..., or journal:///PATH (a journal "
+    "file on a filesystem machines share) [default: sqlite:///RESULTS/vaesweep.db].",
 )
 data_dir_option = click.option(
     "--data-dir",

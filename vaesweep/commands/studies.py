@@ -111,7 +111,7 @@ def _stored_studies(console, storage: str | None, results: Path) -> None:
     quiet_optuna()
     url = storage_url(results, storage)
     with storage_errors(url, reading=True):
-        stored = open_storage(url)
+        stored = open_storage(url, reading=True)
         names = optuna.get_all_study_names(stored)
         console.print(f"stored in {visible(redact(url))}:" if names else "stored: none yet")
         for name in names:

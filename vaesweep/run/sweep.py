@@ -37,11 +37,12 @@ from vaesweep.store.storage import (
     REPLICATE_ATTR,
     WARNINGS_ATTR,
     check_url,
+    check_writable_storage,
     default_storage_url,
     grace_seconds,
     open_storage,
-    sqlite_file,
     storage_errors,
+    storage_file,
 )
 
 if TYPE_CHECKING:
@@ -226,6 +227,7 @@ def plan_run(spec: StudySpec, options: RunOptions) -> RunPlan:
     name = check_study_name(options.study_name or spec.name)
     url = options.storage_url or default_storage_url(options.results_dir)
     check_url(url)  # before anything is written, a folder included
+    check_writable_storage(url)
     check_writable(options.results_dir)
     plan = RunPlan(spec=spec, options=options, name=name, url=url)
     stored, mismatch = _stored_study(url, name), None
@@ -283,9 +285,9 @@ _RESUMED_UNBLOCKED = (
 
 
 def _stored_study(url: str, name: str) -> optuna.Study | None:
-    """The stored study of this name, read only; None where there is none (or no SQLite file:
-    a run refused later leaves no database)."""
-    if (path := sqlite_file(url)) is not None and not path.is_file():
+    """The stored study of this name, read only; None where there is none (or no SQLite or
+    journal file: a run refused later leaves no storage)."""
+    if (path := storage_file(url)) is not None and not path.is_file():
         return None
     storage = open_storage(url)
     with storage_errors(url):

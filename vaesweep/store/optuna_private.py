@@ -9,13 +9,18 @@ ask and tell, or to wait out a lost database connection, so those few uses live 
 
 from __future__ import annotations
 
+import json
+import os
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
-from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread
+from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import get_lock_file
 from optuna.trial import FrozenTrial, TrialState
 
 from vaesweep.store.waiting import STORAGE_FAILURES, waiting_for
@@ -23,7 +28,10 @@ from vaesweep.store.waiting import STORAGE_FAILURES, waiting_for
 T = TypeVar("T")
 
 __all__ = [
+    "BeatingGrpcStorage",
+    "BeatingJournalStorage",
     "ReconnectingStorage",
+    "append_whole_lines",
     "beating",
     "close",
     "fail_trial",
@@ -72,6 +80,77 @@ class ReconnectingStorage(optuna.storages.RDBStorage):
         return waiting_for(self.url)(method, *args, **kwargs)
 
 
+# A running trial's last beat on a storage without a heartbeat table (a journal, the gRPC proxy):
+# a system attribute, written by Optuna's own heartbeat thread.
+BEAT_ATTR = "vaesweep_heartbeat"
+
+
+class _AttributeBeats(BaseHeartbeat):
+    """Heartbeats for a storage that has none: taking `BaseHeartbeat` makes Optuna's heartbeat
+    thread (`beating`) run for it, and each beat is stored as the trial's system attribute
+    BEAT_ATTR (a journal line, or a proxy call, a beat). Which trials are dead is judged by
+    store/heartbeats.py from whether that value changes, as for RDB storages."""
+
+    heartbeat_interval: int
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.set_trial_system_attr(trial_id, BEAT_ATTR, time.time())  # type: ignore[attr-defined]  # the storage's
+        except (*STORAGE_FAILURES, optuna.exceptions.UpdateFinishedTrialError):
+            pass  # a missed beat (the next may get through), or the trial just finished
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        return []  # Optuna's clock-based judgement is not used (store/heartbeats.py)
+
+    def get_heartbeat_interval(self) -> int:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> None:
+        return None
+
+    def running_heartbeats(self, study_id: int) -> dict[int, object]:
+        """Running trial number -> its last beat (None before its first)."""
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))  # type: ignore[attr-defined]
+        return {t.number: t.system_attrs.get(BEAT_ATTR) for t in running}
+
+
+class BeatingJournalStorage(_AttributeBeats, optuna.storages.JournalStorage):
+    """Optuna's journal storage, whose running trials beat (`_AttributeBeats`)."""
+
+    def __init__(self, backend: Any, heartbeat_interval: int) -> None:
+        optuna.storages.JournalStorage.__init__(self, backend)
+        self.heartbeat_interval = heartbeat_interval
+
+
+class BeatingGrpcStorage(_AttributeBeats, optuna.storages.GrpcStorageProxy):
+    """Optuna's gRPC storage proxy client, whose running trials beat (`_AttributeBeats`)."""
+
+    def __init__(self, host: str, port: int, heartbeat_interval: int) -> None:
+        optuna.storages.GrpcStorageProxy.__init__(self, host=host, port=port)
+        self.heartbeat_interval = heartbeat_interval
+
+
+def append_whole_lines(backend: JournalFileBackend, logs: list[dict[str, Any]]) -> None:
+    """Optuna's `JournalFileBackend.append_logs`, but a write that fails (a full disk) cuts the
+    file back to where it was: Optuna's would leave a partial line, which the next write would
+    join into one line that is not JSON, and every later read of the journal would fail."""
+    data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
+    with get_lock_file(backend._lock):
+        fd = os.open(backend._file_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                rest = memoryview(data)
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+
+
 def _reconnecting(name: str):
     """The storage method `name` (the base class's, looked up at each call), waiting out a lost
     connection or a locked file (see `ReconnectingStorage`)."""
@@ -90,15 +169,18 @@ for _name in (
 
 
 def close(storage: optuna.storages.BaseStorage) -> None:
-    """Close every connection of an RDB storage's engine (Optuna has no public close)."""
+    """Close every connection of an RDB storage's engine (Optuna has no public close), or a
+    proxy client's channel."""
     if isinstance(storage, optuna.storages.RDBStorage):
         storage.engine.dispose()
+    elif isinstance(storage, optuna.storages.GrpcStorageProxy):
+        storage.close()
 
 
 def running_heartbeats(storage: optuna.storages.BaseStorage, study: optuna.Study) -> dict:
     """Running trial number -> its last stored heartbeat; {} for a storage that is not
     vaesweep's (nothing beats there, so nothing is judged by its beat)."""
-    if not isinstance(storage, ReconnectingStorage):
+    if not isinstance(storage, ReconnectingStorage | _AttributeBeats):
         return {}
     return storage.running_heartbeats(storage.get_study_id_from_name(study.study_name))
 

@@ -1,8 +1,12 @@
-"""Where trial records live: SQLite in the results folder by default, or any Optuna RDB URL."""
+"""Where trial records live: SQLite in the results folder by default, any Optuna RDB URL, or
+Optuna's journal file (`journal:///PATH`, store/journal.py)."""
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
+import urllib.parse
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -15,9 +19,15 @@ import sqlalchemy.exc
 import tenacity
 from optuna.trial import FrozenTrial, TrialState
 
-from vaesweep.errors import VaesweepError, first_line, shown
+from vaesweep.errors import VaesweepError, first_line, shown, visible
+from vaesweep.store.journal import JournalFile, check_journal_url, journal_file
 from vaesweep.store.layout import DEFAULT_DB_NAME
-from vaesweep.store.optuna_private import ReconnectingStorage, close
+from vaesweep.store.optuna_private import (
+    BeatingGrpcStorage,
+    BeatingJournalStorage,
+    ReconnectingStorage,
+    close,
+)
 from vaesweep.store.waiting import STORAGE_FAILURES, locked, waiting
 
 # SQLite waits this long inside a call for another writer's lock; then vaesweep says so and waits
@@ -59,6 +69,7 @@ def fail_reason(trial: FrozenTrial) -> str:
 # grace period (the heartbeat follows at a sixth of it), e.g. for tests or slow shared storage.
 DEFAULT_GRACE_SECONDS = 60
 SCHEMA_ATTEMPTS = 5  # processes creating a fresh storage at once: the losers retry
+PROXY_SECONDS = 10  # a storage proxy that does not answer within this is not there
 
 
 def default_storage_url(results_dir: Path) -> str:
@@ -83,14 +94,18 @@ def check_url(url: str) -> None:
     """Refuse what cannot be a lasting Optuna storage, before anything is written."""
     if "://" not in url:
         raise VaesweepError(
-            f"storage {shown(redact(url))} is not a URL (e.g. sqlite:///path/study.db or "
-            "postgresql://user:password@host/dbname)"
+            f"storage {shown(redact(url))} is not a URL (e.g. sqlite:///path/study.db, "
+            "postgresql://user:password@host/dbname or journal:///path/study.log)"
         )
     if url.startswith("sqlite") and (url.split("://", 1)[1] in ("", "/") or ":memory:" in url):
         raise VaesweepError(
             f"storage {shown(url)} is an in-memory SQLite database, which vanishes with the "
             "command; give a file: sqlite:///path/study.db"
         )
+    if url.startswith("journal"):
+        check_journal_url(url)
+    if url.startswith("grpc"):
+        proxy_address(url)
 
 
 @contextmanager
@@ -124,6 +139,30 @@ def sqlite_file(url: str) -> Path | None:
     if database.startswith("file:"):
         database = database.removeprefix("file:").split("?", 1)[0]
     return Path(database)
+
+
+def check_writable_storage(url: str) -> None:
+    """A run writes its storage: a journal file, or the folder it is to be made in (and its lock
+    beside it), that cannot be written is refused before anything is made."""
+    path = journal_file(url)
+    if path is None:
+        return  # a database says so at the run's first write, before any work
+    folder = path.parent
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        why = "Read-only file system"
+    elif not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        why = "Permission denied"
+    else:
+        return
+    raise VaesweepError(
+        f"storage {visible(url)} cannot be written: {why}; nothing was trained (reading it, "
+        "with report or the Python API, still works)"
+    )
+
+
+def storage_file(url: str) -> Path | None:
+    """The file an SQLite or journal storage keeps its records in; None for a server's."""
+    return sqlite_file(url) or journal_file(url)
 
 
 def _create_whole(url: str, engine: dict[str, Any], grace: int) -> None:
@@ -171,10 +210,18 @@ def _check_not_emptied(url: str) -> None:
         )
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Connect (creating tables if needed); any failure becomes one clear line."""
+def open_storage(url: str, reading: bool = False) -> optuna.storages.BaseStorage:
+    """Connect (creating tables, or a journal's file, if needed); any failure becomes one clear
+    line. `reading`: a storage file that does not exist is an error, not made."""
     check_url(url)
     grace = grace_seconds()
+    path = storage_file(url)
+    if reading and path is not None and not path.exists():
+        raise VaesweepError(f"storage {visible(url)}: there is no file {visible(path)}")
+    if path is not None and journal_file(url) is not None:
+        return _open_journal(url, path, grace)
+    if url.startswith("grpc"):
+        return _open_proxy(url, grace)
     # Several workers may write at once: SQLite waits for its lock instead of failing at once
     # (SQLITE_BUSY_SECONDS, then `reconnect` waits on, saying so).
     # A server's pooled connections are checked before use, so a restart costs no failed call.
@@ -197,6 +244,70 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         ) from None
     except Exception as err:  # SQLAlchemy's URL, connection and schema errors
         raise VaesweepError(f"cannot open storage {redact(url)}: {first_line(err)}") from None
+
+
+def _open_journal(url: str, path: Path, grace: int) -> optuna.storages.BaseStorage:
+    try:
+        return BeatingJournalStorage(JournalFile(path), heartbeat_interval=max(1, grace // 6))
+    except STORAGE_FAILURES as err:
+        raise VaesweepError(f"cannot open storage {visible(url)}: {first_line(err)}") from None
+    except (KeyError, TypeError, ValueError, AttributeError):  # JSON lines, but not Optuna's
+        raise VaesweepError(
+            f"cannot open storage {visible(url)}: {visible(path)} is not an Optuna journal "
+            "(its lines are not the operations Optuna writes): restore it from a copy, or give "
+            "another file"
+        ) from None
+
+
+def proxy_address(url: str) -> tuple[str, int]:
+    """(host, port) of a `grpc://HOST:PORT` URL: the address `vaesweep serve-storage` listens on."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        host, port = None, None
+    if parsed.scheme != "grpc" or not host or not port or parsed.path not in ("", "/"):
+        raise VaesweepError(
+            f"storage {visible(url)}: a storage proxy is grpc://HOST:PORT, the address "
+            "'vaesweep serve-storage' listens on (e.g. grpc://10.0.0.5:13000)"
+        )
+    return host, port
+
+
+def _open_proxy(url: str, grace: int) -> optuna.storages.BaseStorage:
+    """A client of the proxy at `url`, once it answers as one; nothing listening there is an
+    error at once, and a wait past a second is said."""
+    host, port = proxy_address(url)
+    try:
+        _reach(url, host, port)
+    except OSError as err:
+        raise VaesweepError(
+            f"cannot open storage {visible(url)}: nothing answers at {visible(host)} port {port} "
+            f"({err.strerror or err}); start the proxy there with 'vaesweep serve-storage URL "
+            f"--host {visible(host)} --port {port}'"
+        ) from None
+    storage = BeatingGrpcStorage(host, port, heartbeat_interval=max(1, grace // 6))
+    try:
+        storage.wait_server_ready(timeout=PROXY_SECONDS)
+    except ConnectionError:
+        storage.close()
+        raise VaesweepError(
+            f"cannot open storage {visible(url)}: {visible(host)} port {port} answers, but not as "
+            f"a storage proxy within {PROXY_SECONDS} s"
+        ) from None
+    return storage
+
+
+def _reach(url: str, host: str, port: int) -> None:
+    """Connect to the proxy's port once (refused: at once), saying so if it takes a while."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except TimeoutError:
+        print(
+            f"storage proxy {visible(url)} is slow to answer; waiting up to {PROXY_SECONDS} s",
+            file=sys.stderr,
+        )
+        socket.create_connection((host, port), timeout=PROXY_SECONDS).close()
 
 
 def _schema_race(err: BaseException) -> bool:

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
+import grpc
 import optuna
 import sqlalchemy.exc
 import tenacity
@@ -20,8 +21,13 @@ from vaesweep.errors import first_line, visible
 # a dropped pooled connection is replaced (SQLAlchemy's pre-ping).
 RECONNECT_SECONDS = 60
 
-# What failing storage or disk raises, wherever it surfaces (see `environment_failure`).
-STORAGE_FAILURES = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
+# What failing storage or disk raises, wherever it surfaces (see `environment_failure`): a
+# database's, a journal file's (store/journal.py) or a storage proxy's.
+STORAGE_FAILURES = (
+    optuna.exceptions.StorageInternalError,
+    sqlalchemy.exc.SQLAlchemyError,
+    grpc.RpcError,
+)
 
 
 def environment_failure(err: BaseException) -> BaseException | None:
