@@ -3,12 +3,13 @@ PostgreSQL and through `vaesweep serve-storage` (Optuna's gRPC proxy), on loopba
 
     python benchmarks/storage_load.py --workers 50 --seconds 20
 
-A throwaway PostgreSQL cluster is started (tests/postgres_server.py). Each worker is a process
-that opens the storage as `vaesweep run` does (`open_storage`: with a grpc:// URL, the proxy's
-client) and, once every worker is ready, loops for the given seconds without training: ask, one
-user attribute (as an epoch's progress), one heartbeat, tell, so four storage calls a trial. The
-database's connections are counted in pg_stat_activity twice a second (this script's own
-excluded); the largest count is reported.
+A throwaway PostgreSQL cluster is started (tests/postgres_server.py), with room for every
+direct connection (PostgreSQL's default of 100 is fewer than 50 direct workers hold). Each
+worker is a process that opens the storage as `vaesweep run` does (`open_storage`; with a
+grpc:// URL, the proxy's client) and, once every worker is ready, loops for the given seconds
+without training: ask, one user attribute (as an epoch's progress), one heartbeat, tell, so four
+storage calls a trial. The database's connections are counted in pg_stat_activity twice a
+second (this script's own excluded); the largest count is reported.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ STUDY = "load"
 
 
 def worker(url: str, folder: Path, index: int, seconds: float) -> None:
+    import warnings
+
     import optuna
 
     from vaesweep.store.storage import open_storage, quiet_optuna
 
     quiet_optuna()
+    warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)  # as run's loop does
     storage = open_storage(url)
     study = optuna.load_study(study_name=STUDY, storage=storage)
     (folder / f"ready-{index}").touch()
@@ -99,7 +103,8 @@ def main() -> None:
     from vaesweep.store.storage import open_storage, quiet_optuna
 
     quiet_optuna()
-    with throwaway_postgres() as server:
+    # Room for every direct connection: each worker holds about three (its pool and its beat).
+    with throwaway_postgres(max_connections=4 * options.workers + 20) as server:
         optuna.create_study(study_name=STUDY, storage=open_storage(server.url))
         rate, most = measure(server.url, server.url, options.workers, options.seconds)
         print(f"direct: {options.workers} workers, {rate:,.0f} storage calls/s, {most} connections")
@@ -107,6 +112,7 @@ def main() -> None:
         proxy = subprocess.Popen(
             [sys.executable, "-m", "vaesweep", "serve-storage", server.url, "--port", str(port)],
             stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
         )
         try:

@@ -52,9 +52,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def throwaway_postgres() -> Iterator[Server]:
+def throwaway_postgres(max_connections: int = 100) -> Iterator[Server]:
     """A running server with an empty database `vaesweep` (FileNotFoundError where PostgreSQL
-    is not installed)."""
+    is not installed); 100 connections at most, PostgreSQL's default."""
     initdb, pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
     if not (initdb and pg_ctl):
         raise FileNotFoundError("no PostgreSQL server here (Debian: apt-get install postgresql)")
@@ -69,7 +69,9 @@ def throwaway_postgres() -> Iterator[Server]:
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections={max_connections}"
+    )
     subprocess.run(
         _as_postgres(
             [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
