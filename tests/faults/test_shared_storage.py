@@ -73,6 +73,8 @@ def postgres_server():
         pytest.skip(str(missing))
 
 
+# The proxy's sharing is in the killed-worker test below (its share of the suite's time).
+@pytest.mark.parametrize("shared_url", ["postgresql", "journal"], indirect=True)
 def test_three_workers_share_one_study_and_stop_at_the_count(shared_url, tmp_path, tiny_data_dir):
     results = [tmp_path / f"machine-{i}" for i in range(WORKERS)]
     workers = [

@@ -34,6 +34,7 @@ def _measured(
     monkeypatch.setattr(precision, "training_throughput", throughput)
     monkeypatch.setattr(precision, "_layers_per_second", layer_passes)
     monkeypatch.setattr(linear, "onednn_available", lambda: layers is not None)
+    precision._fp32_kernel.cache_clear()  # decided once a process: here, for these rates
     return asked
 
 
@@ -61,6 +62,7 @@ def test_auto_measures_at_the_workers_threads_and_keeps_each_precisions_best(mon
 
     monkeypatch.setattr(precision, "native_bf16", lambda device: True)
     monkeypatch.setattr(linear, "onednn_available", lambda: False)
+    precision._fp32_kernel.cache_clear()
     monkeypatch.setattr(precision, "training_throughput", throughput)
     before = torch.get_num_threads()
     chosen = decide("cpu", "auto", threads=1)

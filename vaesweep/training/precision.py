@@ -12,6 +12,7 @@ in bf16 with PyTorch 2.15.0 and 1.7x slower with 2.14.1 on another machine of it
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 
 import torch
@@ -86,6 +87,7 @@ def _where(device: torch.device, threads: int | None) -> str:
     return "here" if device.type == "cuda" else f"on {on} thread{'s' if on > 1 else ''}"
 
 
+@functools.cache  # once a process: the processor does not change
 def _fp32_kernel(
     arch: str, device: torch.device, batch_size: int, threads: int | None
 ) -> tuple[str, str]:
