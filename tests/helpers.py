@@ -32,7 +32,7 @@ TINY_SETTINGS = (
     'precision="fp32"',
     "--jobs",
     "1",
-)  # fp32: exact, and nothing measured before a run
+)  # fp32: exact, and only its Linear library timed before a run (once a process)
 GRACE = "3"  # seconds before a silent trial counts as stale
 UNSTABLE_STUDY = (
     'description = "some learning rates diverge"\nobjectives = ["val_loss"]\n'
