@@ -14,7 +14,12 @@ from vaesweep.errors import VaesweepError
 from vaesweep.store import optuna_private
 from vaesweep.store.heartbeats import Liveness, beating
 from vaesweep.store.journal import journal_file
-from vaesweep.store.storage import open_storage, storage_errors
+from vaesweep.store.storage import (
+    JOURNAL_LOCK_LOGGER,
+    open_storage,
+    quiet_optuna,
+    storage_errors,
+)
 
 
 def _url(path) -> str:
@@ -108,3 +113,25 @@ def test_a_running_trial_beats_and_one_whose_beat_stopped_is_failed(tmp_path, mo
     assert states == {alive.number: "RUNNING", dead.number: "FAIL"}
     beats = optuna_private.running_heartbeats(storage, study)
     assert list(beats) == [alive.number] and isinstance(beats[alive.number], float)
+
+
+def test_a_wait_for_the_journals_lock_is_said_with_its_path_made_visible():
+    """Optuna logs a lock held past 10 s (another process's, or a killed one's, which it frees
+    after 30); vaesweep keeps that line while silencing Optuna's others, control characters
+    escaped."""
+    import logging
+
+    quiet_optuna()
+    heard: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: heard.append(record.getMessage())  # type: ignore[method-assign]
+    lock, optunas = logging.getLogger(JOURNAL_LOCK_LOGGER), logging.getLogger("optuna")
+    optunas.addHandler(handler)  # where Optuna's own handler hears its loggers
+    try:
+        lock.warning(
+            "It is taking longer than 10 seconds to acquire the lock file: %s", "a\x1b[2Jb"
+        )
+        logging.getLogger("optuna.study").warning("a per-trial line")
+    finally:
+        optunas.removeHandler(handler)
+    assert heard == ["It is taking longer than 10 seconds to acquire the lock file: a\\x1b[2Jb"]

@@ -10,7 +10,7 @@ import time
 import click
 
 from vaesweep.commands.common import quiet_optuna
-from vaesweep.errors import VaesweepError, shown
+from vaesweep.errors import VaesweepError, shown, visible
 
 LISTEN_SECONDS = 30  # the proxy is listening within this, or something is wrong and is said
 
@@ -40,9 +40,9 @@ def serve_storage(url, host, port) -> None:
         )
     storage = open_storage(url)
     _check_free(host, port)
-    address = f"grpc://{host}:{port}"
-    click.echo(f"starting the storage proxy for {redact(url)} at {address}")
-    said = f"serving storage {redact(url)} at {address}: give workers --storage {address}"
+    address, served = visible(f"grpc://{host}:{port}"), visible(redact(url))
+    click.echo(f"starting the storage proxy for {served} at {address}")
+    said = f"serving storage {served} at {address}: give workers --storage {address}"
     threading.Thread(target=_say_when_listening, args=(host, port, said), daemon=True).start()
     optuna.storages.run_grpc_proxy_server(
         optuna.storages.get_storage(storage), host=host, port=port

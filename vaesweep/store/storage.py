@@ -3,6 +3,7 @@ Optuna's journal file (`journal:///PATH`, store/journal.py)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -218,8 +219,8 @@ def open_storage(url: str, reading: bool = False) -> optuna.storages.BaseStorage
     path = storage_file(url)
     if reading and path is not None and not path.exists():
         raise VaesweepError(f"storage {visible(url)}: there is no file {visible(path)}")
-    if path is not None and journal_file(url) is not None:
-        return _open_journal(url, path, grace)
+    if (journal := journal_file(url)) is not None:
+        return _open_journal(url, journal, grace)
     if url.startswith("grpc"):
         return _open_proxy(url, grace)
     # Several workers may write at once: SQLite waits for its lock instead of failing at once
@@ -372,8 +373,22 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def quiet_optuna() -> None:
     """vaesweep's own progress replaces Optuna's per-trial log lines and experimental notes."""
-    import logging
-    import warnings
-
     optuna.logging.set_verbosity(logging.ERROR)  # failed trials are reported with their reasons
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # But a journal's lock held by another process is waited for aloud: Optuna says so after
+    # 10 s (and frees a lock left by a killed process after 30), its path made visible.
+    journal_lock = logging.getLogger(JOURNAL_LOCK_LOGGER)
+    journal_lock.setLevel(logging.WARNING)
+    if not any(isinstance(f, _VisibleMessage) for f in journal_lock.filters):
+        journal_lock.addFilter(_VisibleMessage())
+
+
+JOURNAL_LOCK_LOGGER = "optuna.storages.journal._file"  # Optuna's lock waits, logged there
+
+
+class _VisibleMessage(logging.Filter):
+    """A log record's message with its control characters written as escapes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = visible(record.getMessage()), ()
+        return True
