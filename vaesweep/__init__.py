@@ -2,8 +2,8 @@
 
 The public Python API: `vaesweep.results` (a stored study's trials, answer and histories),
 `vaesweep.stats` (the answer's statistics on any table) and `vaesweep.load_model` (a trained
-network from its trial folder). Each is imported when first used, so `import vaesweep` stays
-quick and imports neither PyTorch nor Optuna.
+network from its trial folder, or a stored study's trial). Each is imported when first used, so
+`import vaesweep` stays quick and imports neither PyTorch nor Optuna.
 """
 
 import importlib
@@ -21,7 +21,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 _PUBLIC = {
     "results": ("vaesweep.results", None),
     "stats": ("vaesweep.stats", None),
-    "load_model": ("vaesweep.store.artifacts", "load_model"),
+    "load_model": ("vaesweep.results", "load_model"),
 }
 
 

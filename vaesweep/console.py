@@ -63,11 +63,16 @@ class StudyBars:
             self.bars.start()
 
     def __call__(self, study: str, done: int, total: int, what: str) -> None:
+        """`total` 0: a step before the drawing, of unknown length (fetching trial folders)."""
         said = f"study {visible(study)}: {what}"
         if self.console.is_terminal:
             if study not in self.tasks:
-                self.tasks[study] = self.bars.add_task(said, total=total)
-            self.bars.update(self.tasks[study], completed=done, description=said)
+                self.tasks[study] = self.bars.add_task(said, total=total or None)
+            self.bars.update(
+                self.tasks[study], completed=done, total=total or None, description=said
+            )
+        elif total == 0:
+            self.console.print(said)
         elif done == 0:
             self.started[study] = time.monotonic()
             self.console.print(

@@ -77,6 +77,11 @@ BAD_INPUTS = {
     "journal not Optuna's": (["--storage", "{foreign-journal}"], "is not an Optuna journal"),
     "proxy without a port": (["--storage", "grpc://localhost"], "a storage proxy is grpc://"),
     "proxy not listening": (["--storage", "grpc://127.0.0.1:9"], "nothing answers at"),
+    "empty artifact store": (["--artifacts", " "], "--artifacts is empty"),
+    "artifact store of another kind": (["--artifacts", "gs://b/x"], "not a folder or s3://"),
+    "not a bucket name": (["--artifacts", "s3://My_Bucket/x"], "is not an S3 bucket name"),
+    "artifact store is a file": (["--artifacts", "{a-file}"], "is a file, not a folder"),
+    "artifact store under a file": (["--artifacts", "{file}"], "cannot be made: "),
     "learning rate that must diverge": (["--set", "lr=1e300"], "'lr' must be at most 10.0"),
     # An integer no float holds: it was an OverflowError, not a one-line refusal.
     "400-digit learning rate": (["--set", "lr=1" + "0" * 400], "'lr' must be at most 10.0"),

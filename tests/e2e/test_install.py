@@ -122,7 +122,7 @@ PUBLIC_IN_A_FRESH_PROCESS = """
 import sys
 import vaesweep
 print("torch" in sys.modules, "optuna" in sys.modules)
-from vaesweep.store.artifacts import load_model
+from vaesweep.results import load_model
 from vaesweep import results, stats
 assert vaesweep.load_model is load_model and vaesweep.results is results
 assert callable(stats.compare) and callable(results.load)

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import optuna
+import torch
 
+import vaesweep as vaesweep_api
+from vaesweep import results
 from vaesweep.store.storage import open_storage
 
 from helpers import TINY_SETTINGS
@@ -54,3 +57,19 @@ def test_the_recipe_ends_in_one_study_with_exact_counts(tmp_path, tiny_data_dir)
     )
     folders = sorted((shared / "results" / "warmup").glob("trial-*"))
     assert len(folders) == TRIALS and all((f / "model.pt").is_file() for f in folders)
+
+    # Read on a machine that sees neither the nodes' disks nor their results folder: the
+    # storage and the artifact store alone give every trial's folder, fetched into a new one.
+    url, store, elsewhere = f"journal:///{shared}/warmup.log", str(shared / "artifacts"), tmp_path
+    data = results.load("warmup", url, elsewhere / "results", artifacts=store)
+    assert len(data.study.entries) == TRIALS
+    assert all(
+        e.problem is None and e.folder.parent.parent == elsewhere / "results"
+        for e in data.study.entries
+    )
+    number = finished[0].number
+    model, config = vaesweep_api.load_model(
+        study="warmup", trial=number, storage=url, results=elsewhere / "results", artifacts=store
+    )
+    original = torch.load(shared / "results" / "warmup" / f"trial-{number:04d}" / "model.pt")
+    assert all(torch.equal(original[k], v) for k, v in model.state_dict().items())

@@ -152,13 +152,16 @@ def load(
     storage: str | None = None,
     results: str | Path = DEFAULT_RESULTS,
     note: Callable[[str], None] = lambda _: None,
+    artifacts: str | None = None,
 ) -> StudyAnswer:
     """A stored study's answer, by name: `.table` (one row per finished trial: trial, state,
     best, in_answer, phase, replicate, the searched parameters, duration_s, epochs_run, every
     val_ and test_ metric, note), `.answers` (one per objective), `.effects`, `.history(trial)`,
     and `.study` (what is stored). Reading only: no look is recorded (`record_look`). `note`
-    hears what cannot be read (a damaged trial folder, say)."""
-    return answer(load_stored(study, storage, results, note))
+    hears what cannot be read (a damaged trial folder, say). With `artifacts` (the folder or
+    s3://BUCKET/PREFIX a run stored its trials in), trial folders missing under `results` are
+    fetched into it."""
+    return answer(load_stored(study, storage, results, note, artifacts))
 
 
 def record_look(result: StudyAnswer) -> str | None:

@@ -25,12 +25,14 @@ from vaesweep.errors import VaesweepError, shown, visible
 from vaesweep.spec.design import Design
 from vaesweep.spec.metric_names import TABLE_COLUMNS
 from vaesweep.spec.search_space import ParamSpec
+from vaesweep.store.artifact_store import TrialFiles, open_store
 from vaesweep.store.binding import mismatch, read_stamp
 from vaesweep.store.fate import Fate, fate_of
 from vaesweep.store.layout import (
     DEFAULT_DB_NAME,
     STUDY_NAME,
     check_readable,
+    check_writable,
     report_folder_name,
     trial_folder,
 )
@@ -111,15 +113,20 @@ class StoredStudy:
             f"study {shown(self.name)} has no finished trial {number} (finished: {finished})"
         )
 
+    def folder_of(self, number: int) -> Path:
+        """Finished trial `number`'s folder, readable as its own."""
+        entry = self.entry(number)
+        if entry.folder is None or entry.problem:
+            raise VaesweepError(f"study {shown(self.name)} trial {number}: {entry.problem}")
+        return entry.folder
+
     def history(self, number: int) -> pd.DataFrame:
         """Trial `number`'s per-epoch history, as its folder's history.csv stores it."""
         from vaesweep.store.artifacts import load_history  # torch: only when a history is asked for
 
-        entry = self.entry(number)
-        if entry.folder is None or entry.problem:
-            raise VaesweepError(f"study {shown(self.name)} trial {number}: {entry.problem}")
+        folder = self.folder_of(number)
         try:
-            return load_history(entry.folder)
+            return load_history(folder)
         except VaesweepError as err:
             raise VaesweepError(f"study {shown(self.name)} trial {number}: {err}") from None
 
@@ -176,10 +183,14 @@ def describe_environment(environment: dict[str, str] | None) -> str:
 
 
 def read(
-    study: optuna.Study, results_dir: Path, note: Callable[[str], None] = lambda _: None
+    study: optuna.Study,
+    results_dir: Path,
+    note: Callable[[str], None] = lambda _: None,
+    files: TrialFiles | None = None,
 ) -> StoredStudy:
     """What the storage and the trial folders hold of a study; `note` hears each trial whose
-    folder cannot be read as its own (a study vaesweep did not make has no folders)."""
+    folder cannot be read as its own (a study vaesweep did not make has no folders). With
+    `files`, a folder missing here is fetched from the artifact store into `results_dir`."""
     made_by_vaesweep = DEFINITION_ATTR in study.user_attrs
     definition = _definition(study)
     directions = tuple(d.name.lower() for d in study.directions)
@@ -187,7 +198,7 @@ def read(
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     entries = []
     for trial in study.get_trials(deepcopy=False, states=FINISHED_STATES):
-        entry = TrialEntry(trial, *_bound_folder(results_dir, study.study_name, trial))
+        entry = TrialEntry(trial, *_bound_folder(results_dir, study.study_name, trial, files))
         if entry.problem and made_by_vaesweep:
             note(f"study {shown(study.study_name)} trial {trial.number}: {entry.problem}")
         entries.append(entry)
@@ -246,7 +257,7 @@ def _strings(stored: Any) -> list[str]:
 
 
 def _bound_folder(
-    results_dir: Path, study_name: str, trial: FrozenTrial
+    results_dir: Path, study_name: str, trial: FrozenTrial, files: TrialFiles | None = None
 ) -> tuple[Path | None, str | None]:
     """The trial's folder where vaesweep writes it (never a path read from the storage), and why
     it cannot be read as this trial's, if so (see binding.py)."""
@@ -255,6 +266,9 @@ def _bound_folder(
     if not STUDY_NAME.fullmatch(study_name):  # not a name vaesweep runs under
         return None, "its study's name is not a folder name"
     folder = trial_folder(results_dir, study_name, trial.number)
+    if not folder.is_dir() and files is not None:
+        if problem := files.fetch(trial, folder):
+            return None, problem
     if not folder.is_dir():
         return None, f"trial folder {folder} is missing"
     return folder, mismatch(folder, trial)
@@ -340,11 +354,16 @@ def load(
     storage: str | None = None,
     results: str | Path = DEFAULT_RESULTS,
     note: Callable[[str], None] = lambda _: None,
+    artifacts: str | None = None,
 ) -> StoredStudy:
     """A stored study read whole, by name; `note` hears what cannot be read (a damaged trial
-    folder, say)."""
+    folder, say). With `artifacts` (a folder or s3://BUCKET/PREFIX that a run stored its trials
+    in), trial folders missing under `results` are fetched into it first."""
     quiet_optuna()
     url = storage_url(results, storage)
+    store = open_store(artifacts) if artifacts is not None else None
+    if store is not None:
+        check_writable(Path(results), "results folder (where trial folders are fetched)")
     available = study_names(url)
     if study not in available:
         listed = ", ".join(shown(n, 40) for n in available[:10])
@@ -353,5 +372,7 @@ def load(
             f"unknown study {shown(study)} in {redact(url)} (studies there: {listed})"
         )
     with storage_errors(url, reading=True):
-        record = optuna.load_study(study_name=study, storage=open_storage(url, reading=True))
-        return read(record, Path(results), note)
+        opened = open_storage(url, reading=True)
+        record = optuna.load_study(study_name=study, storage=opened)
+        files = TrialFiles(store, opened) if store is not None else None
+        return read(record, Path(results), note, files)

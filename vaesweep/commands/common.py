@@ -98,6 +98,12 @@ storage_option = click.option(
     help="Optuna storage URL: sqlite:///PATH, postgresql://..., or journal:///PATH (a journal "
     "file on a filesystem machines share) [default: sqlite:///RESULTS/vaesweep.db].",
 )
+
+
+def artifacts_option(help: str):
+    return click.option("--artifacts", metavar="DIR|s3://BUCKET/PREFIX", help=help)
+
+
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(path_type=Path),

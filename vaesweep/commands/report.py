@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from vaesweep.commands.common import (
+    artifacts_option,
     data_dir_option,
     quiet_optuna,
     results_option,
@@ -22,6 +23,10 @@ from vaesweep.errors import counted, visible
 )
 @storage_option
 @results_option("Folder holding the trial folders.")
+@artifacts_option(
+    "The artifact store the run kept trial folders in: those missing under --results are "
+    "fetched into it."
+)
 @click.option(
     "--out", type=click.Path(path_type=Path), help="Report folder [default: RESULTS/report]."
 )
@@ -32,7 +37,7 @@ from vaesweep.errors import counted, visible
     help="Draw every trial's own figures [default: those in the answer, then the best, "
     "30 a study].",
 )
-def report(study_names, storage, results, out, data_dir, all_trials) -> None:
+def report(study_names, storage, results, artifacts, out, data_dir, all_trials) -> None:
     """Render figures, tables and index.html of every study (redraws only changes)."""
     from vaesweep.console import StudyBars, make_console
     from vaesweep.report.render import render_report
@@ -51,6 +56,7 @@ def report(study_names, storage, results, out, data_dir, all_trials) -> None:
             warn=lambda message: bars.console.print(message, soft_wrap=True),
             on_progress=bars,
             all_trials=all_trials,
+            artifacts=artifacts,
         )
     finally:
         bars.stop()

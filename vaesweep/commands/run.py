@@ -10,6 +10,7 @@ import click
 
 from vaesweep.commands.common import (
     Jobs,
+    artifacts_option,
     data_dir_option,
     device_option,
     quiet_optuna,
@@ -36,6 +37,10 @@ MAX_TRIALS = 100_000
 )
 @storage_option
 @results_option("Folder for trial folders (and the default SQLite storage).")
+@artifacts_option(
+    "Also keep each trial's folder in this Optuna artifact store (a folder, or an S3 bucket: "
+    "credentials and AWS_ENDPOINT_URL from the environment), for machines that share no disk."
+)
 @click.option(
     "--set",
     "overrides",
@@ -68,7 +73,18 @@ MAX_TRIALS = 100_000
     "1 on a CPU [default: the study's, else auto].",
 )
 def run(
-    study, trials, storage, results, overrides, name, data_dir, device, seed, jobs, population
+    study,
+    trials,
+    storage,
+    results,
+    artifacts,
+    overrides,
+    name,
+    data_dir,
+    device,
+    seed,
+    jobs,
+    population,
 ) -> None:
     """Run a study until it has --trials finished trials (re-running resumes)."""
     with safe_points_only():  # a signal during the imports is taken once they are done
@@ -94,6 +110,7 @@ def run(
         device=device,
         seed=seed,
         jobs=jobs,
+        artifacts=artifacts,
     )
     with graceful_interrupts():
         plan = plan_run(spec, options)
@@ -103,6 +120,7 @@ def run(
             warn=lambda message: errors.print(message),  # wrapped at spaces, made visible
         )
     same = {"study": study, "name": name, "results": results, "storage": storage}
+    same |= {"artifacts": artifacts}
     same |= {"overrides": overrides, "data_dir": data_dir, "seed": seed}
     _print_summary(console, summary, same)
 
@@ -129,7 +147,9 @@ def _print_summary(console, summary, same: dict) -> None:
         console.print(f"  {command}", soft_wrap=True)  # one unbroken line, to be pasted
 
 
-def next_command(trials: int, study, name, results, storage, overrides, data_dir, seed) -> str:
+def next_command(
+    trials: int, study, name, results, storage, artifacts, overrides, data_dir, seed
+) -> str:
     """This run's command with another --trials: the same study, name, results folder, storage
     (its password hidden), settings, data and seed, so that it resumes the same study."""
     from vaesweep.store.storage import redact
@@ -138,6 +158,7 @@ def next_command(trials: int, study, name, results, storage, overrides, data_dir
     words += ["--name", name] if name else []
     words += ["--results", str(results)] if Path(results) != Path("results") else []
     words += ["--storage", redact(storage)] if storage else []
+    words += ["--artifacts", artifacts] if artifacts else []
     for override in overrides:
         words += ["--set", override]
     words += ["--data-dir", str(data_dir)] if data_dir else []

@@ -30,6 +30,7 @@ from vaesweep.report.anchors import PUBLISHED, Anchor, pca_floor
 from vaesweep.report.page import TRIAL_FIGURES, write_index
 from vaesweep.report.section import Section
 from vaesweep.spec.design import Phase
+from vaesweep.store.artifact_store import open_store
 from vaesweep.store.layout import (
     MANIFEST_FILE,
     check_writable,
@@ -77,13 +78,18 @@ def render_report(
     warn: Callable[[str], None] = print,
     on_progress: Callable[[str, int, int, str], None] = lambda study, done, total, what: None,
     all_trials: bool = False,
+    artifacts: str | None = None,
 ) -> ReportSummary:
     """`storage` None: the results folder's vaesweep.db, which must exist. `on_progress(study,
     done, total, what)` hears each study's parts (its own figures, then each drawn trial's) as
-    each starts: `done` of `total` parts finished, `what` is being drawn ("done" at the end).
+    each starts: `done` of `total` parts finished, `what` is being drawn ("done" at the end);
+    `total` 0 announces a step of unknown length (fetching trial folders).
     Each trial's own figures are drawn for at most MAX_TRIAL_FIGURES trials of a study
-    (`_drawn_trials`), unless `all_trials`."""
+    (`_drawn_trials`), unless `all_trials`. `artifacts`: where the run also kept its trial
+    folders; those missing under `results_dir` are fetched into it."""
     storage_url = stored.storage_url(results_dir, storage)
+    if artifacts is not None:
+        open_store(artifacts)  # reachable, before anything is read or drawn
     available = stored.study_names(storage_url)
     for name in study_names:
         if name not in available:
@@ -102,6 +108,7 @@ def render_report(
             warn,
             on_progress,
             most,
+            artifacts,
         )
     except OSError as err:  # a full disk, say: what is stored was only read
         where = f" ({err.filename})" if err.filename else ""
@@ -121,6 +128,7 @@ def _render(
     warn: Callable[[str], None],
     on_progress: Callable[[str, int, int, str], None],
     most: int | None,
+    artifacts: str | None,
 ) -> ReportSummary:
     manifest = _load_manifest(out_dir)
     painter = _Painter(out_dir, data_dir, manifest)
@@ -132,7 +140,9 @@ def _render(
 
     sections = []
     for name in names:
-        answered = answer(stored.load(name, storage_url, results_dir, note))
+        if artifacts is not None:  # fetching folders over a network may take a while
+            on_progress(name, 0, 0, "fetching trial folders from the artifact store")
+        answered = answer(stored.load(name, storage_url, results_dir, note, artifacts))
         if not answered.study.entries:
             if asked:
                 raise VaesweepError(f"study {shown(name)} has no finished trials yet")

@@ -24,7 +24,9 @@ from vaesweep.run.tally import MAX_FAILURES_IN_A_ROW, counts, failing_streak
 from vaesweep.spec.design import Design
 from vaesweep.spec.metric_names import label
 from vaesweep.spec.studies import StudySpec
+from vaesweep.store.artifact_store import make_store_folder, open_store
 from vaesweep.store.binding import clean_debris, foreign_folders
+from vaesweep.store.fate import Fate, fate_of
 from vaesweep.store.layout import check_study_name, check_writable, make_folder
 from vaesweep.store.storage import (
     ANALYSIS_ATTR,
@@ -63,6 +65,7 @@ class RunOptions:
     device: str = "auto"
     seed: int = 0
     jobs: int | None = 1  # None: one per GPU on CUDA, else one per core, at most 4
+    artifacts: str | None = None  # an artifact store that also keeps each trial's folder
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ def _check_data(spec: StudySpec, n_images: int) -> None:
 
 def _clean_debris(study: optuna.Study, results_dir: Path, warn: Callable[[str], None]) -> None:
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    failed = [t for t in failed if fate_of(t) != Fate.UNSTORED]  # kept: the store lost them
     for path in clean_debris(results_dir / study.study_name, failed, older_than=grace_seconds()):
         warn(f"removed {path}: left by a run that crashed before recording it")
 
@@ -229,6 +233,8 @@ def plan_run(spec: StudySpec, options: RunOptions) -> RunPlan:
     check_url(url)  # before anything is written, a folder included
     check_writable_storage(url)
     check_writable(options.results_dir)
+    if options.artifacts is not None:
+        open_store(options.artifacts, writing=True)
     plan = RunPlan(spec=spec, options=options, name=name, url=url)
     stored, mismatch = _stored_study(url, name), None
     if stored is not None:
@@ -369,6 +375,7 @@ def execute(
     if plan.training is None:
         return _answer_finished(plan, warn)
     make_folder(plan.options.results_dir)
+    make_store_folder(plan.options.artifacts)
     study, spec = _open_study(plan)
     for warning in plan.warnings:
         warn(warning)
@@ -546,6 +553,7 @@ def _request(plan: RunPlan, spec: StudySpec, first_trial: int) -> RunRequest:
         first_trial=first_trial,
         gpus=training.gpus,
         population=training.population,
+        artifacts=plan.options.artifacts,
     )
 
 

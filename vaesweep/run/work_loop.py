@@ -24,6 +24,7 @@ from vaesweep.run.progress import Progress
 from vaesweep.run.tally import MAX_FAILURES_IN_A_ROW, counts, failing_streak
 from vaesweep.spec.design import Phase
 from vaesweep.spec.studies import StudySpec
+from vaesweep.store.artifact_store import ArtifactStoreFailed, open_store
 from vaesweep.store.fate import FATE_ATTR, Fate
 from vaesweep.store.heartbeats import Liveness, beating, describe_wait
 from vaesweep.store.optuna_private import fail_trial, waiting_trials
@@ -61,6 +62,7 @@ class RunRequest:
     first_trial: int  # the first trial number of this session
     gpus: int = 0  # visible GPUs of a CUDA run: worker i trains on GPU i mod gpus
     population: int = 1  # trials each worker starts at once and trains together
+    artifacts: str | None = None  # an artifact store that also keeps each trial's folder
 
 
 @dataclass
@@ -152,8 +154,17 @@ def _session(
     )
     # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
     study.sampler = spec.make_sampler((request.seed + len(study.trials) + 7919 * worker) % 2**32)
+    # Each worker its own store client (the plan checked the store).
+    artifacts = request.artifacts and (request.artifacts, open_store(request.artifacts))
     objective = Objective(
-        spec, request.study_name, data, request.results_dir, compute, progress, request.seed
+        spec,
+        request.study_name,
+        data,
+        request.results_dir,
+        compute,
+        progress,
+        request.seed,
+        artifacts or None,
     )
     return storage, study, objective
 
@@ -335,6 +346,8 @@ def _run_together(
 def _fate(err: BaseException) -> Fate:
     if isinstance(err, TrainingDiverged):
         return Fate.DIVERGED
+    if isinstance(err, ArtifactStoreFailed):
+        return Fate.UNSTORED
     return Fate.INTERRUPTED if isinstance(err, KeyboardInterrupt) else Fate.ERROR
 
 

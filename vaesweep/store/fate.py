@@ -20,6 +20,9 @@ class Fate(StrEnum):
     SURPLUS = "surplus"  # stepped aside: the study was full, or its place taken
     STALE = "stale"  # failed by liveness: its worker stopped beating (killed or stopped)
     INTERRUPTED = "interrupted"  # a signal stopped it (Ctrl-C, SIGTERM, SIGHUP)
+    # trained and evaluated, but the artifact store failed to take its folder: the folder is
+    # kept where it was written (never cleaned up as a crash's debris)
+    UNSTORED = "unstored"
     ERROR = "error"  # anything else: the storage, the disk, a bug
 
     @property

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
+from optuna.artifacts._protocol import ArtifactStore  # a type: Optuna exports the stores alone
 from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._file import get_lock_file
@@ -28,6 +29,7 @@ from vaesweep.store.waiting import STORAGE_FAILURES, waiting_for
 T = TypeVar("T")
 
 __all__ = [
+    "ArtifactStore",
     "BeatingGrpcStorage",
     "BeatingJournalStorage",
     "ReconnectingStorage",
