@@ -163,3 +163,16 @@ def test_a_failing_store_fails_the_trial_with_its_reason_not_as_the_disk(tmp_pat
     assert f"its folder kept at {folder}" in message
     assert environment_failure(failed.value) is None
     assert folder.is_dir()
+
+
+def test_a_trial_its_run_kept_no_files_of_is_said_so(tmp_path):
+    (tmp_path / "store").mkdir()
+    storage, study, trial = _trial()
+    study.tell(trial, 1.0)
+    fetched = tmp_path / "b" / "trial-0000"
+    problem = TrialFiles(open_store(str(tmp_path / "store")), storage).fetch(
+        study.get_trials()[0], fetched
+    )
+    assert (
+        problem == f"trial folder {fetched} is missing, and its run kept none in an artifact store"
+    )

@@ -254,6 +254,8 @@ class TrialFiles:
             m.filename: m.artifact_id for m in get_all_artifact_meta(trial, storage=self.storage)
         }
         missing = [name for name in NEEDED_FILES if name not in linked]
+        if len(missing) == len(NEEDED_FILES):
+            return f"trial folder {folder} is missing, and its run kept none in an artifact store"
         if missing:
             return f"trial folder {folder} is missing, and the artifact store lacks " + ", ".join(
                 missing
