@@ -20,6 +20,9 @@ from vaesweep.store.storage import open_storage
 from helpers import LONG, run_args, vaesweep
 
 WORKERS, TRIALS = 3, 7
+# Three workers started at once must all be mid-trial at one moment: trials twice as long as
+# LONG's cover their staggered start-ups.
+KILLABLE = (*LONG, "--set", "epochs=40")
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +219,7 @@ def test_one_of_three_workers_killed_leaves_one_study_with_exact_counts(
         subprocess.Popen(
             [
                 *(sys.executable, "-m", "vaesweep"),
-                *run_args(tmp_path / f"machine-{i}", tiny_data_dir, trials, *LONG),
+                *run_args(tmp_path / f"machine-{i}", tiny_data_dir, trials, *KILLABLE),
                 *("--seed", "0", *name),
             ],
             stdout=subprocess.PIPE,
@@ -254,7 +257,7 @@ def test_one_of_three_workers_killed_leaves_one_study_with_exact_counts(
     assert all(r.startswith(("surplus", "no heartbeat")) for r in reasons), reasons
     assert any(r.startswith("no heartbeat") for r in reasons)  # the killed worker's trial
     # Resumed from one machine to one more trial: exactly that many, every place once.
-    more = run_args(tmp_path / "machine-1", tiny_data_dir, trials + 1, *LONG)
+    more = run_args(tmp_path / "machine-1", tiny_data_dir, trials + 1, *KILLABLE)
     outcome = vaesweep(*more, "--seed", "0", *name)
     assert outcome.exit_code == 0, outcome.output
     stored = optuna.load_study(study_name="killed", storage=storage).get_trials(deepcopy=False)
