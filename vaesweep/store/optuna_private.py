@@ -87,8 +87,9 @@ class ReconnectingStorage(optuna.storages.RDBStorage):
 BEAT_ATTR = "vaesweep_heartbeat"
 
 
-class _AttributeBeats(BaseHeartbeat):
-    """Heartbeats for a storage that has none: taking `BaseHeartbeat` makes Optuna's heartbeat
+class _AttributeBeats(BaseHeartbeat, optuna.storages.BaseStorage):
+    """Heartbeats for a storage that has none (a mixin before that storage's class, which gives
+    the BaseStorage methods used here): taking `BaseHeartbeat` makes Optuna's heartbeat
     thread (`beating`) run for it, and each beat is stored as the trial's system attribute
     BEAT_ATTR (a journal line, or a proxy call, a beat). Which trials are dead is judged by
     store/heartbeats.py from whether that value changes, as for RDB storages."""
@@ -97,7 +98,7 @@ class _AttributeBeats(BaseHeartbeat):
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:
-            self.set_trial_system_attr(trial_id, BEAT_ATTR, time.time())  # type: ignore[attr-defined]  # the storage's
+            self.set_trial_system_attr(trial_id, BEAT_ATTR, time.time())
         except (*STORAGE_FAILURES, optuna.exceptions.UpdateFinishedTrialError):
             pass  # a missed beat (the next may get through), or the trial just finished
 
@@ -112,7 +113,7 @@ class _AttributeBeats(BaseHeartbeat):
 
     def running_heartbeats(self, study_id: int) -> dict[int, object]:
         """Running trial number -> its last beat (None before its first)."""
-        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))  # type: ignore[attr-defined]
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
         return {t.number: t.system_attrs.get(BEAT_ATTR) for t in running}
 
 
