@@ -141,7 +141,9 @@ def _render(
     sections = []
     for name in names:
         if artifacts is not None:  # fetching folders over a network may take a while
-            on_progress(name, 0, 0, "fetching trial folders from the artifact store")
+            on_progress(
+                name, 0, 0, "fetching the trial folders missing here from the artifact store"
+            )
         answered = answer(stored.load(name, storage_url, results_dir, note, artifacts))
         if not answered.study.entries:
             if asked:
