@@ -73,6 +73,9 @@ def test_a_machine_that_ran_nothing_reads_every_trial_from_storage_and_bucket(
     outcome = vaesweep("report", "--results", str(reader), "--storage", url, "--artifacts", store)
     assert outcome.exit_code == 0, outcome.output
     assert "1 study, 4 trials" in outcome.output and "warning" not in outcome.output
+    assert "study warmup: fetching the trial folders missing here from the artifact store\n" in (
+        outcome.output
+    )
     data = results.load("warmup", url, reader, artifacts=store)
     assert [e.problem for e in data.study.entries] == [None] * 4
     number = data.study.entries[0].trial.number
