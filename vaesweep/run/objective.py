@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
@@ -20,7 +20,7 @@ from vaesweep.spec.config import TrainConfig
 from vaesweep.spec.design import Phase
 from vaesweep.spec.metric_names import PER_EPOCH
 from vaesweep.spec.studies import StudySpec
-from vaesweep.store.artifact_store import upload_folder
+from vaesweep.store.artifact_store import open_store, upload_folder
 from vaesweep.store.artifacts import save_trial
 from vaesweep.store.binding import new_folder_id
 from vaesweep.store.layout import trial_folder
@@ -41,9 +41,6 @@ from vaesweep.training.metrics import evaluate
 from vaesweep.training.model import VAE
 from vaesweep.training.population import population_key, train_population
 from vaesweep.training.train import TrainResult, train
-
-if TYPE_CHECKING:
-    from vaesweep.store.optuna_private import ArtifactStore
 
 
 @dataclass
@@ -75,7 +72,7 @@ class Objective:
         compute: Compute,
         progress: Progress,
         base_seed: int = 0,
-        artifacts: tuple[str, ArtifactStore] | None = None,
+        artifacts: str | None = None,
     ):
         self.spec = spec
         self.study_name = study_name
@@ -85,8 +82,10 @@ class Objective:
         self.progress = progress
         self.base_seed = base_seed
         self.environment = environment(compute.device)
-        # (--artifacts as given, its store): where each trial's folder also goes, if anywhere
+        # Where each trial's folder also goes, if anywhere: this worker's own client of the
+        # store (the run's plan checked it).
         self.artifacts = artifacts
+        self.store = open_store(artifacts) if artifacts is not None else None
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         """One trial from start to finish, alone."""
@@ -240,8 +239,8 @@ class Objective:
                 model,
                 latents=(test_means, run.splits.test_y),
             )
-            if self.artifacts is not None:  # before the trial is told: a complete trial has them
-                upload_folder(self.artifacts[1], self.artifacts[0], run.trial, run.folder)
+            if self.store is not None:  # before the trial is told: a complete trial has them
+                upload_folder(self.store, str(self.artifacts), run.trial, run.folder)
             run.trial.set_user_attr(FOLDER_ATTR, str(run.folder.relative_to(self.results_dir)))
             run.trial.set_user_attr(METRICS_ATTR, metrics)
         run.trial.set_user_attr(PHASE_SECONDS_ATTR, run.clock.rounded())

@@ -24,7 +24,7 @@ from vaesweep.run.progress import Progress
 from vaesweep.run.tally import MAX_FAILURES_IN_A_ROW, counts, failing_streak
 from vaesweep.spec.design import Phase
 from vaesweep.spec.studies import StudySpec
-from vaesweep.store.artifact_store import ArtifactStoreFailed, open_store
+from vaesweep.store.artifact_store import ArtifactStoreFailed
 from vaesweep.store.fate import FATE_ATTR, Fate
 from vaesweep.store.heartbeats import Liveness, beating, describe_wait
 from vaesweep.store.optuna_private import fail_trial, waiting_trials
@@ -154,8 +154,6 @@ def _session(
     )
     # A fresh seed per session and worker, so resumed or parallel runs do not replay suggestions.
     study.sampler = spec.make_sampler((request.seed + len(study.trials) + 7919 * worker) % 2**32)
-    # Each worker its own store client (the plan checked the store).
-    artifacts = request.artifacts and (request.artifacts, open_store(request.artifacts))
     objective = Objective(
         spec,
         request.study_name,
@@ -164,7 +162,7 @@ def _session(
         compute,
         progress,
         request.seed,
-        artifacts or None,
+        request.artifacts,
     )
     return storage, study, objective
 
