@@ -1,7 +1,8 @@
 """Database connections and storage calls per second with many simulated workers, straight to
-PostgreSQL and through `vaesweep serve-storage` (Optuna's gRPC proxy), on loopback:
+PostgreSQL, through `vaesweep serve-storage` (Optuna's gRPC proxy), on loopback, and to a journal
+file (no server: every worker appends under Optuna's file lock):
 
-    python benchmarks/storage_load.py --workers 50 --seconds 20
+    python benchmarks/storage_load.py --workers 50 --seconds 20 [--storages direct,proxy,journal]
 
 A throwaway PostgreSQL cluster is started (tests/postgres_server.py), with room for every
 direct connection (PostgreSQL's default of 100 is fewer than 50 direct workers hold). Each
@@ -90,6 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--storages", default="direct,proxy,journal")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.worker:
@@ -98,34 +100,46 @@ def main() -> None:
         return
 
     import optuna
-    from postgres_server import free_port, throwaway_postgres
+    from postgres_server import throwaway_postgres
 
     from vaesweep.store.storage import open_storage, quiet_optuna
 
     quiet_optuna()
+    wanted = options.storages.split(",")
     # Room for every direct connection: each worker holds about three (its pool and its beat).
     with throwaway_postgres(max_connections=4 * options.workers + 20) as server:
         optuna.create_study(study_name=STUDY, storage=open_storage(server.url))
-        rate, most = measure(server.url, server.url, options.workers, options.seconds)
-        print(f"direct: {options.workers} workers, {rate:,.0f} storage calls/s, {most} connections")
-        port = free_port()
-        proxy = subprocess.Popen(
-            [sys.executable, "-m", "vaesweep", "serve-storage", server.url, "--port", str(port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            while not proxy.stdout.readline().startswith("serving"):  # until it listens
-                pass
-            grpc = f"grpc://127.0.0.1:{port}"
-            rate, most = measure(grpc, server.url, options.workers, options.seconds)
-            print(
-                f"proxy: {options.workers} workers, {rate:,.0f} storage calls/s, {most} connections"
-            )
-        finally:
-            proxy.terminate()
-            proxy.wait()
+        if "direct" in wanted:
+            rate, most = measure(server.url, server.url, options.workers, options.seconds)
+            print(f"direct: {options.workers} workers, {rate:,.0f} calls/s, {most} connections")
+        if "proxy" in wanted:
+            rate, most = _through_proxy(server.url, options.workers, options.seconds)
+            print(f"proxy: {options.workers} workers, {rate:,.0f} calls/s, {most} connections")
+        if "journal" in wanted:
+            with tempfile.TemporaryDirectory() as scratch:
+                journal = f"journal:///{Path(scratch) / 'load.log'}"
+                optuna.create_study(study_name=STUDY, storage=open_storage(journal))
+                rate, _ = measure(journal, server.url, options.workers, options.seconds)
+            print(f"journal: {options.workers} workers, {rate:,.0f} calls/s, no server")
+
+
+def _through_proxy(database: str, workers: int, seconds: float) -> tuple[float, int]:
+    from postgres_server import free_port
+
+    port = free_port()
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "vaesweep", "serve-storage", database, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        while not proxy.stdout.readline().startswith("serving"):  # until it listens
+            pass
+        return measure(f"grpc://127.0.0.1:{port}", database, workers, seconds)
+    finally:
+        proxy.terminate()
+        proxy.wait()
 
 
 if __name__ == "__main__":
