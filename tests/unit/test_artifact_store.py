@@ -3,10 +3,14 @@ trial by Optuna, fetched back whole into a reader's results folder, and every fa
 
 from __future__ import annotations
 
+import socket
+import time
+
 import optuna
 import pytest
 
 from vaesweep.errors import VaesweepError
+from vaesweep.store import artifact_store
 from vaesweep.store.artifact_store import (
     FOLDER_FILES,
     ArtifactStoreFailed,
@@ -176,3 +180,60 @@ def test_a_trial_its_run_kept_no_files_of_is_said_so(tmp_path):
     assert (
         problem == f"trial folder {fetched} is missing, and its run kept none in an artifact store"
     )
+
+
+class _Slow:
+    """A store whose writes take a while (a congested network)."""
+
+    def __init__(self, store, seconds: float):
+        self.store, self.seconds = store, seconds
+
+    def open_reader(self, artifact_id):
+        return self.store.open_reader(artifact_id)
+
+    def write(self, artifact_id, content_body):
+        time.sleep(self.seconds)
+        self.store.write(artifact_id, content_body)
+
+    def remove(self, artifact_id):
+        self.store.remove(artifact_id)
+
+
+def test_a_slow_store_is_said_not_waited_for_silently(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(artifact_store, "SAY_AFTER", 0.1)
+    (tmp_path / "store").mkdir()
+    quick = open_store(str(tmp_path / "store"))
+    _, _, trial = _trial()
+    upload_folder(_Slow(quick, 0.05), "store", trial, _folder(tmp_path / "a"))  # 5 files: 0.25 s
+    assert (
+        capsys.readouterr().err
+        == "artifact store 'store' is slow to take trial 0's folder; waiting\n"
+    )
+    upload_folder(quick, "store", trial, _folder(tmp_path / "b"))
+    assert capsys.readouterr().err == ""  # quick: nothing said
+
+
+def test_an_s3_endpoint_that_never_answers_is_said_then_one_line(tmp_path, monkeypatch, capsys):
+    """A port that takes connections and never answers (a hung proxy): the check says it is
+    waiting, then gives up in one line, within its bound."""
+    for name, value in (("SAY_AFTER", 0.1), ("CONNECT_SECONDS", 0.3), ("CHECK_READ_SECONDS", 0.3)):
+        monkeypatch.setattr(artifact_store, name, value)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections queue; nobody reads or answers
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        started = time.monotonic()
+        with pytest.raises(VaesweepError) as refused:
+            open_store("s3://bucket-one/x", writing=True)
+        took = time.monotonic() - started
+    assert str(refused.value) == (
+        f"artifact store 's3://bucket-one/x': the S3 endpoint {endpoint} did not answer in time"
+    )
+    assert capsys.readouterr().err == (
+        f"artifact store 's3://bucket-one/x': waiting for {endpoint} (up to 1.2 s)\n"
+    )
+    assert took < 5

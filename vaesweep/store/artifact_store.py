@@ -13,7 +13,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -42,12 +46,13 @@ NEEDED_FILES = (CONFIG_FILE, TRIAL_FILE, HISTORY_FILE, WEIGHTS_FILE)  # latents:
 
 # S3's rules for a bucket's name (3-63 lowercase letters, digits, dots and hyphens).
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-# S3 calls are retried by botocore (its "standard" mode; Optuna's Backoff would log each retry
-# with a traceback), then the trial fails.
-RETRIES = 3
-# boto3's timeouts: an endpoint that does not answer is said within seconds, not minutes.
+# S3 calls are tried this many times by botocore (its "standard" mode; Optuna's Backoff would log
+# each retry with a traceback), then the trial fails; the check before a run tries fewer, sooner.
+ATTEMPTS, CHECK_ATTEMPTS = 3, 2
 CONNECT_SECONDS = 3
-READ_SECONDS = 60
+READ_SECONDS, CHECK_READ_SECONDS = 30, 5
+# A call to a store that takes longer than this is said on stderr: no silent wait.
+SAY_AFTER = 2.0
 
 
 class ArtifactStoreFailed(VaesweepError):
@@ -135,21 +140,40 @@ def _s3_store(place: Place, writing: bool) -> ArtifactStore:
     import botocore.exceptions
     from optuna.artifacts import Boto3ArtifactStore
 
-    config = botocore.config.Config(
-        connect_timeout=CONNECT_SECONDS,
-        read_timeout=READ_SECONDS,
-        retries={"max_attempts": RETRIES, "mode": "standard"},
-    )
+    def client(read_seconds: float, attempts: int):
+        config = botocore.config.Config(
+            connect_timeout=CONNECT_SECONDS,
+            read_timeout=read_seconds,
+            retries={"total_max_attempts": attempts, "mode": "standard"},
+        )
+        return boto3.session.Session().client("s3", config=config)
+
+    most = CHECK_ATTEMPTS * (CONNECT_SECONDS + CHECK_READ_SECONDS)
+    waiting = f"artifact store {place}: waiting for {visible(_endpoint())} (up to {most} s)"
     try:
-        client = boto3.session.Session().client("s3", config=config)
-        client.head_bucket(Bucket=place.bucket)
-        if writing:  # a key that refuses writes is refused now, before anything trains
-            check = f"{place.prefix}/" * bool(place.prefix) + f".vaesweep-check-{uuid.uuid4()}"
-            client.put_object(Bucket=place.bucket, Key=check, Body=b"")
-            client.delete_object(Bucket=place.bucket, Key=check)
+        with said_if_slow(waiting):
+            checking = client(CHECK_READ_SECONDS, CHECK_ATTEMPTS)
+            checking.head_bucket(Bucket=place.bucket)
+            if writing:  # a key that refuses writes is refused now, before anything trains
+                key = f"{place.prefix}/" * bool(place.prefix) + f".vaesweep-check-{uuid.uuid4()}"
+                checking.put_object(Bucket=place.bucket, Key=key, Body=b"")
+                checking.delete_object(Bucket=place.bucket, Key=key)
+        store = Boto3ArtifactStore(place.bucket, client=client(READ_SECONDS, ATTEMPTS))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
         raise VaesweepError(f"artifact store {place}: {s3_problem(err)}") from None
-    return _Prefixed(Boto3ArtifactStore(place.bucket, client=client), place.prefix)
+    return _Prefixed(store, place.prefix)
+
+
+@contextmanager
+def said_if_slow(message: str) -> Iterator[None]:
+    """`message` on stderr if the block takes longer than SAY_AFTER seconds."""
+    timer = threading.Timer(SAY_AFTER, lambda: print(message, file=sys.stderr, flush=True))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def s3_problem(err: Exception) -> str:
@@ -165,7 +189,7 @@ def s3_problem(err: Exception) -> str:
     if isinstance(err, bx.EndpointConnectionError | bx.ConnectTimeoutError):
         return f"cannot reach the S3 endpoint {visible(_endpoint())} (is AWS_ENDPOINT_URL right?)"
     if isinstance(err, bx.ReadTimeoutError):
-        return f"the S3 endpoint {visible(_endpoint())} did not answer within {READ_SECONDS} s"
+        return f"the S3 endpoint {visible(_endpoint())} did not answer in time"
     if isinstance(err, bx.ClientError):
         error = err.response.get("Error", {})
         code = str(error.get("Code", ""))
@@ -214,11 +238,13 @@ def upload_folder(store: ArtifactStore, where: str, trial: optuna.Trial, folder:
 
     problem = None
     try:
-        for name in FOLDER_FILES:
-            if (folder / name).is_file():
-                upload_artifact(
-                    artifact_store=store, file_path=str(folder / name), study_or_trial=trial
-                )
+        slow = f"artifact store {parse(where)} is slow to take trial {trial.number}'s folder; waiting"
+        with said_if_slow(slow):
+            for name in FOLDER_FILES:
+                if (folder / name).is_file():
+                    upload_artifact(
+                        artifact_store=store, file_path=str(folder / name), study_or_trial=trial
+                    )
     except Exception as err:  # a store's failure, whatever its library raises
         problem = _problem(err)
     if problem is not None:
