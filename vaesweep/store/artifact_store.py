@@ -238,7 +238,8 @@ def upload_folder(store: ArtifactStore, where: str, trial: optuna.Trial, folder:
 
     problem = None
     try:
-        slow = f"artifact store {parse(where)} is slow to take trial {trial.number}'s folder; waiting"
+        slow = f"artifact store {parse(where)} is slow to take trial {trial.number}'s folder"
+        slow += "; waiting"
         with said_if_slow(slow):
             for name in FOLDER_FILES:
                 if (folder / name).is_file():
